@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file tiercache.h
+ * @brief The tiercache engine: a two-tier (RAM + content-addressed disk) cache
+ *        that presents a POSIX-like namespace. No FUSE dependency.
+ *
+ * This is the only header the daemon (fs/) and the tests include.
+ *
+ * Model
+ * -----
+ * The store is a directory holding an SQLite index (the namespace and all
+ * metadata) and immutable blobs named by the XXH3-128 of their content. An
+ * inode is identified by a 64-bit number (the index rowid, never reused);
+ * the root directory is ::TC_ROOT_INO. Directory entries (parent, name) point
+ * at inodes, so hard links share one inode.
+ *
+ * Reference counts mirror the kernel's: every successful call documented as
+ * "takes a lookup reference" must be balanced by tc_forget(). An inode whose
+ * link count dropped to zero (unlinked, evicted, expired) survives as long as
+ * it has lookup references or open handles, then disappears.
+ *
+ * Content is read and written through open handles (struct tc_file). Writes
+ * go to dirty state shared by all handles on the inode (every reader sees
+ * them at once) and are published atomically to the store on tc_flush() of
+ * the last writable handle, on tc_fsync() and on tc_release().
+ *
+ * Errors
+ * ------
+ * Every function returning int returns 0 on success or a negative errno.
+ *
+ * Threads
+ * -------
+ * All functions are thread-safe: one engine may be used by many threads at
+ * once. A struct tc_file may be used by several threads at once too.
+ */
+#ifndef TIERCACHE_H
+#define TIERCACHE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TC_WUR __attribute__((warn_unused_result))
+
+/** Inode number of the root directory. */
+#define TC_ROOT_INO 1
+
+/** Longest name of one path component, in bytes. */
+#define TC_NAME_MAX 255
+
+/** Largest value of one extended attribute, in bytes. */
+#define TC_XATTR_SIZE_MAX 65536
+
+/** Name of the reserved statistics file at the root. */
+#define TC_STATS_NAME ".stats"
+
+/**
+ * Inode number the engine's root listing gives the virtual .stats file.
+ * The engine never allocates it; the daemon serves that inode itself
+ * (tc_lookup() of .stats at the root returns -ENOENT: the daemon answers
+ * that lookup before asking the engine).
+ */
+#define TC_STATS_INO UINT64_C(0x7fffffffffffff00)
+
+/** Prefix of the cache-control extended attributes. */
+#define TC_XATTR_PREFIX "user.tiercache."
+
+struct tc_engine;
+struct tc_file;
+
+/** When published content is made durable (SPEC §6). */
+enum tc_sync {
+	TC_SYNC_FSYNC = 0, /**< durable when the program's fsync returns */
+	TC_SYNC_CLOSE,     /**< durable at every publish (close) */
+	TC_SYNC_NEVER,     /**< never fsync, even on request */
+};
+
+/** How an entry's lifetime is counted. */
+enum tc_ttl_mode {
+	TC_TTL_ABSOLUTE = 0, /**< from the last write */
+	TC_TTL_SLIDING,      /**< every read restarts it */
+};
+
+/** Log levels, as syslog's. */
+enum tc_log_level {
+	TC_LOG_ERR = 3,
+	TC_LOG_WARNING = 4,
+	TC_LOG_INFO = 6,
+	TC_LOG_DEBUG = 7,
+};
+
+/**
+ * Log callback. @p fmt and @p ap are printf-style; called from any thread.
+ * The engine checks the level before formatting anything.
+ */
+typedef void (*tc_log_fn)(void *ctx, int level, const char *fmt, va_list ap);
+
+/** Clock callback: wall-clock time in nanoseconds since the Unix epoch. */
+typedef int64_t (*tc_clock_fn)(void *ctx);
+
+/**
+ * A TTL rule for a tag (config file section [tag NAME]).
+ * Negative durations mean "not set by this rule".
+ */
+struct tc_tag_rule {
+	char *tag;          /**< tag name, owned by the config */
+	int64_t ttl_ns;     /**< lifetime, 0 = never expires, <0 unset */
+	int64_t ram_ttl_ns; /**< RAM idle time, 0 = never, <0 unset */
+};
+
+/**
+ * Blob I/O operations, replaceable for fault injection (tests make them
+ * fail with EIO or ENOSPC). Each returns what the libc call of the same name
+ * returns and sets errno the same way.
+ */
+struct tc_blob_ops {
+	ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t n, off_t off);
+	ssize_t (*pread)(void *ctx, int fd, void *buf, size_t n, off_t off);
+	int (*fsync)(void *ctx, int fd);
+	void *ctx;
+};
+
+/**
+ * Engine configuration. Initialise with tc_config_init(), then override.
+ * Strings are borrowed: they must stay valid until tc_engine_open() returns.
+ * Limits of 0 mean "no limit"; durations of 0 mean "never".
+ */
+struct tc_config {
+	const char *store;      /**< store directory (required) */
+	uint64_t ram_size;      /**< RAM tier byte limit; default 256 MiB */
+	uint64_t ram_items;     /**< RAM tier item limit; default none */
+	int64_t ram_ttl_ns;     /**< idle time before leaving RAM; default 1 h */
+	uint64_t max_ram_item;  /**< larger items never enter RAM; 16 MiB */
+	uint64_t disk_size;     /**< disk tier logical byte limit; 10 GiB */
+	uint64_t disk_items;    /**< disk tier item limit; default none */
+	int64_t ttl_ns;         /**< default entry lifetime; default never */
+	enum tc_ttl_mode ttl_mode; /**< default TTL mode; absolute */
+	const char *schema;     /**< expected schema at the root, or NULL */
+	enum tc_sync sync;      /**< durability; default TC_SYNC_FSYNC */
+	const struct tc_tag_rule *tag_rules; /**< borrowed, copied at open */
+	size_t n_tag_rules;
+	/** Start a background thread for maintenance (access-time flushes,
+	 *  expiry sweeps, RAM idle expiry). Tests leave it off and call
+	 *  tc_engine_maintain() themselves. Default true. */
+	bool background;
+	tc_log_fn log_fn;       /**< NULL: no logging */
+	void *log_ctx;
+	int log_level;          /**< messages above this level are dropped */
+	tc_clock_fn clock;      /**< NULL: CLOCK_REALTIME */
+	void *clock_ctx;
+	const struct tc_blob_ops *blob_ops; /**< NULL: the libc calls */
+};
+
+/** Fill @p cfg with the defaults of SPEC §3. @p cfg->store stays NULL. */
+void tc_config_init(struct tc_config *cfg);
+
+/**
+ * Open (creating if missing, mode 0700) the store named by @p cfg->store.
+ * Takes an exclusive lock on the store, removes leftover temporary files,
+ * drops inodes left unlinked by a crash.
+ *
+ * @return 0 and *@p out, or -EBUSY when another process holds the store,
+ *         -EPROTO when the index is corrupt, -EPROTONOSUPPORT when it is of a
+ *         newer format, another -errno on I/O errors. On failure a message
+ *         naming the problem has been logged at TC_LOG_ERR, and
+ *         tc_engine_last_error() describes it.
+ */
+int tc_engine_open(const struct tc_config *cfg, struct tc_engine **out) TC_WUR;
+
+/**
+ * Human-readable reason for the last failed tc_engine_open() in this thread
+ * (thread-local storage, valid until the next tc_engine_open() on the same
+ * thread), or "" when there is none.
+ */
+const char *tc_engine_last_error(void);
+
+/**
+ * Publish all dirty state, flush batched access times, close the index and
+ * release the store lock. Open handles must have been released. NULL is a
+ * no-op.
+ */
+void tc_engine_close(struct tc_engine *eng);
+
+/**
+ * Run one round of maintenance now: flush batched access times, sweep
+ * expired entries (reclaiming their blobs), drop idle items from RAM.
+ * Thread-safe; the background thread calls it periodically.
+ */
+int tc_engine_maintain(struct tc_engine *eng) TC_WUR;
+
+/**
+ * Invalidation callback: the engine removed @p name from directory
+ * @p parent (eviction, expiry, schema discard, evict_tag, flush) without a
+ * request from the kernel. The daemon tells the kernel to drop its cached
+ * dentry. Called without engine locks held, possibly from the background
+ * thread. @p name is valid for the call only.
+ */
+typedef void (*tc_inval_fn)(void *ctx, uint64_t parent, const char *name,
+			    uint64_t ino);
+
+/** Install the invalidation callback (NULL to remove). */
+void tc_engine_set_inval(struct tc_engine *eng, tc_inval_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Attributes and namespace                                            */
+/* ------------------------------------------------------------------ */
+
+/**
+ * What the engine knows of an inode. @p valid_ns is how long from now the
+ * kernel may cache this entry and these attributes: the remaining lifetime
+ * when the entry expires, INT64_MAX when it never does.
+ */
+struct tc_attr {
+	struct stat st;
+	int64_t valid_ns;
+};
+
+/** Identity of the caller, for ownership of new entries. */
+struct tc_ctx {
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+};
+
+/**
+ * Look @p name up in directory @p parent. Takes a lookup reference on
+ * success. An entry that is expired or schema-discarded is absent (and
+ * counted as a miss).
+ * @return 0, -ENOENT, -ENOTDIR, -ENAMETOOLONG.
+ */
+int tc_lookup(struct tc_engine *eng, uint64_t parent, const char *name,
+	      struct tc_attr *out) TC_WUR;
+
+/** Drop @p n lookup references on @p ino (the kernel's forget). */
+void tc_forget(struct tc_engine *eng, uint64_t ino, uint64_t n);
+
+/** Attributes of @p ino (sizes include unpublished writes). -ENOENT. */
+int tc_getattr(struct tc_engine *eng, uint64_t ino, struct tc_attr *out) TC_WUR;
+
+/** Bits of tc_setattr()'s @p to_set. */
+enum {
+	TC_SET_MODE = 1 << 0,
+	TC_SET_UID = 1 << 1,
+	TC_SET_GID = 1 << 2,
+	TC_SET_SIZE = 1 << 3,
+	TC_SET_ATIME = 1 << 4,
+	TC_SET_MTIME = 1 << 5,
+	TC_SET_ATIME_NOW = 1 << 6,
+	TC_SET_MTIME_NOW = 1 << 7,
+	TC_SET_CTIME = 1 << 8,
+};
+
+/**
+ * Change attributes of @p ino: the fields of @p st named by @p to_set.
+ * A size change truncates or extends the content (as dirty state, published
+ * like a write; through @p f when given). Only permission bits and
+ * S_ISUID/S_ISGID/S_ISVTX of st_mode are used.
+ * @return 0 and the new attributes in @p out; -ENOENT, -EISDIR (size on a
+ *         directory), -EFBIG.
+ */
+int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
+	       int to_set, struct tc_file *f, struct tc_attr *out) TC_WUR;
+
+/**
+ * Create a node of type S_IFREG, S_IFDIR, S_IFIFO or S_IFSOCK in @p parent,
+ * owned by @p ctx (group from a setgid parent, which a new directory
+ * inherits). Takes a lookup reference.
+ * @return 0, -EEXIST, -ENOENT, -ENOTDIR, -EPERM (device nodes, and the
+ *         reserved .stats at the root), -ENAMETOOLONG, -EINVAL.
+ */
+int tc_mknod(struct tc_engine *eng, uint64_t parent, const char *name,
+	     mode_t mode, const struct tc_ctx *ctx, struct tc_attr *out) TC_WUR;
+
+/** Create a symlink to @p target. Lookup reference as tc_mknod(). */
+int tc_symlink(struct tc_engine *eng, uint64_t parent, const char *name,
+	       const char *target, const struct tc_ctx *ctx,
+	       struct tc_attr *out) TC_WUR;
+
+/**
+ * Read a symlink's target into @p buf (NUL-terminated).
+ * @return 0, -EINVAL (not a symlink), -ERANGE (buffer too small), -ENOENT.
+ */
+int tc_readlink(struct tc_engine *eng, uint64_t ino, char *buf,
+		size_t size) TC_WUR;
+
+/**
+ * Add a hard link @p newparent/@p newname to @p ino (not a directory).
+ * Takes a lookup reference on @p ino.
+ * @return 0, -EEXIST, -EPERM (directory), -ENOENT.
+ */
+int tc_link(struct tc_engine *eng, uint64_t ino, uint64_t newparent,
+	    const char *newname, struct tc_attr *out) TC_WUR;
+
+/**
+ * Remove the entry @p name (not a directory). An inode left without links
+ * stays readable through open handles and lookup references.
+ * @return 0, -ENOENT, -EISDIR, -EPERM (.stats).
+ */
+int tc_unlink(struct tc_engine *eng, uint64_t parent, const char *name) TC_WUR;
+
+/** Remove the empty directory @p name. -ENOTEMPTY, -ENOTDIR, -ENOENT. */
+int tc_rmdir(struct tc_engine *eng, uint64_t parent, const char *name) TC_WUR;
+
+/** Flags of tc_rename(), as renameat2(2)'s. */
+enum {
+	TC_RENAME_NOREPLACE = 1 << 0,
+	TC_RENAME_EXCHANGE = 1 << 1,
+};
+
+/**
+ * Rename atomically, replacing an existing target (a directory only by an
+ * empty directory). Renaming a directory is one index update.
+ * @return 0, -ENOENT, -EEXIST (NOREPLACE), -ENOTEMPTY, -EISDIR, -ENOTDIR,
+ *         -EINVAL (a directory into its own subtree, or unknown flags),
+ *         -EPERM (.stats).
+ */
+int tc_rename(struct tc_engine *eng, uint64_t parent, const char *name,
+	      uint64_t newparent, const char *newname,
+	      unsigned int flags) TC_WUR;
+
+/**
+ * Directory listing callback. @p off is the cookie to resume after this
+ * entry. @p attr is only valid for the call. Return 0 when the entry was
+ * taken, non-zero when it did not fit (the listing stops there and, with
+ * @p plus, no lookup reference is taken for it).
+ */
+typedef int (*tc_dirent_fn)(void *ctx, const char *name,
+			    const struct tc_attr *attr, uint64_t off);
+
+/**
+ * List directory @p ino from cookie @p off (0: the start, including "." and
+ * ".."; the root also lists .stats, with st_ino TC_STATS_INO, mode 0444 and
+ * size 0). With @p plus each entry taken (except ".", ".." and .stats) gets
+ * a lookup reference. Expired and schema-discarded entries are left out.
+ * @return 0, -ENOTDIR, -ENOENT.
+ */
+int tc_readdir(struct tc_engine *eng, uint64_t ino, uint64_t off, bool plus,
+	       tc_dirent_fn fn, void *ctx) TC_WUR;
+
+/** Disk tier figures for statfs(2). */
+struct tc_statfs {
+	uint64_t limit_bytes; /**< disk_size, or the store filesystem's size */
+	uint64_t used_bytes;  /**< logical bytes of all entries */
+	uint64_t items;
+	uint64_t limit_items; /**< disk_items, or 0 */
+};
+
+/** Fill @p out. */
+void tc_statfs(struct tc_engine *eng, struct tc_statfs *out);
+
+/* ------------------------------------------------------------------ */
+/* Content                                                            */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Open regular file @p ino. @p flags are open(2)'s: the access mode,
+ * O_TRUNC and O_APPEND are honoured. An open with read access is a "get"
+ * (counted as a RAM or disk hit) and may promote the content into RAM.
+ * The handle keeps the content readable until tc_release(), whatever
+ * happens to the entry meanwhile.
+ * @return 0 and *@p out (free with tc_release()); -ENOENT, -EISDIR,
+ *         -EIO (blob missing or corrupt: the entry is dropped).
+ */
+int tc_open(struct tc_engine *eng, uint64_t ino, int flags,
+	    struct tc_file **out) TC_WUR;
+
+/**
+ * tc_mknod() of a regular file followed by tc_open() (O_CREAT semantics;
+ * O_EXCL is the caller's business: it gets -EEXIST from here either way).
+ * Takes a lookup reference.
+ */
+int tc_create(struct tc_engine *eng, uint64_t parent, const char *name,
+	      mode_t mode, int flags, const struct tc_ctx *ctx,
+	      struct tc_attr *out, struct tc_file **fout) TC_WUR;
+
+/**
+ * Read up to @p size bytes at @p off into @p buf. Sees unpublished writes.
+ * @return bytes read (0 at end of file), or -errno.
+ */
+ssize_t tc_read(struct tc_file *f, void *buf, size_t size, off_t off) TC_WUR;
+
+/**
+ * Where the published content of an open file can be read without copying:
+ * when it is in a blob file and there are no unpublished writes, *@p fd is
+ * a descriptor to pread/splice from (owned by the handle, valid until
+ * tc_release()) and the call returns 0. Otherwise -EAGAIN: use tc_read().
+ */
+int tc_read_fd(struct tc_file *f, int *fd) TC_WUR;
+
+/**
+ * Write @p size bytes at @p off (at the end of file with O_APPEND).
+ * @return bytes written, or -EBADF (read-only handle), -EFBIG, -ENOSPC, -EIO.
+ */
+ssize_t tc_write(struct tc_file *f, const void *buf, size_t size,
+		 off_t off) TC_WUR;
+
+/**
+ * The program closed a descriptor of this handle: publish the dirty state if
+ * this is the last writable handle on the inode (with sync=close, durably).
+ * @return 0 or the error of publishing (-ENOSPC, -EIO, -EFBIG): the
+ *         previous content stays intact and the dirty state is kept.
+ */
+int tc_flush(struct tc_file *f) TC_WUR;
+
+/**
+ * Publish the dirty state now and (unless sync=never) make it durable.
+ */
+int tc_fsync(struct tc_file *f, bool datasync) TC_WUR;
+
+/**
+ * Release the handle: publish what is still dirty if it was the last
+ * writable one, unpin the content, free @p f. Returns the publish error,
+ * but @p f is freed in every case.
+ */
+int tc_release(struct tc_file *f);
+
+/** Inode number of an open handle. */
+uint64_t tc_file_ino(const struct tc_file *f);
+
+/** True when the handle's content did not change since the last time the
+ *  inode was opened (the kernel may keep its page cache). */
+bool tc_file_keep_cache(const struct tc_file *f);
+
+/* ------------------------------------------------------------------ */
+/* Extended attributes                                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Get xattr @p name of @p ino into @p buf (@p size 0: only return the
+ * length). Handles user.* (stored) and user.tiercache.* (computed).
+ * @return value length, or -ENODATA, -ERANGE, -ENOTSUP (namespaces other
+ *         than user.), -ENOENT.
+ */
+ssize_t tc_getxattr(struct tc_engine *eng, uint64_t ino, const char *name,
+		    void *buf, size_t size) TC_WUR;
+
+/**
+ * Set xattr @p name. @p flags are XATTR_CREATE / XATTR_REPLACE.
+ * user.tiercache.* values are validated (-EINVAL), read-only ones give
+ * -EPERM, root-only control attributes act at once.
+ * @return 0, -EINVAL, -EPERM, -EEXIST, -ENODATA, -E2BIG (value too large),
+ *         -ENOTSUP, -ENOSPC.
+ */
+int tc_setxattr(struct tc_engine *eng, uint64_t ino, const char *name,
+		const void *value, size_t size, int flags) TC_WUR;
+
+/**
+ * List xattr names (NUL-separated) into @p buf (@p size 0: length only):
+ * stored user.* names and the readable user.tiercache.* ones.
+ * @return total length, -ERANGE, -ENOENT.
+ */
+ssize_t tc_listxattr(struct tc_engine *eng, uint64_t ino, char *buf,
+		     size_t size) TC_WUR;
+
+/** Remove xattr @p name. user.tiercache.ttl etc. reset to "unset".
+ *  @return 0, -ENODATA, -EPERM, -ENOTSUP. */
+int tc_removexattr(struct tc_engine *eng, uint64_t ino, const char *name) TC_WUR;
+
+/* ------------------------------------------------------------------ */
+/* Statistics                                                         */
+/* ------------------------------------------------------------------ */
+
+/** Kind of a statistic, for the exposition format. */
+enum tc_stat_kind {
+	TC_STAT_COUNTER,
+	TC_STAT_GAUGE,
+};
+
+/**
+ * Statistics callback: @p name without the tiercache_ prefix or _total
+ * suffix (e.g. "ram_hits"), @p help one line of text. Strings are valid for
+ * the call only.
+ */
+typedef void (*tc_stat_fn)(void *ctx, const char *name, const char *help,
+			   enum tc_stat_kind kind, double value);
+
+/** Report every SPEC §7 metric through @p fn, in a fixed order. */
+void tc_engine_stats(struct tc_engine *eng, tc_stat_fn fn, void *ctx);
+
+/** Zero the counters (gauges keep their values). */
+void tc_engine_reset_stats(struct tc_engine *eng);
+
+/* ------------------------------------------------------------------ */
+/* Parsing helpers shared by the daemon, the config file and xattrs   */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Parse a size: digits with an optional K, M, G or T suffix (powers of
+ * 1024, case-insensitive; a trailing B is accepted, as in "16MB"), or
+ * "none"/"0" for 0. @return 0, or -EINVAL (malformed, negative, empty),
+ * -ERANGE (overflow).
+ */
+int tc_parse_size(const char *s, uint64_t *out) TC_WUR;
+
+/**
+ * Parse a duration: digits with an optional s, m, h or d suffix (a bare
+ * number is seconds), or "none"/"0" for 0. Result in nanoseconds.
+ * @return 0, -EINVAL, -ERANGE.
+ */
+int tc_parse_duration(const char *s, int64_t *out_ns) TC_WUR;
+
+/** Parse "absolute" or "sliding". @return 0 or -EINVAL. */
+int tc_parse_ttl_mode(const char *s, enum tc_ttl_mode *out) TC_WUR;
+
+/** Parse "fsync", "close" or "never". @return 0 or -EINVAL. */
+int tc_parse_sync(const char *s, enum tc_sync *out) TC_WUR;
+
+/** True when @p s is a valid tag: [A-Za-z0-9_.:-]{1,64}. */
+bool tc_tag_valid(const char *s, size_t len);
+
+/** True when @p s is a valid schema version: [A-Za-z0-9_.+-]{1,64}. */
+bool tc_schema_valid(const char *s, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Offline integrity check                                            */
+/* ------------------------------------------------------------------ */
+
+/** Findings of tc_check(). */
+struct tc_check_report {
+	uint64_t entries;         /**< regular-file inodes examined */
+	uint64_t blobs;           /**< blob files examined */
+	uint64_t missing_blobs;   /**< rows whose blob is missing */
+	uint64_t corrupt_blobs;   /**< blobs whose content mismatches */
+	uint64_t orphan_blobs;    /**< blobs no row references */
+	uint64_t refcount_drift;  /**< blob rows with a wrong refcount */
+	uint64_t counter_drift;   /**< size/item counters that were wrong */
+	uint64_t temp_files;      /**< leftover temporary files */
+	uint64_t fixed;           /**< problems repaired (with fix) */
+};
+
+/**
+ * Verify the store @p store offline (it must not be mounted: takes the
+ * store lock, -EBUSY otherwise). With @p fix, repair: drop entries whose
+ * blob is missing or corrupt, delete orphan blobs and temporary files,
+ * recompute refcounts and counters.
+ * @return 0 when the store is sound (after fixing, with @p fix), 1 when
+ *         problems remain, or -errno when the check could not run.
+ */
+int tc_check(const char *store, bool fix, struct tc_check_report *rep,
+	     tc_log_fn log_fn, void *log_ctx) TC_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TIERCACHE_H */

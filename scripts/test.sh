@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Install dependencies, build, and run every test: the engine's unit tests and
+# the integration tests against a mounted tiercachefs, once with a normal
+# build and once with AddressSanitizer + UndefinedBehaviorSanitizer.
+# Ends with one line counting all tests: "N passed, N failed".
+#
+#   scripts/test.sh              everything
+#   TC_QUICK=1 scripts/test.sh   skip the sanitizer pass
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+bash scripts/deps.sh --test || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
+
+py=/usr/bin/python3
+passed=0
+failed=0
+
+# count_meson LOGDIR: add the unit test results of one meson test run.
+count_meson() {
+	local log="$1/meson-logs/testlog.json"
+	[ -f "$log" ] || { failed=$((failed + 1)); return; }
+	local p f
+	p=$($py -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["result"] in ("OK","SKIP","EXPECTEDFAIL")))' "$log")
+	f=$($py -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["result"] not in ("OK","SKIP","EXPECTEDFAIL")))' "$log")
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+# count_pytest FILE: add the counts of a pytest summary line.
+count_pytest() {
+	local line p f e
+	line=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$1" | tail -n 1)
+	if [ -z "$line" ]; then failed=$((failed + 1)); return; fi
+	p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+	f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
+	e=$(echo "$line" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+' || echo 0)
+	passed=$((passed + p))
+	failed=$((failed + f + e))
+}
+
+# run_pass NAME BUILDDIR [meson options...]
+run_pass() {
+	local name=$1 dir=$2
+	shift 2
+	echo "=== $name: build ($dir)"
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null || { echo "meson setup failed"; failed=$((failed + 1)); return; }
+	fi
+	if ! ninja -C "$dir"; then
+		echo "build failed"
+		failed=$((failed + 1))
+		return
+	fi
+	echo "=== $name: unit tests"
+	meson test -C "$dir" --suite unit --print-errorlogs
+	count_meson "$dir"
+	echo "=== $name: integration tests"
+	local out="$dir/pytest.out"
+	TIERCACHEFS_BIN="$top/$dir/fs/tiercachefs" \
+		$py -m pytest -p no:cacheprovider -q -rfE --timeout=300 \
+		tests/integration 2>&1 | tee "$out"
+	count_pytest "$out"
+}
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+run_pass "normal" build
+if [ -z "${TC_QUICK:-}" ]; then
+	run_pass "sanitizers" build-san -Dsanitize=true -Dbuildtype=debug
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
