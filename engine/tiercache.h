@@ -182,9 +182,9 @@ int tc_engine_open(const struct tc_config *cfg, struct tc_engine **out) TC_WUR;
 const char *tc_engine_last_error(void);
 
 /**
- * Publish all dirty state, flush batched access times, close the index and
- * release the store lock. Open handles must have been released. NULL is a
- * no-op.
+ * Publish all dirty state (also that of handles still open: those handles
+ * are freed and must not be used afterwards), flush batched access times,
+ * close the index and release the store lock. NULL is a no-op.
  */
 void tc_engine_close(struct tc_engine *eng);
 

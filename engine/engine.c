@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int tc_placeholder_engine;
