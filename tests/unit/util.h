@@ -1,0 +1,642 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared helpers of the engine's unit tests.
+ *
+ * Every test runs against a real engine opened in a fresh mkdtemp()
+ * directory (cmocka setup/teardown: tcu_setup(), tcu_teardown()), with the
+ * background thread off, so the test drives maintenance itself with
+ * tc_engine_maintain(), and with an injected clock the test advances
+ * (tcu_advance()), so TTL and LRU tests need no sleeps.
+ *
+ * The helpers speak the public API (tiercache.h) only and follow its
+ * reference rules: every lookup/create/mknod they make is balanced by a
+ * tc_forget() before they return. What the tests know of the store's layout
+ * on disk is kept in one function, tcu_store_path(), so a layout change
+ * (e.g. small blobs moving inline into the index) is one edit here.
+ *
+ * Everything is static inline: each test file is its own executable.
+ */
+#ifndef TC_TEST_UTIL_H
+#define TC_TEST_UTIL_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tiercache.h"
+
+#define TCU_SEC INT64_C(1000000000)
+#define TCU_MIN (60 * TCU_SEC)
+#define TCU_HOUR (60 * TCU_MIN)
+
+/* Start of the injected clock: a fixed, realistic wall-clock time
+ * (2023-11-14), so expiry arithmetic is tested on real magnitudes. */
+#define TCU_EPOCH_NS (INT64_C(1700000000) * TCU_SEC)
+
+/** One test's world: a temporary directory holding the store, the config
+ *  it was opened with, the engine and the injected clock. */
+struct tcu {
+	char dir[64];     /**< mkdtemp directory, removed at teardown */
+	char store[96];   /**< dir/store, created by the engine */
+	struct tc_config cfg;
+	struct tc_engine *eng;
+	struct tc_ctx ctx; /**< caller identity for new entries */
+	int64_t now;       /**< injected clock, ns; accessed atomically */
+};
+
+/* ------------------------------------------------------------------ */
+/* Fixture                                                            */
+/* ------------------------------------------------------------------ */
+
+static inline int64_t tcu_clock(void *ctx)
+{
+	struct tcu *fx = ctx;
+
+	return __atomic_load_n(&fx->now, __ATOMIC_RELAXED);
+}
+
+/* Engine messages at warning level or worse go to stderr, so a failing
+ * test's log shows the engine's reason. */
+static inline void tcu_log(void *ctx, int level, const char *fmt, va_list ap)
+{
+	(void)ctx;
+	fprintf(stderr, "engine[%d]: ", level);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+/** Advance the injected clock by @p ns. */
+static inline void tcu_advance(struct tcu *fx, int64_t ns)
+{
+	__atomic_add_fetch(&fx->now, ns, __ATOMIC_RELAXED);
+}
+
+/** Open fx->eng with fx->cfg; fails the test on error. */
+static inline void tcu_open(struct tcu *fx)
+{
+	int rc = tc_engine_open(&fx->cfg, &fx->eng);
+
+	if (rc != 0)
+		fail_msg("tc_engine_open(%s): %s (%s)", fx->store,
+			 strerror(-rc), tc_engine_last_error());
+}
+
+/** Close and reopen the engine with (a possibly changed) fx->cfg. */
+static inline void tcu_reopen(struct tcu *fx)
+{
+	tc_engine_close(fx->eng);
+	fx->eng = NULL;
+	tcu_open(fx);
+}
+
+/** Run one round of maintenance; it must succeed. */
+static inline void tcu_maintain(struct tcu *fx)
+{
+	assert_int_equal(tc_engine_maintain(fx->eng), 0);
+}
+
+/** Prepare fx without opening an engine (for tests that need a special
+ *  config from the start, and for the fixture itself). */
+static inline struct tcu *tcu_new(void)
+{
+	struct tcu *fx = calloc(1, sizeof(*fx));
+
+	if (!fx)
+		return NULL;
+	strcpy(fx->dir, "/tmp/tcunit.XXXXXX");
+	if (!mkdtemp(fx->dir)) {
+		free(fx);
+		return NULL;
+	}
+	snprintf(fx->store, sizeof(fx->store), "%s/store", fx->dir);
+	tc_config_init(&fx->cfg);
+	fx->cfg.store = fx->store;
+	fx->cfg.background = false;
+	fx->cfg.clock = tcu_clock;
+	fx->cfg.clock_ctx = fx;
+	fx->cfg.log_fn = tcu_log;
+	fx->cfg.log_ctx = fx;
+	fx->cfg.log_level = TC_LOG_WARNING;
+	fx->now = TCU_EPOCH_NS;
+	fx->ctx.uid = getuid();
+	fx->ctx.gid = getgid();
+	fx->ctx.umask = 022;
+	return fx;
+}
+
+/** cmocka setup: a fresh store with the default config, opened. */
+static inline int tcu_setup(void **state)
+{
+	struct tcu *fx = tcu_new();
+
+	if (!fx)
+		return -1;
+	if (tc_engine_open(&fx->cfg, &fx->eng) != 0) {
+		fprintf(stderr, "setup: %s\n", tc_engine_last_error());
+		rmdir(fx->dir);
+		free(fx);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static inline int tcu_rm_one(const char *path, const struct stat *st,
+			     int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/** Remove a directory tree (the test's temporary directory). */
+static inline void tcu_rm_rf(const char *dir)
+{
+	nftw(dir, tcu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/** cmocka teardown: close the engine, remove the directory. */
+static inline int tcu_teardown(void **state)
+{
+	struct tcu *fx = *state;
+
+	if (!fx)
+		return 0;
+	tc_engine_close(fx->eng);
+	tcu_rm_rf(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Store layout: the one place that knows it                          */
+/* ------------------------------------------------------------------ */
+
+enum tcu_path {
+	TCU_INDEX, /**< the SQLite index */
+	TCU_BLOBS, /**< the blob directory */
+	TCU_BLOB,  /**< the blob file of @p hash (32 lowercase hex) */
+	TCU_TMP,   /**< the temporary-file directory */
+	TCU_LOCK,  /**< the lock file */
+};
+
+/**
+ * Path of a piece of the store in @p buf: STORE/index.db, STORE/blobs,
+ * STORE/blobs/XX/YYYY... (XX: the hash's first two hex digits, the file
+ * name: the other 30), STORE/tmp, STORE/lock.
+ */
+static inline const char *tcu_store_path(const struct tcu *fx,
+					 enum tcu_path what, const char *hash,
+					 char *buf, size_t size)
+{
+	switch (what) {
+	case TCU_INDEX:
+		snprintf(buf, size, "%s/index.db", fx->store);
+		break;
+	case TCU_BLOBS:
+		snprintf(buf, size, "%s/blobs", fx->store);
+		break;
+	case TCU_BLOB:
+		assert_int_equal(strlen(hash), 32);
+		snprintf(buf, size, "%s/blobs/%.2s/%s", fx->store, hash,
+			 hash + 2);
+		break;
+	case TCU_TMP:
+		snprintf(buf, size, "%s/tmp", fx->store);
+		break;
+	case TCU_LOCK:
+		snprintf(buf, size, "%s/lock", fx->store);
+		break;
+	}
+	return buf;
+}
+
+static inline bool tcu_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+/** Number of entries (other than . and ..) in directory @p path, or -1. */
+static inline int tcu_dir_count(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/** Number of regular files below directory @p path (recursively). */
+static inline int tcu_count_files(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char sub[PATH_MAX];
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) >=
+		    (int)sizeof(sub))
+			continue;
+		if (lstat(sub, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			n += tcu_count_files(sub);
+		else if (S_ISREG(st.st_mode))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Namespace and content                                              */
+/* ------------------------------------------------------------------ */
+
+/** Deterministic content: @p len bytes from @p seed. */
+static inline void tcu_fill(void *buf, size_t len, unsigned int seed)
+{
+	unsigned char *p = buf;
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (unsigned char)x;
+	}
+}
+
+/** Write all of @p data at @p off through @p f. @return 0 or -errno. */
+static inline int tcu_write_all(struct tc_file *f, const void *data,
+				size_t len, off_t off)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = tc_write(f, p, len, off);
+
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/** Read the whole content through @p f into a malloc'd buffer (caller
+ *  frees; NUL-terminated for convenience). @return 0 or -errno. */
+static inline int tcu_read_all(struct tc_file *f, char **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap + 1);
+	int rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t r;
+
+		if (n == cap) {
+			char *nb = realloc(buf, cap * 2 + 1);
+
+			if (!nb) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = tc_read(f, buf + n, cap - n, (off_t)n);
+		if (r < 0) {
+			rc = (int)r;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/**
+ * Put: make @p parent/@p name hold exactly @p data (create, or open with
+ * O_TRUNC when it exists), write, release (publish). Lookup references
+ * taken are dropped. @return 0 or the first -errno.
+ */
+static inline int tcu_put_at(struct tc_engine *eng, const struct tc_ctx *ctx,
+			     uint64_t parent, const char *name,
+			     const void *data, size_t len)
+{
+	struct tc_attr attr;
+	struct tc_file *f = NULL;
+	uint64_t ino;
+	int rc, rc2;
+
+	rc = tc_create(eng, parent, name, S_IFREG | 0644,
+		       O_WRONLY | O_CREAT | O_TRUNC, ctx, &attr, &f);
+	if (rc == -EEXIST) {
+		rc = tc_lookup(eng, parent, name, &attr);
+		if (rc)
+			return rc;
+		rc = tc_open(eng, attr.st.st_ino, O_WRONLY | O_TRUNC, &f);
+		if (rc) {
+			tc_forget(eng, attr.st.st_ino, 1);
+			return rc;
+		}
+	} else if (rc) {
+		return rc;
+	}
+	ino = attr.st.st_ino;
+	rc = tcu_write_all(f, data, len, 0);
+	rc2 = tc_release(f);
+	if (!rc)
+		rc = rc2;
+	tc_forget(eng, ino, 1);
+	return rc;
+}
+
+/** Get: lookup, open for reading (a "get"), read all, release, forget.
+ *  *@p out is malloc'd (caller frees). @return 0 or -errno. */
+static inline int tcu_get_at(struct tc_engine *eng, uint64_t parent,
+			     const char *name, char **out, size_t *len)
+{
+	struct tc_attr attr;
+	struct tc_file *f;
+	int rc;
+
+	rc = tc_lookup(eng, parent, name, &attr);
+	if (rc)
+		return rc;
+	rc = tc_open(eng, attr.st.st_ino, O_RDONLY, &f);
+	if (rc == 0) {
+		rc = tcu_read_all(f, out, len);
+		tc_release(f);
+	}
+	tc_forget(eng, attr.st.st_ino, 1);
+	return rc;
+}
+
+/** Put a string value under the root; fails the test on error. */
+static inline void tcu_put(struct tcu *fx, const char *name, const char *val)
+{
+	int rc = tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO, name, val,
+			    strlen(val));
+
+	if (rc)
+		fail_msg("put %s: %s", name, strerror(-rc));
+}
+
+/** Put @p len bytes of tcu_fill(@p seed) under the root. */
+static inline void tcu_put_fill(struct tcu *fx, const char *name, size_t len,
+				unsigned int seed)
+{
+	char *buf = malloc(len ? len : 1);
+	int rc;
+
+	assert_non_null(buf);
+	tcu_fill(buf, len, seed);
+	rc = tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO, name, buf, len);
+	free(buf);
+	if (rc)
+		fail_msg("put %s: %s", name, strerror(-rc));
+}
+
+/** Assert that @p parent/@p name reads back as exactly @p data. */
+static inline void tcu_assert_value_at(struct tcu *fx, uint64_t parent,
+				       const char *name, const void *data,
+				       size_t len)
+{
+	char *got = NULL;
+	size_t n = 0;
+	int rc = tcu_get_at(fx->eng, parent, name, &got, &n);
+
+	if (rc)
+		fail_msg("get %s: %s", name, strerror(-rc));
+	if (n != len || memcmp(got, data, len) != 0) {
+		free(got);
+		fail_msg("get %s: %zu bytes, expected %zu / other content",
+			 name, n, len);
+	}
+	free(got);
+}
+
+/** Assert that root/@p name holds the string @p val. */
+static inline void tcu_assert_value(struct tcu *fx, const char *name,
+				    const char *val)
+{
+	tcu_assert_value_at(fx, TC_ROOT_INO, name, val, strlen(val));
+}
+
+/** Assert that root/@p name holds tcu_fill(@p len, @p seed). */
+static inline void tcu_assert_fill(struct tcu *fx, const char *name,
+				   size_t len, unsigned int seed)
+{
+	char *buf = malloc(len ? len : 1);
+
+	assert_non_null(buf);
+	tcu_fill(buf, len, seed);
+	tcu_assert_value_at(fx, TC_ROOT_INO, name, buf, len);
+	free(buf);
+}
+
+/** Get root/@p name, discarding the content. @return 0 or -errno. */
+static inline int tcu_get(struct tcu *fx, const char *name)
+{
+	char *got = NULL;
+	size_t n;
+	int rc = tcu_get_at(fx->eng, TC_ROOT_INO, name, &got, &n);
+
+	free(got);
+	return rc;
+}
+
+/** Delete (unlink) @p parent/@p name. @return 0 or -errno. */
+static inline int tcu_del_at(struct tc_engine *eng, uint64_t parent,
+			     const char *name)
+{
+	return tc_unlink(eng, parent, name);
+}
+
+/** Inode of @p parent/@p name (reference dropped), or 0 when absent. */
+static inline uint64_t tcu_ino_at(struct tc_engine *eng, uint64_t parent,
+				  const char *name)
+{
+	struct tc_attr attr;
+
+	if (tc_lookup(eng, parent, name, &attr) != 0)
+		return 0;
+	tc_forget(eng, attr.st.st_ino, 1);
+	return attr.st.st_ino;
+}
+
+/** True when root/@p name is visible. */
+static inline bool tcu_present(struct tcu *fx, const char *name)
+{
+	return tcu_ino_at(fx->eng, TC_ROOT_INO, name) != 0;
+}
+
+/** Make directory @p parent/@p name; returns its inode (reference
+ *  dropped: a directory lives on without it). Fails the test on error. */
+static inline uint64_t tcu_mkdir_at(struct tcu *fx, uint64_t parent,
+				    const char *name)
+{
+	struct tc_attr attr;
+	int rc = tc_mknod(fx->eng, parent, name, S_IFDIR | 0755, &fx->ctx,
+			  &attr);
+
+	if (rc)
+		fail_msg("mkdir %s: %s", name, strerror(-rc));
+	tc_forget(fx->eng, attr.st.st_ino, 1);
+	return attr.st.st_ino;
+}
+
+/**
+ * Read xattr @p xname of @p parent/@p name as a NUL-terminated string into
+ * @p buf. @return the value length, or -errno (of the lookup or getxattr).
+ */
+static inline ssize_t tcu_xattr_at(struct tc_engine *eng, uint64_t parent,
+				   const char *name, const char *xname,
+				   char *buf, size_t size)
+{
+	struct tc_attr attr;
+	ssize_t n;
+	int rc = tc_lookup(eng, parent, name, &attr);
+
+	if (rc)
+		return rc;
+	n = tc_getxattr(eng, attr.st.st_ino, xname, buf, size - 1);
+	tc_forget(eng, attr.st.st_ino, 1);
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
+}
+
+/** Hash (32 hex + NUL) of root/@p name into @p hash; fails on error. */
+static inline void tcu_hash(struct tcu *fx, const char *name, char hash[33])
+{
+	char buf[64];
+	ssize_t n = tcu_xattr_at(fx->eng, TC_ROOT_INO, name,
+				 TC_XATTR_PREFIX "hash", buf, sizeof(buf));
+
+	if (n != 32)
+		fail_msg("hash of %s: %zd (%s)", name, n,
+			 n < 0 ? strerror((int)-n) : buf);
+	memcpy(hash, buf, 33);
+}
+
+/** Assert where root/@p name is served from: "ram" or "disk". */
+#define tcu_assert_tier(fx, name, want)                                      \
+	do {                                                                 \
+		char tier_[16];                                              \
+		ssize_t n_ = tcu_xattr_at((fx)->eng, TC_ROOT_INO, (name),    \
+					  TC_XATTR_PREFIX "tier", tier_,     \
+					  sizeof(tier_));                    \
+		if (n_ < 0)                                                  \
+			fail_msg("tier of %s: %s", (name),                   \
+				 strerror((int)-n_));                        \
+		if (strcmp(tier_, (want)) != 0)                              \
+			fail_msg("tier of %s: got \"%s\", expected \"%s\"",  \
+				 (name), tier_, (want));                     \
+	} while (0)
+
+/** Set a root control attribute (flush, evict_tag, expire, ...). */
+static inline int tcu_root_ctl(struct tcu *fx, const char *attr,
+			       const char *val)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), TC_XATTR_PREFIX "%s", attr);
+	return tc_setxattr(fx->eng, TC_ROOT_INO, name, val, strlen(val), 0);
+}
+
+/** Empty the RAM tier (flush=ram); fails the test on error. */
+static inline void tcu_flush_ram(struct tcu *fx)
+{
+	assert_int_equal(tcu_root_ctl(fx, "flush", "ram"), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Statistics                                                         */
+/* ------------------------------------------------------------------ */
+
+struct tcu_stat_q {
+	const char *name;
+	double value;
+	bool found;
+};
+
+static inline void tcu_stat_cb(void *ctx, const char *name, const char *help,
+			       enum tc_stat_kind kind, double value)
+{
+	struct tcu_stat_q *q = ctx;
+
+	(void)help;
+	(void)kind;
+	if (strcmp(name, q->name) == 0) {
+		q->value = value;
+		q->found = true;
+	}
+}
+
+/** Value of statistic @p name (e.g. "ram_hits"); fails when absent. */
+static inline double tcu_stat(struct tc_engine *eng, const char *name)
+{
+	struct tcu_stat_q q = { .name = name };
+
+	tc_engine_stats(eng, tcu_stat_cb, &q);
+	if (!q.found)
+		fail_msg("statistic %s not reported", name);
+	return q.value;
+}
+
+/** Assert statistic @p name equals the integer @p want. */
+#define tcu_assert_stat(eng, name, want)                                     \
+	do {                                                                 \
+		double v_ = tcu_stat((eng), (name));                         \
+		if (v_ != (double)(want))                                    \
+			fail_msg("stat %s: got %.0f, expected %.0f", (name), \
+				 v_, (double)(want));                        \
+	} while (0)
+
+#endif /* TC_TEST_UTIL_H */
