@@ -1,2 +1,562 @@
-/* placeholder */
-typedef int tc_placeholder_index;
+/* SPDX-License-Identifier: MIT */
+/*
+ * The index: one SQLite database (STORE/index.db, WAL mode) holding the
+ * namespace and all metadata. The disk tier is the source of truth; this is
+ * its catalogue.
+ *
+ * Tables:
+ *   meta(key, value)         format version, size counters
+ *   inode(ino, …)            one row per inode of any type; ino never reused
+ *                            (AUTOINCREMENT) so the kernel's inode numbers
+ *                            stay unique over the store's life
+ *   dentry(id, parent, name, ino)
+ *                            names are BLOBs (any bytes but '/' and NUL);
+ *                            id is the readdir cookie; renaming a directory
+ *                            is one UPDATE of its dentry
+ *   blob(hash, size, refs)   reference counts of content-addressed blobs
+ *   xattr(ino, name, value)  user.* attributes
+ *   tag(tag, ino)            tags, indexed both ways for evict_tag
+ *
+ * All statements are prepared once at open (eng->st[]) and used under
+ * eng->lock. Writes are grouped in explicit transactions by the caller;
+ * synchronous=NORMAL in WAL mode makes a commit cost no fsync, and a commit
+ * that must be durable (fsync, sync=close) raises it to FULL for itself.
+ *
+ * Format changes: meta.format is TC_FORMAT_VERSION; an older store is
+ * migrated by migrate() step by step, a newer one refused.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine_i.h"
+
+#define INODE_COLS                                                             \
+	"ino, mode, uid, gid, nlink, rdev, size, atime, mtime, ctime, hash, " \
+	"ttl, ttl_mode, dttl, dttl_mode, expires, schema, lru"
+
+static const char *const schema_sql =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value)"
+	" WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS inode("
+	" ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
+	" nlink INTEGER NOT NULL, rdev INTEGER NOT NULL DEFAULT 0,"
+	" size INTEGER NOT NULL DEFAULT 0,"
+	" atime INTEGER NOT NULL, mtime INTEGER NOT NULL,"
+	" ctime INTEGER NOT NULL,"
+	" hash BLOB, target BLOB,"
+	" ttl INTEGER, ttl_mode INTEGER, dttl INTEGER, dttl_mode INTEGER,"
+	" expires INTEGER, schema TEXT, lru INTEGER);"
+	"CREATE INDEX IF NOT EXISTS inode_lru ON inode(lru, ino)"
+	" WHERE lru IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS inode_expires ON inode(expires)"
+	" WHERE expires IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS inode_orphan ON inode(nlink)"
+	" WHERE nlink = 0;"
+	"CREATE TABLE IF NOT EXISTS dentry("
+	" id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
+	" name BLOB NOT NULL, ino INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS dentry_name ON dentry(parent, name);"
+	"CREATE INDEX IF NOT EXISTS dentry_order ON dentry(parent, id);"
+	"CREATE INDEX IF NOT EXISTS dentry_ino ON dentry(ino);"
+	"CREATE TABLE IF NOT EXISTS blob(hash BLOB PRIMARY KEY,"
+	" size INTEGER NOT NULL, refs INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS xattr(ino INTEGER NOT NULL,"
+	" name TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY(ino, name))"
+	" WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS tag(tag TEXT NOT NULL, ino INTEGER NOT NULL,"
+	" PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS tag_ino ON tag(ino);";
+
+static const char *const stmt_sql[ST__COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_INODE_GET] = "SELECT " INODE_COLS " FROM inode WHERE ino = ?1",
+	[ST_INODE_INSERT] =
+		"INSERT INTO inode(mode, uid, gid, nlink, rdev, size, atime,"
+		" mtime, ctime, hash, target, ttl, ttl_mode, dttl, dttl_mode,"
+		" expires, schema, lru) VALUES(?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+		" ?10, ?11, ?19, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+	[ST_INODE_UPDATE] =
+		"UPDATE inode SET mode = ?2, uid = ?3, gid = ?4, nlink = ?5,"
+		" rdev = ?6, size = ?7, atime = ?8, mtime = ?9, ctime = ?10,"
+		" hash = ?11, ttl = ?12, ttl_mode = ?13, dttl = ?14,"
+		" dttl_mode = ?15, expires = ?16, schema = ?17, lru = ?18"
+		" WHERE ino = ?1",
+	[ST_INODE_DELETE] = "DELETE FROM inode WHERE ino = ?1",
+	[ST_INODE_SET_LRU] = "UPDATE inode SET lru = max(coalesce(lru, 0), ?2),"
+			     " expires = coalesce(?3, expires) WHERE ino = ?1"
+			     " AND lru IS NOT NULL",
+	[ST_DENTRY_GET] = "SELECT ino FROM dentry WHERE parent = ?1"
+			  " AND name = ?2",
+	[ST_DENTRY_INSERT] = "INSERT INTO dentry(parent, name, ino)"
+			     " VALUES(?1, ?2, ?3)",
+	[ST_DENTRY_DELETE] = "DELETE FROM dentry WHERE parent = ?1"
+			     " AND name = ?2",
+	[ST_DENTRY_MOVE] = "UPDATE dentry SET parent = ?3, name = ?4"
+			   " WHERE parent = ?1 AND name = ?2",
+	[ST_DENTRY_ANY_CHILD] = "SELECT 1 FROM dentry WHERE parent = ?1"
+				" LIMIT 1",
+	[ST_DENTRY_LIST] = "SELECT d.id, d.name, " INODE_COLS
+			   " FROM dentry d JOIN inode i ON i.ino = d.ino"
+			   " WHERE d.parent = ?1 AND d.id > ?2"
+			   " ORDER BY d.id",
+	[ST_DENTRY_PARENT] = "SELECT parent FROM dentry WHERE ino = ?1"
+			     " LIMIT 1",
+	[ST_DENTRY_OF_INO] = "SELECT parent, name FROM dentry WHERE ino = ?1",
+	[ST_DENTRY_DELETE_INO] = "DELETE FROM dentry WHERE ino = ?1",
+	[ST_BLOB_GET] = "SELECT refs FROM blob WHERE hash = ?1",
+	[ST_BLOB_REF] = "INSERT INTO blob(hash, size, refs) VALUES(?1, ?2, 1)"
+			" ON CONFLICT(hash) DO UPDATE SET refs = refs + 1",
+	[ST_BLOB_UNREF] = "UPDATE blob SET refs = refs - 1 WHERE hash = ?1"
+			  " RETURNING refs, size",
+	[ST_BLOB_DELETE] = "DELETE FROM blob WHERE hash = ?1",
+	[ST_XATTR_GET] = "SELECT value FROM xattr WHERE ino = ?1"
+			 " AND name = ?2",
+	[ST_XATTR_SET] = "INSERT OR REPLACE INTO xattr(ino, name, value)"
+			 " VALUES(?1, ?2, ?3)",
+	[ST_XATTR_DELETE] = "DELETE FROM xattr WHERE ino = ?1 AND name = ?2",
+	[ST_XATTR_LIST] = "SELECT name FROM xattr WHERE ino = ?1"
+			  " ORDER BY name",
+	[ST_XATTR_DELETE_INO] = "DELETE FROM xattr WHERE ino = ?1",
+	[ST_TAG_ADD] = "INSERT OR IGNORE INTO tag(tag, ino) VALUES(?1, ?2)",
+	[ST_TAG_DELETE_INO] = "DELETE FROM tag WHERE ino = ?1",
+	[ST_TAG_LIST_INO] = "SELECT tag FROM tag WHERE ino = ?1 ORDER BY tag",
+	[ST_TAG_INOS] = "SELECT ino FROM tag WHERE tag = ?1",
+	[ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value)"
+			" VALUES(?1, ?2)",
+	[ST_LRU_OLDEST] = "SELECT ino, lru FROM inode WHERE lru IS NOT NULL"
+			  " AND nlink > 0 ORDER BY lru, ino LIMIT ?1",
+	[ST_EXPIRED] = "SELECT ino FROM inode WHERE expires IS NOT NULL"
+		       " AND expires <= ?1 AND nlink > 0 LIMIT 256",
+	[ST_ORPHANS] = "SELECT ino FROM inode WHERE nlink = 0",
+	[ST_REG_INOS] = "SELECT ino FROM inode WHERE lru IS NOT NULL",
+	[ST_READLINK] = "SELECT target FROM inode WHERE ino = ?1",
+	[ST_DIR_SCHEMA_ANY] = "SELECT (SELECT 1 FROM inode WHERE lru IS NULL"
+			      " AND schema IS NOT NULL LIMIT 1),"
+			      " (SELECT 1 FROM inode WHERE lru IS NULL"
+			      " AND ttl IS NOT NULL LIMIT 1)",
+};
+
+int tc_sql_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+int tc_index_exec(sqlite3 *db, const char *sql)
+{
+	return tc_sql_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+sqlite3_stmt *tc_stmt_locked(struct tc_engine *eng, enum tc_stmt which)
+{
+	sqlite3_stmt *st = eng->st[which];
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+int tc_step_done(struct tc_engine *eng, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		rc = SQLITE_DONE;
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		tc_err(eng, "index: %s", sqlite3_errmsg(eng->db));
+		return tc_sql_errno(rc);
+	}
+	return 0;
+}
+
+static int64_t meta_get(sqlite3 *db, const char *key, int64_t dflt,
+			bool *found)
+{
+	sqlite3_stmt *st;
+	int64_t v = dflt;
+
+	*found = false;
+	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?1", -1,
+			       &st, NULL) != SQLITE_OK)
+		return dflt;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		v = sqlite3_column_int64(st, 0);
+		*found = true;
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
+int tc_meta_set_locked(struct tc_engine *eng, const char *key, int64_t value)
+{
+	sqlite3_stmt *st = tc_stmt_locked(eng, ST_META_SET);
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	return tc_step_done(eng, st);
+}
+
+/* Upgrade an index of format @from to TC_FORMAT_VERSION, one step at a
+ * time. Format 1 is the first: nothing to do yet. */
+static int migrate(struct tc_engine *eng, int64_t from)
+{
+	(void)from;
+	return 0;
+}
+
+static int create_root(struct tc_engine *eng)
+{
+	int64_t now = tc_now(eng);
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO inode(ino, mode, uid, gid, nlink, atime, mtime,"
+		 " ctime, schema) VALUES(%d, %u, %u, %u, 2, %lld, %lld, %lld,"
+		 " NULL);"
+		 "INSERT INTO meta(key, value) VALUES('format', %d);",
+		 TC_ROOT_INO, (unsigned)(S_IFDIR | 0755), (unsigned)getuid(),
+		 (unsigned)getgid(), (long long)now, (long long)now,
+		 (long long)now, TC_FORMAT_VERSION);
+	return tc_index_exec(eng->db, sql);
+}
+
+static int load_counters(struct tc_engine *eng)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(eng->db,
+				"SELECT (SELECT count(*) FROM inode WHERE lru"
+				" IS NOT NULL AND nlink > 0),"
+				" (SELECT coalesce(sum(size), 0) FROM inode"
+				" WHERE lru IS NOT NULL AND nlink > 0),"
+				" (SELECT coalesce(sum(size), 0) FROM blob)",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return tc_sql_errno(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		eng->disk_items_now = (uint64_t)sqlite3_column_int64(st, 0);
+		eng->disk_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+		eng->blob_bytes = (uint64_t)sqlite3_column_int64(st, 2);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return tc_sql_errno(rc);
+}
+
+/* SQLite's own structural check of the index; -EPROTO when it fails. */
+static int quick_check(struct tc_engine *eng)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(eng->db, "PRAGMA quick_check", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return tc_sql_errno(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = strcmp((const char *)sqlite3_column_text(st, 0), "ok")
+			     ? -EPROTO
+			     : 0;
+	else
+		rc = tc_sql_errno(rc) ? tc_sql_errno(rc) : -EPROTO;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int tc_index_open(struct tc_engine *eng, bool create)
+{
+	char path[4096];
+	bool found;
+	int64_t format;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index.db", eng->store);
+	rc = sqlite3_open_v2(path, &eng->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		rc = tc_sql_errno(rc);
+		goto out;
+	}
+	sqlite3_extended_result_codes(eng->db, 0);
+	sqlite3_busy_timeout(eng->db, 5000);
+	/* Check that the file is a database before changing anything. */
+	rc = tc_index_exec(eng->db, "SELECT count(*) FROM sqlite_master");
+	if (rc)
+		goto out;
+	rc = tc_index_exec(eng->db,
+			   "PRAGMA journal_mode=WAL;"
+			   "PRAGMA synchronous=NORMAL;"
+			   "PRAGMA cache_size=-16384;"
+			   "PRAGMA temp_store=MEMORY;");
+	if (rc)
+		goto out;
+	format = meta_get(eng->db, "format", 0, &found);
+	if (found && format > TC_FORMAT_VERSION) {
+		rc = -EPROTONOSUPPORT;
+		goto out;
+	}
+	rc = tc_index_exec(eng->db, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	rc = tc_index_exec(eng->db, schema_sql);
+	if (!rc && !found)
+		rc = create ? create_root(eng) : -EPROTO;
+	else if (!rc && format < TC_FORMAT_VERSION)
+		rc = migrate(eng, format);
+	if (rc) {
+		(void)!tc_index_exec(eng->db, "ROLLBACK");
+		goto out;
+	}
+	rc = tc_index_exec(eng->db, "COMMIT");
+	if (rc)
+		goto out;
+	rc = quick_check(eng);
+	if (rc)
+		goto out;
+	for (int i = 0; i < ST__COUNT; i++) {
+		rc = sqlite3_prepare_v3(eng->db, stmt_sql[i], -1,
+					SQLITE_PREPARE_PERSISTENT, &eng->st[i],
+					NULL);
+		if (rc != SQLITE_OK) {
+			tc_err(eng, "index: preparing statement %d: %s", i,
+			       sqlite3_errmsg(eng->db));
+			rc = tc_sql_errno(rc);
+			goto out;
+		}
+	}
+	rc = load_counters(eng);
+out:
+	return rc;
+}
+
+void tc_index_close(struct tc_engine *eng)
+{
+	for (int i = 0; i < ST__COUNT; i++) {
+		sqlite3_finalize(eng->st[i]);
+		eng->st[i] = NULL;
+	}
+	if (eng->db) {
+		sqlite3_close(eng->db);
+		eng->db = NULL;
+	}
+}
+
+int tc_index_begin_locked(struct tc_engine *eng)
+{
+	eng->saved_disk_bytes = eng->disk_bytes;
+	eng->saved_disk_items = eng->disk_items_now;
+	eng->saved_blob_bytes = eng->blob_bytes;
+	eng->n_doomed = 0;
+	return tc_step_done(eng, tc_stmt_locked(eng, ST_BEGIN));
+}
+
+/* After COMMIT: delete the files of blobs that lost their last reference,
+ * unless the same transaction referenced the content again. */
+static void reap_doomed_locked(struct tc_engine *eng)
+{
+	for (size_t i = 0; i < eng->n_doomed; i++) {
+		if (tc_blob_known_locked(eng, eng->doomed[i]))
+			continue;
+		(void)tc_blob_unlink(&eng->blobs, eng->doomed[i]);
+		tc_ram_drop(eng->ram, eng->doomed[i]);
+	}
+	eng->n_doomed = 0;
+}
+
+int tc_index_commit_locked(struct tc_engine *eng, bool durable)
+{
+	int rc;
+
+	if (durable && eng->sync != TC_SYNC_NEVER)
+		rc = tc_index_exec(eng->db, "PRAGMA synchronous=FULL");
+	rc = tc_step_done(eng, tc_stmt_locked(eng, ST_COMMIT));
+	if (durable && eng->sync != TC_SYNC_NEVER)
+		(void)!tc_index_exec(eng->db, "PRAGMA synchronous=NORMAL");
+	if (rc)
+		tc_index_rollback_locked(eng);
+	else
+		reap_doomed_locked(eng);
+	return rc;
+}
+
+void tc_index_rollback_locked(struct tc_engine *eng)
+{
+	if (!sqlite3_get_autocommit(eng->db))
+		(void)!tc_step_done(eng, tc_stmt_locked(eng, ST_ROLLBACK));
+	eng->disk_bytes = eng->saved_disk_bytes;
+	eng->disk_items_now = eng->saved_disk_items;
+	eng->blob_bytes = eng->saved_blob_bytes;
+	eng->n_doomed = 0;
+}
+
+bool tc_blob_known_locked(struct tc_engine *eng, const uint8_t *hash)
+{
+	sqlite3_stmt *st = tc_stmt_locked(eng, ST_BLOB_GET);
+	bool known;
+
+	sqlite3_bind_blob(st, 1, hash, TC_HASH_LEN, SQLITE_STATIC);
+	known = sqlite3_step(st) == SQLITE_ROW &&
+		sqlite3_column_int64(st, 0) > 0;
+	sqlite3_reset(st);
+	return known;
+}
+
+void tc_inode_from_row(sqlite3_stmt *st, int c, struct tc_inode *o)
+{
+	const void *h;
+
+	memset(o, 0, sizeof(*o));
+	o->ino = (uint64_t)sqlite3_column_int64(st, c + 0);
+	o->mode = (uint32_t)sqlite3_column_int64(st, c + 1);
+	o->uid = (uint32_t)sqlite3_column_int64(st, c + 2);
+	o->gid = (uint32_t)sqlite3_column_int64(st, c + 3);
+	o->nlink = (uint32_t)sqlite3_column_int64(st, c + 4);
+	o->rdev = (uint64_t)sqlite3_column_int64(st, c + 5);
+	o->size = (uint64_t)sqlite3_column_int64(st, c + 6);
+	o->atime = sqlite3_column_int64(st, c + 7);
+	o->mtime = sqlite3_column_int64(st, c + 8);
+	o->ctime = sqlite3_column_int64(st, c + 9);
+	h = sqlite3_column_blob(st, c + 10);
+	if (h && sqlite3_column_bytes(st, c + 10) == TC_HASH_LEN) {
+		memcpy(o->hash, h, TC_HASH_LEN);
+		o->hash_set = true;
+	}
+	o->ttl = sqlite3_column_type(st, c + 11) == SQLITE_NULL
+			 ? -1
+			 : sqlite3_column_int64(st, c + 11);
+	o->ttl_mode = sqlite3_column_type(st, c + 12) == SQLITE_NULL
+			      ? -1
+			      : sqlite3_column_int(st, c + 12);
+	o->dttl = sqlite3_column_type(st, c + 13) == SQLITE_NULL
+			  ? -1
+			  : sqlite3_column_int64(st, c + 13);
+	o->dttl_mode = sqlite3_column_type(st, c + 14) == SQLITE_NULL
+			       ? -1
+			       : sqlite3_column_int(st, c + 14);
+	o->expires = sqlite3_column_int64(st, c + 15);
+	if (sqlite3_column_type(st, c + 16) != SQLITE_NULL)
+		snprintf(o->schema, sizeof(o->schema), "%s",
+			 (const char *)sqlite3_column_text(st, c + 16));
+	o->lru = sqlite3_column_int64(st, c + 17);
+}
+
+int tc_inode_get_locked(struct tc_engine *eng, uint64_t ino,
+			struct tc_inode *out)
+{
+	sqlite3_stmt *st = tc_stmt_locked(eng, ST_INODE_GET);
+	int rc;
+
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		tc_inode_from_row(st, 0, out);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = -ENOENT;
+	} else {
+		tc_err(eng, "index: %s", sqlite3_errmsg(eng->db));
+		rc = tc_sql_errno(rc);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static void bind_opt_int(sqlite3_stmt *st, int col, int64_t v)
+{
+	if (v < 0)
+		sqlite3_bind_null(st, col);
+	else
+		sqlite3_bind_int64(st, col, v);
+}
+
+static void bind_inode(sqlite3_stmt *st, const struct tc_inode *o)
+{
+	sqlite3_bind_int64(st, 2, o->mode);
+	sqlite3_bind_int64(st, 3, o->uid);
+	sqlite3_bind_int64(st, 4, o->gid);
+	sqlite3_bind_int64(st, 5, o->nlink);
+	sqlite3_bind_int64(st, 6, (int64_t)o->rdev);
+	sqlite3_bind_int64(st, 7, (int64_t)o->size);
+	sqlite3_bind_int64(st, 8, o->atime);
+	sqlite3_bind_int64(st, 9, o->mtime);
+	sqlite3_bind_int64(st, 10, o->ctime);
+	if (o->hash_set)
+		sqlite3_bind_blob(st, 11, o->hash, TC_HASH_LEN,
+				  SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 11);
+	bind_opt_int(st, 12, o->ttl);
+	bind_opt_int(st, 13, o->ttl_mode);
+	bind_opt_int(st, 14, o->dttl);
+	bind_opt_int(st, 15, o->dttl_mode);
+	if (o->expires > 0)
+		sqlite3_bind_int64(st, 16, o->expires);
+	else
+		sqlite3_bind_null(st, 16);
+	if (o->schema[0])
+		sqlite3_bind_text(st, 17, o->schema, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 17);
+	if (S_ISREG(o->mode))
+		sqlite3_bind_int64(st, 18, o->lru);
+	else
+		sqlite3_bind_null(st, 18);
+}
+
+int tc_inode_insert_locked(struct tc_engine *eng, struct tc_inode *o)
+{
+	sqlite3_stmt *st = tc_stmt_locked(eng, ST_INODE_INSERT);
+	int rc;
+
+	bind_inode(st, o);
+	if (o->target)
+		sqlite3_bind_blob(st, 19, o->target, (int)strlen(o->target),
+				  SQLITE_TRANSIENT);
+	rc = tc_step_done(eng, st);
+	if (!rc)
+		o->ino = (uint64_t)sqlite3_last_insert_rowid(eng->db);
+	return rc;
+}
+
+int tc_inode_update_locked(struct tc_engine *eng, const struct tc_inode *o)
+{
+	sqlite3_stmt *st = tc_stmt_locked(eng, ST_INODE_UPDATE);
+
+	sqlite3_bind_int64(st, 1, (int64_t)o->ino);
+	bind_inode(st, o);
+	return tc_step_done(eng, st);
+}

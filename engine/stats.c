@@ -1,2 +1,90 @@
-/* placeholder */
-typedef int tc_placeholder_stats;
+/* SPDX-License-Identifier: MIT */
+/*
+ * Statistics: the engine reports name/value pairs, the daemon formats them
+ * (memcached's ADD_STAT pattern). Counters are relaxed atomics bumped on the
+ * hot path without locks; gauges are read under the lock that owns them.
+ */
+#include <stdio.h>
+
+#include "engine_i.h"
+
+struct stat_def {
+	const char *name;
+	const char *help;
+	size_t offset;
+};
+
+#define C(f, h) { #f, h, offsetof(struct tc_counters, f) }
+static const struct stat_def counter_defs[] = {
+	C(gets, "Opens of a file for reading."),
+	C(ram_hits, "Gets served from the RAM tier."),
+	C(disk_hits, "Gets served from the disk tier."),
+	C(misses, "Lookups of absent, expired or discarded names."),
+	C(puts, "Contents published (writes made visible)."),
+	C(deletes, "Entries removed by unlink or rename over them."),
+	C(ram_evictions, "Items evicted from the RAM tier."),
+	C(disk_evictions, "Entries evicted from the disk tier."),
+	C(expirations, "Entries removed because their TTL passed."),
+	C(schema_discards, "Entries discarded for a schema mismatch."),
+	C(promotions, "Contents promoted from disk into RAM."),
+	C(corruptions, "Blobs whose content did not match their hash."),
+	C(read_bytes, "Bytes read by programs."),
+	C(write_bytes, "Bytes published by programs."),
+};
+#undef C
+
+void tc_engine_stats(struct tc_engine *eng, tc_stat_fn fn, void *ctx)
+{
+	uint64_t ram_items, ram_bytes, disk_bytes, disk_items, blob_bytes = 0;
+	uint64_t hits, misses;
+
+	for (size_t i = 0; i < sizeof(counter_defs) / sizeof(*counter_defs);
+	     i++) {
+		const atomic_uint_fast64_t *v =
+			(const void *)((const char *)&eng->counters +
+				       counter_defs[i].offset);
+		fn(ctx, counter_defs[i].name, counter_defs[i].help,
+		   TC_STAT_COUNTER,
+		   (double)atomic_load_explicit(v, memory_order_relaxed));
+	}
+
+	tc_ram_usage(eng->ram, &ram_items, &ram_bytes);
+	pthread_mutex_lock(&eng->lock);
+	disk_bytes = eng->disk_bytes;
+	disk_items = eng->disk_items_now;
+	blob_bytes = eng->blob_bytes;
+	pthread_mutex_unlock(&eng->lock);
+
+	fn(ctx, "ram_items", "Items in the RAM tier.", TC_STAT_GAUGE,
+	   (double)ram_items);
+	fn(ctx, "ram_bytes", "Bytes of content in the RAM tier.",
+	   TC_STAT_GAUGE, (double)ram_bytes);
+	fn(ctx, "ram_limit_bytes", "RAM tier byte limit (0: none).",
+	   TC_STAT_GAUGE, (double)eng->ram_size);
+	fn(ctx, "disk_items", "Entries in the disk tier.", TC_STAT_GAUGE,
+	   (double)disk_items);
+	fn(ctx, "disk_bytes", "Logical bytes of all entries.", TC_STAT_GAUGE,
+	   (double)disk_bytes);
+	fn(ctx, "disk_limit_bytes", "Disk tier byte limit (0: none).",
+	   TC_STAT_GAUGE, (double)eng->disk_size);
+	fn(ctx, "blob_bytes", "Bytes of blobs after deduplication.",
+	   TC_STAT_GAUGE, (double)blob_bytes);
+	hits = atomic_load(&eng->counters.ram_hits) +
+	       atomic_load(&eng->counters.disk_hits);
+	misses = atomic_load(&eng->counters.misses);
+	fn(ctx, "hit_ratio", "Hits over hits plus misses.", TC_STAT_GAUGE,
+	   hits + misses ? (double)hits / (double)(hits + misses) : 0.0);
+	fn(ctx, "uptime_seconds", "Seconds since the store was opened.",
+	   TC_STAT_GAUGE, (double)(tc_now(eng) - eng->started_ns) / 1e9);
+}
+
+void tc_engine_reset_stats(struct tc_engine *eng)
+{
+	for (size_t i = 0; i < sizeof(counter_defs) / sizeof(*counter_defs);
+	     i++) {
+		atomic_uint_fast64_t *v =
+			(void *)((char *)&eng->counters +
+				 counter_defs[i].offset);
+		atomic_store(v, 0);
+	}
+}
