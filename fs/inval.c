@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inval.c - tell the kernel about entries the engine removed on its own.
+ *
+ * When the engine evicts, expires or discards an entry, or a control xattr
+ * (evict_tag, flush) removes entries, the kernel may still hold a cached
+ * dentry for it. The engine reports each removal through the tc_inval_fn
+ * callback, from whatever thread did the work (a FUSE worker, the engine's
+ * background thread). fuse_lowlevel_notify_inval_entry() must not be called
+ * there: it writes to /dev/fuse and the kernel may block it on the parent
+ * directory's lock, which a request in flight on the calling worker could
+ * hold. So the callback only queues (parent, name) and one dedicated thread
+ * sends the notifications in order.
+ *
+ * Invalidation only makes removals visible sooner: entry timeouts are at most
+ * one second (ops.c), so dropping notifications when the queue is full or
+ * at shutdown is harmless.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tcfs.h"
+
+/* Most notifications queued at once. A flush of a huge cache queues one per
+ * entry; beyond this they are dropped (entry timeouts bound staleness) so
+ * memory stays bounded: 64 Ki entries of at most ~300 bytes is ~20 MiB. */
+#define TCFS_INVAL_QUEUE_MAX 65536
+
+/* How long shutdown waits for a notification in progress. One can block on
+ * a directory lock held by a request that will never be answered (the loop
+ * has ended after a signal); it returns once /dev/fuse is closed. */
+#define TCFS_INVAL_JOIN_SECONDS 5
+
+struct tcfs_inval_item {
+	struct tcfs_inval_item *next;
+	uint64_t parent;
+	size_t namelen;
+	char name[]; /* NUL-terminated */
+};
+
+void tcfs_inval_init(struct tcfs_inval *q, struct fuse_session *se)
+{
+	memset(q, 0, sizeof(*q));
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	q->se = se;
+}
+
+void tcfs_inval_queue(void *ctx, uint64_t parent, const char *name,
+		      uint64_t ino)
+{
+	struct tcfs_inval *q = ctx;
+	size_t len = strlen(name);
+	struct tcfs_inval_item *it;
+
+	(void)ino;
+	it = malloc(sizeof(*it) + len + 1);
+	if (!it)
+		return;
+	it->next = NULL;
+	it->parent = parent;
+	it->namelen = len;
+	memcpy(it->name, name, len + 1);
+
+	pthread_mutex_lock(&q->lock);
+	if (q->stop || q->len >= TCFS_INVAL_QUEUE_MAX) {
+		pthread_mutex_unlock(&q->lock);
+		free(it);
+		return;
+	}
+	if (q->tail)
+		q->tail->next = it;
+	else
+		q->head = it;
+	q->tail = it;
+	q->len++;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Take the oldest item, waiting for one; NULL when stopping. */
+static struct tcfs_inval_item *tcfs_inval_pop(struct tcfs_inval *q)
+{
+	struct tcfs_inval_item *it;
+
+	pthread_mutex_lock(&q->lock);
+	while (!q->stop && !q->head)
+		pthread_cond_wait(&q->cond, &q->lock);
+	it = q->stop ? NULL : q->head;
+	if (it) {
+		q->head = it->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->len--;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return it;
+}
+
+static void *tcfs_inval_thread(void *arg)
+{
+	struct tcfs_inval *q = arg;
+	struct tcfs_inval_item *it;
+	int rc;
+
+	while ((it = tcfs_inval_pop(q))) {
+		rc = fuse_lowlevel_notify_inval_entry(q->se, it->parent,
+						      it->name, it->namelen);
+		/* -ENOENT: the kernel had no such dentry, the common case. */
+		if (rc < 0 && rc != -ENOENT)
+			fuse_log(FUSE_LOG_DEBUG,
+				 "invalidating %llu/%s: %s\n",
+				 (unsigned long long)it->parent, it->name,
+				 strerror(-rc));
+		free(it);
+	}
+	return NULL;
+}
+
+int tcfs_inval_start(struct tcfs_inval *q)
+{
+	sigset_t old;
+	int rc;
+
+	/* Signals go to the FUSE workers, which end the session loop. */
+	tcfs_block_signals(&old);
+	rc = pthread_create(&q->thread, NULL, tcfs_inval_thread, q);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return -rc;
+	q->started = true;
+	return 0;
+}
+
+int tcfs_inval_stop(struct tcfs_inval *q)
+{
+	struct tcfs_inval_item *it, *next;
+	struct timespec deadline;
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	it = q->head;
+	q->head = NULL;
+	q->tail = NULL;
+	q->len = 0;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+
+	for (; it; it = next) {
+		next = it->next;
+		free(it);
+	}
+	if (!q->started)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += TCFS_INVAL_JOIN_SECONDS;
+	rc = pthread_timedjoin_np(q->thread, NULL, &deadline);
+	if (rc != 0) {
+		fuse_log(FUSE_LOG_WARNING,
+			 "invalidation thread did not stop: %s\n",
+			 strerror(rc));
+		return -rc;
+	}
+	q->started = false;
+	return 0;
+}
+
+void tcfs_inval_destroy(struct tcfs_inval *q)
+{
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->cond);
+}

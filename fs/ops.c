@@ -1,0 +1,890 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops.c - the FUSE low-level operations.
+ *
+ * Each handler translates one kernel request into one engine call
+ * (tiercache.h) and replies; errors are converted once, at the edge, with
+ * fuse_reply_err(req, -rc). FUSE inode numbers are the engine's (the root is
+ * 1 in both), so there is no inode table here: the engine keeps the lookup
+ * counts the kernel holds. Every reply that hands the kernel a reference
+ * (entry, create, readdirplus) is checked: when the kernel did not take it
+ * (the request was interrupted, the mount is gone) the reference is dropped
+ * at once, so lookup counts never leak.
+ *
+ * Permissions are the kernel's job: the session always runs with
+ * default_permissions, so mode bits, ownership, the sticky bit and chown
+ * rules are enforced before a request reaches us. Locks (flock, fcntl) are
+ * left to the kernel too, which handles them locally, as for any local
+ * filesystem: getlk/setlk/flock are deliberately not implemented.
+ *
+ * The virtual /.stats (SPEC §7) is served here: its inode TC_STATS_INO is
+ * never allocated by the engine, so a lookup of ".stats" in the root is
+ * answered before asking the engine, and each operation on that inode is
+ * handled by the tcfs_stats_* helpers. Every open renders the whole text
+ * into the handle and opens it with direct_io, so `cat` always shows
+ * exactly one fresh snapshot, whatever the size attribute says.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tcfs.h"
+
+_Static_assert(TC_ROOT_INO == FUSE_ROOT_ID, "engine and FUSE root differ");
+
+/* Longest the kernel may cache an entry or its attributes, in ns. Short, so
+ * removals by other means than this mount's requests (expiry, eviction) show
+ * quickly even without an invalidation; tuned by a later issue. */
+#define TCFS_TIMEOUT_MAX_NS 1000000000LL
+
+/* Largest write request: fewer round trips for big files. libfuse lowers it
+ * to what its buffer holds. */
+#define TCFS_MAX_WRITE (1U << 20)
+
+/* statfs block size: the unit df(1) counts in. */
+#define TCFS_BLOCK_SIZE 4096
+
+/* statfs free inode count when the disk tier has no item limit. */
+#define TCFS_FILES_UNLIMITED UINT32_MAX
+
+static struct tcfs *tcfs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct tc_file *tcfs_file(const struct fuse_file_info *fi)
+{
+	return (struct tc_file *)(uintptr_t)fi->fh;
+}
+
+static double tcfs_timeout(int64_t valid_ns)
+{
+	if (valid_ns <= 0)
+		return 0.0;
+	if (valid_ns >= TCFS_TIMEOUT_MAX_NS)
+		return TCFS_TIMEOUT_MAX_NS / 1e9;
+	return (double)valid_ns / 1e9;
+}
+
+static void tcfs_entry_fill(struct fuse_entry_param *e, const struct tc_attr *a)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = a->st.st_ino;
+	e->attr = a->st;
+	e->attr_timeout = tcfs_timeout(a->valid_ns);
+	e->entry_timeout = e->attr_timeout;
+}
+
+/* Reply with an entry whose lookup reference the engine took; drop it again
+ * when the kernel did not get the reply. */
+static void tcfs_reply_entry(fuse_req_t req, const struct tc_attr *a)
+{
+	struct fuse_entry_param e;
+
+	tcfs_entry_fill(&e, a);
+	if (fuse_reply_entry(req, &e) != 0 && e.ino != TC_STATS_INO)
+		tc_forget(tcfs_of(req)->eng, e.ino, 1);
+}
+
+static struct tc_ctx tcfs_ctx(fuse_req_t req)
+{
+	const struct fuse_ctx *fc = fuse_req_ctx(req);
+	struct tc_ctx c = { .uid = fc->uid, .gid = fc->gid,
+			    .umask = fc->umask };
+	return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* .stats                                                             */
+/* ------------------------------------------------------------------ */
+
+static bool tcfs_is_stats_name(fuse_ino_t parent, const char *name)
+{
+	return parent == TC_ROOT_INO && strcmp(name, TC_STATS_NAME) == 0;
+}
+
+/* Attributes of .stats: a read-only file of the daemon's owner, changed
+ * now (it is regenerated at every open). Size 0: reads use direct_io. */
+static void tcfs_stats_attr(struct tc_attr *a)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	memset(a, 0, sizeof(*a));
+	a->st.st_ino = TC_STATS_INO;
+	a->st.st_mode = S_IFREG | 0444;
+	a->st.st_nlink = 1;
+	a->st.st_uid = geteuid();
+	a->st.st_gid = getegid();
+	a->st.st_blksize = TCFS_BLOCK_SIZE;
+	a->st.st_atim = now;
+	a->st.st_mtim = now;
+	a->st.st_ctim = now;
+	a->valid_ns = TCFS_TIMEOUT_MAX_NS;
+}
+
+static void tcfs_stats_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct tcfs_text *t;
+
+	/* Not even root may write it (SPEC §4): EPERM, not EACCES. */
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t || tcfs_stats_render(tcfs_of(req)->eng, t) < 0) {
+		if (t)
+			tcfs_text_free(t);
+		free(t);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)t;
+	fi->direct_io = 1;
+	if (fuse_reply_open(req, fi) != 0) {
+		tcfs_text_free(t);
+		free(t);
+	}
+}
+
+static void tcfs_stats_read(fuse_req_t req, size_t size, off_t off,
+			    struct fuse_file_info *fi)
+{
+	struct tcfs_text *t = (struct tcfs_text *)(uintptr_t)fi->fh;
+
+	if (off < 0 || (size_t)off >= t->len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > t->len - (size_t)off)
+		size = t->len - (size_t)off;
+	fuse_reply_buf(req, t->buf + off, size);
+}
+
+static void tcfs_stats_release(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct tcfs_text *t = (struct tcfs_text *)(uintptr_t)fi->fh;
+
+	tcfs_text_free(t);
+	free(t);
+	fuse_reply_err(req, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Session                                                            */
+/* ------------------------------------------------------------------ */
+
+static void tcfs_want(struct fuse_conn_info *conn, unsigned int cap)
+{
+	if (conn->capable & cap)
+		conn->want |= cap;
+}
+
+static void tcfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* O_TRUNC reaches open(), so truncating opens are one request. */
+	tcfs_want(conn, FUSE_CAP_ATOMIC_O_TRUNC);
+	/* Reads from a blob go to the kernel by splice(2), without a copy
+	 * through our memory (see tcfs_read). */
+	tcfs_want(conn, FUSE_CAP_SPLICE_WRITE);
+	tcfs_want(conn, FUSE_CAP_SPLICE_MOVE);
+	/* Locks stay in the kernel (see the top of this file). */
+	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	conn->max_write = TCFS_MAX_WRITE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Namespace                                                          */
+/* ------------------------------------------------------------------ */
+
+static void tcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct tc_attr a;
+	int rc;
+
+	if (tcfs_is_stats_name(parent, name)) {
+		tcfs_stats_attr(&a);
+		tcfs_reply_entry(req, &a);
+		return;
+	}
+	rc = tc_lookup(tcfs_of(req)->eng, parent, name, &a);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	tcfs_reply_entry(req, &a);
+}
+
+static void tcfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	if (ino != TC_STATS_INO)
+		tc_forget(tcfs_of(req)->eng, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void tcfs_forget_multi(fuse_req_t req, size_t count,
+			      struct fuse_forget_data *forgets)
+{
+	struct tc_engine *eng = tcfs_of(req)->eng;
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		if (forgets[i].ino != TC_STATS_INO)
+			tc_forget(eng, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void tcfs_getattr(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct tc_attr a;
+	int rc;
+
+	(void)fi;
+	if (ino == TC_STATS_INO) {
+		tcfs_stats_attr(&a);
+		fuse_reply_attr(req, &a.st, tcfs_timeout(a.valid_ns));
+		return;
+	}
+	rc = tc_getattr(tcfs_of(req)->eng, ino, &a);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fuse_reply_attr(req, &a.st, tcfs_timeout(a.valid_ns));
+}
+
+/* FUSE_SET_ATTR_* bits to TC_SET_* bits; others are ignored. */
+static int tcfs_set_mask(int valid)
+{
+	static const struct {
+		int fuse;
+		int tc;
+	} map[] = {
+		{ FUSE_SET_ATTR_MODE, TC_SET_MODE },
+		{ FUSE_SET_ATTR_UID, TC_SET_UID },
+		{ FUSE_SET_ATTR_GID, TC_SET_GID },
+		{ FUSE_SET_ATTR_SIZE, TC_SET_SIZE },
+		{ FUSE_SET_ATTR_ATIME, TC_SET_ATIME },
+		{ FUSE_SET_ATTR_MTIME, TC_SET_MTIME },
+		{ FUSE_SET_ATTR_ATIME_NOW, TC_SET_ATIME_NOW },
+		{ FUSE_SET_ATTR_MTIME_NOW, TC_SET_MTIME_NOW },
+		{ FUSE_SET_ATTR_CTIME, TC_SET_CTIME },
+	};
+	int mask = 0;
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (valid & map[i].fuse)
+			mask |= map[i].tc;
+	return mask;
+}
+
+static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			 int to_set, struct fuse_file_info *fi)
+{
+	struct tc_file *f = fi ? tcfs_file(fi) : NULL;
+	struct tc_attr a;
+	int rc;
+
+	if (ino == TC_STATS_INO) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = tc_setattr(tcfs_of(req)->eng, ino, attr, tcfs_set_mask(to_set), f,
+			&a);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fuse_reply_attr(req, &a.st, tcfs_timeout(a.valid_ns));
+}
+
+static void tcfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	int rc;
+
+	rc = tc_readlink(tcfs_of(req)->eng, ino, buf, sizeof(buf));
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fuse_reply_readlink(req, buf);
+}
+
+static void tcfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, dev_t rdev)
+{
+	struct tc_ctx c = tcfs_ctx(req);
+	struct tc_attr a;
+	int rc;
+
+	(void)rdev; /* device nodes are refused by the engine (EPERM) */
+	rc = tc_mknod(tcfs_of(req)->eng, parent, name, mode, &c, &a);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	tcfs_reply_entry(req, &a);
+}
+
+static void tcfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode)
+{
+	tcfs_mknod(req, parent, name, (mode & ~S_IFMT) | S_IFDIR, 0);
+}
+
+static void tcfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			 const char *name)
+{
+	struct tc_ctx c = tcfs_ctx(req);
+	struct tc_attr a;
+	int rc;
+
+	rc = tc_symlink(tcfs_of(req)->eng, parent, name, link, &c, &a);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	tcfs_reply_entry(req, &a);
+}
+
+static void tcfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		      const char *newname)
+{
+	struct tc_attr a;
+	int rc;
+
+	if (ino == TC_STATS_INO) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = tc_link(tcfs_of(req)->eng, ino, newparent, newname, &a);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	tcfs_reply_entry(req, &a);
+}
+
+static void tcfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -tc_unlink(tcfs_of(req)->eng, parent, name));
+}
+
+static void tcfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -tc_rmdir(tcfs_of(req)->eng, parent, name));
+}
+
+static void tcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			fuse_ino_t newparent, const char *newname,
+			unsigned int flags)
+{
+	unsigned int tcflags = 0;
+
+	if (flags & RENAME_NOREPLACE)
+		tcflags |= TC_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		tcflags |= TC_RENAME_EXCHANGE;
+	/* RENAME_WHITEOUT and anything newer: not supported. */
+	if (flags & ~(unsigned int)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	fuse_reply_err(req, -tc_rename(tcfs_of(req)->eng, parent, name,
+				       newparent, newname, tcflags));
+}
+
+static void tcfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct tc_statfs s;
+	struct statvfs v;
+	uint64_t used;
+
+	(void)ino;
+	tc_statfs(tcfs_of(req)->eng, &s);
+	memset(&v, 0, sizeof(v));
+	used = s.used_bytes < s.limit_bytes ? s.used_bytes : s.limit_bytes;
+	v.f_bsize = TCFS_BLOCK_SIZE;
+	v.f_frsize = TCFS_BLOCK_SIZE;
+	v.f_blocks = s.limit_bytes / TCFS_BLOCK_SIZE;
+	v.f_bfree = (s.limit_bytes - used) / TCFS_BLOCK_SIZE;
+	v.f_bavail = v.f_bfree;
+	if (s.limit_items) {
+		v.f_files = s.limit_items;
+		v.f_ffree = s.items < s.limit_items ? s.limit_items - s.items
+						    : 0;
+	} else {
+		v.f_ffree = TCFS_FILES_UNLIMITED;
+		v.f_files = s.items + v.f_ffree;
+	}
+	v.f_favail = v.f_ffree;
+	v.f_namemax = TC_NAME_MAX;
+	fuse_reply_statfs(req, &v);
+}
+
+/* ------------------------------------------------------------------ */
+/* Content                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Reply to open/create for handle @p f; when the kernel did not get it,
+ * release the handle (and for create drop the entry's reference too). */
+static void tcfs_reply_opened(fuse_req_t req, struct tc_file *f,
+			      const struct tc_attr *created,
+			      struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	int rc;
+
+	fi->fh = (uintptr_t)f;
+	fi->keep_cache = tc_file_keep_cache(f);
+	if (created) {
+		tcfs_entry_fill(&e, created);
+		rc = fuse_reply_create(req, &e, fi);
+	} else {
+		rc = fuse_reply_open(req, fi);
+	}
+	if (rc == 0)
+		return;
+	(void)tc_release(f);
+	if (created)
+		tc_forget(tcfs_of(req)->eng, created->st.st_ino, 1);
+}
+
+static void tcfs_open(fuse_req_t req, fuse_ino_t ino,
+		      struct fuse_file_info *fi)
+{
+	struct tc_file *f;
+	int rc;
+
+	if (ino == TC_STATS_INO) {
+		tcfs_stats_open(req, fi);
+		return;
+	}
+	rc = tc_open(tcfs_of(req)->eng, ino, fi->flags, &f);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	tcfs_reply_opened(req, f, NULL, fi);
+}
+
+/* create() of a name that appeared since the kernel's lookup: without
+ * O_EXCL this is a plain open of the existing file. Takes a lookup
+ * reference on success, like tc_create(). */
+static int tcfs_open_existing(struct tc_engine *eng, fuse_ino_t parent,
+			      const char *name, int flags, struct tc_attr *a,
+			      struct tc_file **f)
+{
+	int rc;
+
+	rc = tc_lookup(eng, parent, name, a);
+	if (rc < 0)
+		return rc;
+	rc = S_ISDIR(a->st.st_mode) ? -EISDIR
+				     : tc_open(eng, a->st.st_ino, flags, f);
+	if (rc < 0)
+		tc_forget(eng, a->st.st_ino, 1);
+	return rc;
+}
+
+static void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, struct fuse_file_info *fi)
+{
+	struct tc_engine *eng = tcfs_of(req)->eng;
+	struct tc_ctx c = tcfs_ctx(req);
+	struct tc_file *f;
+	struct tc_attr a;
+	int rc;
+
+	rc = tc_create(eng, parent, name, mode, fi->flags, &c, &a, &f);
+	if (rc == -EEXIST && !(fi->flags & O_EXCL))
+		rc = tcfs_open_existing(eng, parent, name, fi->flags, &a, &f);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	tcfs_reply_opened(req, f, &a, fi);
+}
+
+/* Read from the memory copy (RAM tier or unpublished writes). */
+static void tcfs_read_copy(fuse_req_t req, struct tc_file *f, size_t size,
+			   off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = tc_read(f, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+	struct tc_file *f;
+	int fd;
+
+	if (ino == TC_STATS_INO) {
+		tcfs_stats_read(req, size, off, fi);
+		return;
+	}
+	f = tcfs_file(fi);
+	if (tc_read_fd(f, &fd) < 0) {
+		tcfs_read_copy(req, f, size, off);
+		return;
+	}
+	/* Published content in a blob file: libfuse splices it to the
+	 * kernel (or copies it when splice is not available); a short read
+	 * at the end of the file is handled there. */
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		       size_t size, off_t off, struct fuse_file_info *fi)
+{
+	ssize_t n;
+
+	if (ino == TC_STATS_INO) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	n = tc_write(tcfs_file(fi), buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void tcfs_flush(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	if (ino == TC_STATS_INO) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, -tc_flush(tcfs_file(fi)));
+}
+
+static void tcfs_release(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	if (ino == TC_STATS_INO) {
+		tcfs_stats_release(req, fi);
+		return;
+	}
+	/* The kernel ignores the result; the engine has logged a failure. */
+	fuse_reply_err(req, -tc_release(tcfs_file(fi)));
+}
+
+static void tcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		       struct fuse_file_info *fi)
+{
+	if (ino == TC_STATS_INO) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, -tc_fsync(tcfs_file(fi), datasync != 0));
+}
+
+/* ------------------------------------------------------------------ */
+/* Directories                                                        */
+/* ------------------------------------------------------------------ */
+
+static void tcfs_opendir(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	if (ino == TC_STATS_INO) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fi->fh = 0; /* listings resume from the cookie, no handle state */
+	fuse_reply_open(req, fi);
+}
+
+/* A reply buffer being filled by tc_readdir(). */
+struct tcfs_dirbuf {
+	fuse_req_t req;
+	bool plus;
+	char *buf;
+	size_t size;
+	size_t used;
+	/* With plus: the inodes whose lookup reference the engine took for
+	 * entries in buf, to drop them if the reply does not reach the
+	 * kernel. */
+	uint64_t *refs;
+	size_t n_refs;
+	size_t cap_refs;
+	bool oom; /* stopped early for lack of memory */
+};
+
+static bool tcfs_is_dot(const char *name)
+{
+	return strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+}
+
+/* Room for one more reference; false when memory is short. */
+static bool tcfs_dirbuf_ref_room(struct tcfs_dirbuf *d)
+{
+	size_t cap = d->cap_refs ? 2 * d->cap_refs : 64;
+	uint64_t *r;
+
+	if (d->n_refs < d->cap_refs)
+		return true;
+	r = realloc(d->refs, cap * sizeof(*r));
+	if (!r)
+		return false;
+	d->refs = r;
+	d->cap_refs = cap;
+	return true;
+}
+
+/* Add one readdirplus entry. @return its size (> room: it did not fit). */
+static size_t tcfs_dirbuf_add_plus(struct tcfs_dirbuf *d, const char *name,
+				   const struct tc_attr *attr, uint64_t off)
+{
+	size_t room = d->size - d->used;
+	struct fuse_entry_param e;
+	struct tc_attr stats;
+	bool ref;
+	size_t len;
+
+	if (attr->st.st_ino == TC_STATS_INO) {
+		tcfs_stats_attr(&stats);
+		attr = &stats;
+	}
+	tcfs_entry_fill(&e, attr);
+	ref = !tcfs_is_dot(name) && e.ino != TC_STATS_INO;
+	if (tcfs_is_dot(name))
+		e.ino = 0; /* attributes only: the kernel takes no reference */
+	if (ref && !tcfs_dirbuf_ref_room(d)) {
+		d->oom = true;
+		return room + 1;
+	}
+	len = fuse_add_direntry_plus(d->req, d->buf + d->used, room, name, &e,
+				     (off_t)off);
+	if (len <= room && ref)
+		d->refs[d->n_refs++] = e.ino;
+	return len;
+}
+
+/* tc_dirent_fn: 0 when the entry was taken, 1 when the buffer is full. */
+static int tcfs_dirbuf_add(void *ctx, const char *name,
+			   const struct tc_attr *attr, uint64_t off)
+{
+	struct tcfs_dirbuf *d = ctx;
+	size_t room = d->size - d->used;
+	size_t len;
+
+	if (d->plus)
+		len = tcfs_dirbuf_add_plus(d, name, attr, off);
+	else
+		len = fuse_add_direntry(d->req, d->buf + d->used, room, name,
+					&attr->st, (off_t)off);
+	if (len > room)
+		return 1;
+	d->used += len;
+	return 0;
+}
+
+static void tcfs_dirbuf_unref(struct tcfs_dirbuf *d)
+{
+	struct tc_engine *eng = tcfs_of(d->req)->eng;
+	size_t i;
+
+	for (i = 0; i < d->n_refs; i++)
+		tc_forget(eng, d->refs[i], 1);
+}
+
+static void tcfs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, bool plus)
+{
+	struct tcfs_dirbuf d = { .req = req, .plus = plus, .size = size };
+	int rc;
+
+	d.buf = malloc(size ? size : 1);
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = tc_readdir(tcfs_of(req)->eng, ino, (uint64_t)off, plus,
+			tcfs_dirbuf_add, &d);
+	/* An empty reply would mean the end of the directory. */
+	if (rc == 0 && d.oom && d.used == 0)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		tcfs_dirbuf_unref(&d);
+		fuse_reply_err(req, -rc);
+	} else if (fuse_reply_buf(req, d.buf, d.used) != 0) {
+		tcfs_dirbuf_unref(&d);
+	}
+	free(d.refs);
+	free(d.buf);
+}
+
+static void tcfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			 off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	tcfs_do_readdir(req, ino, size, off, false);
+}
+
+static void tcfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			     off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	tcfs_do_readdir(req, ino, size, off, true);
+}
+
+static void tcfs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			    struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void tcfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			  struct fuse_file_info *fi)
+{
+	/* Namespace changes are durable when the engine commits them. */
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Extended attributes                                                */
+/* ------------------------------------------------------------------ */
+
+static void tcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			  const char *value, size_t size, int flags)
+{
+	if (ino == TC_STATS_INO) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	fuse_reply_err(req, -tc_setxattr(tcfs_of(req)->eng, ino, name, value,
+					 size, flags));
+}
+
+/* Reply to getxattr/listxattr: the length when @p size is 0, else the
+ * value. @p n is the engine's result for the same @p size. */
+static void tcfs_reply_xattr(fuse_req_t req, size_t size, const char *buf,
+			     ssize_t n)
+{
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void tcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			  size_t size)
+{
+	char *buf = NULL;
+	ssize_t n;
+
+	if (ino == TC_STATS_INO) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (size > 0) {
+		buf = malloc(size);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+	}
+	n = tc_getxattr(tcfs_of(req)->eng, ino, name, buf, size);
+	tcfs_reply_xattr(req, size, buf, n);
+	free(buf);
+}
+
+static void tcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = NULL;
+	ssize_t n;
+
+	if (ino == TC_STATS_INO) {
+		tcfs_reply_xattr(req, size, NULL, 0);
+		return;
+	}
+	if (size > 0) {
+		buf = malloc(size);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+	}
+	n = tc_listxattr(tcfs_of(req)->eng, ino, buf, size);
+	tcfs_reply_xattr(req, size, buf, n);
+	free(buf);
+}
+
+static void tcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	if (ino == TC_STATS_INO) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	fuse_reply_err(req, -tc_removexattr(tcfs_of(req)->eng, ino, name));
+}
+
+const struct fuse_lowlevel_ops tcfs_ops = {
+	.init = tcfs_init,
+	.lookup = tcfs_lookup,
+	.forget = tcfs_forget,
+	.forget_multi = tcfs_forget_multi,
+	.getattr = tcfs_getattr,
+	.setattr = tcfs_setattr,
+	.readlink = tcfs_readlink,
+	.mknod = tcfs_mknod,
+	.mkdir = tcfs_mkdir,
+	.unlink = tcfs_unlink,
+	.rmdir = tcfs_rmdir,
+	.symlink = tcfs_symlink,
+	.rename = tcfs_rename,
+	.link = tcfs_link,
+	.open = tcfs_open,
+	.read = tcfs_read,
+	.write = tcfs_write,
+	.flush = tcfs_flush,
+	.release = tcfs_release,
+	.fsync = tcfs_fsync,
+	.opendir = tcfs_opendir,
+	.readdir = tcfs_readdir,
+	.readdirplus = tcfs_readdirplus,
+	.releasedir = tcfs_releasedir,
+	.fsyncdir = tcfs_fsyncdir,
+	.statfs = tcfs_statfs,
+	.setxattr = tcfs_setxattr,
+	.getxattr = tcfs_getxattr,
+	.listxattr = tcfs_listxattr,
+	.removexattr = tcfs_removexattr,
+	.create = tcfs_create,
+};

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcfs.h - private declarations of the tiercachefs daemon (fs/).
+ *
+ * The daemon is split by concern, each file with one job:
+ *   main.c     startup and shutdown: --check, fork/detach, session, loop
+ *   options.c  command line, -o options and the config= INI file
+ *   ops.c      the libfuse low-level operations, each a thin translation
+ *              to one engine call (tiercache.h), plus the virtual .stats file
+ *   stats.c    rendering of the engine's statistics as Prometheus text
+ *   inval.c    the thread that forwards the engine's invalidations to the
+ *              kernel
+ *
+ * All state lives in one struct tcfs owned by main(); libfuse hands it to
+ * every operation as the session's userdata. Nothing here is global, except
+ * the log destination in main.c, because fuse_set_log_func() takes no
+ * context pointer.
+ */
+#ifndef TCFS_H
+#define TCFS_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+
+#include <fuse_lowlevel.h>
+
+#include "tiercache.h"
+
+#define TCFS_NAME "tiercachefs"
+
+/* ------------------------------------------------------------------ */
+/* Options (options.c)                                                 */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Everything the command line and the config file decided. Filled by
+ * tcfs_opts_parse(), freed by tcfs_opts_free(). cfg's strings point into the
+ * fields below, so cfg stays valid as long as the struct.
+ */
+struct tcfs_opts {
+	struct tc_config cfg;
+	char *store;       /* absolute path, owned */
+	char *mountpoint;  /* resolved path, owned; NULL with --check */
+	char *schema;      /* owned, or NULL */
+	char *config_file; /* owned, or NULL */
+	struct tc_tag_rule *rules; /* owned, with their tag strings */
+	size_t n_rules;
+	char **fuse_opts; /* pass-through -o options, unescaped, owned */
+	size_t n_fuse_opts;
+	unsigned int cmdline_set; /* bit per option given on the command line */
+	bool foreground;
+	bool debug;
+	bool single_thread;
+	bool check;
+	bool fix;
+	bool help;
+	bool version;
+};
+
+/**
+ * Parse @p argv (options and positional arguments in any order, as
+ * mount.fuse3 passes them), then the config file when one is named, then
+ * fill in defaults (the store) and resolve paths.
+ * @return 0, or -1 after printing one line naming the problem on stderr.
+ * @p o must be freed with tcfs_opts_free() in both cases.
+ */
+int tcfs_opts_parse(int argc, char **argv, struct tcfs_opts *o)
+	__attribute__((warn_unused_result));
+
+/** Free what tcfs_opts_parse() allocated. */
+void tcfs_opts_free(struct tcfs_opts *o);
+
+/** Print the usage text of --help to @p out. */
+void tcfs_opts_usage(FILE *out);
+
+/**
+ * Build the argument vector for fuse_session_new(): the pass-through options
+ * plus ours (default_permissions, fsname, subtype, debug).
+ * @return 0 or -ENOMEM; free @p args with fuse_opt_free_args().
+ */
+int tcfs_opts_fuse_args(const struct tcfs_opts *o, struct fuse_args *args)
+	__attribute__((warn_unused_result));
+
+/* ------------------------------------------------------------------ */
+/* Invalidation queue (inval.c)                                        */
+/* ------------------------------------------------------------------ */
+
+struct tcfs_inval_item;
+
+/**
+ * Entries the engine removed on its own (eviction, expiry, flush), queued by
+ * the engine's callback and handed to the kernel by a dedicated thread: the
+ * callback may run on any thread, and a notification may block on a kernel
+ * directory lock held by a request in flight, so it is never sent from the
+ * callback itself.
+ */
+struct tcfs_inval {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct tcfs_inval_item *head; /* protected by lock */
+	struct tcfs_inval_item *tail; /* protected by lock */
+	size_t len;                   /* protected by lock */
+	bool stop;                    /* protected by lock */
+	struct fuse_session *se;      /* set before start, then read-only */
+	pthread_t thread;
+	bool started;
+};
+
+/** Initialise @p q (no thread yet). */
+void tcfs_inval_init(struct tcfs_inval *q, struct fuse_session *se);
+
+/** Start the notifying thread. @return 0 or -errno. */
+int tcfs_inval_start(struct tcfs_inval *q) __attribute__((warn_unused_result));
+
+/** The engine's tc_inval_fn; @p ctx is the struct tcfs_inval. */
+void tcfs_inval_queue(void *ctx, uint64_t parent, const char *name,
+		      uint64_t ino);
+
+/**
+ * Stop and join the thread, dropping what is still queued. Later calls of
+ * tcfs_inval_queue() are ignored; the struct must outlive the engine.
+ * @return 0, or -ETIMEDOUT when the thread is stuck in a notification: then
+ *         the session must not be destroyed (the thread still uses it).
+ */
+int tcfs_inval_stop(struct tcfs_inval *q);
+
+/** Free @p q's resources (after tcfs_inval_stop() and tc_engine_close()). */
+void tcfs_inval_destroy(struct tcfs_inval *q);
+
+/* ------------------------------------------------------------------ */
+/* Daemon state and operations (ops.c)                                 */
+/* ------------------------------------------------------------------ */
+
+/** A growable text buffer. */
+struct tcfs_text {
+	char *buf; /* owned, NUL-terminated when len > 0 */
+	size_t len;
+	size_t cap;
+	int err; /* first error while appending (-ENOMEM), sticky */
+};
+
+/** The daemon: userdata of the FUSE session. */
+struct tcfs {
+	struct tc_engine *eng; /* set before the mount, then read-only */
+	struct fuse_session *se;
+	struct tcfs_inval inval;
+	int log_level; /* engine messages above it are dropped */
+	/* While tc_engine_open() runs, its messages are held back: on
+	 * failure main() prints tc_engine_last_error() as the one line and
+	 * drops them, on success they are logged. */
+	pthread_mutex_t log_lock;
+	bool opening;           /* protected by log_lock */
+	struct tcfs_text held;  /* protected by log_lock */
+};
+
+/** Block SIGINT, SIGTERM and SIGHUP in the calling thread (before creating
+ *  a thread that must leave them to the FUSE workers); @p old gets the
+ *  previous mask, to restore with pthread_sigmask(). (main.c) */
+void tcfs_block_signals(sigset_t *old);
+
+/** The low-level operations table. */
+extern const struct fuse_lowlevel_ops tcfs_ops;
+
+/* ------------------------------------------------------------------ */
+/* Text and the .stats rendering (stats.c)                             */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Render the engine's statistics in the Prometheus text exposition format
+ * into @p out (which must be zeroed). @return 0 or -ENOMEM; free @p out with
+ * tcfs_text_free() in both cases.
+ */
+int tcfs_stats_render(struct tc_engine *eng, struct tcfs_text *out)
+	__attribute__((warn_unused_result));
+
+/** Append @p n bytes of @p s to @p t (errors are kept in t->err). */
+void tcfs_text_add(struct tcfs_text *t, const char *s, size_t n);
+
+/** Free @p t's buffer. */
+void tcfs_text_free(struct tcfs_text *t);
+
+#endif /* TCFS_H */
