@@ -101,7 +101,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 			   " WHERE parent = ?1 AND name = ?2",
 	[ST_DENTRY_ANY_CHILD] = "SELECT 1 FROM dentry WHERE parent = ?1"
 				" LIMIT 1",
-	[ST_DENTRY_LIST] = "SELECT d.id, d.name, " INODE_COLS
+	[ST_DENTRY_LIST] = "SELECT d.id, d.name, i.ino, i.mode, i.uid, i.gid,"
+			   " i.nlink, i.rdev, i.size, i.atime, i.mtime,"
+			   " i.ctime, i.hash, i.ttl, i.ttl_mode, i.dttl,"
+			   " i.dttl_mode, i.expires, i.schema, i.lru"
 			   " FROM dentry d JOIN inode i ON i.ino = d.ino"
 			   " WHERE d.parent = ?1 AND d.id > ?2"
 			   " ORDER BY d.id",
