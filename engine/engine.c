@@ -2374,8 +2374,10 @@ ssize_t tc_write(struct tc_file *f, const void *buf, size_t size, off_t off)
 		goto out;
 	}
 	rc = dirty_write(eng, n->dirty, buf, size, (uint64_t)off);
-	if (!rc)
+	if (!rc) {
 		n->dirty->mtime = tc_now(eng);
+		n->dirty->written = true;
+	}
 out:
 	pthread_mutex_unlock(&n->lock);
 	return rc ? rc : (ssize_t)size;
@@ -2396,7 +2398,10 @@ int tc_flush(struct tc_file *f)
 	if (!last)
 		return 0;
 	pthread_mutex_lock(&n->lock);
-	rc = publish(eng, n, false);
+	/* A shell's "> file" closes a dup of the handle before writing:
+	 * publishing the bare truncation then would be a put of nothing. */
+	if (n->dirty && n->dirty->written)
+		rc = publish(eng, n, false);
 	pthread_mutex_unlock(&n->lock);
 	return rc;
 }
@@ -2507,8 +2512,10 @@ static int setattr_size(struct tc_engine *eng, struct tc_node *n,
 	rc = dirty_begin(eng, n, size == 0);
 	if (!rc)
 		rc = dirty_truncate(eng, n->dirty, size);
-	if (!rc)
+	if (!rc) {
 		n->dirty->mtime = tc_now(eng);
+		n->dirty->written = true;
+	}
 	/* Without a writable handle nobody else will publish it. */
 	if (!rc && (!f || (f->flags & O_ACCMODE) == O_RDONLY)) {
 		bool writers;

@@ -269,6 +269,8 @@ struct tc_dirty {
 	void *hstate;     /* XXH3 state while writes are sequential */
 	uint64_t hashed;  /* bytes fed to hstate */
 	bool hash_broken; /* a write went elsewhere: rehash at publish */
+	bool written;     /* written or truncated since it began (an O_TRUNC
+			   * open alone waits for the last close) */
 	int64_t mtime;
 };
 

@@ -403,7 +403,10 @@ ssize_t tc_write(struct tc_file *f, const void *buf, size_t size,
 
 /**
  * The program closed a descriptor of this handle: publish the dirty state if
- * this is the last writable handle on the inode (with sync=close, durably).
+ * this is the last writable handle on the inode and the content was written
+ * or truncated since the last publish (an O_TRUNC open alone is published
+ * at tc_release(): a shell's "> f" closes a dup before writing). With
+ * sync=close, durably.
  * @return 0 or the error of publishing (-ENOSPC, -EIO, -EFBIG): the
  *         previous content stays intact and the dirty state is kept.
  */
