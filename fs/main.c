@@ -39,33 +39,65 @@
 /* Longest log message; longer ones are cut. */
 #define TCFS_LOG_MAX 1024
 
+/* How long a store held by another process is waited for, in steps: the
+ * previous daemon of an unmount closes it within milliseconds. */
+#define TCFS_BUSY_WAIT_MS 500
+#define TCFS_BUSY_STEP_MS 50
+
 /* Idle worker threads the multi-threaded loop keeps: enough for bursts of
  * parallel requests without creating threads, few enough to stay cheap. */
 #define TCFS_IDLE_THREADS 10
 
-/* Where log messages go: stderr until the daemon detaches, then syslog.
- * The daemon's only global: fuse_set_log_func() takes no context. */
-static atomic_bool tcfs_log_syslog;
+/*
+ * Where log messages go: stderr until the daemon detaches, then syslog.
+ * libfuse sometimes logs one line in pieces (its "unknown option(s)"
+ * message), so pieces are joined here until the newline. The daemon's only
+ * global: fuse_set_log_func() takes no context.
+ */
+static struct {
+	atomic_bool syslog;
+	pthread_mutex_t lock;
+	char partial[TCFS_LOG_MAX]; /* protected by lock */
+	size_t partial_len;         /* protected by lock */
+} tcfs_log = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static void __attribute__((format(printf, 2, 0)))
-tcfs_log_func(enum fuse_log_level level, const char *fmt, va_list ap)
+static void tcfs_log_line(enum fuse_log_level level, const char *m, int len)
 {
-	char msg[TCFS_LOG_MAX];
-	const char *m = msg;
-	int len;
-
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (strncmp(m, "fuse: ", 6) == 0)
+	if (strncmp(m, "fuse: ", 6) == 0) {
 		m += 6;
-	len = (int)strlen(m);
-	if (len > 0 && m[len - 1] == '\n')
-		len--;
-	if (atomic_load(&tcfs_log_syslog))
+		len -= 6;
+	}
+	if (atomic_load(&tcfs_log.syslog))
 		syslog((int)level, "%.*s", len, m);
 	else if (level <= FUSE_LOG_WARNING)
 		fprintf(stderr, "%s: %.*s\n", TCFS_NAME, len, m);
 	else
 		fprintf(stderr, "%.*s\n", len, m);
+}
+
+static void __attribute__((format(printf, 2, 0)))
+tcfs_log_func(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char msg[TCFS_LOG_MAX];
+	size_t len, room;
+
+	pthread_mutex_lock(&tcfs_log.lock);
+	len = tcfs_log.partial_len;
+	memcpy(msg, tcfs_log.partial, len);
+	vsnprintf(msg + len, sizeof(msg) - len, fmt, ap);
+	len = strlen(msg);
+	room = sizeof(msg) - 1;
+	if (len > 0 && msg[len - 1] != '\n' && len < room) {
+		memcpy(tcfs_log.partial, msg, len);
+		tcfs_log.partial_len = len;
+		pthread_mutex_unlock(&tcfs_log.lock);
+		return;
+	}
+	tcfs_log.partial_len = 0;
+	if (len > 0 && msg[len - 1] == '\n')
+		len--;
+	tcfs_log_line(level, msg, (int)len);
+	pthread_mutex_unlock(&tcfs_log.lock);
 }
 
 /* tc_log_fn: the engine's messages, to fuse_log(); held back while the
@@ -237,7 +269,7 @@ static void tcfs_detach(int ready)
 	char ok = 0;
 
 	openlog(TCFS_NAME, LOG_PID, LOG_DAEMON);
-	atomic_store(&tcfs_log_syslog, true);
+	atomic_store(&tcfs_log.syslog, true);
 	if (chdir("/") < 0)
 		fuse_log(FUSE_LOG_WARNING, "chdir /: %s\n", strerror(errno));
 	if (fd >= 0) {
@@ -279,18 +311,26 @@ static void tcfs_open_error(const char *store, int rc)
 }
 
 /* Open the engine, with its threads blocking the signals that end the
- * loop (they belong to the FUSE workers). @return 0 or -errno (printed). */
+ * loop (they belong to the FUSE workers). A store still locked is retried
+ * briefly: umount(8) returns before the previous daemon has closed the
+ * store, so `umount; mount` would otherwise fail. @return 0 or -errno
+ * (printed). */
 static int tcfs_engine_start(struct tcfs *fs, struct tcfs_opts *o)
 {
 	sigset_t old;
-	int rc;
+	int rc, waited;
 
 	o->cfg.log_fn = tcfs_engine_log;
 	o->cfg.log_ctx = fs;
 	o->cfg.log_level = fs->log_level;
 	fs->opening = true;
 	tcfs_block_signals(&old);
-	rc = tc_engine_open(&o->cfg, &fs->eng);
+	for (waited = 0;; waited += TCFS_BUSY_STEP_MS) {
+		rc = tc_engine_open(&o->cfg, &fs->eng);
+		if (rc != -EBUSY || waited >= TCFS_BUSY_WAIT_MS)
+			break;
+		usleep(TCFS_BUSY_STEP_MS * 1000);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	tcfs_log_opened(fs, rc == 0);
 	if (rc < 0) {

@@ -114,9 +114,11 @@ static int tcfs_opt_find(const char *name, size_t len)
 	return -1;
 }
 
-/* What a failed parse of @p kind is called in messages. */
-static const char *tcfs_kind_what(enum tcfs_opt_kind kind, int rc)
+/* What a failed parse of @p kind is called in messages, and a hint. */
+static const char *tcfs_kind_what(enum tcfs_opt_kind kind, int rc,
+				  const char **hint)
 {
+	*hint = "";
 	switch (kind) {
 	case TCFS_K_PATH:
 		return "empty path";
@@ -128,11 +130,14 @@ static const char *tcfs_kind_what(enum tcfs_opt_kind kind, int rc)
 		return rc == -ERANGE ? "duration out of range"
 				     : "invalid duration";
 	case TCFS_K_TTL_MODE:
-		return "invalid mode (absolute or sliding)";
+		*hint = " (absolute or sliding)";
+		return "invalid mode";
 	case TCFS_K_SYNC:
-		return "invalid value (fsync, close or never)";
+		*hint = " (fsync, close or never)";
+		return "invalid value";
 	case TCFS_K_SCHEMA:
-		return "invalid schema version ([A-Za-z0-9_.+-]{1,64})";
+		*hint = " ([A-Za-z0-9_.+-], at most 64)";
+		return "invalid schema version";
 	}
 	return "invalid value";
 }
@@ -144,6 +149,7 @@ static const char *tcfs_kind_what(enum tcfs_opt_kind kind, int rc)
 static int tcfs_opt_check(const struct tcfs_opt_def *d, const char *val,
 			  union tcfs_val *v, char *err, size_t errlen)
 {
+	const char *what, *hint;
 	int rc = 0;
 
 	switch (d->kind) {
@@ -169,9 +175,11 @@ static int tcfs_opt_check(const struct tcfs_opt_def *d, const char *val,
 		v->s = val;
 		break;
 	}
-	if (rc < 0)
-		snprintf(err, errlen, "%s: %s '%s'", d->name,
-			 tcfs_kind_what(d->kind, rc), val);
+	if (rc < 0) {
+		what = tcfs_kind_what(d->kind, rc, &hint);
+		snprintf(err, errlen, "%s: %s '%s'%s", d->name, what, val,
+			 hint);
+	}
 	return rc;
 }
 
@@ -427,6 +435,7 @@ static int tcfs_ini_tag(struct tcfs_ini *c, const char *tag, const char *name,
 			const char *value)
 {
 	struct tc_tag_rule *r;
+	const char *hint;
 	int64_t ns;
 	int rc;
 
@@ -438,7 +447,8 @@ static int tcfs_ini_tag(struct tcfs_ini *c, const char *tag, const char *name,
 	rc = tc_parse_duration(value, &ns);
 	if (rc < 0)
 		return tcfs_ini_fail(c, "%s: %s '%s'", name,
-				     tcfs_kind_what(TCFS_K_DURATION, rc),
+				     tcfs_kind_what(TCFS_K_DURATION, rc,
+						    &hint),
 				     value);
 	r = tcfs_rule_get(c->o, tag);
 	if (!r)
