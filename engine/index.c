@@ -68,7 +68,7 @@ static const char *const schema_sql =
 	" name TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY(ino, name))"
 	" WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS tag(tag TEXT NOT NULL, ino INTEGER NOT NULL,"
-	" PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
+	" pos INTEGER NOT NULL, PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS tag_ino ON tag(ino);";
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -126,9 +126,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_XATTR_LIST] = "SELECT name FROM xattr WHERE ino = ?1"
 			  " ORDER BY name",
 	[ST_XATTR_DELETE_INO] = "DELETE FROM xattr WHERE ino = ?1",
-	[ST_TAG_ADD] = "INSERT OR IGNORE INTO tag(tag, ino) VALUES(?1, ?2)",
+	[ST_TAG_ADD] = "INSERT OR IGNORE INTO tag(tag, ino, pos)"
+		       " VALUES(?1, ?2, ?3)",
 	[ST_TAG_DELETE_INO] = "DELETE FROM tag WHERE ino = ?1",
-	[ST_TAG_LIST_INO] = "SELECT tag FROM tag WHERE ino = ?1 ORDER BY tag",
+	[ST_TAG_LIST_INO] = "SELECT tag FROM tag WHERE ino = ?1 ORDER BY pos",
 	[ST_TAG_INOS] = "SELECT ino FROM tag WHERE tag = ?1",
 	[ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value)"
 			" VALUES(?1, ?2)",

@@ -499,7 +499,12 @@ ssize_t tc_policy_listxattr(struct tc_engine *eng, uint64_t ino, char *buf,
 	for (int a = 0; !rc && a < A_UNKNOWN; a++) {
 		char full[64];
 		size_t len;
-		if (is_control((enum attr_id)a) ||
+		/* Only what a user sets is listed: computed attributes (tier,
+		 * hash, expires) are read by name. Listing them would make
+		 * rsync -X and cp -a copy them out as plain xattrs and fail
+		 * to write them back in (they are read-only). */
+		if (is_control((enum attr_id)a) || a == A_EXPIRES ||
+		    a == A_TIER || a == A_HASH ||
 		    attr_value_locked(eng, &m, (enum attr_id)a, val,
 				      sizeof(val)))
 			continue;
@@ -549,6 +554,7 @@ static int set_tags_locked(struct tc_engine *eng, uint64_t ino,
 		st = tc_stmt_locked(eng, ST_TAG_ADD);
 		sqlite3_bind_text(st, 1, tags[i], -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, (int64_t)ino);
+		sqlite3_bind_int(st, 3, i);
 		rc = tc_step_done(eng, st);
 	}
 	return rc;
