@@ -492,7 +492,7 @@ static int tcfs_config_load(struct tcfs_opts *o)
 
 	c.f = fopen(o->config_file, "r");
 	if (!c.f) {
-		tcfs_error("%s: %s", o->config_file, strerror(errno));
+		tcfs_error("config: %s: %s", o->config_file, strerror(errno));
 		return -1;
 	}
 	rc = ini_parse_stream(tcfs_ini_reader, &c, tcfs_ini_handler, &c);
