@@ -158,10 +158,22 @@ static void test_disk_efbig(void **state)
 	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO, "huge", big,
 				    4 * ITEM),
 			 -EFBIG);
-	/* ...and an existing key keeps its content. */
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO, "a", big,
-				    4 * ITEM),
-			 -EFBIG);
+	/* ...and a write that would take an existing key over the limit
+	 * fails, leaving its content as it was. */
+	{
+		struct tc_attr a;
+		struct tc_file *f;
+		int rw, rf;
+
+		assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "a", &a), 0);
+		assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY, &f), 0);
+		rw = tcu_write_all(f, big, 4 * ITEM, 0);
+		rf = rw ? rw : tc_flush(f);
+		if (rw != -EFBIG && rf != -EFBIG)
+			fail_msg("write %d, flush %d: expected -EFBIG", rw, rf);
+		tc_release(f);
+		tc_forget(fx->eng, a.st.st_ino, 1);
+	}
 	free(big);
 	tcu_assert_fill(fx, "a", ITEM, 1);
 	tcu_assert_fill(fx, "b", ITEM, 2);
