@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: MIT
+"""The store on disk: `tiercachefs --check [--fix]` (SPEC section 2) and
+corrupt blobs giving EIO (SPEC section 6).
+
+Blobs are found the way an administrator would: a blob holds exactly the
+content of its entry, so the test writes unique content and looks for the
+one file in the store that holds it.
+"""
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from tcutil import expect_errno, read_file, read_stats, write_file
+
+
+def find_blob(store, content):
+    hits = []
+    for dirpath, _, files in os.walk(store):
+        for name in files:
+            p = Path(dirpath) / name
+            if p.stat().st_size == len(content) and p.read_bytes() == content:
+                hits.append(p)
+    assert len(hits) == 1, f"expected one blob holding the content, found {hits}"
+    return hits[0]
+
+
+def corrupt(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    os.chmod(path, 0o600)
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def used_store(tc_mount):
+    """A store with a few entries, unmounted; returns (store, {name: content})."""
+    m = tc_mount()
+    files = {"a": os.urandom(5000), "b": os.urandom(70_000), "c": b"c content\n"}
+    (m.path / "sub").mkdir()
+    for n, data in files.items():
+        write_file(m.path / "sub" / n, data)
+    m.unmount()
+    return m.store, files
+
+
+def test_check_sound_store(used_store, tc_run):
+    store, _ = used_store
+    r = tc_run(["--check", str(store)], timeout=120)
+    assert r.returncode == 0, r
+    assert (r.stdout + r.stderr).strip(), "--check prints a summary"
+
+
+def test_check_finds_corrupt_blob_and_fix_repairs(used_store, tc_run, tc_mount):
+    store, files = used_store
+    corrupt(find_blob(store, files["b"]))
+    r = tc_run(["--check", str(store)], timeout=120)
+    assert r.returncode == 1, r
+    r = tc_run(["--check", "--fix", str(store)], timeout=120)
+    assert r.returncode == 0, r
+    r = tc_run(["--check", str(store)], timeout=120)
+    assert r.returncode == 0, r
+    m = tc_mount()
+    assert not (m.path / "sub" / "b").exists()  # dropped: it could not be trusted
+    assert read_file(m.path / "sub" / "a") == files["a"]
+    assert read_file(m.path / "sub" / "c") == files["c"]
+
+
+def test_check_finds_missing_blob(used_store, tc_run):
+    store, files = used_store
+    os.unlink(find_blob(store, files["a"]))
+    r = tc_run(["--check", str(store)], timeout=120)
+    assert r.returncode == 1, r
+    r = tc_run(["--check", "--fix", str(store)], timeout=120)
+    assert r.returncode == 0, r
+    assert tc_run(["--check", str(store)], timeout=120).returncode == 0
+
+
+def test_corrupt_blob_read_gives_eio(used_store, tc_mount, output_checker):
+    store, files = used_store
+    corrupt(find_blob(store, files["a"]))
+    output_checker.allow(r"(?i)corrupt|hash mismatch|checksum|\bEIO\b|I/O error")
+    m = tc_mount()
+    s0 = read_stats(m.path)
+    expect_errno(errno.EIO, read_file, m.path / "sub" / "a")
+    s1 = read_stats(m.path)
+    assert s1["tiercache_corruptions_total"] == s0["tiercache_corruptions_total"] + 1
+    # the entry is dropped; the others are fine
+    assert not (m.path / "sub" / "a").exists()
+    assert read_file(m.path / "sub" / "b") == files["b"]

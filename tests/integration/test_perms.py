@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: MIT
+"""Ownership and permission checks with real non-root users (setpriv).
+
+The mount needs -o allow_other for other users to enter it at all;
+default_permissions is on by default, so the kernel enforces mode bits.
+"""
+
+import os
+import stat
+
+import pytest
+
+from tcutil import NOBODY, OTHER_USER, as_user, make_traversable, read_file, run, write_file
+
+
+@pytest.fixture
+def shared_mount(tc_mount, tmp_path):
+    make_traversable(tmp_path)
+    m = tc_mount(opts="allow_other")
+    os.chmod(m.path, 0o755)
+    shared = m.path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    return m.path, shared
+
+
+def as_nobody(script, check=True):
+    return run(as_user(NOBODY, ["sh", "-c", script]), check=check)
+
+
+def as_other(script, check=True):
+    return run(as_user(OTHER_USER, ["sh", "-c", script]), check=check)
+
+
+def test_new_entries_belong_to_caller(shared_mount):
+    _, shared = shared_mount
+    as_nobody(f"cd '{shared}' && umask 022 && echo mine > f && mkdir d && ln -s f l "
+              f"&& mkfifo p && touch d/inner")
+    for name in ("f", "d", "l", "p", "d/inner"):
+        st = os.lstat(shared / name)
+        assert (st.st_uid, st.st_gid) == NOBODY, name
+    assert stat.S_IMODE(os.stat(shared / "f").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(shared / "d").st_mode) == 0o755
+    assert read_file(shared / "f") == b"mine\n"
+    # python's open as that user, mode honoured with the umask
+    as_nobody(f"umask 027; /usr/bin/python3 -c \"import os; os.close(os.open('{shared}/g', "
+              f"os.O_CREAT | os.O_WRONLY, 0o666))\"")
+    st = os.stat(shared / "g")
+    assert (st.st_uid, st.st_gid) == NOBODY and stat.S_IMODE(st.st_mode) == 0o640
+
+
+def test_mode_bits_refuse_others(shared_mount):
+    _, shared = shared_mount
+    f = shared / "private"
+    as_nobody(f"echo secret > '{f}' && chmod 600 '{f}' && mkdir '{shared}/pdir' "
+              f"&& chmod 700 '{shared}/pdir' && touch '{shared}/pdir/x'")
+    # the owner can read and write it
+    assert as_nobody(f"cat '{f}'").stdout == "secret\n"
+    as_nobody(f"echo more >> '{f}'")
+    # another user cannot read, write, list or change it
+    for script in (f"cat '{f}'", f"echo x >> '{f}'", f"ls '{shared}/pdir'",
+                   f"cat '{shared}/pdir/x'"):
+        r = as_other(script, check=False)
+        assert r.returncode != 0 and "Permission denied" in r.stderr, script
+    for script in (f"chmod 666 '{f}'", f"chown 1234 '{f}'", f"rm -f '{f}'",
+                   f"touch -d @0 '{f}'"):
+        r = as_other(script, check=False)
+        assert r.returncode != 0 and ("Operation not permitted" in r.stderr
+                                      or "Permission denied" in r.stderr), script
+    r = as_other(f"setfattr -n user.x -v y '{f}'", check=False)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    # the owner cannot give it away
+    r = as_nobody(f"chown 1234 '{f}'", check=False)
+    assert r.returncode != 0 and "Operation not permitted" in r.stderr
+    # nothing changed; root still reads it
+    st = os.stat(f)
+    assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == NOBODY[0]
+    assert read_file(f) == b"secret\nmore\n"
+
+
+def test_root_owned_files_protected(shared_mount):
+    root, shared = shared_mount
+    f = shared / "rootfile"
+    write_file(f, b"root's\n")
+    os.chmod(f, 0o644)
+    assert as_nobody(f"cat '{f}'").stdout == "root's\n"
+    for script in (f"echo x >> '{f}'", f"echo x > '{root}/toplevel'", f"mkdir '{root}/d'"):
+        r = as_nobody(script, check=False)
+        assert r.returncode != 0 and "Permission denied" in r.stderr, script
+    r = as_nobody(f"rm -f '{f}'", check=False)  # sticky directory
+    assert r.returncode != 0
+    assert read_file(f) == b"root's\n"
+    # user xattrs follow write permission
+    r = as_nobody(f"setfattr -n user.x -v y '{f}'", check=False)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    as_nobody(f"touch '{shared}/own' && setfattr -n user.x -v y '{shared}/own'")
+    assert os.getxattr(shared / "own", "user.x") == b"y"
+
+
+def test_other_users_locked_out_without_allow_other(tc_mount, tmp_path):
+    make_traversable(tmp_path)
+    m = tc_mount()
+    write_file(m.path / "f", b"x")
+    os.chmod(m.path / "f", 0o644)
+    r = run(as_user(NOBODY, ["cat", str(m.path / "f")]), check=False)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
