@@ -199,21 +199,25 @@ static int check_refs(struct checker *c)
 	uint64_t drift = 0;
 	int rc;
 
-	rc = exec(c, "CREATE TEMP TABLE want AS SELECT hash, count(*) AS refs,"
+	/* what the rows say (for the report) and what remains once the
+	 * untrustworthy entries are dropped (for the repair) */
+	rc = exec(c, "CREATE TEMP TABLE want_all AS SELECT hash, count(*) AS"
+		     " refs, max(size) AS size FROM inode WHERE hash IS NOT"
+		     " NULL GROUP BY hash;"
+		     "CREATE TEMP TABLE want AS SELECT hash, count(*) AS refs,"
 		     " max(size) AS size FROM inode WHERE hash IS NOT NULL"
 		     " AND ino NOT IN (SELECT ino FROM bad) GROUP BY hash");
 	if (rc)
 		return rc;
 	rc = count_query(c,
-			 "SELECT (SELECT count(*) FROM blob b LEFT JOIN want w"
-			 " ON w.hash = b.hash WHERE w.refs IS NULL OR"
-			 " w.refs != b.refs) + (SELECT count(*) FROM want w"
-			 " WHERE w.hash NOT IN (SELECT hash FROM blob))",
+			 "SELECT (SELECT count(*) FROM blob b LEFT JOIN"
+			 " want_all w ON w.hash = b.hash WHERE w.refs IS NULL"
+			 " OR w.refs != b.refs) + (SELECT count(*) FROM"
+			 " want_all w WHERE w.hash NOT IN (SELECT hash FROM"
+			 " blob))",
 			 &drift);
 	if (rc)
 		return rc;
-	/* Rows of bad inodes are expected to disagree: count only what a
-	 * refcount rewrite would change beyond dropping them. */
 	c->rep->refcount_drift = drift;
 	if (drift)
 		say(c, TC_LOG_WARNING, "%llu blob reference counts are wrong",
@@ -222,15 +226,17 @@ static int check_refs(struct checker *c)
 }
 
 /* Step 4: blob files the index does not reference. */
-static int check_orphan_blobs(struct checker *c, uint8_t (**doomed)[16],
+static int check_orphan_blobs(struct checker *c, const char *table,
+			      bool report, uint8_t (**doomed)[16],
 			      size_t *ndoomed)
 {
 	sqlite3_stmt *st;
 	size_t cap = 0;
+	char sql[128];
 	int rc;
 
-	rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM want WHERE hash = ?1",
-				-1, &st, NULL);
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE hash = ?1", table);
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return tc_sql_errno(rc);
 	for (int i = 0; i < 256; i++) {
@@ -254,7 +260,8 @@ static int check_orphan_blobs(struct checker *c, uint8_t (**doomed)[16],
 
 			if (de->d_name[0] == '.')
 				continue;
-			c->rep->blobs++;
+			if (report)
+				c->rep->blobs++;
 			hex[0] = sub[0];
 			hex[1] = sub[1];
 			hex[2] = '\0';
@@ -262,6 +269,8 @@ static int check_orphan_blobs(struct checker *c, uint8_t (**doomed)[16],
 				memcpy(hex + 2, de->d_name, TC_HASH_HEX - 1);
 			if (strlen(de->d_name) != TC_HASH_HEX - 2 ||
 			    tc_hash_parse(hex, h)) {
+				if (!report)
+					continue;
 				say(c, TC_LOG_WARNING,
 				    "stray file blobs/%s/%s", sub, de->d_name);
 				c->rep->orphan_blobs++;
@@ -276,9 +285,11 @@ static int check_orphan_blobs(struct checker *c, uint8_t (**doomed)[16],
 			used = sqlite3_step(st) == SQLITE_ROW;
 			if (used)
 				continue;
-			c->rep->orphan_blobs++;
-			say(c, TC_LOG_WARNING, "blob %s is not referenced",
-			    hex);
+			if (report) {
+				c->rep->orphan_blobs++;
+				say(c, TC_LOG_WARNING,
+				    "blob %s is not referenced", hex);
+			}
 			if (*ndoomed == cap) {
 				void *v;
 				cap = cap ? cap * 2 : 64;
@@ -360,7 +371,8 @@ int tc_check(const char *store, bool fix, struct tc_check_report *rep,
 	if (!rc)
 		rc = check_refs(&c);
 	if (!rc)
-		rc = check_orphan_blobs(&c, &doomed, &ndoomed);
+		rc = check_orphan_blobs(&c, "want_all", true, &doomed,
+					&ndoomed);
 	if (rc)
 		goto out;
 	problems = rep->missing_blobs + rep->corrupt_blobs +
@@ -377,6 +389,16 @@ int tc_check(const char *store, bool fix, struct tc_check_report *rep,
 			tc_blob_name(doomed[i], name);
 			if (unlinkat(c.blobs_fd, name, 0) == 0)
 				rep->fixed++;
+		}
+		/* Blobs only the dropped entries used go too. */
+		ndoomed = 0;
+		rc = check_orphan_blobs(&c, "want", false, &doomed, &ndoomed);
+		if (rc)
+			goto out;
+		for (size_t i = 0; i < ndoomed; i++) {
+			char name[TC_BLOB_NAME_LEN];
+			tc_blob_name(doomed[i], name);
+			(void)unlinkat(c.blobs_fd, name, 0);
 		}
 		rc = rep->fixed >= problems ? 0 : 1;
 	} else {

@@ -295,6 +295,15 @@ static void node_maybe_free_locked(struct tc_engine *eng, struct tc_node *n)
 
 	if (n->nlookup || n->nopen || n->pins || n->dirty)
 		return;
+	/* The row must carry the batched recency (and a sliding deadline)
+	 * before the node, which is fresher than the row, goes away. */
+	if (n->atime_pending) {
+		if (sqlite3_get_autocommit(eng->db))
+			(void)!tc_flush_atimes_locked(eng);
+		else
+			(void)!tc_apply_atimes_locked(eng);
+		n->atime_pending = false;
+	}
 	pp = &eng->nodes[node_bucket(eng, n->ino)];
 	while (*pp != n)
 		pp = &(*pp)->hnext;
@@ -610,6 +619,12 @@ void tc_engine_close(struct tc_engine *eng)
 		pthread_mutex_unlock(&eng->thread_lock);
 		pthread_join(eng->thread, NULL);
 	}
+	/* Handles the daemon never released (unmounted with files open). */
+	while (eng->files) {
+		struct tc_file *f = eng->files;
+		eng->files = f->next;
+		free(f);
+	}
 	/* Publish what is still dirty and free every node. */
 	for (size_t b = 0; eng->nodes && b < eng->nbuckets; b++) {
 		while (eng->nodes[b]) {
@@ -803,9 +818,11 @@ int tc_apply_atimes_locked(struct tc_engine *eng)
 		st = tc_stmt_locked(eng, ST_INODE_SET_LRU);
 		sqlite3_bind_int64(st, 1, (int64_t)eng->atimes[i].ino);
 		sqlite3_bind_int64(st, 2, eng->atimes[i].when);
-		if (n && n->meta.expires > 0)
-			sqlite3_bind_int64(st, 3, n->meta.expires);
+		if (eng->atimes[i].expires > 0)
+			sqlite3_bind_int64(st, 3, eng->atimes[i].expires);
 		rc = tc_step_done(eng, st);
+		if (n)
+			n->atime_pending = false;
 	}
 	if (!rc)
 		eng->n_atimes = 0;
@@ -834,14 +851,20 @@ int tc_flush_atimes_locked(struct tc_engine *eng)
 static void note_access_locked(struct tc_engine *eng, struct tc_node *n,
 			       int64_t now)
 {
+	int64_t expires = 0;
+
 	n->meta.lru = now;
-	if (tc_policy_mode(eng, &n->meta) == TC_TTL_SLIDING) {
+	if (n->meta.expires > 0 &&
+	    tc_policy_mode(eng, &n->meta) == TC_TTL_SLIDING) {
 		int64_t ttl = tc_policy_ttl_locked(eng, &n->meta);
-		n->meta.expires = ttl > 0 ? now + ttl : 0;
+		if (ttl > 0)
+			n->meta.expires = expires = now + ttl;
 	}
 	if (eng->n_atimes == ATIME_BATCH)
 		(void)!tc_flush_atimes_locked(eng);
-	eng->atimes[eng->n_atimes++] = (struct tc_pending_atime){ n->ino, now };
+	eng->atimes[eng->n_atimes++] =
+		(struct tc_pending_atime){ n->ino, now, expires };
+	n->atime_pending = true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -928,15 +951,15 @@ static int dir_get_locked(struct tc_engine *eng, uint64_t parent,
 
 	if (rc)
 		return rc;
-	if (!S_ISDIR((*out)->meta.mode)) {
+	if (!S_ISDIR((*out)->meta.mode))
+		rc = -ENOTDIR;
+	else if ((*out)->meta.nlink == 0)
+		rc = -ENOENT;
+	if (rc) {
 		tc_node_unpin_locked(eng, *out);
-		return -ENOTDIR;
+		*out = NULL;
 	}
-	if ((*out)->meta.nlink == 0) {
-		tc_node_unpin_locked(eng, *out);
-		return -ENOENT;
-	}
-	return 0;
+	return rc;
 }
 
 /*
@@ -2232,6 +2255,10 @@ static int open_node(struct tc_engine *eng, struct tc_node *n, int flags,
 			tc_count(eng, disk_hits, 1);
 	}
 	pthread_mutex_lock(&eng->lock);
+	f->next = eng->files;
+	if (eng->files)
+		eng->files->prev = f;
+	eng->files = f;
 	n->nopen++;
 	if (acc != O_RDONLY)
 		n->nwriters++;
@@ -2469,6 +2496,12 @@ int tc_release(struct tc_file *f)
 	}
 	pthread_mutex_unlock(&n->lock);
 	pthread_mutex_lock(&eng->lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		eng->files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
 	n->nopen--;
 	if (writer)
 		n->nwriters--;

@@ -285,6 +285,7 @@ struct tc_node {
 	struct tc_inode meta;    /* copy of the row; eng->lock */
 	uint64_t data_gen;       /* bumped at every publish; eng->lock */
 	uint64_t cached_gen;     /* data_gen the kernel last cached */
+	bool atime_pending;      /* in eng->atimes; eng->lock */
 	pthread_mutex_t lock;    /* protects dirty and content */
 	struct tc_dirty *dirty;
 	struct tc_content *content;
@@ -295,11 +296,13 @@ struct tc_file {
 	struct tc_node *node;
 	int flags;
 	bool keep_cache;
+	struct tc_file *prev, *next; /* eng->files; eng->lock */
 };
 
 struct tc_pending_atime {
 	uint64_t ino;
 	int64_t when;
+	int64_t expires; /* new sliding deadline, or 0 */
 };
 
 struct tc_inval {
@@ -346,6 +349,7 @@ struct tc_engine {
 	sqlite3 *db;                   /* eng->lock */
 	sqlite3_stmt *st[ST__COUNT];   /* eng->lock */
 	struct tc_node **nodes;        /* eng->lock */
+	struct tc_file *files;         /* open handles; eng->lock */
 	size_t nnodes, nbuckets;       /* eng->lock */
 	uint64_t disk_bytes, disk_items_now; /* eng->lock */
 	uint64_t blob_bytes;           /* eng->lock */

@@ -133,8 +133,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_TAG_INOS] = "SELECT ino FROM tag WHERE tag = ?1",
 	[ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value)"
 			" VALUES(?1, ?2)",
-	[ST_LRU_OLDEST] = "SELECT ino, lru FROM inode WHERE lru IS NOT NULL"
-			  " AND nlink > 0 ORDER BY lru, ino LIMIT ?1",
+	/* Least recently used first, ties broken by the entry's name. */
+	[ST_LRU_OLDEST] = "SELECT i.ino, i.lru, (SELECT min(d.name) FROM"
+			  " dentry d WHERE d.ino = i.ino) AS k FROM inode i"
+			  " WHERE i.lru IS NOT NULL AND i.nlink > 0"
+			  " ORDER BY i.lru, k, i.ino LIMIT ?1",
 	[ST_EXPIRED] = "SELECT ino FROM inode WHERE expires IS NOT NULL"
 		       " AND expires <= ?1 AND nlink > 0 LIMIT 256",
 	[ST_ORPHANS] = "SELECT ino FROM inode WHERE nlink = 0",

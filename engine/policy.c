@@ -774,7 +774,7 @@ int tc_policy_setxattr(struct tc_engine *eng, uint64_t ino, const char *name,
 		if (!tc_schema_valid(v, strlen(v)))
 			rc = -EINVAL;
 		else
-			snprintf(m.schema, sizeof(m.schema), "%s", v);
+			memcpy(m.schema, v, strlen(v) + 1); /* <= 64 */
 		break;
 	default:
 		rc = -EINVAL;
