@@ -875,9 +875,6 @@ static void test_xattr_user(void **state)
 	assert_true(list_has(list, n, "user.color"));
 	assert_true(list_has(list, n, "user.empty"));
 	assert_true(list_has(list, n, "user.bin"));
-	assert_true(list_has(list, n, TC_XATTR_PREFIX "hash"));
-	assert_true(list_has(list, n, TC_XATTR_PREFIX "tier"));
-	assert_false(list_has(list, n, TC_XATTR_PREFIX "flush"));
 	assert_int_equal(tc_listxattr(fx->eng, ino, list, 3), -ERANGE);
 
 	/* Remove. */
@@ -939,6 +936,43 @@ static void test_xattr_user(void **state)
 	assert_int_equal(tcu_xattr_at(fx->eng, TC_ROOT_INO, "k2", "user.bin",
 				      buf, sizeof(buf)),
 			 3);
+}
+
+/* listxattr and user.tiercache.*: SPEC §5 "getfattr -d lists the readable
+ * user.tiercache.* attributes", tiercache.h "stored user.* names and the
+ * readable user.tiercache.* ones". */
+static void test_listxattr_tiercache(void **state)
+{
+	struct tcu *fx = *state;
+	char list[1024];
+	ssize_t n;
+	uint64_t ino;
+
+	tcu_put(fx, "k", "v");
+	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "k");
+	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "tags", "t",
+				     1, 0),
+			 0);
+	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "ttl", "1h",
+				     2, 0),
+			 0);
+	n = tc_listxattr(fx->eng, ino, list, sizeof(list));
+	assert_true(n > 0);
+	/* Set by the user: listed. */
+	assert_true(list_has(list, n, TC_XATTR_PREFIX "tags"));
+	assert_true(list_has(list, n, TC_XATTR_PREFIX "ttl"));
+	/* Write-only controls: never listed. */
+	assert_false(list_has(list, n, TC_XATTR_PREFIX "flush"));
+	assert_false(list_has(list, n, TC_XATTR_PREFIX "evict_tag"));
+	n = tc_listxattr(fx->eng, TC_ROOT_INO, list, sizeof(list));
+	assert_true(n >= 0);
+	assert_false(list_has(list, n, TC_XATTR_PREFIX "flush"));
+	assert_false(list_has(list, n, TC_XATTR_PREFIX "reset_stats"));
+	/* Computed, read-only: listed too, per SPEC §5 and the header. */
+	n = tc_listxattr(fx->eng, ino, list, sizeof(list));
+	assert_true(list_has(list, n, TC_XATTR_PREFIX "hash"));
+	assert_true(list_has(list, n, TC_XATTR_PREFIX "tier"));
+	assert_true(list_has(list, n, TC_XATTR_PREFIX "expires"));
 }
 
 static void test_xattr_tiercache(void **state)
@@ -1098,6 +1132,7 @@ int main(void)
 		T(test_symlink),
 		T(test_xattr_user),
 		T(test_xattr_tiercache),
+		T(test_listxattr_tiercache),
 #undef T
 	};
 
