@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Mounting, remounting, the command line and signals (SPEC sections 2, 3)."""
 
-import errno
 import os
 import re
 import signal
