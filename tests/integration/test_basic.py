@@ -2,6 +2,7 @@
 """Files through real programs: cp, cat, cmp, dd, shells, python I/O."""
 
 import collections
+import errno
 import os
 import random
 import re
@@ -47,6 +48,26 @@ def test_large_file(mnt, tmp_path):
     digest2 = write_random_file(src, size)
     run(["cp", str(src), str(dst)])
     assert sha256_file(dst) == digest2
+
+
+def test_file_larger_than_disk_size_is_efbig(tc_mount):
+    """SPEC section 6: a single file larger than disk_size fails with EFBIG."""
+    m = tc_mount(opts="disk_size=1M")
+    fd = os.open(m.path / "huge", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        chunk = b"y" * 65536
+        with pytest.raises(OSError) as e:
+            for _ in range(64):  # 4 MiB
+                os.write(fd, chunk)
+        assert e.value.errno == errno.EFBIG
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    assert os.stat(m.path / "huge").st_size <= 1 << 20
+    write_file(m.path / "fits", b"z" * 1000)  # the mount keeps working
+    assert read_file(m.path / "fits") == b"z" * 1000
 
 
 def test_overwrite_truncates(mnt):
