@@ -111,8 +111,7 @@ static void *tcfs_inval_thread(void *arg)
 						      it->name, it->namelen);
 		/* -ENOENT: the kernel had no such dentry, the common case. */
 		if (rc < 0 && rc != -ENOENT)
-			fuse_log(FUSE_LOG_DEBUG,
-				 "invalidating %llu/%s: %s\n",
+			fuse_log(FUSE_LOG_DEBUG, "invalidating %llu/%s: %s\n",
 				 (unsigned long long)it->parent, it->name,
 				 strerror(-rc));
 		free(it);

@@ -58,8 +58,8 @@ static struct {
 	atomic_bool syslog;
 	pthread_mutex_t lock;
 	char partial[TCFS_LOG_MAX]; /* protected by lock */
-	size_t partial_len;         /* protected by lock */
-} tcfs_log = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	size_t partial_len;	    /* protected by lock */
+} tcfs_log = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void tcfs_log_line(enum fuse_log_level level, const char *m, int len)
 {
@@ -241,8 +241,8 @@ static int tcfs_fork(void)
 
 	fflush(NULL);
 	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
-		fprintf(stderr, "%s: cannot start the daemon: %s\n",
-			TCFS_NAME, strerror(errno));
+		fprintf(stderr, "%s: cannot start the daemon: %s\n", TCFS_NAME,
+			strerror(errno));
 		exit(1);
 	}
 	if (pid == 0) {
@@ -428,8 +428,7 @@ static int tcfs_mount(struct tcfs_opts *o, struct tcfs *fs)
 	fuse_opt_free_args(&args);
 	if (ready >= 0)
 		tcfs_detach(ready);
-	fuse_log(FUSE_LOG_INFO, "mounted %s on %s\n", o->store,
-		 o->mountpoint);
+	fuse_log(FUSE_LOG_INFO, "mounted %s on %s\n", o->store, o->mountpoint);
 	/* > 0 is the signal that ended the loop: a clean shutdown too. */
 	rc = tcfs_loop(fs, o);
 	if (rc < 0)

@@ -95,8 +95,7 @@ static void tcfs_reply_entry(fuse_req_t req, const struct tc_attr *a)
 static struct tc_ctx tcfs_ctx(fuse_req_t req)
 {
 	const struct fuse_ctx *fc = fuse_req_ctx(req);
-	struct tc_ctx c = { .uid = fc->uid, .gid = fc->gid,
-			    .umask = fc->umask };
+	struct tc_ctx c = {.uid = fc->uid, .gid = fc->gid, .umask = fc->umask};
 	return c;
 }
 
@@ -269,15 +268,15 @@ static int tcfs_set_mask(int valid)
 		int fuse;
 		int tc;
 	} map[] = {
-		{ FUSE_SET_ATTR_MODE, TC_SET_MODE },
-		{ FUSE_SET_ATTR_UID, TC_SET_UID },
-		{ FUSE_SET_ATTR_GID, TC_SET_GID },
-		{ FUSE_SET_ATTR_SIZE, TC_SET_SIZE },
-		{ FUSE_SET_ATTR_ATIME, TC_SET_ATIME },
-		{ FUSE_SET_ATTR_MTIME, TC_SET_MTIME },
-		{ FUSE_SET_ATTR_ATIME_NOW, TC_SET_ATIME_NOW },
-		{ FUSE_SET_ATTR_MTIME_NOW, TC_SET_MTIME_NOW },
-		{ FUSE_SET_ATTR_CTIME, TC_SET_CTIME },
+	    {FUSE_SET_ATTR_MODE, TC_SET_MODE},
+	    {FUSE_SET_ATTR_UID, TC_SET_UID},
+	    {FUSE_SET_ATTR_GID, TC_SET_GID},
+	    {FUSE_SET_ATTR_SIZE, TC_SET_SIZE},
+	    {FUSE_SET_ATTR_ATIME, TC_SET_ATIME},
+	    {FUSE_SET_ATTR_MTIME, TC_SET_MTIME},
+	    {FUSE_SET_ATTR_ATIME_NOW, TC_SET_ATIME_NOW},
+	    {FUSE_SET_ATTR_MTIME_NOW, TC_SET_MTIME_NOW},
+	    {FUSE_SET_ATTR_CTIME, TC_SET_CTIME},
 	};
 	int mask = 0;
 	size_t i;
@@ -422,8 +421,8 @@ static void tcfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	v.f_bavail = v.f_bfree;
 	if (s.limit_items) {
 		v.f_files = s.limit_items;
-		v.f_ffree = s.items < s.limit_items ? s.limit_items - s.items
-						    : 0;
+		v.f_ffree =
+		    s.items < s.limit_items ? s.limit_items - s.items : 0;
 	} else {
 		v.f_ffree = TCFS_FILES_UNLIMITED;
 		v.f_files = s.items + v.f_ffree;
@@ -461,8 +460,7 @@ static void tcfs_reply_opened(fuse_req_t req, struct tc_file *f,
 		tc_forget(tcfs_of(req)->eng, created->st.st_ino, 1);
 }
 
-static void tcfs_open(fuse_req_t req, fuse_ino_t ino,
-		      struct fuse_file_info *fi)
+static void tcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct tc_file *f;
 	int rc;
@@ -492,7 +490,7 @@ static int tcfs_open_existing(struct tc_engine *eng, fuse_ino_t parent,
 	if (rc < 0)
 		return rc;
 	rc = S_ISDIR(a->st.st_mode) ? -EISDIR
-				     : tc_open(eng, a->st.st_ino, flags, f);
+				    : tc_open(eng, a->st.st_ino, flags, f);
 	if (rc < 0)
 		tc_forget(eng, a->st.st_ino, 1);
 	return rc;
@@ -720,7 +718,7 @@ static void tcfs_dirbuf_unref(struct tcfs_dirbuf *d)
 static void tcfs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			    off_t off, bool plus)
 {
-	struct tcfs_dirbuf d = { .req = req, .plus = plus, .size = size };
+	struct tcfs_dirbuf d = {.req = req, .plus = plus, .size = size};
 	int rc;
 
 	d.buf = malloc(size ? size : 1);
@@ -743,8 +741,8 @@ static void tcfs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	free(d.buf);
 }
 
-static void tcfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-			 off_t off, struct fuse_file_info *fi)
+static void tcfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			 struct fuse_file_info *fi)
 {
 	(void)fi;
 	tcfs_do_readdir(req, ino, size, off, false);
@@ -856,35 +854,35 @@ static void tcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 }
 
 const struct fuse_lowlevel_ops tcfs_ops = {
-	.init = tcfs_init,
-	.lookup = tcfs_lookup,
-	.forget = tcfs_forget,
-	.forget_multi = tcfs_forget_multi,
-	.getattr = tcfs_getattr,
-	.setattr = tcfs_setattr,
-	.readlink = tcfs_readlink,
-	.mknod = tcfs_mknod,
-	.mkdir = tcfs_mkdir,
-	.unlink = tcfs_unlink,
-	.rmdir = tcfs_rmdir,
-	.symlink = tcfs_symlink,
-	.rename = tcfs_rename,
-	.link = tcfs_link,
-	.open = tcfs_open,
-	.read = tcfs_read,
-	.write = tcfs_write,
-	.flush = tcfs_flush,
-	.release = tcfs_release,
-	.fsync = tcfs_fsync,
-	.opendir = tcfs_opendir,
-	.readdir = tcfs_readdir,
-	.readdirplus = tcfs_readdirplus,
-	.releasedir = tcfs_releasedir,
-	.fsyncdir = tcfs_fsyncdir,
-	.statfs = tcfs_statfs,
-	.setxattr = tcfs_setxattr,
-	.getxattr = tcfs_getxattr,
-	.listxattr = tcfs_listxattr,
-	.removexattr = tcfs_removexattr,
-	.create = tcfs_create,
+    .init = tcfs_init,
+    .lookup = tcfs_lookup,
+    .forget = tcfs_forget,
+    .forget_multi = tcfs_forget_multi,
+    .getattr = tcfs_getattr,
+    .setattr = tcfs_setattr,
+    .readlink = tcfs_readlink,
+    .mknod = tcfs_mknod,
+    .mkdir = tcfs_mkdir,
+    .unlink = tcfs_unlink,
+    .rmdir = tcfs_rmdir,
+    .symlink = tcfs_symlink,
+    .rename = tcfs_rename,
+    .link = tcfs_link,
+    .open = tcfs_open,
+    .read = tcfs_read,
+    .write = tcfs_write,
+    .flush = tcfs_flush,
+    .release = tcfs_release,
+    .fsync = tcfs_fsync,
+    .opendir = tcfs_opendir,
+    .readdir = tcfs_readdir,
+    .readdirplus = tcfs_readdirplus,
+    .releasedir = tcfs_releasedir,
+    .fsyncdir = tcfs_fsyncdir,
+    .statfs = tcfs_statfs,
+    .setxattr = tcfs_setxattr,
+    .getxattr = tcfs_getxattr,
+    .listxattr = tcfs_listxattr,
+    .removexattr = tcfs_removexattr,
+    .create = tcfs_create,
 };

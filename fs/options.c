@@ -54,18 +54,18 @@ struct tcfs_opt_def {
 
 /* Our mount options (SPEC §3). Bit i of cmdline_set is entry i. */
 static const struct tcfs_opt_def tcfs_opt_defs[] = {
-	{ "store", TCFS_K_PATH, TCFS_FIELD(store), true },
-	{ "ram_size", TCFS_K_SIZE, TCFS_FIELD(cfg.ram_size), true },
-	{ "ram_items", TCFS_K_COUNT, TCFS_FIELD(cfg.ram_items), true },
-	{ "ram_ttl", TCFS_K_DURATION, TCFS_FIELD(cfg.ram_ttl_ns), true },
-	{ "max_ram_item", TCFS_K_SIZE, TCFS_FIELD(cfg.max_ram_item), true },
-	{ "disk_size", TCFS_K_SIZE, TCFS_FIELD(cfg.disk_size), true },
-	{ "disk_items", TCFS_K_COUNT, TCFS_FIELD(cfg.disk_items), true },
-	{ "ttl", TCFS_K_DURATION, TCFS_FIELD(cfg.ttl_ns), true },
-	{ "ttl_mode", TCFS_K_TTL_MODE, TCFS_FIELD(cfg.ttl_mode), true },
-	{ "schema", TCFS_K_SCHEMA, TCFS_FIELD(schema), true },
-	{ "sync", TCFS_K_SYNC, TCFS_FIELD(cfg.sync), true },
-	{ "config", TCFS_K_PATH, TCFS_FIELD(config_file), false },
+    {"store", TCFS_K_PATH, TCFS_FIELD(store), true},
+    {"ram_size", TCFS_K_SIZE, TCFS_FIELD(cfg.ram_size), true},
+    {"ram_items", TCFS_K_COUNT, TCFS_FIELD(cfg.ram_items), true},
+    {"ram_ttl", TCFS_K_DURATION, TCFS_FIELD(cfg.ram_ttl_ns), true},
+    {"max_ram_item", TCFS_K_SIZE, TCFS_FIELD(cfg.max_ram_item), true},
+    {"disk_size", TCFS_K_SIZE, TCFS_FIELD(cfg.disk_size), true},
+    {"disk_items", TCFS_K_COUNT, TCFS_FIELD(cfg.disk_items), true},
+    {"ttl", TCFS_K_DURATION, TCFS_FIELD(cfg.ttl_ns), true},
+    {"ttl_mode", TCFS_K_TTL_MODE, TCFS_FIELD(cfg.ttl_mode), true},
+    {"schema", TCFS_K_SCHEMA, TCFS_FIELD(schema), true},
+    {"sync", TCFS_K_SYNC, TCFS_FIELD(cfg.sync), true},
+    {"config", TCFS_K_PATH, TCFS_FIELD(config_file), false},
 };
 
 #define TCFS_N_OPTS (sizeof(tcfs_opt_defs) / sizeof(tcfs_opt_defs[0]))
@@ -74,10 +74,10 @@ static const struct tcfs_opt_def tcfs_opt_defs[] = {
 /* fstab options meant for mount(8) or systemd, not for the filesystem:
  * libfuse refuses them, so they are dropped (mount.fuse3 drops some too). */
 static const char *const tcfs_dropped_opts[] = {
-	"defaults", "auto",	  "noauto",	   "user",	 "nouser",
-	"users",    "owner",	  "group",	   "_netdev",	 "nofail",
-	"relatime", "norelatime", "strictatime", "nostrictatime", "lazytime",
-	"nolazytime", "diratime", "nodiratime",  "silent",	 "loud",
+    "defaults",	  "auto",	"noauto",      "user",		"nouser",
+    "users",	  "owner",	"group",       "_netdev",	"nofail",
+    "relatime",	  "norelatime", "strictatime", "nostrictatime", "lazytime",
+    "nolazytime", "diratime",	"nodiratime",  "silent",	"loud",
 };
 
 /* Longest message we print; values in it are user input, cut if longer. */
@@ -91,8 +91,8 @@ union tcfs_val {
 	const char *s;
 };
 
-static void __attribute__((format(printf, 1, 2))) tcfs_error(const char *fmt,
-							     ...)
+static void __attribute__((format(printf, 1, 2)))
+tcfs_error(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -269,8 +269,8 @@ static int tcfs_opt_cmdline(struct tcfs_opts *o, const char *opt)
 		tcfs_error("%s: missing value (%s=...)", opt, opt);
 		return -1;
 	}
-	if (tcfs_opt_check(&tcfs_opt_defs[idx], eq + 1, &v, err,
-			   sizeof(err)) < 0) {
+	if (tcfs_opt_check(&tcfs_opt_defs[idx], eq + 1, &v, err, sizeof(err)) <
+	    0) {
 		tcfs_error("%s", err);
 		return -1;
 	}
@@ -442,13 +442,12 @@ static int tcfs_ini_tag(struct tcfs_ini *c, const char *tag, const char *name,
 	if (!tc_tag_valid(tag, strlen(tag)))
 		return tcfs_ini_fail(c, "invalid tag name '%s'", tag);
 	if (strcmp(name, "ttl") != 0 && strcmp(name, "ram_ttl") != 0)
-		return tcfs_ini_fail(c, "unknown option '%s' in [tag %s]",
-				     name, tag);
+		return tcfs_ini_fail(c, "unknown option '%s' in [tag %s]", name,
+				     tag);
 	rc = tc_parse_duration(value, &ns);
 	if (rc < 0)
 		return tcfs_ini_fail(c, "%s: %s '%s'", name,
-				     tcfs_kind_what(TCFS_K_DURATION, rc,
-						    &hint),
+				     tcfs_kind_what(TCFS_K_DURATION, rc, &hint),
 				     value);
 	r = tcfs_rule_get(c->o, tag);
 	if (!r)
@@ -479,15 +478,15 @@ static int tcfs_ini_handler(void *user, const char *section, const char *name,
 		return tcfs_ini_tag(c, s, name, value) == 0;
 	}
 	if (!*s)
-		return tcfs_ini_fail(c, "option '%s' outside a section", name) ==
-		       0;
+		return tcfs_ini_fail(c, "option '%s' outside a section",
+				     name) == 0;
 	return tcfs_ini_fail(c, "unknown section [%s]", s) == 0;
 }
 
 /* Read o->config_file. Prints the error. @return 0 or -1. */
 static int tcfs_config_load(struct tcfs_opts *o)
 {
-	struct tcfs_ini c = { .o = o };
+	struct tcfs_ini c = {.o = o};
 	int rc;
 
 	c.f = fopen(o->config_file, "r");
@@ -810,6 +809,7 @@ out:
 	return rc;
 }
 
+/* clang-format off */
 void tcfs_opts_usage(FILE *out)
 {
 	fprintf(out,
@@ -851,3 +851,4 @@ void tcfs_opts_usage(FILE *out)
 "allow_other or auto_unmount pass through; default_permissions is on.\n"
 "See tiercachefs(8).\n");
 }
+/* clang-format on */

@@ -24,8 +24,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <fuse_lowlevel.h>
 
@@ -44,10 +44,10 @@
  */
 struct tcfs_opts {
 	struct tc_config cfg;
-	char *store;       /* absolute path, owned */
-	char *mountpoint;  /* resolved path, owned; NULL with --check */
-	char *schema;      /* owned, or NULL */
-	char *config_file; /* owned, or NULL */
+	char *store;		   /* absolute path, owned */
+	char *mountpoint;	   /* resolved path, owned; NULL with --check */
+	char *schema;		   /* owned, or NULL */
+	char *config_file;	   /* owned, or NULL */
 	struct tc_tag_rule *rules; /* owned, with their tag strings */
 	size_t n_rules;
 	char **fuse_opts; /* pass-through -o options, unescaped, owned */
@@ -70,7 +70,7 @@ struct tcfs_opts {
  * @p o must be freed with tcfs_opts_free() in both cases.
  */
 int tcfs_opts_parse(int argc, char **argv, struct tcfs_opts *o)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /** Free what tcfs_opts_parse() allocated. */
 void tcfs_opts_free(struct tcfs_opts *o);
@@ -84,7 +84,7 @@ void tcfs_opts_usage(FILE *out);
  * @return 0 or -ENOMEM; free @p args with fuse_opt_free_args().
  */
 int tcfs_opts_fuse_args(const struct tcfs_opts *o, struct fuse_args *args)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* ------------------------------------------------------------------ */
 /* Invalidation queue (inval.c)                                        */
@@ -104,8 +104,8 @@ struct tcfs_inval {
 	pthread_cond_t cond;
 	struct tcfs_inval_item *head; /* protected by lock */
 	struct tcfs_inval_item *tail; /* protected by lock */
-	size_t len;                   /* protected by lock */
-	bool stop;                    /* protected by lock */
+	size_t len;		      /* protected by lock */
+	bool stop;		      /* protected by lock */
 	struct fuse_session *se;      /* set before start, then read-only */
 	pthread_t thread;
 	bool started;
@@ -154,8 +154,8 @@ struct tcfs {
 	 * failure main() prints tc_engine_last_error() as the one line and
 	 * drops them, on success they are logged. */
 	pthread_mutex_t log_lock;
-	bool opening;           /* protected by log_lock */
-	struct tcfs_text held;  /* protected by log_lock */
+	bool opening;	       /* protected by log_lock */
+	struct tcfs_text held; /* protected by log_lock */
 };
 
 /** Block SIGINT, SIGTERM and SIGHUP in the calling thread (before creating
@@ -176,7 +176,7 @@ extern const struct fuse_lowlevel_ops tcfs_ops;
  * tcfs_text_free() in both cases.
  */
 int tcfs_stats_render(struct tc_engine *eng, struct tcfs_text *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /** Append @p n bytes of @p s to @p t (errors are kept in t->err). */
 void tcfs_text_add(struct tcfs_text *t, const char *s, size_t n);
