@@ -575,6 +575,8 @@ static int tcfs_absolute(char **path)
  * an open /dev/fuse descriptor so) is left to libfuse. */
 static int tcfs_mountpoint(struct tcfs_opts *o, const char *arg)
 {
+	struct stat st;
+
 	if (strncmp(arg, "/dev/fd/", 8) == 0) {
 		o->mountpoint = strdup(arg);
 	} else {
@@ -586,6 +588,12 @@ static int tcfs_mountpoint(struct tcfs_opts *o, const char *arg)
 	}
 	if (!o->mountpoint) {
 		tcfs_error("out of memory");
+		return -1;
+	}
+	/* libfuse would mount on a file too, with a root of the wrong type */
+	if (strncmp(arg, "/dev/fd/", 8) != 0 &&
+	    (stat(o->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode))) {
+		tcfs_error("%s: not a directory", arg);
 		return -1;
 	}
 	return 0;
