@@ -30,7 +30,8 @@ count_meson() {
 # count_pytest FILE: add the counts of a pytest summary line.
 count_pytest() {
 	local line p f e
-	line=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$1" | tail -n 1)
+	# pytest -q ends with "N failed, N passed in 1.23s" (undecorated).
+	line=$(grep -E '^(=+ )?[0-9]+ (passed|failed|errors?|skipped|deselected)|no tests ran' "$1" | tail -n 1)
 	if [ -z "$line" ]; then failed=$((failed + 1)); return; fi
 	p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 	f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
