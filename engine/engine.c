@@ -1658,6 +1658,7 @@ int tc_readdir(struct tc_engine *eng, uint64_t ino, uint64_t off, bool plus,
 	sqlite3_stmt *st;
 	uint64_t parent = TC_ROOT_INO;
 	int64_t now = tc_now(eng);
+	char want_schema[65];
 	int rc;
 
 	pthread_mutex_lock(&eng->lock);
@@ -1692,6 +1693,10 @@ int tc_readdir(struct tc_engine *eng, uint64_t ino, uint64_t off, bool plus,
 		if (fn(ctx, TC_STATS_NAME, &a, 3))
 			goto out;
 	}
+	/* Entries of another schema version are absent here too (they are
+	 * discarded, and counted, when looked up). */
+	if (tc_policy_dir_schema_locked(eng, ino, want_schema))
+		want_schema[0] = '\0';
 	st = tc_stmt_locked(eng, ST_DENTRY_LIST);
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	sqlite3_bind_int64(st, 2, off > 3 ? (int64_t)(off - 3) : 0);
@@ -1711,6 +1716,9 @@ int tc_readdir(struct tc_engine *eng, uint64_t ino, uint64_t off, bool plus,
 		if (n)
 			m = n->meta; /* fresher: sliding expiry, sizes */
 		if (m.expires > 0 && m.expires <= now)
+			continue;
+		if (want_schema[0] && S_ISREG(m.mode) &&
+		    strcmp(want_schema, m.schema))
 			continue;
 		fill_attr(eng, &m, &a);
 		if (fn(ctx, name, &a, id + 3))
@@ -1787,8 +1795,11 @@ static TC_NOINLINE int load_content(struct tc_engine *eng, struct tc_node *n,
 	int64_t now = tc_now(eng);
 	int rc;
 
+	int64_t ram_ttl;
+
 	pthread_mutex_lock(&eng->lock);
 	m = n->meta;
+	ram_ttl = tc_policy_ram_ttl_locked(eng, n->ino);
 	pthread_mutex_unlock(&eng->lock);
 	c = content_new(m.size);
 	if (!c)
@@ -1815,7 +1826,7 @@ static TC_NOINLINE int load_content(struct tc_engine *eng, struct tc_node *n,
 			tc_ram_unref(it);
 			goto corrupt;
 		}
-		c->ram = tc_ram_insert(eng->ram, it, now);
+		c->ram = tc_ram_insert(eng->ram, it, now, ram_ttl);
 		tc_count(eng, promotions, 1);
 		goto done;
 	}
@@ -2095,7 +2106,7 @@ static int publish(struct tc_engine *eng, struct tc_node *n, bool durable)
 	struct tc_content *c = NULL;
 	uint8_t hash[TC_HASH_LEN], old_hash[TC_HASH_LEN];
 	bool had_hash, wrote = false, known;
-	int64_t now = tc_now(eng);
+	int64_t now = tc_now(eng), ram_ttl;
 	sqlite3_stmt *st;
 	int rc;
 
@@ -2181,6 +2192,7 @@ static int publish(struct tc_engine *eng, struct tc_node *n, bool durable)
 	}
 	n->meta = m;
 	n->data_gen++;
+	ram_ttl = tc_policy_ram_ttl_locked(eng, n->ino);
 	/* Blob bytes grow by the new blob when it was new to the index. */
 	pthread_mutex_unlock(&eng->lock);
 
@@ -2193,7 +2205,8 @@ static int publish(struct tc_engine *eng, struct tc_node *n, bool durable)
 			if (it) {
 				memcpy(it->hash, hash, TC_HASH_LEN);
 				memcpy(it->data, d->buf, d->size);
-				c->ram = tc_ram_insert(eng->ram, it, now);
+				c->ram = tc_ram_insert(eng->ram, it, now,
+						       ram_ttl);
 			}
 		}
 		if (!c->ram && tc_blob_open_read(&eng->blobs, hash, &c->fd)) {

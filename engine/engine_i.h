@@ -74,6 +74,7 @@ struct tc_ram_item {
 	atomic_uint refs;
 	bool in_table;             /* protected by ram->lock */
 	int64_t last_access;       /* ns; protected by ram->lock */
+	int64_t ttl_ns;            /* idle limit: <0 the tier's, 0 never */
 	struct tc_ram_item *hnext; /* hash chain; ram->lock */
 	struct tc_ram_item *prev, *next; /* LRU list, head = most recent */
 	char data[];
@@ -95,9 +96,10 @@ struct tc_ram_item *tc_ram_alloc(size_t size);
  * @item itself, or an equal one already there (then @item is unref'd). Items
  * over max_ram_item or the byte limit are not inserted but stay usable.
  * Evicts least recently used unpinned items to respect the limits.
+ * @ttl_ns: this content's idle limit from a tag rule (<0: the tier's).
  */
 struct tc_ram_item *tc_ram_insert(struct tc_ram *ram, struct tc_ram_item *item,
-				  int64_t now);
+				  int64_t now, int64_t ttl_ns);
 void tc_ram_unref(struct tc_ram_item *item);
 bool tc_ram_contains(struct tc_ram *ram, const uint8_t *hash);
 bool tc_ram_fits(struct tc_ram *ram, uint64_t size);
@@ -406,6 +408,8 @@ int tc_policy_resolve_locked(struct tc_engine *eng, struct tc_inode *ino,
 /* Effective ttl mode of @ino. */
 enum tc_ttl_mode tc_policy_mode(struct tc_engine *eng,
 				const struct tc_inode *ino);
+/* RAM idle limit from the first tag rule of @ino with one, or -1. */
+int64_t tc_policy_ram_ttl_locked(struct tc_engine *eng, uint64_t ino);
 /* Effective ttl of @ino in ns (0 = never). */
 int64_t tc_policy_ttl_locked(struct tc_engine *eng, const struct tc_inode *ino);
 /* True when the entry @ino (found in directory @parent) is visible now;

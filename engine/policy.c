@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +53,10 @@ enum tc_ttl_mode tc_policy_mode(struct tc_engine *eng,
 	return eng->ttl_mode;
 }
 
-/* TTL from the first tag rule matching one of @ino's tags, or -1. */
-static int64_t tag_rule_ttl_locked(struct tc_engine *eng, uint64_t ino)
+/* The value of the first tag rule (config-file order) that matches one of
+ * @ino's tags and sets the field at @offset, or -1. */
+static int64_t tag_rule_locked(struct tc_engine *eng, uint64_t ino,
+			       size_t offset)
 {
 	sqlite3_stmt *st;
 	int64_t best = -1;
@@ -66,15 +69,27 @@ static int64_t tag_rule_ttl_locked(struct tc_engine *eng, uint64_t ino)
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *tag = (const char *)sqlite3_column_text(st, 0);
 		for (size_t i = 0; i < eng->n_rules && i < best_i; i++) {
-			if (eng->rules[i].ttl_ns >= 0 &&
-			    !strcmp(eng->rules[i].tag, tag)) {
+			int64_t v = *(const int64_t *)(const void *)((
+				const char *)&eng->rules[i] + offset);
+			if (v >= 0 && !strcmp(eng->rules[i].tag, tag)) {
 				best_i = i;
-				best = eng->rules[i].ttl_ns;
+				best = v;
 			}
 		}
 	}
 	sqlite3_reset(st);
 	return best;
+}
+
+static int64_t tag_rule_ttl_locked(struct tc_engine *eng, uint64_t ino)
+{
+	return tag_rule_locked(eng, ino, offsetof(struct tc_tag_rule_i, ttl_ns));
+}
+
+int64_t tc_policy_ram_ttl_locked(struct tc_engine *eng, uint64_t ino)
+{
+	return tag_rule_locked(eng, ino,
+			       offsetof(struct tc_tag_rule_i, ram_ttl_ns));
 }
 
 int64_t tc_policy_ttl_locked(struct tc_engine *eng, const struct tc_inode *ino)

@@ -42,6 +42,7 @@ struct tc_ram {
 	uint64_t items, bytes;        /* lock */
 	uint64_t limit_bytes, limit_items, max_item; /* lock */
 	int64_t ttl_ns;               /* lock */
+	int64_t min_item_ttl;         /* smallest per-item ttl set; lock */
 	struct tc_counters *counters;
 };
 
@@ -240,8 +241,18 @@ bool tc_ram_fits(struct tc_ram *ram, uint64_t size)
 	return fits;
 }
 
+static void set_item_ttl_locked(struct tc_ram *ram, struct tc_ram_item *it,
+				int64_t ttl_ns)
+{
+	if (ttl_ns < 0)
+		return;
+	it->ttl_ns = ttl_ns;
+	if (ttl_ns > 0 && (!ram->min_item_ttl || ttl_ns < ram->min_item_ttl))
+		ram->min_item_ttl = ttl_ns;
+}
+
 struct tc_ram_item *tc_ram_insert(struct tc_ram *ram, struct tc_ram_item *item,
-				  int64_t now)
+				  int64_t now, int64_t ttl_ns)
 {
 	struct tc_ram_item *old;
 	size_t b;
@@ -249,6 +260,7 @@ struct tc_ram_item *tc_ram_insert(struct tc_ram *ram, struct tc_ram_item *item,
 	pthread_mutex_lock(&ram->lock);
 	old = find_locked(ram, item->hash);
 	if (old) {
+		set_item_ttl_locked(ram, old, ttl_ns);
 		atomic_fetch_add(&old->refs, 1);
 		old->last_access = now;
 		lru_unlink_locked(ram, old);
@@ -270,6 +282,8 @@ struct tc_ram_item *tc_ram_insert(struct tc_ram *ram, struct tc_ram_item *item,
 	ram->buckets[b] = item;
 	item->in_table = true;
 	item->last_access = now;
+	item->ttl_ns = -1;
+	set_item_ttl_locked(ram, item, ttl_ns);
 	lru_push_head_locked(ram, item);
 	ram->items++;
 	ram->bytes += item->size;
@@ -293,17 +307,23 @@ uint64_t tc_ram_expire(struct tc_ram *ram, int64_t now)
 	struct tc_ram_item *it, *prev;
 	uint64_t n = 0;
 
+	int64_t floor;
+
 	pthread_mutex_lock(&ram->lock);
-	if (ram->ttl_ns > 0) {
-		for (it = ram->tail; it; it = prev) {
-			prev = it->prev;
-			if (now - it->last_access < ram->ttl_ns)
-				break; /* the rest is more recent */
-			if (pinned(it))
-				continue;
-			remove_locked(ram, it);
-			n++;
-		}
+	/* No item idle for less than the smallest ttl in force can expire:
+	 * the walk from the LRU end stops there. */
+	floor = ram->ttl_ns;
+	if (ram->min_item_ttl && (!floor || ram->min_item_ttl < floor))
+		floor = ram->min_item_ttl;
+	for (it = floor > 0 ? ram->tail : NULL; it; it = prev) {
+		int64_t ttl = it->ttl_ns >= 0 ? it->ttl_ns : ram->ttl_ns;
+		prev = it->prev;
+		if (now - it->last_access < floor)
+			break; /* the rest is more recent */
+		if (ttl <= 0 || now - it->last_access < ttl || pinned(it))
+			continue;
+		remove_locked(ram, it);
+		n++;
 	}
 	pthread_mutex_unlock(&ram->lock);
 	return n;
