@@ -2483,6 +2483,7 @@ int tc_fsync(struct tc_file *f, bool datasync)
 
 int tc_release(struct tc_file *f)
 {
+	struct tc_content *c = NULL;
 	struct tc_engine *eng;
 	struct tc_node *n;
 	bool writer, last;
@@ -2493,10 +2494,10 @@ int tc_release(struct tc_file *f)
 	eng = f->eng;
 	n = f->node;
 	writer = (f->flags & O_ACCMODE) != O_RDONLY;
+	pthread_mutex_lock(&n->lock);
 	pthread_mutex_lock(&eng->lock);
 	last = writer && n->nwriters <= 1;
 	pthread_mutex_unlock(&eng->lock);
-	pthread_mutex_lock(&n->lock);
 	if (last && n->dirty) {
 		rc = publish(eng, n, false);
 		if (rc) {
@@ -2507,7 +2508,8 @@ int tc_release(struct tc_file *f)
 			n->dirty = NULL;
 		}
 	}
-	pthread_mutex_unlock(&n->lock);
+	/* Content is swapped under node->lock (readers hold it to look at
+	 * n->content); the pin keeps the node alive until the unref. */
 	pthread_mutex_lock(&eng->lock);
 	if (f->prev)
 		f->prev->next = f->next;
@@ -2520,10 +2522,15 @@ int tc_release(struct tc_file *f)
 		n->nwriters--;
 	if (n->nopen == 0) {
 		/* Unpin the content; the RAM tier or the blob keeps it. */
-		content_unref(n->content);
+		c = n->content;
 		n->content = NULL;
 	}
-	node_maybe_free_locked(eng, n);
+	n->pins++;
+	pthread_mutex_unlock(&eng->lock);
+	pthread_mutex_unlock(&n->lock);
+	content_unref(c);
+	pthread_mutex_lock(&eng->lock);
+	tc_node_unpin_locked(eng, n);
 	pthread_mutex_unlock(&eng->lock);
 	free(f);
 	return rc;

@@ -164,7 +164,20 @@ static void tcfs_stats_read(fuse_req_t req, size_t size, off_t off,
 	}
 	if (size > t->len - (size_t)off)
 		size = t->len - (size_t)off;
-	fuse_reply_buf(req, t->buf + off, size);
+	/* Reply from a private copy: once the reply is written the program
+	 * may close the file, and the release (on another thread) frees the
+	 * text while fuse_reply_buf's caller is still returning from writev
+	 * (a sanitizer checks the buffer after the call). */
+	{
+		char *copy = malloc(size);
+		if (!copy) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(copy, t->buf + off, size);
+		fuse_reply_buf(req, copy, size);
+		free(copy);
+	}
 }
 
 static void tcfs_stats_release(fuse_req_t req, struct fuse_file_info *fi)
