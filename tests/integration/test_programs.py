@@ -95,12 +95,14 @@ def test_fio_verify(mnt, tmp_path):
     out = run(["fio", "--name=tc", f"--directory={mnt}", "--size=16M", "--numjobs=2",
                "--rw=randwrite", "--bsrange=4k-64k", "--ioengine=psync",
                "--verify=crc32c", "--verify_fatal=1", "--do_verify=1",
-               "--group_reporting", "--output-format=terse"], timeout=300)
+               "--group_reporting", "--output-format=terse"], timeout=300,
+              cwd=tmp_path)  # fio writes its verify state files in cwd
     assert out.returncode == 0
     # the files stay valid after fio closed them
     run(["fio", "--name=tc", f"--directory={mnt}", "--size=16M", "--numjobs=2",
          "--rw=randwrite", "--bsrange=4k-64k", "--ioengine=psync", "--verify=crc32c",
-         "--verify_only", "--verify_fatal=1", "--output-format=terse"], timeout=300)
+         "--verify_only", "--verify_fatal=1", "--output-format=terse"], timeout=300,
+        cwd=tmp_path)
 
 
 def test_rsync_within_mount_keeps_cache_attrs(mnt, tmp_path):
