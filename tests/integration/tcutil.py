@@ -394,3 +394,32 @@ def parse_metrics(text):
 def read_stats(mnt):
     with open(Path(mnt) / ".stats", "r") as f:
         return parse_metrics(f.read())
+
+
+# -- cache policy (test_policy_*.py) ------------------------------------------------
+
+def tc_stats(mnt):
+    """.stats as {short name: value}: "tiercache_" and "_total" dropped."""
+    out = {}
+    for k, v in read_stats(mnt).items():
+        k = k.removeprefix("tiercache_").removesuffix("_total")
+        out[k] = v
+    return out
+
+
+def wait_clock(t):
+    """Wait until the wall clock (time.time()) reaches t.
+
+    For lifetimes, which the daemon counts on the same clock: "just before the
+    deadline" is a moment on the clock, not an event to wait for."""
+    while True:
+        left = t - time.time()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))
+
+
+def write_config(path, text):
+    """Write an INI config file for config=; returns its path."""
+    Path(path).write_text(text)
+    return Path(path)
