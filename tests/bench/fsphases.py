@@ -1,0 +1,300 @@
+# SPDX-License-Identifier: MIT
+"""fsphases.py - the workloads of the benchmark, the same code on every target.
+
+Each phase works in a fresh subdirectory of a target's root with plain
+os.open/os.write/os.read/os.stat calls per file (the Python-values phase uses
+open() as a Python program would), times each step with time.perf_counter()
+and hands the figure to a Recorder, which also snapshots the tiercache .stats
+counters around the step when the target is a tiercachefs (outside the timed
+part). What is read back is compared with what was written; a mismatch is a
+Failure, not a figure. Contents differ per file and per round, so the
+content-addressed store of tiercachefs cannot skip work by deduplication.
+
+  small_files   create+write+close N files of 4 KiB in D directories; stat
+                each; open+read+close each twice (both passes recorded, the
+                second is the hot figure); unlink each
+  large_files   sequential write in 1 MiB writes + fsync; sequential read cold
+                (after drop_caches) and hot; random 4 KiB preads over a
+                smaller file for a fixed time (after one sequential read)
+  py_values     N values of 1 KiB stored as files and read back
+  py_diskcache  the same values through diskcache.Cache set/get
+  populate      fill a directory tree with N small entries (scale phase)
+"""
+
+import itertools
+import os
+import random
+import shutil
+import struct
+import time
+
+O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+WFLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_CLOEXEC
+RFLAGS = os.O_RDONLY | O_CLOEXEC
+MiB = 1 << 20
+
+# Counters of .stats shown per tiercachefs step (SPEC §7).
+COUNTERS = ("gets", "ram_hits", "disk_hits", "misses", "puts", "deletes", "promotions")
+
+
+class Failure(Exception):
+    """A workload saw wrong data or an error."""
+
+
+class Recorder:
+    """Collects one round of one phase on one target: figures and, for a
+    tiercachefs, the .stats counter deltas of each step."""
+
+    def __init__(self, target):
+        self.target = target
+        self.values = {}    # workload -> figure (ops/s or MiB/s)
+        self.counters = {}  # workload -> {"ops": n, counter: delta}
+        self._before = None
+
+    def begin(self):
+        self._before = self.target.stats() if self.target.is_tc else None
+
+    def end(self, workload, ops, value):
+        self.values[workload] = value
+        if self._before is not None:
+            after = self.target.stats()
+            d = {"ops": ops}
+            for c in COUNTERS:
+                d[c] = after.get(c + "_total", 0) - self._before.get(c + "_total", 0)
+            self.counters[workload] = d
+        self._before = None
+
+
+def _contents(n, size, rnd):
+    """n distinct byte strings of size bytes, distinct for each round too."""
+    base = os.urandom(size)
+    return [struct.pack("<QQ", rnd, i)[:size] + base[16:] for i in range(n)]
+
+
+def _fresh_dir(root, name):
+    d = os.path.join(root, name)
+    if os.path.lexists(d):
+        shutil.rmtree(d)
+    os.mkdir(d)
+    return d
+
+
+def small_files(root, p, rnd, rec):
+    base = _fresh_dir(root, "small")
+    dirs = [os.path.join(base, f"d{j:03d}") for j in range(p.dirs)]
+    for d in dirs:
+        os.mkdir(d)
+    n = p.files
+    paths = [os.path.join(dirs[i % p.dirs], f"f{i:06d}") for i in range(n)]
+    datas = _contents(n, p.file_size, rnd)
+    size = p.file_size
+    o_open, o_write, o_read, o_close, o_stat = os.open, os.write, os.read, os.close, os.stat
+
+    rec.begin()
+    t0 = time.perf_counter()
+    for path, data in zip(paths, datas):
+        fd = o_open(path, WFLAGS, 0o644)
+        o_write(fd, data)
+        o_close(fd)
+    rec.end("create", n, n / (time.perf_counter() - t0))
+
+    bad = 0
+    rec.begin()
+    t0 = time.perf_counter()
+    for path in paths:
+        if o_stat(path).st_size != size:
+            bad += 1
+    rec.end("stat", n, n / (time.perf_counter() - t0))
+    if bad:
+        raise Failure(f"stat: {bad} of {n} files have the wrong size")
+
+    for workload in ("read1", "read2"):
+        rec.begin()
+        t0 = time.perf_counter()
+        for path, data in zip(paths, datas):
+            fd = o_open(path, RFLAGS)
+            if o_read(fd, 65536) != data:
+                bad += 1
+            o_close(fd)
+        rec.end(workload, n, n / (time.perf_counter() - t0))
+        if bad:
+            raise Failure(f"{workload}: {bad} of {n} files read back wrong")
+
+    o_unlink = os.unlink
+    rec.begin()
+    t0 = time.perf_counter()
+    for path in paths:
+        o_unlink(path)
+    rec.end("unlink", n, n / (time.perf_counter() - t0))
+    for d in dirs:
+        os.rmdir(d)
+    os.rmdir(base)
+
+
+def _write_seq(path, nbytes, rnd, fsync):
+    buf = bytearray(os.urandom(MiB))
+    fd = os.open(path, WFLAGS, 0o644)
+    try:
+        for i in range(nbytes // MiB):
+            buf[0:16] = struct.pack("<QQ", rnd, i)
+            if os.write(fd, buf) != MiB:
+                raise Failure(f"short write to {path}")
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_seq(path, nbytes):
+    buf = bytearray(MiB)
+    total = 0
+    fd = os.open(path, RFLAGS)
+    try:
+        while True:
+            n = os.readv(fd, [buf])
+            if n == 0:
+                break
+            total += n
+    finally:
+        os.close(fd)
+    if total != nbytes:
+        raise Failure(f"read {total} bytes of {nbytes} from {path}")
+
+
+def large_files(root, p, rnd, rec, drop_caches):
+    base = _fresh_dir(root, "large")
+    path = os.path.join(base, "seq.bin")
+    nbytes = p.large_mib * MiB
+
+    rec.begin()
+    t0 = time.perf_counter()
+    _write_seq(path, nbytes, rnd, fsync=True)
+    rec.end("write", nbytes // MiB, p.large_mib / (time.perf_counter() - t0))
+
+    drop_caches()
+    rec.begin()
+    t0 = time.perf_counter()
+    _read_seq(path, nbytes)
+    rec.end("read_cold", nbytes // MiB, p.large_mib / (time.perf_counter() - t0))
+
+    rec.begin()
+    t0 = time.perf_counter()
+    _read_seq(path, nbytes)
+    rec.end("read_hot", nbytes // MiB, p.large_mib / (time.perf_counter() - t0))
+    os.unlink(path)
+
+    # Random 4 KiB reads: a permutation of every block, cycled, on one fd.
+    path = os.path.join(base, "rand.bin")
+    rbytes = p.rand_mib * MiB
+    _write_seq(path, rbytes, rnd, fsync=False)
+    _read_seq(path, rbytes)
+    blocks = list(range(rbytes // 4096))
+    random.Random(rnd).shuffle(blocks)
+    offsets = [b * 4096 for b in blocks]
+    chunks = [offsets[j:j + 1024] for j in range(0, len(offsets), 1024)]
+    buf = [bytearray(4096)]
+    preadv = os.preadv
+    clock = time.perf_counter
+    ops = 0
+    short = 0
+    fd = os.open(path, RFLAGS)
+    try:
+        rec.begin()
+        t0 = clock()
+        deadline = t0 + p.rand_secs
+        for chunk in itertools.cycle(chunks):
+            for off in chunk:
+                if preadv(fd, buf, off) != 4096:
+                    short += 1
+            ops += len(chunk)
+            if clock() >= deadline:
+                break
+        rec.end("rand", ops, ops / (time.perf_counter() - t0))
+    finally:
+        os.close(fd)
+    if short:
+        raise Failure(f"rand: {short} short reads")
+    os.unlink(path)
+    os.rmdir(base)
+
+
+def _values(p, rnd):
+    keys = [f"key{i:06d}" for i in range(p.values)]
+    return keys, _contents(p.values, p.value_size, rnd)
+
+
+def py_values(root, p, rnd, rec):
+    """What a Python program caching values as files would do."""
+    d = _fresh_dir(root, "pyvalues")
+    keys, vals = _values(p, rnd)
+    paths = [os.path.join(d, k) for k in keys]
+    n = len(keys)
+
+    rec.begin()
+    t0 = time.perf_counter()
+    for path, v in zip(paths, vals):
+        with open(path, "wb") as f:
+            f.write(v)
+    rec.end("set", n, n / (time.perf_counter() - t0))
+
+    bad = 0
+    rec.begin()
+    t0 = time.perf_counter()
+    for path, v in zip(paths, vals):
+        with open(path, "rb") as f:
+            if f.read() != v:
+                bad += 1
+    rec.end("get", n, n / (time.perf_counter() - t0))
+    if bad:
+        raise Failure(f"get: {bad} of {n} values read back wrong")
+    shutil.rmtree(d)
+
+
+def py_diskcache(root, p, rnd, rec):
+    """The same values through python-diskcache's Cache (set/get)."""
+    import diskcache
+    d = _fresh_dir(root, "diskcache")
+    keys, vals = _values(p, rnd)
+    n = len(keys)
+    cache = diskcache.Cache(d)
+    try:
+        rec.begin()
+        t0 = time.perf_counter()
+        for k, v in zip(keys, vals):
+            cache.set(k, v)
+        rec.end("set", n, n / (time.perf_counter() - t0))
+
+        bad = 0
+        rec.begin()
+        t0 = time.perf_counter()
+        for k, v in zip(keys, vals):
+            if cache.get(k) != v:
+                bad += 1
+        rec.end("get", n, n / (time.perf_counter() - t0))
+    finally:
+        cache.close()
+    if bad:
+        raise Failure(f"get: {bad} of {n} values read back wrong")
+    shutil.rmtree(d)
+
+
+def populate_path(root, i):
+    return os.path.join(root, "pop", f"d{i // 1000:04d}", f"e{i:07d}")
+
+
+def populate(root, start, end, size, progress=None):
+    """Create entries start..end-1 of size distinct bytes under root/pop/,
+    1000 per directory. @return seconds taken."""
+    base = os.urandom(size)
+    t0 = time.perf_counter()
+    o_open, o_write, o_close = os.open, os.write, os.close
+    step = max(1, (end - start) // 10)
+    for i in range(start, end):
+        if i % 1000 == 0 or i == start:
+            os.makedirs(os.path.dirname(populate_path(root, i)), exist_ok=True)
+        fd = o_open(populate_path(root, i), WFLAGS, 0o644)
+        o_write(fd, struct.pack("<Q", i) + base[8:])
+        o_close(fd)
+        if progress and (i - start + 1) % step == 0:
+            progress(i + 1, time.perf_counter() - t0)
+    return time.perf_counter() - t0

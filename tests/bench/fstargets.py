@@ -1,0 +1,398 @@
+# SPDX-License-Identifier: MIT
+"""fstargets.py - the filesystems the benchmark compares, mounted fresh.
+
+Each target gives a directory, .root, where fsphases.py runs the same code.
+start() mounts it under the work directory (scripts/bench.sh made it with
+mktemp -d) and raises Skip with one line when the tool is missing or refuses;
+stop() unmounts it and returns the problems seen (a daemon that did not exit
+0, a lazy unmount). Every daemon is started in the foreground as a child of
+this process, so we know its PID and its exit status; the PIDs also go to
+WORKDIR/pids, which the EXIT trap of scripts/bench.sh reads to clean up when
+this process dies without running its own cleanup.
+
+Whether a path is mounted is read from /proc/self/mountinfo, never by
+touching the path: a stat of a hung FUSE mount would hang the benchmark.
+
+  tmpfs      a tmpfs mounted here
+  plain      a directory on the work directory's filesystem (the root fs)
+  bindfs     Debian's bindfs (pass-through FUSE) over a tmpfs mounted here
+  rclone     rclone mount of a local directory, --vfs-cache-mode full
+  tc         tiercachefs -f, its store in the work directory
+  tc-kc      the same with the kernel-caching option (-o kernel_cache)
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import time
+
+MOUNT_TIMEOUT = 30  # seconds for a mount to appear
+STOP_TIMEOUT = 120  # seconds for a daemon to exit after its unmount
+
+
+class Skip(Exception):
+    """The target cannot be measured here (tool missing, option refused)."""
+
+
+class Failure(Exception):
+    """The target broke: did not mount, died, or gave wrong data."""
+
+
+def _unescape(s):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mounted(path):
+    """True when path is a mount point (from mountinfo; path not touched)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if _unescape(line.split(" ")[4]) == path:
+                return True
+    return False
+
+
+def mounts_below(top):
+    """Mount points at or below top, deepest first."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = _unescape(line.split(" ")[4])
+            if mp == top or mp.startswith(top + "/"):
+                found.append(mp)
+    return sorted(set(found), key=len, reverse=True)
+
+
+def fstype_of(path):
+    """Filesystem type and source of the filesystem holding path."""
+    r = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE", "-T", path],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return " ".join(r.stdout.split()) or "unknown"
+
+
+def last_line(path):
+    try:
+        with open(path, errors="replace") as f:
+            lines = [l.strip() for l in f if l.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+class Registry:
+    """PIDs we started, written down for the shell trap (one per line)."""
+
+    def __init__(self, workdir):
+        self.path = os.path.join(workdir, "pids")
+
+    def add(self, pid):
+        with open(self.path, "a") as f:
+            f.write(f"{pid}\n")
+
+
+def mount_tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755",
+                        "tcbench", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise Skip(f"cannot mount a tmpfs: {r.stdout.strip()}")
+
+
+def umount_tmpfs(path):
+    problems = []
+    if not mounted(path):
+        return problems
+    if subprocess.run(["umount", path], stderr=subprocess.DEVNULL).returncode:
+        subprocess.run(["umount", "-l", path])
+        problems.append(f"{path}: needed a lazy umount")
+    return problems
+
+
+class Daemon:
+    """A FUSE daemon run in the foreground; knows its PID and exit status."""
+
+    def __init__(self, registry, cmd, mnt, log, env=None):
+        self.registry = registry
+        self.cmd = cmd
+        self.mnt = mnt
+        self.log = log
+        self.env = env
+        self.proc = None
+        self.mount_seconds = None
+
+    def start(self, ready=None):
+        """Start and wait for the mount; ready(mnt), if given, must then
+        succeed too (e.g. a stat through the mount). Sets mount_seconds."""
+        os.makedirs(self.mnt, exist_ok=True)
+        with open(self.log, "ab") as logf:
+            t0 = time.perf_counter()
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT, env=self.env,
+                                         start_new_session=True)
+        self.registry.add(self.proc.pid)
+        deadline = time.monotonic() + MOUNT_TIMEOUT
+        while not mounted(self.mnt):
+            rc = self.proc.poll()
+            if rc is not None:
+                self.proc = None
+                return rc, last_line(self.log)
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                self.proc = None
+                raise Failure(f"{os.path.basename(self.cmd[0])}: not mounted after "
+                              f"{MOUNT_TIMEOUT} s")
+            time.sleep(0.0005)
+        if ready:
+            ready(self.mnt)
+        self.mount_seconds = time.perf_counter() - t0
+        return None, None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """Unmount and reap. @return (exit status or None, problems)."""
+        problems = []
+        if self.proc is None:
+            return None, problems
+        if mounted(self.mnt):
+            for attempt in range(10):
+                r = subprocess.run(["fusermount3", "-u", self.mnt],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                if r.returncode == 0 or not mounted(self.mnt):
+                    break
+                time.sleep(0.2 * (attempt + 1))
+            else:
+                subprocess.run(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
+                problems.append("busy: needed fusermount3 -uz")
+        try:
+            rc = self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            problems.append(f"did not exit within {STOP_TIMEOUT} s after unmount; killed")
+        self.proc = None
+        return rc, problems
+
+    def vm_hwm(self):
+        """Peak RSS of the daemon in bytes (VmHWM), or None."""
+        if not self.alive():
+            return None
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return None
+
+
+class Target:
+    name = ""
+    desc = ""
+    is_tc = False
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.root = None
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self):
+        return []
+
+    def problem(self):
+        """A one-line problem if the target broke meanwhile (daemon died)."""
+        return None
+
+    def stats(self):
+        return None
+
+
+class TmpfsTarget(Target):
+    name = "tmpfs"
+    desc = "a tmpfs mounted for the run"
+
+    def start(self):
+        self.root = os.path.join(self.ctx.workdir, "mnt", "tmpfs")
+        mount_tmpfs(self.root, self.ctx.tmpfs_size)
+
+    def stop(self):
+        return umount_tmpfs(self.root) if self.root else []
+
+
+class PlainTarget(Target):
+    def __init__(self, ctx, name="plain"):
+        super().__init__(ctx)
+        self.name = name
+        self.desc = f"a directory on the root filesystem ({fstype_of(ctx.workdir)})"
+
+    def start(self):
+        self.root = os.path.join(self.ctx.workdir, self.name)
+        os.makedirs(self.root, exist_ok=True)
+
+    def stop(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+        return []
+
+
+class FuseTarget(Target):
+    """Common part of the FUSE targets: one daemon, mounted on .root."""
+    tool = ""
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.daemon = None
+
+    def command(self, mnt):
+        raise NotImplementedError
+
+    def env(self):
+        return None
+
+    def prepare(self):
+        pass
+
+    def refused(self, rc, line):
+        raise Failure(f"{self.tool} exited {rc} before mounting: {line}")
+
+    def start(self):
+        if not shutil.which(self.tool):
+            raise Skip(f"{self.tool} is not installed")
+        self.prepare()
+        mnt = os.path.join(self.ctx.workdir, "mnt", self.name)
+        log = os.path.join(self.ctx.workdir, f"{self.name}.log")
+        self.daemon = Daemon(self.ctx.registry, self.command(mnt), mnt, log, self.env())
+        rc, line = self.daemon.start()
+        if rc is not None:
+            self.daemon = None
+            self.refused(rc, line)
+        self.root = mnt
+
+    def problem(self):
+        if self.daemon is not None and not self.daemon.alive():
+            return f"{self.tool} died: {last_line(self.daemon.log)}"
+        return None
+
+    def stop(self):
+        if self.daemon is None:
+            return []
+        rc, problems = self.daemon.stop()
+        self.daemon = None
+        if rc not in (0, None):
+            problems.append(f"{self.tool} exited {rc}: {last_line(os.path.join(self.ctx.workdir, self.name + '.log'))}")
+        return problems
+
+
+class BindfsTarget(FuseTarget):
+    name = "bindfs"
+    tool = "bindfs"
+    desc = "bindfs (Debian, default options) over a tmpfs"
+
+    def prepare(self):
+        self.back = os.path.join(self.ctx.workdir, "bindfs-back")
+        mount_tmpfs(self.back, self.ctx.tmpfs_size)
+
+    def command(self, mnt):
+        return ["bindfs", "-f", self.back, mnt]
+
+    def stop(self):
+        problems = super().stop()
+        return problems + umount_tmpfs(os.path.join(self.ctx.workdir, "bindfs-back"))
+
+
+class RcloneTarget(FuseTarget):
+    name = "rclone"
+    tool = "rclone"
+    desc = "rclone mount of a local directory on the root fs, --vfs-cache-mode full"
+
+    def prepare(self):
+        w = self.ctx.workdir
+        self.remote = os.path.join(w, "rclone-remote")
+        self.cache = os.path.join(w, "rclone-cache")
+        os.makedirs(self.remote, exist_ok=True)
+        os.makedirs(self.cache, exist_ok=True)
+        # An empty config: a local path needs no remote definition.
+        open(os.path.join(w, "rclone.conf"), "a").close()
+
+    def env(self):
+        e = dict(os.environ)
+        e["RCLONE_CONFIG"] = os.path.join(self.ctx.workdir, "rclone.conf")
+        return e
+
+    def command(self, mnt):
+        return ["rclone", "mount", self.remote, mnt, "--vfs-cache-mode", "full",
+                "--cache-dir", self.cache]
+
+
+class TcTarget(FuseTarget):
+    """tiercachefs, -f in the background, store on the root filesystem."""
+    name = "tc"
+    tool = "tiercachefs"
+    is_tc = True
+
+    def __init__(self, ctx, name="tc", opts=""):
+        super().__init__(ctx)
+        self.name = name
+        self.opts = opts
+        self.store = os.path.join(ctx.workdir, f"{name}-store")
+        self.desc = "tiercachefs " + (f"-o {opts}" if opts else "(default options)")
+
+    def start(self):
+        if not os.access(self.ctx.tc_bin, os.X_OK):
+            raise Failure(f"no tiercachefs binary at {self.ctx.tc_bin}")
+        mnt = os.path.join(self.ctx.workdir, "mnt", self.name)
+        self.daemon = self.make_daemon(mnt)
+        rc, line = self.daemon.start()
+        if rc is not None:
+            self.daemon = None
+            if self.ctx.kc_opts and self.opts.startswith(self.ctx.kc_opts) and \
+                    "option" in line.lower():
+                raise Skip(f"tiercachefs refused -o {self.ctx.kc_opts} ({line}): "
+                           "kernel-caching mode skipped")
+            raise Failure(f"tiercachefs exited {rc} before mounting: {line}")
+        self.root = mnt
+
+    def make_daemon(self, mnt):
+        cmd = [self.ctx.tc_bin, "-f"]
+        if self.opts:
+            cmd += ["-o", self.opts]
+        cmd += [self.store, mnt]
+        return Daemon(self.ctx.registry, cmd, mnt,
+                      os.path.join(self.ctx.workdir, f"{self.name}.log"))
+
+    def stats(self):
+        """The tiercache_* counters of .stats, as a dict of floats."""
+        out = {}
+        with open(os.path.join(self.root, ".stats")) as f:
+            for line in f:
+                if line.startswith("tiercache_"):
+                    k, _, v = line.partition(" ")
+                    try:
+                        out[k[len("tiercache_"):]] = float(v)
+                    except ValueError:
+                        pass
+        return out
+
+
+def make_targets(ctx, names):
+    """Target objects for the given names, in the given order."""
+    out = []
+    for n in names:
+        if n == "tmpfs":
+            out.append(TmpfsTarget(ctx))
+        elif n == "plain":
+            out.append(PlainTarget(ctx))
+        elif n == "bindfs":
+            out.append(BindfsTarget(ctx))
+        elif n == "rclone":
+            out.append(RcloneTarget(ctx))
+        elif n == "tc":
+            out.append(TcTarget(ctx, "tc", ctx.tc_opts))
+        elif n == "tc-kc":
+            if not ctx.kc_opts:
+                continue
+            opts = ctx.kc_opts + ("," + ctx.tc_opts if ctx.tc_opts else "")
+            out.append(TcTarget(ctx, "tc-kc", opts))
+    return out
