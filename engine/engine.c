@@ -55,6 +55,9 @@
  * next maintenance round (about a second), whichever comes first. */
 #define ATIME_BATCH 4096
 
+/* Reads of one entry closer together than this record one access. */
+#define ACCESS_GRANULARITY_NS INT64_C(1000000000)
+
 /* Interval of the background maintenance thread. */
 #define MAINTAIN_INTERVAL_NS INT64_C(1000000000)
 
@@ -814,15 +817,17 @@ int tc_apply_atimes_locked(struct tc_engine *eng)
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < eng->n_atimes; i++) {
-		struct tc_node *n = tc_node_find_locked(eng, eng->atimes[i].ino);
+		struct tc_node *n = tc_node_find_locked(eng, eng->atimes[i]);
+		/* Gone: it wrote its row when it left the table. */
+		if (!n || !n->atime_pending)
+			continue;
 		st = tc_stmt_locked(eng, ST_INODE_SET_LRU);
-		sqlite3_bind_int64(st, 1, (int64_t)eng->atimes[i].ino);
-		sqlite3_bind_int64(st, 2, eng->atimes[i].when);
-		if (eng->atimes[i].expires > 0)
-			sqlite3_bind_int64(st, 3, eng->atimes[i].expires);
+		sqlite3_bind_int64(st, 1, (int64_t)n->ino);
+		sqlite3_bind_int64(st, 2, n->meta.lru);
+		if (n->meta.expires > 0)
+			sqlite3_bind_int64(st, 3, n->meta.expires);
 		rc = tc_step_done(eng, st);
-		if (n)
-			n->atime_pending = false;
+		n->atime_pending = false;
 	}
 	if (!rc)
 		eng->n_atimes = 0;
@@ -847,23 +852,31 @@ int tc_flush_atimes_locked(struct tc_engine *eng)
 	return rc;
 }
 
-/* Remember that @n was read now: LRU recency and sliding expiry. */
+/*
+ * Remember that @n was read now: LRU recency and sliding expiry. The node
+ * holds the values; the batch lists each pending node once, and the row is
+ * written at the next maintenance round (or when the node leaves the
+ * table). Reads less than ACCESS_GRANULARITY_NS after the last recorded
+ * one change nothing: disk LRU order at one-second granularity is all a
+ * disk tier needs, and hot keys then cost no bookkeeping at all.
+ */
 static void note_access_locked(struct tc_engine *eng, struct tc_node *n,
 			       int64_t now)
 {
-	int64_t expires = 0;
-
+	if (now - n->meta.lru < ACCESS_GRANULARITY_NS)
+		return;
 	n->meta.lru = now;
 	if (n->meta.expires > 0 &&
 	    tc_policy_mode(eng, &n->meta) == TC_TTL_SLIDING) {
 		int64_t ttl = tc_policy_ttl_locked(eng, &n->meta);
 		if (ttl > 0)
-			n->meta.expires = expires = now + ttl;
+			n->meta.expires = now + ttl;
 	}
+	if (n->atime_pending)
+		return;
 	if (eng->n_atimes == ATIME_BATCH)
 		(void)!tc_flush_atimes_locked(eng);
-	eng->atimes[eng->n_atimes++] =
-		(struct tc_pending_atime){ n->ino, now, expires };
+	eng->atimes[eng->n_atimes++] = n->ino;
 	n->atime_pending = true;
 }
 

@@ -301,12 +301,6 @@ struct tc_file {
 	struct tc_file *prev, *next; /* eng->files; eng->lock */
 };
 
-struct tc_pending_atime {
-	uint64_t ino;
-	int64_t when;
-	int64_t expires; /* new sliding deadline, or 0 */
-};
-
 struct tc_inval {
 	uint64_t parent;
 	uint64_t ino;
@@ -363,7 +357,7 @@ struct tc_engine {
 	size_t n_doomed, cap_doomed;
 	bool any_dir_schema;           /* eng->lock */
 	bool any_dir_ttl;              /* eng->lock */
-	struct tc_pending_atime *atimes; /* eng->lock */
+	uint64_t *atimes;  /* inodes whose node->atime_pending; eng->lock */
 	size_t n_atimes;
 	struct {
 		uint64_t parent;

@@ -577,10 +577,53 @@ static int set_tags_locked(struct tc_engine *eng, uint64_t ino,
 
 /* Write @m back (row and live node) in its own transaction, after
  * re-resolving its lifetime from now. */
+/* Queue an invalidation of every name of @ino: the kernel may have cached
+ * the entry with a timeout bounded by a deadline that just moved. */
+static void inval_names_locked(struct tc_engine *eng, uint64_t ino,
+			       struct tc_inval_list *inv)
+{
+	sqlite3_stmt *st = tc_stmt_locked(eng, ST_DENTRY_OF_INO);
+
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		tc_inval_add(inv, (uint64_t)sqlite3_column_int64(st, 0),
+			     sqlite3_column_blob(st, 1),
+			     (size_t)sqlite3_column_bytes(st, 1), ino);
+	sqlite3_reset(st);
+}
+
+/* Queue an invalidation of every name below directory @dir (its expected
+ * schema changed: entries the kernel cached may be of the wrong version
+ * now). A rare, administrative operation: one recursive query. */
+static void inval_subtree_locked(struct tc_engine *eng, uint64_t dir,
+				 struct tc_inval_list *inv)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(eng->db,
+			       "WITH RECURSIVE sub(ino) AS (SELECT ?1 UNION"
+			       " SELECT d.ino FROM dentry d JOIN sub ON"
+			       " d.parent = sub.ino JOIN inode i ON"
+			       " i.ino = d.ino WHERE i.lru IS NULL)"
+			       " SELECT d.parent, d.name, d.ino FROM dentry d"
+			       " WHERE d.parent IN sub",
+			       -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, (int64_t)dir);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		tc_inval_add(inv, (uint64_t)sqlite3_column_int64(st, 0),
+			     sqlite3_column_blob(st, 1),
+			     (size_t)sqlite3_column_bytes(st, 1),
+			     (uint64_t)sqlite3_column_int64(st, 2));
+	sqlite3_finalize(st);
+}
+
 static int save_inode_locked(struct tc_engine *eng, struct tc_inode *m,
-			     bool resolve, char tags[][65], int ntags)
+			     bool resolve, char tags[][65], int ntags,
+			     struct tc_inval_list *inv)
 {
 	struct tc_node *n = tc_node_find_locked(eng, m->ino);
+	int64_t old_expires = m->expires;
 	int rc;
 
 	rc = tc_index_begin_locked(eng);
@@ -598,6 +641,8 @@ static int save_inode_locked(struct tc_engine *eng, struct tc_inode *m,
 		tc_index_rollback_locked(eng);
 	if (!rc && n)
 		n->meta = *m;
+	if (!rc && inv && m->expires != old_expires)
+		inval_names_locked(eng, m->ino, inv);
 	return rc;
 }
 
@@ -796,9 +841,11 @@ int tc_policy_setxattr(struct tc_engine *eng, uint64_t ino, const char *name,
 	}
 	if (rc)
 		goto out;
-	rc = save_inode_locked(eng, &m, reg, tags, ntags);
-	if (!rc && dir && a == A_SCHEMA)
+	rc = save_inode_locked(eng, &m, reg, tags, ntags, &inv);
+	if (!rc && dir && a == A_SCHEMA) {
 		eng->any_dir_schema = true;
+		inval_subtree_locked(eng, ino, &inv);
+	}
 	if (!rc && dir && (a == A_TTL || a == A_TTL_MODE))
 		eng->any_dir_ttl = true;
 out:
@@ -810,6 +857,7 @@ out:
 int tc_policy_removexattr(struct tc_engine *eng, uint64_t ino,
 			  const char *name)
 {
+	struct tc_inval_list inv = { 0 };
 	enum attr_id a = attr_id(name);
 	char val[MAX_TAGS * 66 + 16];
 	struct tc_inode m;
@@ -839,8 +887,11 @@ int tc_policy_removexattr(struct tc_engine *eng, uint64_t ino,
 		break;
 	}
 	rc = save_inode_locked(eng, &m, S_ISREG(m.mode), NULL,
-			       a == A_TAGS ? 0 : -1);
+			       a == A_TAGS ? 0 : -1, &inv);
+	if (!rc && S_ISDIR(m.mode) && a == A_SCHEMA)
+		inval_subtree_locked(eng, ino, &inv);
 out:
 	pthread_mutex_unlock(&eng->lock);
+	tc_inval_deliver(eng, &inv);
 	return rc;
 }

@@ -38,10 +38,14 @@
 
 _Static_assert(TC_ROOT_INO == FUSE_ROOT_ID, "engine and FUSE root differ");
 
-/* Longest the kernel may cache an entry or its attributes, in ns. Short, so
- * removals by other means than this mount's requests (expiry, eviction) show
- * quickly even without an invalidation; tuned by a later issue. */
-#define TCFS_TIMEOUT_MAX_NS 1000000000LL
+/* Longest the kernel may cache an entry or its attributes, in ns. Every
+ * change that does not come through this mount's requests (eviction,
+ * expiry sweep, flush, evict_tag, a lifetime or schema change) invalidates
+ * the kernel's entry (fs/inval.c), and a deadline bounds the timeout of
+ * each reply (tcfs_timeout), so the kernel may keep entries for long; the
+ * cap only limits how stale a lost invalidation (queue full) can leave a
+ * name. */
+#define TCFS_TIMEOUT_MAX_NS 60000000000LL
 
 /* Largest write request: fewer round trips for big files. libfuse lowers it
  * to what its buffer holds. */
@@ -460,6 +464,9 @@ static void tcfs_reply_opened(fuse_req_t req, struct tc_file *f,
 
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = tc_file_keep_cache(f);
+	/* Nothing to publish when a read-only descriptor closes: spare the
+	 * kernel the flush round trip. */
+	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
 	if (created) {
 		tcfs_entry_fill(&e, created);
 		rc = fuse_reply_create(req, &e, fi);
