@@ -423,3 +423,84 @@ def write_config(path, text):
     """Write an INI config file for config=; returns its path."""
     Path(path).write_text(text)
     return Path(path)
+
+
+# -- reliability tests (test_crash, test_fullfs, test_badinput, test_soak) -------------
+
+def mount_count(path):
+    """How many mounts are stacked on path (a dead FUSE mount counts)."""
+    p = os.path.abspath(path)
+    n = 0
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            n += mp == p
+    return n
+
+
+def read_uncached(path):
+    """Read path after dropping its pages from the kernel's page cache, so
+    the daemon serves the read (not the kernel)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                return b"".join(chunks)
+            chunks.append(b)
+    finally:
+        os.close(fd)
+
+
+def try_write(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC, fsync=False,
+              chunk=1 << 16):
+    """Write data to path with os-level calls.
+
+    Returns None on success, else (step, errno) naming the call that failed:
+    "open", "write", "fsync" or "close". The descriptor is always closed.
+    """
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        return ("open", e.errno)
+    failed = None
+    try:
+        off = 0
+        while off < len(data):
+            off += os.write(fd, data[off:off + chunk])
+        if fsync:
+            os.fsync(fd)
+    except OSError as e:
+        failed = ("fsync" if fsync and off >= len(data) else "write", e.errno)
+    try:
+        os.close(fd)
+    except OSError as e:
+        failed = failed or ("close", e.errno)
+    return failed
+
+
+def store_layout_problems(store):
+    """Names in a store other than index.db*, lock, blobs/XX/<30 hex>, tmp/.
+
+    Returns a list of relative paths (empty when the layout is as SPEC and
+    the man page describe it)."""
+    store = Path(store)
+    bad = []
+    for p in store.iterdir():
+        n = p.name
+        if n in ("lock", "blobs", "tmp") or re.fullmatch(r"index\.db(-wal|-shm|-journal)?", n):
+            continue
+        bad.append(n)
+    blobs = store / "blobs"
+    if blobs.is_dir():
+        for dirpath, dirnames, filenames in os.walk(blobs):
+            rel = os.path.relpath(dirpath, blobs)
+            if rel == ".":
+                bad += [f"blobs/{n}" for n in filenames]
+                bad += [f"blobs/{d}" for d in dirnames if not re.fullmatch(r"[0-9a-f]{2}", d)]
+                continue
+            bad += [f"blobs/{rel}/{d}" for d in dirnames]
+            bad += [f"blobs/{rel}/{n}" for n in filenames if not re.fullmatch(r"[0-9a-f]{30}", n)]
+    return bad
