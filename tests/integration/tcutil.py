@@ -504,3 +504,40 @@ def store_layout_problems(store):
             bad += [f"blobs/{rel}/{d}" for d in dirnames]
             bad += [f"blobs/{rel}/{n}" for n in filenames if not re.fullmatch(r"[0-9a-f]{30}", n)]
     return bad
+
+
+def run_refused(cmd, mnt, env=None, timeout=20):
+    """Run a daemon command line that must fail without mounting.
+
+    Returns (exit status, combined output as str). Should it mount anyway,
+    it is unmounted (and its PID killed if it hangs) and the status is
+    reported as "mounted". Polls with a deadline; never leaves a mount.
+    """
+    import tempfile
+    with tempfile.TemporaryFile("w+b") as log:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                             stderr=subprocess.STDOUT, env=env)
+        mounted = False
+        try:
+            end = time.monotonic() + timeout * SLOW
+            delay = 0.002
+            while p.poll() is None and time.monotonic() < end:
+                if is_mounted(mnt):
+                    mounted = True
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        finally:
+            if is_mounted(mnt):
+                mounted = True
+                subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
+            if is_mounted(mnt):
+                subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True)
+            try:
+                p.wait(timeout=STOP_TIMEOUT * SLOW)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            log.seek(0)
+            out = log.read().decode(errors="replace")
+    return ("mounted" if mounted else p.returncode), out
