@@ -13,8 +13,18 @@
 #include <sys/wait.h>
 #include <xxhash.h>
 
-/* Content larger than any plausible inline threshold, so it has a blob. */
-#define BLOB_LEN 8192
+/* Contents of blob-file tests: well above the size up to which contents
+ * may live inline in the index (64 KiB by default), so they have a file. */
+#define BLOB_LEN (256 * 1024)
+
+/* A BLOB_LEN buffer that lives as long as the test binary (the tests'
+ * buffers are too large for a thread's stack under ASan to be comfortable). */
+static char *big_buf(int which)
+{
+	static char bufs[2][BLOB_LEN];
+
+	return bufs[which];
+}
 
 /* XXH3-128 of @p data as 32 lowercase hex digits (canonical order). */
 static void xxh_hex(const void *data, size_t len, char out[33])
@@ -184,7 +194,7 @@ static void test_blob_pinned_by_references(void **state)
 	assert_int_equal(tcu_read_all(f, &got, &n), 0);
 	assert_int_equal(n, BLOB_LEN);
 	{
-		char want[BLOB_LEN];
+		char *want = big_buf(0);
 
 		tcu_fill(want, BLOB_LEN, 9);
 		assert_memory_equal(got, want, BLOB_LEN);
@@ -284,7 +294,7 @@ static void test_crash_unlinked_open_inode(void **state)
 		struct tc_engine *eng;
 		struct tc_attr a;
 		struct tc_file *f, *w;
-		char buf[BLOB_LEN];
+		char *buf = big_buf(0);
 
 		if (tc_engine_open(&fx->cfg, &eng))
 			_exit(10);
@@ -453,7 +463,7 @@ static void test_enospc_keeps_previous(void **state)
 	static struct tc_blob_ops ops;
 	struct tc_attr a;
 	struct tc_file *f;
-	char buf[BLOB_LEN];
+	char *buf = big_buf(1);
 	int rw, rf;
 
 	use_faults(fx, &flt, &ops);
@@ -526,7 +536,7 @@ static void test_fsync_eio(void **state)
 	static struct tc_blob_ops ops;
 	struct tc_attr a;
 	struct tc_file *f;
-	char buf[BLOB_LEN];
+	char *buf = big_buf(1);
 
 	fx->cfg.sync = TC_SYNC_FSYNC;
 	use_faults(fx, &flt, &ops);

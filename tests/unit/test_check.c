@@ -9,7 +9,9 @@
 
 #include <xxhash.h>
 
-#define BLOB_LEN 8192
+/* Above the size up to which contents may live inline in the index
+ * (64 KiB by default), so each content has a blob file to damage. */
+#define BLOB_LEN (256 * 1024)
 
 static void xxh_hex(const void *data, size_t len, char out[33])
 {
