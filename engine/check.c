@@ -132,8 +132,9 @@ static int check_inodes(struct checker *c)
 	int rc;
 
 	rc = sqlite3_prepare_v2(c->db,
-				"SELECT ino, hash, size FROM inode WHERE"
-				" hash IS NOT NULL",
+				"SELECT i.ino, i.hash, i.size, b.data FROM inode i"
+				" LEFT JOIN blob b ON b.hash = i.hash"
+				" WHERE i.hash IS NOT NULL",
 				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return tc_sql_errno(rc);
@@ -151,8 +152,19 @@ static int check_inodes(struct checker *c)
 		char hex[TC_HASH_HEX + 1];
 
 		c->rep->entries++;
+		hex[0] = '\0';
 		if (sqlite3_column_bytes(st, 1) != TC_HASH_LEN) {
 			rc = -EIO;
+		} else if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+			/* kept inside the index */
+			uint8_t got[TC_HASH_LEN];
+			tc_hash_buf(sqlite3_column_blob(st, 3),
+				    (size_t)sqlite3_column_bytes(st, 3), got);
+			rc = (uint64_t)sqlite3_column_bytes(st, 3) != size ||
+					     memcmp(got, h, TC_HASH_LEN)
+				     ? -EIO
+				     : 0;
+			tc_hash_hex(h, hex);
 		} else {
 			rc = verify_blob(c, h, size);
 			tc_hash_hex(h, hex);
@@ -314,9 +326,15 @@ static int repair(struct checker *c)
 		       "DELETE FROM xattr WHERE ino IN (SELECT ino FROM bad);"
 		       "DELETE FROM tag WHERE ino IN (SELECT ino FROM bad);"
 		       "DELETE FROM inode WHERE ino IN (SELECT ino FROM bad);"
-		       "DELETE FROM blob;"
+		       /* refcounts from the rows that remain; contents kept
+			* inside the index stay where they are */
+		       "DELETE FROM blob WHERE hash NOT IN"
+		       " (SELECT hash FROM want);"
+		       "UPDATE blob SET refs = (SELECT w.refs FROM want w"
+		       " WHERE w.hash = blob.hash);"
 		       "INSERT INTO blob(hash, size, refs) SELECT hash, size,"
-		       " refs FROM want;"
+		       " refs FROM want WHERE hash NOT IN"
+		       " (SELECT hash FROM blob);"
 		       "COMMIT;");
 }
 

@@ -110,6 +110,7 @@ void tc_config_init(struct tc_config *cfg)
 	cfg->disk_size = UINT64_C(10) << 30;
 	cfg->ttl_mode = TC_TTL_ABSOLUTE;
 	cfg->sync = TC_SYNC_FSYNC;
+	cfg->inline_max = 0; /* files until the tests cover inline contents */
 	cfg->background = true;
 	cfg->log_level = TC_LOG_INFO;
 }
@@ -563,6 +564,7 @@ int tc_engine_open(const struct tc_config *cfg, struct tc_engine **out)
 	eng->max_ram_item = cfg->max_ram_item;
 	eng->disk_size = cfg->disk_size;
 	eng->disk_items = cfg->disk_items;
+	eng->inline_max = cfg->inline_max;
 	eng->ttl_ns = cfg->ttl_ns;
 	eng->ttl_mode = cfg->ttl_mode;
 	eng->sync = cfg->sync;
@@ -870,7 +872,7 @@ static void note_access_locked(struct tc_engine *eng, struct tc_node *n,
 	    tc_policy_mode(eng, &n->meta) == TC_TTL_SLIDING) {
 		int64_t ttl = tc_policy_ttl_locked(eng, &n->meta);
 		if (ttl > 0)
-			n->meta.expires = now + ttl;
+			n->meta.expires = tc_deadline(now, ttl);
 	}
 	if (n->atime_pending)
 		return;
@@ -1795,6 +1797,52 @@ static void drop_corrupt(struct tc_engine *eng, struct tc_node *n,
 }
 
 /*
+ * Content kept inside the index: copy it out under the engine lock, verify
+ * it, and hand it over in RAM (inserted in the tier when it fits, else a
+ * private item of this node's readers). -ENOENT when the content is a
+ * file, -EIO when the row's data is not what its hash says.
+ */
+static int load_inline(struct tc_engine *eng, const struct tc_inode *m,
+		       int64_t ram_ttl, int64_t now, struct tc_ram_item **out)
+{
+	struct tc_ram_item *it = NULL;
+	uint8_t got[TC_HASH_LEN];
+	sqlite3_stmt *st;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&eng->lock);
+	st = tc_stmt_locked(eng, ST_BLOB_DATA);
+	sqlite3_bind_blob(st, 1, m->hash, TC_HASH_LEN, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const void *data = sqlite3_column_blob(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		rc = -EIO;
+		if (len == m->size) {
+			it = tc_ram_alloc(len);
+			rc = it ? 0 : -ENOMEM;
+		}
+		if (it)
+			memcpy(it->data, data, len);
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&eng->lock);
+	if (rc)
+		return rc;
+	tc_hash_buf(it->data, it->size, got);
+	if (memcmp(got, m->hash, TC_HASH_LEN)) {
+		tc_ram_unref(it);
+		return -EIO;
+	}
+	memcpy(it->hash, m->hash, TC_HASH_LEN);
+	if (tc_ram_fits(eng->ram, it->size)) {
+		it = tc_ram_insert(eng->ram, it, now, ram_ttl);
+		tc_count(eng, promotions, 1);
+	}
+	*out = it;
+	return 0;
+}
+
+/*
  * Load the published content of @n (node->lock held): from RAM, or from its
  * blob (promoted into RAM when it fits, verified first). *@hit says which
  * tier it came from. Kept separate from the hit path (STYLE.md point 7).
@@ -1826,6 +1874,11 @@ static TC_NOINLINE int load_content(struct tc_engine *eng, struct tc_node *n,
 		goto done;
 	}
 	*ram_hit = false;
+	rc = load_inline(eng, &m, ram_ttl, now, &c->ram);
+	if (rc == 0)
+		goto done;
+	if (rc != -ENOENT)
+		goto corrupt;
 	if (tc_ram_fits(eng->ram, m.size)) {
 		it = tc_ram_alloc(m.size);
 		if (!it) {
@@ -2118,7 +2171,7 @@ static int publish(struct tc_engine *eng, struct tc_node *n, bool durable)
 	struct tc_inode m;
 	struct tc_content *c = NULL;
 	uint8_t hash[TC_HASH_LEN], old_hash[TC_HASH_LEN];
-	bool had_hash, wrote = false, known;
+	bool had_hash, wrote = false, known, inline_data;
 	int64_t now = tc_now(eng), ram_ttl;
 	sqlite3_stmt *st;
 	int rc;
@@ -2131,6 +2184,7 @@ static int publish(struct tc_engine *eng, struct tc_node *n, bool durable)
 		durable = false;
 	if (eng->disk_size && d->size > eng->disk_size)
 		return -EFBIG;
+	inline_data = d->fd < 0 && d->size <= eng->inline_max;
 	if (d->size > 0) {
 		rc = dirty_hash(eng, d, hash);
 		if (rc)
@@ -2138,7 +2192,7 @@ static int publish(struct tc_engine *eng, struct tc_node *n, bool durable)
 		pthread_mutex_lock(&eng->lock);
 		known = tc_blob_known_locked(eng, hash);
 		pthread_mutex_unlock(&eng->lock);
-		if (!known) {
+		if (!known && !inline_data) {
 			rc = store_blob(eng, d, hash, durable);
 			if (rc)
 				return rc;
@@ -2162,7 +2216,7 @@ static int publish(struct tc_engine *eng, struct tc_node *n, bool durable)
 		/* The blob may have lost its last reference since we looked:
 		 * then its file is gone or going, write it now. */
 		known = tc_blob_known_locked(eng, hash);
-		if (!wrote && !known) {
+		if (!wrote && !known && !inline_data) {
 			rc = store_blob(eng, d, hash, durable);
 			wrote = !rc;
 		}
@@ -2171,6 +2225,9 @@ static int publish(struct tc_engine *eng, struct tc_node *n, bool durable)
 			sqlite3_bind_blob(st, 1, hash, TC_HASH_LEN,
 					  SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, (int64_t)d->size);
+			if (inline_data)
+				sqlite3_bind_blob(st, 3, d->buf, (int)d->size,
+						  SQLITE_STATIC);
 			rc = tc_step_done(eng, st);
 			if (!rc && !known)
 				eng->blob_bytes += d->size;

@@ -189,6 +189,7 @@ enum tc_stmt {
 	ST_DENTRY_OF_INO,
 	ST_DENTRY_DELETE_INO,
 	ST_BLOB_GET,
+	ST_BLOB_DATA,
 	ST_BLOB_REF,
 	ST_BLOB_UNREF,
 	ST_BLOB_DELETE,
@@ -322,6 +323,7 @@ struct tc_engine {
 	/* configuration, immutable after open */
 	char *store;
 	uint64_t ram_size, ram_items, max_ram_item, disk_size, disk_items;
+	uint64_t inline_max;
 	int64_t ram_ttl_ns, ttl_ns;
 	enum tc_ttl_mode ttl_mode;
 	char *schema;
@@ -399,6 +401,15 @@ void tc_disk_account_locked(struct tc_engine *eng, int64_t dbytes,
  * defaults, counted from @from. Updates ino->expires. */
 int tc_policy_resolve_locked(struct tc_engine *eng, struct tc_inode *ino,
 			     int64_t from) TC_WUR;
+/* @from + @ttl, or 0 (never) when @ttl is 0 or the sum would not fit:
+ * a lifetime of centuries is no lifetime. */
+static inline int64_t tc_deadline(int64_t from, int64_t ttl)
+{
+	if (ttl <= 0 || from > INT64_MAX - ttl)
+		return 0;
+	return from + ttl;
+}
+
 /* Effective ttl mode of @ino. */
 enum tc_ttl_mode tc_policy_mode(struct tc_engine *eng,
 				const struct tc_inode *ino);

@@ -63,7 +63,7 @@ static const char *const schema_sql =
 	"CREATE INDEX IF NOT EXISTS dentry_order ON dentry(parent, id);"
 	"CREATE INDEX IF NOT EXISTS dentry_ino ON dentry(ino);"
 	"CREATE TABLE IF NOT EXISTS blob(hash BLOB PRIMARY KEY,"
-	" size INTEGER NOT NULL, refs INTEGER NOT NULL) WITHOUT ROWID;"
+	" size INTEGER NOT NULL, refs INTEGER NOT NULL, data BLOB);"
 	"CREATE TABLE IF NOT EXISTS xattr(ino INTEGER NOT NULL,"
 	" name TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY(ino, name))"
 	" WITHOUT ROWID;"
@@ -113,7 +113,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_DENTRY_OF_INO] = "SELECT parent, name FROM dentry WHERE ino = ?1",
 	[ST_DENTRY_DELETE_INO] = "DELETE FROM dentry WHERE ino = ?1",
 	[ST_BLOB_GET] = "SELECT refs FROM blob WHERE hash = ?1",
-	[ST_BLOB_REF] = "INSERT INTO blob(hash, size, refs) VALUES(?1, ?2, 1)"
+	[ST_BLOB_DATA] = "SELECT data FROM blob WHERE hash = ?1"
+			 " AND data IS NOT NULL",
+	[ST_BLOB_REF] = "INSERT INTO blob(hash, size, refs, data)"
+			" VALUES(?1, ?2, 1, ?3)"
 			" ON CONFLICT(hash) DO UPDATE SET refs = refs + 1",
 	[ST_BLOB_UNREF] = "UPDATE blob SET refs = refs - 1 WHERE hash = ?1"
 			  " RETURNING refs, size",
@@ -324,11 +327,21 @@ int tc_index_open(struct tc_engine *eng, bool create)
 	rc = tc_index_exec(eng->db, "SELECT count(*) FROM sqlite_master");
 	if (rc)
 		goto out;
+	/* The store lock makes this process the index's only user: exclusive
+	 * locking spares every transaction its fcntl() lock calls and keeps
+	 * the WAL index in heap memory instead of a shared -shm mapping. It
+	 * must be set before WAL mode is entered. */
 	rc = tc_index_exec(eng->db,
+			   "PRAGMA locking_mode=EXCLUSIVE;"
 			   "PRAGMA journal_mode=WAL;"
 			   "PRAGMA synchronous=NORMAL;"
 			   "PRAGMA cache_size=-16384;"
 			   "PRAGMA temp_store=MEMORY;");
+	if (rc)
+		goto out;
+	/* sync=never: a pure cache, not even checkpoints fsync. */
+	if (eng->sync == TC_SYNC_NEVER)
+		rc = tc_index_exec(eng->db, "PRAGMA synchronous=OFF");
 	if (rc)
 		goto out;
 	format = meta_get(eng->db, "format", 0, &found);

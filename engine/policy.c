@@ -114,9 +114,7 @@ int tc_policy_resolve_locked(struct tc_engine *eng, struct tc_inode *ino,
 	if (!S_ISREG(ino->mode))
 		return 0;
 	ttl = tc_policy_ttl_locked(eng, ino);
-	ino->expires = ttl > 0 ? from + ttl : 0;
-	if (ttl > 0 && ino->expires < from) /* overflow: never */
-		ino->expires = 0;
+	ino->expires = tc_deadline(from, ttl);
 	return 0;
 }
 

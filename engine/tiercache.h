@@ -144,6 +144,11 @@ struct tc_config {
 	enum tc_ttl_mode ttl_mode; /**< default TTL mode; absolute */
 	const char *schema;     /**< expected schema at the root, or NULL */
 	enum tc_sync sync;      /**< durability; default TC_SYNC_FSYNC */
+	/** Contents up to this size live inside the index, still addressed
+	 *  by their hash, instead of one blob file each (a file costs an
+	 *  inode, a directory entry and a rename). 0 (the default for now)
+	 *  keeps every content in a blob file. */
+	uint64_t inline_max;
 	const struct tc_tag_rule *tag_rules; /**< borrowed, copied at open */
 	size_t n_tag_rules;
 	/** Start a background thread for maintenance (access-time flushes,
