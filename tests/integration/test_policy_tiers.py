@@ -14,12 +14,11 @@ tick() lets the clock move on between the steps whose order matters.
 import errno
 import math
 import os
-import subprocess
 import time
 
 import pytest
 
-from tcutil import (SLOW, expect_errno, read_file, run, tc_get, tc_set, tc_stats,
+from tcutil import (SLOW, read_file, run, tc_get, tc_set, tc_stats,
                     wait_clock, wait_until, write_config, write_file)
 
 K = 1024
