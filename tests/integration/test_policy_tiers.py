@@ -24,6 +24,12 @@ from tcutil import (SLOW, read_file, run, tc_get, tc_set, tc_stats,
 K = 1024
 
 
+# The engine records a disk-tier use at most once a second per entry
+# (engine.c ACCESS_GRANULARITY_NS): a read meant to change the disk LRU
+# order comes more than that after the entry's last recorded use.
+DISK_ACCESS_GRANULARITY = 1.1
+
+
 def tick():
     """Step past the RAM tier's 1 ms recency granularity."""
     time.sleep(0.003)
@@ -234,13 +240,16 @@ def test_tag_ram_ttl_from_config(tc_mount, tmp_path):
 
 def test_disk_lru_eviction_by_items(tc_mount):
     """disk_items=3: each write beyond three evicts the least recently used
-    entry (a read counts as use); the key disappears, from RAM too."""
+    entry (a read counts as use); the key disappears, from RAM too. The reads
+    that must count come a second after the writes: the engine records
+    disk-tier use at one-second granularity."""
     m = tc_mount(opts="disk_items=3")
     r = m.path
     data = dict(zip("abcde", blobs(100, 200, 300, 400, 500)))
     for n in "abc":
         write_file(r / n, data[n])
         tick()
+    wait_clock(time.time() + DISK_ACCESS_GRANULARITY)
     assert read_file(r / "a") == data["a"]
     tick()
     write_file(r / "d", data["d"])            # LRU: b
@@ -268,6 +277,7 @@ def test_disk_lru_eviction_by_size(tc_mount):
     for n in "abc":
         write_file(r / n, data[n])
         tick()
+    wait_clock(time.time() + DISK_ACCESS_GRANULARITY)
     assert read_file(r / "a") == data["a"]
     tick()
     write_file(r / "d", data["d"])            # 120000 > 102400: b goes
