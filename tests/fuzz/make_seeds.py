@@ -1,0 +1,437 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Write the seed corpora of the fuzz targets: tests/fuzz/corpus/<target>/.
+
+    tests/fuzz/make_seeds.py            rewrite the seeds named here
+                                        (other files, e.g. regression inputs
+                                        of fixed findings, are kept)
+
+Each seed is a small, meaningful input: libFuzzer mutates from there, and the
+replay tests (suite 'unit') run them all on every build. The encoders below
+mirror the decoders in fuzz_xattr.c and fuzz_engine.c (their op tables and
+argument bytes): change both together.
+"""
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# --------------------------------------------------------------------------
+# fuzz_parse: the raw string
+# --------------------------------------------------------------------------
+
+PARSE = {
+    "size-plain": "4096", "size-k": "64K", "size-m": "256M", "size-g": "10G",
+    "size-t": "1T", "size-mb": "16MB", "size-lower": "16mb", "size-b": "100B",
+    "size-none": "none", "size-NONE": "NONE", "size-zero": "0",
+    "size-max": "18446744073709551615", "size-over": "18446744073709551616",
+    "size-tb-over": "16777216T", "size-neg": "-1", "size-space": " 12",
+    "size-plus": "+12", "size-frac": "1.5G", "size-bb": "1KBB",
+    "size-q": "12Q", "size-empty": "", "size-lead0": "0007K",
+    "dur-plain": "60", "dur-s": "30s", "dur-m": "5m", "dur-h": "1h",
+    "dur-d": "7d", "dur-upper": "1H", "dur-max": "9223372036",
+    "dur-over": "9223372037", "dur-d-max": "106751d", "dur-d-over": "106752d",
+    "dur-none": "none", "mode-abs": "absolute", "mode-sliding": "sliding",
+    "mode-bad": "Absolute", "sync-fsync": "fsync", "sync-close": "close",
+    "sync-never": "never", "sync-nul": "never\0x",
+    "tag": "demo", "tag-colon": "a:b-c.d_e", "tag-plus": "a+b",
+    "tag-64": "t" * 64, "tag-65": "t" * 65, "tag-comma": "a,b",
+    "tag-utf8": "caf\u00e9", "tag-high": b"\xe9t\xff",
+}
+
+# --------------------------------------------------------------------------
+# fuzz_xattr: (op x target, name, [flags, length, value]) records
+# --------------------------------------------------------------------------
+
+X_TARGET = {"f": 0, "d": 1, "root": 2}
+X_OP = {"set": 0, "get": 3, "remove": 4, "list": 5}
+X_NAMES = ["ttl", "ttl_mode", "expires", "tags", "schema", "tier", "hash",
+           "evict_tag", "flush", "expire", "reset_stats",
+           # fixed names, as pick_name() lists them
+           "tc-empty", "tc-TTL", "tc-ttl.", "tc-nope", "user.a", "user.b",
+           "user.tiercache", "user.", "trusted.a", "security.a",
+           "system.posix_acl_access", "", "user", "user-255", "user-256",
+           "user+input", "tc+input"]
+
+
+def x_op(op, target, name, value=None, flags=0, raw_name=b""):
+    b = bytes([X_OP[op] + 6 * X_TARGET[target], X_NAMES.index(name)])
+    if name in ("user+input", "tc+input"):
+        b += bytes([len(raw_name)]) + raw_name
+    if op == "set":
+        if value == "64k":
+            return b + bytes([flags, 254])
+        if isinstance(value, str):
+            value = value.encode()
+        assert len(value) < 200
+        b += bytes([flags, len(value)]) + value
+    return b
+
+
+def x_seeds():
+    s = {}
+    s["ttl-file"] = x_op("set", "f", "ttl", "1h") + x_op("get", "f", "expires")
+    s["ttl-units"] = b"".join(x_op("set", "f", "ttl", v) for v in
+                              ("90", "120s", "7d", "none", "0", "3600"))
+    s["ttl-bad"] = b"".join(x_op("set", "f", "ttl", v) for v in
+                            ("1H", "-1", "1.5h", "", "1h\0", "1h\0x"))
+    s["ttl-huge"] = x_op("set", "f", "ttl", "7000000000")
+    s["ttl-dir"] = x_op("set", "d", "ttl", "1d") + x_op("set", "root",
+                                                          "ttl", "30m")
+    s["ttl-remove"] = (x_op("set", "f", "ttl", "5m") +
+                       x_op("remove", "f", "ttl") + x_op("remove", "f", "ttl"))
+    s["mode"] = b"".join(x_op("set", t, "ttl_mode", v) for t, v in
+                         (("f", "sliding"), ("d", "absolute"),
+                          ("root", "bogus"), ("f", "absolute")))
+    s["tags"] = (x_op("set", "f", "tags", "demo,text") +
+                 x_op("set", "f", "tags", "b,a,b,a") +
+                 x_op("set", "f", "tags", "x:1,y-2,z.3,w_4") +
+                 x_op("list", "f", "ttl"))
+    s["tags-bad"] = b"".join(x_op("set", "f", "tags", v) for v in
+                             (",", "a,", ",a", "a,,b", "a b", "a+b",
+                              "t" * 65))
+    s["tags-33"] = x_op("set", "f", "tags",
+                        ",".join("t%d" % i for i in range(33))[:199])
+    s["tags-dir"] = x_op("set", "d", "tags", "a") + x_op("set", "root",
+                                                          "tags", "a")
+    s["tags-empty"] = (x_op("set", "f", "tags", "a") +
+                       x_op("set", "f", "tags", "") + x_op("get", "f", "tags"))
+    s["schema"] = (x_op("set", "f", "schema", "v1.2+3") +
+                   x_op("set", "d", "schema", "v2") +
+                   x_op("set", "root", "schema", "v3") +
+                   x_op("set", "f", "schema", "v:1") +
+                   x_op("remove", "d", "schema"))
+    s["readonly"] = b"".join(x_op("set", "f", n, "x") for n in
+                             ("expires", "tier", "hash")) + \
+        b"".join(x_op("remove", "f", n) for n in ("expires", "tier", "hash"))
+    s["computed"] = b"".join(x_op("get", t, n) for t in ("f", "d") for n in
+                             ("expires", "tier", "hash"))
+    s["control"] = (x_op("set", "f", "tags", "gone") +
+                    x_op("set", "root", "flush", "ram") +
+                    x_op("get", "f", "tier") +
+                    x_op("set", "root", "expire", "") +
+                    x_op("set", "root", "reset_stats", "1") +
+                    x_op("set", "root", "evict_tag", "gone") +
+                    x_op("get", "f", "tags") + x_op("list", "f", "ttl"))
+    s["control-flush"] = (x_op("set", "root", "flush", "everything") +
+                          x_op("set", "root", "flush", "disk") +
+                          x_op("set", "f", "ttl", "1h") +
+                          x_op("set", "root", "flush", "all"))
+    s["control-misplaced"] = (x_op("set", "f", "flush", "ram") +
+                              x_op("set", "d", "evict_tag", "a") +
+                              x_op("get", "root", "flush") +
+                              x_op("remove", "root", "expire"))
+    s["names"] = b"".join(x_op("set", "f", n, "v") for n in
+                          ("tc-empty", "tc-TTL", "tc-ttl.", "tc-nope",
+                           "user.tiercache", "user.", "trusted.a",
+                           "security.a", "system.posix_acl_access", "",
+                           "user", "user-255", "user-256"))
+    s["user"] = (x_op("set", "f", "user.a", "one") +
+                 x_op("set", "f", "user.a", "two", flags=1) +
+                 x_op("set", "f", "user.b", "three", flags=2) +
+                 x_op("set", "f", "user.a", "four", flags=2) +
+                 x_op("set", "d", "user.b", "") +
+                 x_op("set", "root", "user.a", "r") +
+                 x_op("list", "root", "ttl") + x_op("remove", "f", "user.a") +
+                 x_op("remove", "f", "user.a") + x_op("get", "d", "user.b"))
+    s["user-big"] = (x_op("set", "f", "user.a", "64k") +
+                     x_op("set", "f", "user.b", "64k", flags=0)[:-1] +
+                     bytes([255]))
+    s["user-input-name"] = (x_op("set", "f", "user+input", "v",
+                                 raw_name=b"x.y") +
+                            x_op("set", "f", "tc+input", "1h",
+                                 raw_name=b"ttl") +
+                            x_op("get", "f", "user+input",
+                                 raw_name=b"x\0y"))
+    s["dead-file"] = (x_op("set", "f", "user.a", "v") +
+                      x_op("set", "root", "flush", "disk") +
+                      x_op("get", "f", "user.a") +
+                      x_op("set", "f", "ttl", "1h") +
+                      x_op("remove", "f", "ttl") + x_op("list", "f", "ttl"))
+    return s
+
+
+# --------------------------------------------------------------------------
+# fuzz_engine: opcode byte and arguments (ops[] in fuzz_engine.c)
+# --------------------------------------------------------------------------
+
+E_OPS = ["create"] * 3 + ["open"] * 3 + ["write"] * 5 + ["read"] * 3 + \
+    ["truncate"] * 2 + ["flush", "fsync"] + ["release"] * 2 + \
+    ["unlink"] + ["rename"] * 2 + ["link"] + ["mkdir"] * 2 + \
+    ["rmdir", "readdir"] + ["xattr"] * 2 + \
+    ["getattr", "hold", "forget", "mknod", "readlink", "reopen", "maintain",
+     "control", "verify"]
+E_PARENT = {"/": 0, "a": 3, "b": 4, "a/b": 5, "b/c": 6}
+E_SPECIAL = {".stats": 240, "": 241, "x/y": 242, "long255": 243,
+             "long256": 244}
+RDONLY, WRONLY, RDWR, TRUNC, APPEND = 0, 1, 2, 4, 8
+
+
+def op(name):
+    return bytes([E_OPS.index(name)])
+
+
+def parent(p):
+    if isinstance(p, tuple):  # ("hold", slot)
+        return bytes([7, p[1]])
+    return bytes([E_PARENT[p]])
+
+
+def name(n):
+    if n in E_SPECIAL:
+        return bytes([E_SPECIAL[n]])
+    return bytes([ord(n) - ord("a")])
+
+
+def entry(p, n=None):
+    """A path (parent, name), or ("hold", slot)."""
+    if p == "hold":
+        return bytes([7 + 8 * n])
+    return bytes([0]) + parent(p) + name(n)
+
+
+def off(v):
+    if v == "end":
+        return bytes([0])
+    if v in ("spill", "efbig", "huge", "neg"):
+        return bytes([0xC0 | ["spill", "efbig", "huge", "neg"].index(v)])
+    if v < 64:
+        return bytes([0x40 | v])
+    return bytes([0x80]) + struct.pack("<H", v)
+
+
+def length(v):
+    if v < 16:
+        return bytes([v])
+    if v < 256:
+        return bytes([0x40, v])
+    if v < 8192:
+        return bytes([0x80]) + struct.pack("<H", v)
+    assert v >= 65536 and (v - 65536) % 16 == 0
+    return bytes([0xC0, (v - 65536) // 16])
+
+
+def create(p, n, flags=WRONLY, slot=0):
+    return op("create") + parent(p) + name(n) + bytes([flags, slot])
+
+
+def open_(p, n, flags=RDONLY, slot=1):
+    return op("open") + entry(p, n) + bytes([flags, slot])
+
+
+def write_(slot, o, n, seed=1):
+    return op("write") + bytes([slot]) + off(o) + length(n) + bytes([seed])
+
+
+def read(slot, o, n):
+    return op("read") + bytes([slot]) + off(o) + length(n)
+
+
+def truncate(size, slot=None, p=None, n=None):
+    b = op("truncate")
+    b += bytes([1, slot]) if slot is not None else bytes([0]) + entry(p, n)
+    if size == "efbig":
+        return b + bytes([0xC1])
+    if size == "spill":
+        return b + bytes([0xC0])
+    if size < 64:
+        return b + bytes([size])
+    return b + bytes([0x80]) + struct.pack("<H", size)
+
+
+def simple(o, *args):
+    return op(o) + bytes(args)
+
+
+def unlink(p, n):
+    return op("unlink") + parent(p) + name(n)
+
+
+def rename(p1, n1, p2, n2, flags=0):
+    sel = {0: 0, 1: 3, 2: 4, 3: 6, 4: 7}[flags]
+    return op("rename") + parent(p1) + name(n1) + parent(p2) + name(n2) + \
+        bytes([sel])
+
+
+def link(p, n, p2, n2):
+    return op("link") + entry(p, n) + parent(p2) + name(n2)
+
+
+def mkdir(p, n):
+    return op("mkdir") + parent(p) + name(n)
+
+
+def rmdir(p, n):
+    if n in (".", ".."):
+        return op("rmdir") + parent(p) + bytes([1 if n == "." else 2])
+    return op("rmdir") + parent(p) + bytes([0]) + name(n)
+
+
+def readdir(p, plus=False, chunk=1):
+    return op("readdir") + parent(p) + bytes([int(plus) | (chunk - 1) << 1])
+
+
+def xattr(kind, p, n, k=0, flags=0, vlen=3, seed=1):
+    c = {"set": 0, "remove": 1, "get": 2}[kind] | k << 2 | flags << 4
+    b = op("xattr") + bytes([c]) + entry(p, n)
+    if kind == "set":
+        b += bytes([vlen, seed])
+    return b
+
+
+def mknod(p, n, kind):
+    kinds = {"dir": 0, "fifo": 1, "sock": 2, "reg": 3, "chr": 4, "blk": 5,
+             "none": 6, "lnk": 7, "symlink": 8}
+    b = op("mknod") + bytes([kinds[kind]]) + parent(p) + name(n)
+    if kind == "symlink":
+        b += bytes([3])
+    return b
+
+
+def symlink(p, n, target_sel=3):
+    return op("mknod") + bytes([8]) + parent(p) + name(n) + \
+        bytes([target_sel])
+
+
+def e_seeds():
+    s = {}
+    put_a = create("/", "a") + write_(0, 0, 5) + simple("release", 0)
+    s["put-get"] = put_a + open_("/", "a") + read(1, 0, 100) + \
+        simple("release", 1)
+    s["overwrite-trunc"] = put_a + open_("/", "a", WRONLY | TRUNC, 0) + \
+        open_("/", "a", RDONLY, 1) + read(1, 0, 10) + write_(0, 0, 3, 7) + \
+        read(1, 0, 10) + simple("release", 0) + read(1, 0, 10)
+    s["append"] = put_a + open_("/", "a", WRONLY | APPEND, 0) + \
+        write_(0, 0, 4, 2) + write_(0, 2, 4, 3) + simple("flush", 0) + \
+        open_("/", "a", RDONLY, 2) + read(2, 0, 20)
+    s["two-writers"] = put_a + open_("/", "a", RDWR, 0) + \
+        open_("/", "a", RDWR, 1) + write_(0, 1, 3, 4) + write_(1, 10, 3, 5) + \
+        simple("flush", 0) + simple("flush", 1) + read(0, 0, 20) + \
+        simple("release", 0) + simple("flush", 1) + simple("release", 1)
+    s["hole"] = create("/", "b", RDWR) + write_(0, 300, 5) + read(0, 0, 400) \
+        + truncate(10, slot=0) + read(0, 0, 400) + truncate(200, slot=0) + \
+        read(0, 0, 400)
+    s["fsync-reader"] = put_a + open_("/", "a", RDWR, 0) + \
+        open_("/", "a", RDONLY, 1) + write_(0, 0, 9, 3) + \
+        simple("fsync", 1, 0) + simple("reopen", 0) + simple("verify")
+    s["unlink-open"] = put_a + open_("/", "a", RDONLY, 1) + unlink("/", "a") + \
+        read(1, 0, 10) + open_("/", "a") + simple("release", 1)
+    s["unlink-writer"] = create("/", "c", RDWR) + write_(0, 0, 8) + \
+        unlink("/", "c") + write_(0, 4, 8) + read(0, 0, 20) + \
+        simple("release", 0)
+    s["hold-unlinked"] = put_a + op("hold") + entry("/", "a") + bytes([0]) + \
+        unlink("/", "a") + op("getattr") + entry("hold", 0) + \
+        op("open") + entry("hold", 0) + bytes([RDWR, 1]) + \
+        write_(1, 0, 3) + simple("release", 1) + \
+        link("hold", 0, "/", "b") + simple("forget", 0) + \
+        op("getattr") + entry("hold", 0)
+    s["rename"] = put_a + create("/", "b") + write_(0, 0, 7, 9) + \
+        simple("release", 0) + rename("/", "a", "/", "c") + \
+        rename("/", "c", "/", "b", 1) + rename("/", "c", "/", "b") + \
+        rename("/", "b", "/", "b") + readdir("/")
+    s["rename-exchange"] = put_a + mkdir("/", "b") + create("b", "d") + \
+        simple("release", 0) + rename("/", "a", "b", "d", 2) + \
+        rename("/", "a", "/", "b", 2) + readdir("/") + readdir("b") + \
+        rename("/", "a", "/", "e", 2) + rename("/", "a", "/", "b", 3) + \
+        rename("/", "a", "/", "b", 4)
+    s["rename-dirs"] = mkdir("/", "a") + mkdir("a", "b") + mkdir("/", "b") + \
+        rename("/", "a", "a/b", "c") + rename("/", "a", "a", "x") + \
+        rename("/", "b", "/", "a") + rename("a", "b", "/", "b") + \
+        rename("/", "a", "/", "b") + op("getattr") + entry("/", "a") + \
+        readdir("/") + rename("/", "b", "/", "c", 2)
+    s["links"] = put_a + link("/", "a", "/", "b") + mkdir("/", "c") + \
+        link("/", "a", "/", "c") + link("/", "c", "/", "d") + \
+        unlink("/", "a") + open_("/", "b") + read(1, 0, 10) + \
+        rename("/", "b", "/", "b") + unlink("/", "b") + readdir("/")
+    s["dirs"] = mkdir("/", "a") + mkdir("a", "b") + create("a/b", "f") + \
+        write_(0, 0, 30) + simple("release", 0) + rmdir("/", "a") + \
+        rmdir("a", "b") + unlink("a/b", "f") + rmdir("a", "b") + \
+        rmdir("/", ".") + rmdir("/", "..") + rmdir("/", "a") + \
+        readdir("/", True, 2) + mkdir("/", "a") + unlink("/", "a")
+    s["readdir-plus"] = b"".join(create("/", c) + simple("release", 0)
+                                 for c in "abcdefgh") + \
+        readdir("/", True, 1) + readdir("/", False, 3) + readdir("/", True, 4)
+    s["large"] = create("/", "a", RDWR) + write_(0, 0, 65536 + 16 * 40) + \
+        read(0, 60000, 8000 - 1) + simple("release", 0) + open_("/", "a") + \
+        read(1, 0, 65536 + 16 * 255) + open_("/", "a", RDWR, 2) + \
+        write_(2, 5, 3) + \
+        read(1, 0, 65536 + 16 * 255)
+    s["spill"] = create("/", "a", RDWR) + write_(0, 0, 100) + \
+        truncate("spill", slot=0) + write_(0, "spill", 200) + \
+        read(0, "spill", 300) + simple("release", 0) + simple("verify")
+    s["errors"] = create("/", "a", RDONLY) + write_(0, 0, 4) + \
+        create("/", "b", WRONLY, 1) + read(1, 0, 4) + \
+        write_(1, "efbig", 4) + write_(1, "huge", 4) + write_(1, "neg", 4) + \
+        read(0, "neg", 4) + truncate("efbig", slot=1) + \
+        write_(1, 0, 0) + write_(1, 1, 4) + write_(1, 5, 0) + \
+        simple("release", 1)
+    s["names"] = b"".join(create("/", n) for n in
+                          (".stats", "", "x/y", "long255", "long256")) + \
+        b"".join(op("getattr") + entry("/", n) for n in
+                 (".stats", "", "long255", "long256")) + \
+        unlink("/", ".stats") + rename("/", ".stats", "/", "a") + \
+        mkdir("/", ".stats") + mkdir("/", "long255") + readdir("/")
+    s["special"] = mknod("/", "a", "fifo") + mknod("/", "b", "sock") + \
+        mknod("/", "c", "chr") + mknod("/", "d", "none") + \
+        mknod("/", "e", "reg") + mknod("/", "f", "lnk") + \
+        symlink("/", "g") + symlink("/", "h", 250) + \
+        symlink("/", "h", 251) + symlink("/", "h", 252) + \
+        op("readlink") + entry("/", "g") + bytes([1]) + \
+        op("readlink") + entry("/", "g") + bytes([2]) + \
+        op("readlink") + entry("/", "a") + bytes([1]) + \
+        open_("/", "a") + open_("/", "g") + truncate(3, p="/", n="a") + \
+        link("/", "g", "/", "d") + readdir("/")
+    s["xattr"] = put_a + xattr("set", "/", "a", 0) + \
+        xattr("set", "/", "a", 0, 1) + xattr("set", "/", "a", 1, 2) + \
+        xattr("set", "/", "a", 1, 0, 0) + xattr("get", "/", "a") + \
+        xattr("remove", "/", "a", 0) + xattr("remove", "/", "a", 0) + \
+        mkdir("/", "b") + xattr("set", "/", "b", 2, 0, 255) + \
+        xattr("set", "/", "b", 2, 0, 200, 9) + simple("reopen", 0)
+    s["reopen-dirty"] = put_a + open_("/", "a", RDWR, 0) + \
+        write_(0, 2, 6, 5) + create("/", "b", RDWR, 1) + write_(1, 0, 3) + \
+        op("hold") + entry("/", "b") + bytes([1]) + unlink("/", "b") + \
+        simple("reopen", 0) + open_("/", "a", RDONLY, 2) + read(2, 0, 20) + \
+        op("getattr") + entry("hold", 1) + simple("forget", 1)
+    s["flush-tiers"] = put_a + create("/", "b", RDWR, 1) + \
+        write_(1, 0, 6000) + simple("release", 1) + open_("/", "b", RDWR, 2) \
+        + simple("control", 0) + read(2, 0, 7000) + simple("maintain", 90) + \
+        open_("/", "a", RDONLY, 3) + read(3, 0, 9) + simple("control", 1) + \
+        read(2, 0, 7000) + write_(2, 0, 5) + simple("release", 2) + \
+        readdir("/") + simple("verify")
+    s["dedup"] = create("/", "a") + write_(0, 0, 50, 4) + \
+        simple("release", 0) + create("/", "b") + write_(0, 0, 50, 4) + \
+        simple("release", 0) + unlink("/", "a") + open_("/", "b") + \
+        read(1, 0, 60) + simple("control", 0) + simple("release", 1) + \
+        open_("/", "b", RDONLY, 2) + read(2, 0, 60) + simple("reopen", 0)
+    s["many-ram"] = b"".join(create("/", c) + write_(0, 0, 3000, i) +
+                             simple("release", 0)
+                             for i, c in enumerate("abcdefgh")) + \
+        b"".join(open_("/", c, RDONLY, 1) + read(1, 0, 3100)
+                 for c in "abcdefgh") + simple("maintain", 200) + \
+        simple("verify")
+    return s
+
+
+def main():
+    for n, v in PARSE.items():
+        write("parse", n, v)
+    for n, v in x_seeds().items():
+        write("xattr", n, v)
+    for n, v in e_seeds().items():
+        write("engine", n, v)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
