@@ -541,3 +541,86 @@ def run_refused(cmd, mnt, env=None, timeout=20):
             log.seek(0)
             out = log.read().decode(errors="replace")
     return ("mounted" if mounted else p.returncode), out
+
+
+# -- self-describing values (test_crash, test_soak) ----------------------------------
+
+VALUE_HEADER = 64
+
+
+def tc_value(key, ver, n):
+    """Version ver of key as a self-describing value: a 64-byte header naming
+    key, version and payload length, then n bytes derived from key and ver."""
+    head = f"TCV1 {key} {ver} {n}".encode().ljust(VALUE_HEADER - 1) + b"\n"
+    return head + pattern_bytes(n, seed=f"{key}/{ver}")
+
+
+def tc_parse_value(key, data):
+    """(version, None) if data is a complete tc_value of key, else (None, why).
+
+    Catches a short file, a mix of two versions, a zero-filled tail, a value
+    of another key."""
+    if len(data) < VALUE_HEADER:
+        zero = " (all zero)" if data and not data.strip(b"\0") else ""
+        return None, f"short: {len(data)} bytes{zero}"
+    head = data[:VALUE_HEADER]
+    f = head.split()
+    if len(f) != 4 or f[0] != b"TCV1" or not head.endswith(b"\n"):
+        return None, f"bad header {head[:40]!r}"
+    if f[1].decode(errors="replace") != key:
+        return None, f"header names key {f[1]!r}"
+    ver = f[2].decode(errors="replace")
+    try:
+        n = int(f[3])
+    except ValueError:
+        return None, f"bad header {head[:40]!r}"
+    if len(data) != VALUE_HEADER + n:
+        return None, f"version {ver}: length {len(data)}, header says {VALUE_HEADER + n}"
+    want = tc_value(key, ver, n)
+    if data != want:
+        at = next(i for i in range(len(data)) if data[i] != want[i])
+        tail = " (zero-filled from there)" if not data[at:].strip(b"\0") else ""
+        return None, f"version {ver}: payload differs from byte {at}{tail}"
+    return ver, None
+
+
+def fork_worker(fn, *args):
+    """Run fn(*args) in a forked child (far cheaper than a new Python).
+
+    The child exits with fn's return value (1 if it raised) and never
+    returns into the caller's code. Returns the child's PID."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = fn(*args) or 0
+        except BaseException as e:  # report; never unwind into pytest
+            os.write(2, f"worker {os.getpid()}: {e!r}\n".encode())
+        finally:
+            os._exit(code)
+    return pid
+
+
+def reap(pids, timeout):
+    """Wait for forked children with a deadline; kill (by PID) one that hangs.
+
+    Returns their exit statuses in order ("hung (killed)" for a killed one)."""
+    codes = {}
+
+    def reaped():
+        for pid in pids:
+            if pid not in codes:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    codes[pid] = os.waitstatus_to_exitcode(status)
+        return len(codes) == len(pids)
+
+    try:
+        wait_until(reaped, timeout, "worker processes to exit")
+    finally:
+        for pid in pids:
+            if pid not in codes:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                codes[pid] = "hung (killed)"
+    return [codes[p] for p in pids]

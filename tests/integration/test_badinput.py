@@ -309,10 +309,10 @@ INVALID_DURATIONS = [b"", b"1h\x00x", b"\x001h", b"1h\x00\x00", b"1\xffh", b"\xf
 INVALID_TAGS = [b",".join(b"t%d" % i for i in range(33)), b"x" * 65, b"ok," + b"y" * 65,
                 b"a b", b"a/b", b"a\x00b", b"a,b\x00\x00", b"\x00a", b"a,\xff", "\u00e9".encode(),
                 b"a,,b", b",a", b"a,", b"a\n", b"a;b", b"*", b"a b," * 40]
-INVALID_SCHEMAS = [b"", b"x" * 65, b"v 1", b"v\x00\x00", b"v\x00w", b"\x00v", b"\xff", b"v1\n", b"a/b",
-                   "\u00e9".encode(), b"v1,v2"]
-INVALID_MODES = [b"", b"sliding\x00\x00", b"slid\x00ing", b"\x00", b"\xff", b"absolute\n", b"absolute ",
-                 b"Absolute", b"sliding,absolute"]
+INVALID_SCHEMAS = [b"", b"x" * 65, b"v 1", b"v\x00\x00", b"v\x00w", b"\x00v", b"\xff", b"v1\n",
+                   b"a/b", "\u00e9".encode(), b"v1,v2"]
+INVALID_MODES = [b"", b"sliding\x00\x00", b"slid\x00ing", b"\x00", b"\xff", b"absolute\n",
+                 b"absolute ", b"Absolute", b"sliding,absolute"]
 
 
 def test_malformed_cache_xattrs_on_file(entry):
@@ -368,8 +368,8 @@ def test_malformed_root_controls(mnt):
     write_file(mnt / "kept", b"kept")
     tc_set(mnt / "kept", "tags", "t1")
     EINVAL = ("EINVAL",)
-    cases = [(P + "flush", v, EINVAL) for v in (b"", b"ram\x00\x00", b"ra\x00m", b"\x00ram", b"ram\n",
-                                                  b"\xff", b"RAM", b"ram,disk", b"all ")]
+    cases = [(P + "flush", v, EINVAL) for v in (b"", b"ram\x00\x00", b"ra\x00m", b"\x00ram",
+                                                  b"ram\n", b"\xff", b"RAM", b"ram,disk", b"all ")]
     cases += [(P + "evict_tag", v, EINVAL) for v in (b"", b"t1\x00\x00", b"t\x001", b"\xff",
                                                       b"x" * 65, b"a b", b"t1,t2", b"t1\n")]
     problems = []

@@ -2,10 +2,11 @@
 """Crash consistency: SIGKILL the daemon under a write load, again and again
 (SPEC section 4 "published atomically", section 6 durability).
 
-Each cycle mounts the store, forks TC_CRASH_WRITERS writer processes that overwrite a fixed set of keys, replace them by
-rename and delete them, kills the daemon with SIGKILL at a random moment,
-clears the dead mount with `fusermount3 -uz`, runs `tiercachefs --check`,
-remounts and verifies every key:
+Each cycle mounts the store, forks TC_CRASH_WRITERS writer processes that
+overwrite a fixed set of keys, replace them by rename and delete them,
+kills the daemon with SIGKILL at a random moment, clears the dead mount
+with `fusermount3 -uz`, runs `tiercachefs --check`, remounts and verifies
+every key:
 
   * a key holds exactly one complete value that some writer wrote: every
     value is self-describing (a 64-byte header naming key, version and
@@ -42,47 +43,15 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from tcutil import (SLOW, VALUE_HEADER, daemon_prefix, fork_worker, is_mounted, mount_count,
+                    read_file, reap, run, tc_bin, tc_parse_value, tc_value, wait_until,
+                    write_file)
 
-from tcutil import (SLOW, daemon_prefix, is_mounted, mount_count, pattern_bytes, read_file, run,
-                    tc_bin, wait_until, write_file)
-
-HEADER = 64
-MAGIC = b"TCV1"
+HEADER = VALUE_HEADER
 # errnos a writer sees once the daemon is gone
 GONE = (errno.ENOTCONN, errno.ECONNABORTED)
-
-
-def value_bytes(key, ver, n):
-    """The self-describing value of version ver of key, payload n bytes."""
-    head = f"TCV1 {key} {ver} {n}".encode().ljust(HEADER - 1) + b"\n"
-    return head + pattern_bytes(n, seed=f"{key}/{ver}")
-
-
-def parse_value(key, data):
-    """(version, None) if data is a complete value of key, else (None, why)."""
-    if len(data) < HEADER:
-        return None, f"short: {len(data)} bytes" + (" (all zero)" if not data.strip(b"\0")
-                                                    else "")
-    head = data[:HEADER]
-    f = head.split()
-    if len(f) != 4 or f[0] != MAGIC or not head.endswith(b"\n"):
-        return None, f"bad header {head[:40]!r}"
-    if f[1].decode(errors="replace") != key:
-        return None, f"header names key {f[1]!r}"
-    ver = f[2].decode(errors="replace")
-    try:
-        n = int(f[3])
-    except ValueError:
-        return None, f"bad header {head[:40]!r}"
-    if len(data) != HEADER + n:
-        return None, f"version {ver}: length {len(data)}, header says {HEADER + n}"
-    want = value_bytes(key, ver, n)
-    if data != want:
-        at = next(i for i in range(len(data)) if data[i] != want[i])
-        tail = " (zero-filled from there)" if not data[at:].strip(b"\0") else ""
-        return None, f"version {ver}: payload differs from byte {at}{tail}"
-    return ver, None
+value_bytes = tc_value
+parse_value = tc_parse_value
 
 
 def key_names(nkeys):
@@ -320,43 +289,6 @@ def sync_mode(cycle):
     return {3: "close", 4: "never"}.get(cycle % 5, "fsync")
 
 
-def spawn_writer(args):
-    """Fork a writer (cheaper than starting Python four times a cycle)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = writer_main(args)
-        except BaseException as e:  # report, never return into pytest
-            os.write(2, f"writer: {e!r}\n".encode())
-        finally:
-            os._exit(code)
-    return pid
-
-
-def reap_writers(pids, timeout):
-    """Wait for the writers; kill (by PID) one that hangs. Returns statuses."""
-    codes = {}
-
-    def reaped():
-        for pid in pids:
-            if pid not in codes:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    codes[pid] = os.waitstatus_to_exitcode(status)
-        return len(codes) == len(pids)
-
-    try:
-        wait_until(reaped, timeout, "the writers to exit after the kill")
-    finally:
-        for pid in pids:
-            if pid not in codes:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                codes[pid] = "hung (killed)"
-    return [codes[p] for p in pids]
-
-
 def test_sigkill_under_write_load(tc_mount, tmp_path):
     seed = int(os.environ.get("TC_CRASH_SEED") or random.randrange(1 << 30))
     rnd = random.Random(seed)
@@ -381,8 +313,9 @@ def test_sigkill_under_write_load(tc_mount, tmp_path):
             m = tc_mount(opts=f"sync={sync}")
             phase["mount"] += time.monotonic() - t
         paths = [logs / f"c{cycle}.w{w}" for w in range(WRITERS)]
-        writers = [spawn_writer([str(m.path), str(paths[w]), str(locks), str(w), str(cycle),
-                                 str(NKEYS), sync, str(rnd.randrange(1 << 30))])
+        writers = [fork_worker(writer_main, [str(m.path), str(paths[w]), str(locks), str(w),
+                                             str(cycle), str(NKEYS), sync,
+                                             str(rnd.randrange(1 << 30))])
                    for w in range(WRITERS)]
         try:
             wait_until(lambda: all(p.exists() and p.read_text().startswith("R")
@@ -395,7 +328,7 @@ def test_sigkill_under_write_load(tc_mount, tmp_path):
             kill_ns = time.monotonic_ns()
             rc = m.kill(signal.SIGKILL)
         finally:
-            codes = reap_writers(writers, 30)
+            codes = reap(writers, 30)
         phase["load"] += time.monotonic() - t_load
         assert rc == -signal.SIGKILL, f"cycle {cycle}: daemon exited {rc} before the kill"
         assert all(c == 0 for c in codes), f"cycle {cycle}: writer exit statuses {codes}"
