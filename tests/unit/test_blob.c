@@ -275,16 +275,17 @@ static void test_crash_leftovers(void **state)
 }
 
 /* Crash with an inode unlinked while still open, and a write not yet
- * published: the child process exits without closing the engine. */
-static void test_crash_unlinked_open_inode(void **state)
+ * published: the child process exits without closing the engine. Contents
+ * of @len bytes (in blob files, or inline in the index when small). */
+static void crash_unlinked_open_inode(struct tcu *fx, size_t len)
 {
-	struct tcu *fx = *state;
 	char h_gone[33], h_old[33];
+	bool inline_data = len <= fx->cfg.inline_max;
 	pid_t pid;
 	int status;
 
-	fill_hex(BLOB_LEN, 3, h_gone);
-	fill_hex(BLOB_LEN, 4, h_old);
+	fill_hex(len, 3, h_gone);
+	fill_hex(len, 4, h_old);
 	tc_engine_close(fx->eng);
 	fx->eng = NULL;
 
@@ -298,13 +299,11 @@ static void test_crash_unlinked_open_inode(void **state)
 
 		if (tc_engine_open(&fx->cfg, &eng))
 			_exit(10);
-		tcu_fill(buf, BLOB_LEN, 3);
-		if (tcu_put_at(eng, &fx->ctx, TC_ROOT_INO, "gone", buf,
-			       BLOB_LEN))
+		tcu_fill(buf, len, 3);
+		if (tcu_put_at(eng, &fx->ctx, TC_ROOT_INO, "gone", buf, len))
 			_exit(11);
-		tcu_fill(buf, BLOB_LEN, 4);
-		if (tcu_put_at(eng, &fx->ctx, TC_ROOT_INO, "old", buf,
-			       BLOB_LEN))
+		tcu_fill(buf, len, 4);
+		if (tcu_put_at(eng, &fx->ctx, TC_ROOT_INO, "old", buf, len))
 			_exit(12);
 		if (tc_lookup(eng, TC_ROOT_INO, "gone", &a) ||
 		    tc_open(eng, a.st.st_ino, O_RDONLY, &f))
@@ -315,8 +314,8 @@ static void test_crash_unlinked_open_inode(void **state)
 		if (tc_lookup(eng, TC_ROOT_INO, "old", &a) ||
 		    tc_open(eng, a.st.st_ino, O_WRONLY | O_TRUNC, &w))
 			_exit(15);
-		tcu_fill(buf, BLOB_LEN, 5);
-		if (tcu_write_all(w, buf, BLOB_LEN, 0))
+		tcu_fill(buf, len, 5);
+		if (tcu_write_all(w, buf, len, 0))
 			_exit(16);
 		_exit(0); /* crash: no release, no close */
 	}
@@ -328,16 +327,19 @@ static void test_crash_unlinked_open_inode(void **state)
 	tcu_maintain(fx);
 	assert_false(tcu_present(fx, "gone"));
 	assert_false(blob_exists(fx, h_gone));
+	assert_int_equal(tcu_index_content(fx, h_gone, false), -ENOENT);
 	/* The store has the old content, whole. */
-	tcu_assert_fill(fx, "old", BLOB_LEN, 4);
+	tcu_assert_fill(fx, "old", len, 4);
 	{
 		char h[33];
 
 		tcu_hash(fx, "old", h);
 		assert_string_equal(h, h_old);
+		assert_int_equal(tcu_index_content(fx, h, false),
+				 inline_data ? 1 : 0);
 	}
-	assert_int_equal(blob_count(fx), 1);
-	tcu_assert_stat(fx->eng, "blob_bytes", BLOB_LEN);
+	assert_int_equal(blob_count(fx), inline_data ? 0 : 1);
+	tcu_assert_stat(fx->eng, "blob_bytes", len);
 	tcu_assert_stat(fx->eng, "disk_items", 1);
 	{
 		char tmpdir[PATH_MAX];
@@ -345,6 +347,11 @@ static void test_crash_unlinked_open_inode(void **state)
 		tcu_store_path(fx, TCU_TMP, NULL, tmpdir, sizeof(tmpdir));
 		assert_int_equal(tcu_dir_count(tmpdir), 0);
 	}
+}
+
+static void test_crash_unlinked_open_inode(void **state)
+{
+	crash_unlinked_open_inode(*state, BLOB_LEN);
 }
 
 static void test_corrupt_blob(void **state)
@@ -383,6 +390,145 @@ static void test_corrupt_blob(void **state)
 			 0);
 	assert_int_equal(tcu_get(fx, "good"), -EIO);
 	assert_false(tcu_present(fx, "good"));
+}
+
+/* ------------------------------------------------------------------ */
+/* Contents inside the index (tc_config.inline_max)                   */
+/* ------------------------------------------------------------------ */
+
+#define INLINE_MAX (64 * 1024)
+#define SMALL 4096
+
+static void use_inline(struct tcu *fx, uint64_t max)
+{
+	fx->cfg.inline_max = max;
+	tcu_reopen(fx);
+}
+
+static void test_inline_dedup(void **state)
+{
+	struct tcu *fx = *state;
+	char ha[33], hb[33];
+
+	use_inline(fx, INLINE_MAX);
+	tcu_put_fill(fx, "a", SMALL, 1);
+	tcu_put_fill(fx, "b", SMALL, 1);
+	tcu_hash(fx, "a", ha);
+	tcu_hash(fx, "b", hb);
+	assert_string_equal(ha, hb);
+	{
+		char want[33];
+
+		fill_hex(SMALL, 1, want);
+		assert_string_equal(ha, want);
+	}
+
+	/* In the index, once; no file. */
+	assert_false(blob_exists(fx, ha));
+	assert_int_equal(blob_count(fx), 0);
+	assert_int_equal(tcu_index_content(fx, ha, false), 1);
+	tcu_assert_stat(fx->eng, "disk_items", 2);
+	tcu_assert_stat(fx->eng, "disk_bytes", 2 * SMALL);
+	tcu_assert_stat(fx->eng, "blob_bytes", SMALL);
+
+	/* Deleting one keeps the other readable from the index. */
+	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "a"), 0);
+	tcu_flush_ram(fx);
+	tc_engine_reset_stats(fx->eng);
+	tcu_assert_fill(fx, "b", SMALL, 1);
+	tcu_assert_stat(fx->eng, "disk_hits", 1);
+	tcu_assert_stat(fx->eng, "blob_bytes", SMALL);
+
+	/* The content goes with the last reference. */
+	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "b"), 0);
+	tcu_assert_stat(fx->eng, "blob_bytes", 0);
+	assert_int_equal(tcu_index_content(fx, ha, false), -ENOENT);
+}
+
+static void test_inline_boundary(void **state)
+{
+	struct tcu *fx = *state;
+	char h_at[33], h_over[33];
+
+	use_inline(fx, SMALL);
+	tcu_put_fill(fx, "at", SMALL, 1);       /* exactly inline_max */
+	tcu_put_fill(fx, "over", SMALL + 1, 2); /* one byte more */
+	tcu_hash(fx, "at", h_at);
+	tcu_hash(fx, "over", h_over);
+	assert_false(blob_exists(fx, h_at));
+	assert_true(blob_exists(fx, h_over));
+	assert_int_equal(tcu_index_content(fx, h_at, false), 1);
+	assert_int_equal(tcu_index_content(fx, h_over, false), 0);
+	tcu_assert_fill(fx, "at", SMALL, 1);
+	tcu_assert_fill(fx, "over", SMALL + 1, 2);
+
+	/* inline_max 0: every content in a file. */
+	use_inline(fx, 0);
+	tcu_put_fill(fx, "tiny", 10, 3);
+	{
+		char h[33];
+
+		tcu_hash(fx, "tiny", h);
+		assert_true(blob_exists(fx, h));
+		assert_int_equal(tcu_index_content(fx, h, false), 0);
+	}
+	/* What was inline stays readable. */
+	tcu_assert_fill(fx, "at", SMALL, 1);
+}
+
+static void test_inline_file_transitions(void **state)
+{
+	struct tcu *fx = *state;
+	char h1[33], h2[33], h3[33];
+
+	use_inline(fx, INLINE_MAX);
+	tcu_put_fill(fx, "k", SMALL, 1);
+	tcu_hash(fx, "k", h1);
+	/* small -> large: the inline content goes, a file comes. */
+	tcu_put_fill(fx, "k", BLOB_LEN, 2);
+	tcu_hash(fx, "k", h2);
+	assert_true(blob_exists(fx, h2));
+	assert_int_equal(tcu_index_content(fx, h1, false), -ENOENT);
+	tcu_assert_fill(fx, "k", BLOB_LEN, 2);
+	/* large -> small: the file goes. */
+	tcu_put_fill(fx, "k", SMALL, 3);
+	tcu_hash(fx, "k", h3);
+	assert_false(blob_exists(fx, h2));
+	assert_int_equal(tcu_index_content(fx, h2, false), -ENOENT);
+	assert_int_equal(tcu_index_content(fx, h3, false), 1);
+	assert_int_equal(blob_count(fx), 0);
+	tcu_assert_stat(fx->eng, "blob_bytes", SMALL);
+	tcu_assert_fill(fx, "k", SMALL, 3);
+	/* And it persists. */
+	tcu_reopen(fx);
+	tcu_assert_fill(fx, "k", SMALL, 3);
+	tcu_hash(fx, "k", h1);
+	assert_string_equal(h1, h3);
+}
+
+static void test_inline_corrupt(void **state)
+{
+	struct tcu *fx = *state;
+	char h[33];
+
+	use_inline(fx, INLINE_MAX);
+	tcu_put_fill(fx, "bad", SMALL, 1);
+	tcu_put_fill(fx, "good", SMALL, 2);
+	tcu_hash(fx, "bad", h);
+	/* Reopens the engine: RAM is empty afterwards. */
+	assert_int_equal(tcu_index_content(fx, h, true), 1);
+	assert_int_equal(tcu_get(fx, "bad"), -EIO);
+	assert_false(tcu_present(fx, "bad"));
+	tcu_assert_stat(fx->eng, "corruptions", 1);
+	tcu_assert_fill(fx, "good", SMALL, 2);
+}
+
+static void test_inline_crash_unlinked_open_inode(void **state)
+{
+	struct tcu *fx = *state;
+
+	use_inline(fx, INLINE_MAX);
+	crash_unlinked_open_inode(fx, SMALL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -579,6 +725,11 @@ int main(void)
 		T(test_crash_leftovers),
 		T(test_crash_unlinked_open_inode),
 		T(test_corrupt_blob),
+		T(test_inline_dedup),
+		T(test_inline_boundary),
+		T(test_inline_file_transitions),
+		T(test_inline_corrupt),
+		T(test_inline_crash_unlinked_open_inode),
 		T(test_enospc_keeps_previous),
 		T(test_read_eio),
 		T(test_fsync_eio),

@@ -153,6 +153,45 @@ static void test_check_and_fix(void **state)
 	tcu_assert_stat(fx->eng, "blob_bytes", BLOB_LEN);
 }
 
+/* Contents inside the index are checked too. */
+static void test_check_inline(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_check_report rep;
+	char h[33];
+
+	fx->cfg.inline_max = 64 * 1024;
+	tcu_reopen(fx);
+	tcu_put_fill(fx, "bad", 4096, 1);
+	tcu_put_fill(fx, "good", 4096, 2);
+	tcu_put_fill(fx, "file", BLOB_LEN, 3);
+	tcu_hash(fx, "bad", h);
+	close_engine(fx);
+
+	memset(&rep, 0xff, sizeof(rep));
+	assert_int_equal(tc_check(fx->store, false, &rep, tcu_log, NULL), 0);
+	assert_int_equal(rep.entries, 3);
+	assert_int_equal(rep.corrupt_blobs, 0);
+
+	assert_int_equal(tcu_index_content(fx, h, true), 1);
+	memset(&rep, 0, sizeof(rep));
+	assert_int_equal(tc_check(fx->store, false, &rep, tcu_log, NULL), 1);
+	assert_int_equal(rep.corrupt_blobs, 1);
+	assert_int_equal(rep.missing_blobs, 0);
+	assert_int_equal(rep.orphan_blobs, 0);
+	assert_int_equal(rep.refcount_drift, 0);
+	memset(&rep, 0, sizeof(rep));
+	assert_int_equal(tc_check(fx->store, true, &rep, tcu_log, NULL), 0);
+	assert_true(rep.fixed >= 1);
+	assert_int_equal(tcu_index_content(fx, h, false), -ENOENT);
+
+	tcu_open(fx);
+	assert_false(tcu_present(fx, "bad"));
+	tcu_assert_fill(fx, "good", 4096, 2);
+	tcu_assert_fill(fx, "file", BLOB_LEN, 3);
+	tcu_assert_stat(fx->eng, "blob_bytes", 4096 + BLOB_LEN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +199,7 @@ int main(void)
 		T(test_check_sound),
 		T(test_check_busy),
 		T(test_check_and_fix),
+		T(test_check_inline),
 #undef T
 	};
 

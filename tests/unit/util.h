@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "tiercache.h"
 
@@ -199,7 +200,9 @@ enum tcu_path {
 /**
  * Path of a piece of the store in @p buf: STORE/index.db, STORE/blobs,
  * STORE/blobs/XX/YYYY... (XX: the hash's first two hex digits, the file
- * name: the other 30), STORE/tmp, STORE/lock.
+ * name: the other 30), STORE/tmp, STORE/lock. Contents up to
+ * tc_config.inline_max live in the index instead of a blob file: see
+ * tcu_index_content().
  */
 static inline const char *tcu_store_path(const struct tcu *fx,
 					 enum tcu_path what, const char *hash,
@@ -225,6 +228,76 @@ static inline const char *tcu_store_path(const struct tcu *fx,
 		break;
 	}
 	return buf;
+}
+
+/**
+ * The index's copy of content @p hash: its blob row (blob.hash, 16 bytes;
+ * blob.data, the content when it is stored inline, else NULL). With
+ * @p corrupt, flip one byte of the inline content. The engine holds the
+ * index exclusively, so an open engine is closed first and reopened after
+ * (its RAM tier is then empty).
+ * @return 1 when the content is inline, 0 when the row has no inline
+ *         content (it is in a blob file), -ENOENT when there is no row.
+ */
+static inline int tcu_index_content(struct tcu *fx, const char *hash,
+				    bool corrupt)
+{
+	char path[PATH_MAX];
+	unsigned char key[16];
+	bool was_open = fx->eng != NULL;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = -ENOENT;
+
+	assert_int_equal(strlen(hash), 32);
+	for (int i = 0; i < 16; i++) {
+		unsigned int b;
+
+		assert_int_equal(sscanf(hash + 2 * i, "%2x", &b), 1);
+		key[i] = (unsigned char)b;
+	}
+	if (was_open) {
+		tc_engine_close(fx->eng);
+		fx->eng = NULL;
+	}
+	snprintf(path, sizeof(path), "%s/index.db", fx->store);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE,
+					 NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT data FROM blob WHERE hash = ?1",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *data = sqlite3_column_blob(st, 0);
+		int len = sqlite3_column_bytes(st, 0);
+
+		rc = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : 1;
+		if (rc == 1 && corrupt && len > 0) {
+			unsigned char *copy = malloc((size_t)len);
+			sqlite3_stmt *up = NULL;
+
+			assert_non_null(copy);
+			memcpy(copy, data, (size_t)len);
+			copy[len / 2] ^= 0x5a;
+			assert_int_equal(sqlite3_prepare_v2(db,
+					"UPDATE blob SET data = ?2 WHERE hash = ?1",
+					-1, &up, NULL),
+					 SQLITE_OK);
+			sqlite3_bind_blob(up, 1, key, sizeof(key),
+					  SQLITE_STATIC);
+			sqlite3_bind_blob(up, 2, copy, len, SQLITE_STATIC);
+			assert_int_equal(sqlite3_step(up), SQLITE_DONE);
+			sqlite3_finalize(up);
+			free(copy);
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (was_open)
+		tcu_open(fx);
+	return rc;
 }
 
 static inline bool tcu_exists(const char *path)
