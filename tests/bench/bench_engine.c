@@ -10,14 +10,15 @@
  *   lookup    lookup + forget of a present key (what the kernel asks before
  *             it caches the dentry)
  *
- *   bench_engine [-n ENTRIES] [-d DIR] [-s SIZE] [-i ITERS] [-k]
+ *   bench_engine [-n ENTRIES] [-d DIR] [-s SIZE] [-i ITERS] [-I INLINE] [-k]
  *
  * The store is made in a mkdtemp() directory below DIR (default /tmp) with
  * sync=never and no disk limits, filled with ENTRIES keys of SIZE distinct
  * bytes each (default 1000 keys of 4096 bytes) in the root directory, then
  * each operation is timed over ITERS iterations (default 200000) cycling
  * over 1000 keys picked at random among the ENTRIES. The store is removed
- * at the end unless -k. Not a test: meson builds it, nobody runs it but you.
+ * at the end unless -k. -I sets tc_config.inline_max (contents up to that
+ * size stored inside the index; default: the engine's). Not a test: meson builds it, nobody runs it but you.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +40,7 @@ struct bench {
 	uint64_t entries;
 	size_t size;
 	uint64_t iters;
+	long long inline_max; /* -1: the engine's default */
 	char dir[4096];
 	char store[4200];
 	struct tc_config cfg;
@@ -199,7 +201,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: bench_engine [-n ENTRIES] [-d DIR] [-s SIZE] "
-		"[-i ITERS] [-k]\n");
+		"[-i ITERS] [-I INLINE_MAX] [-k]\n");
 	exit(2);
 }
 
@@ -217,7 +219,8 @@ int main(int argc, char **argv)
 	b.entries = 1000;
 	b.size = 4096;
 	b.iters = 200000;
-	while ((opt = getopt(argc, argv, "n:d:s:i:kh")) != -1) {
+	b.inline_max = -1;
+	while ((opt = getopt(argc, argv, "n:d:s:i:I:kh")) != -1) {
 		switch (opt) {
 		case 'n':
 			b.entries = strtoull(optarg, NULL, 10);
@@ -230,6 +233,9 @@ int main(int argc, char **argv)
 			break;
 		case 'i':
 			b.iters = strtoull(optarg, NULL, 10);
+			break;
+		case 'I':
+			b.inline_max = strtoll(optarg, NULL, 10);
 			break;
 		case 'k':
 			keep = true;
@@ -262,7 +268,11 @@ int main(int argc, char **argv)
 	b.cfg.sync = TC_SYNC_NEVER;
 	b.cfg.disk_size = 0;
 	b.cfg.disk_items = 0;
+	if (b.inline_max >= 0)
+		b.cfg.inline_max = (uint64_t)b.inline_max;
 	open_engine(&b);
+	fprintf(stderr, "inline_max %llu\n",
+		(unsigned long long)b.cfg.inline_max);
 
 	/* Fill. */
 	fprintf(stderr, "filling %" PRIu64 " entries of %zu bytes in %s...\n",
