@@ -105,13 +105,25 @@ unescape_mount() {
 	printf '%b' "$1"
 }
 
+child=
+
 cleanup() {
 	local mp type pid
-	# Deepest first, so a mount on top of another goes before it.
+	# The driver first: on TERM it unmounts what it mounted and reports.
+	if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
+		kill -TERM "$child" 2>/dev/null
+		for _ in $(seq 60); do
+			kill -0 "$child" 2>/dev/null || break
+			sleep 0.5
+		done
+		kill -9 "$child" 2>/dev/null
+	fi
+	# FUSE mounts first (bindfs sits on a tmpfs of ours), deepest first.
 	awk '{print $5, $(NF-2)}' /proc/self/mountinfo | while read -r mp type; do
 		mp=$(unescape_mount "$mp")
-		case $mp in "$work" | "$work"/*) echo "${#mp} $type $mp" ;; esac
-	done | sort -rn | while read -r _ type mp; do
+		case $type in fuse*) f=1 ;; *) f=0 ;; esac
+		case $mp in "$work" | "$work"/*) echo "$f ${#mp} $type $mp" ;; esac
+	done | sort -k1,1nr -k2,2nr | while read -r _ _ type mp; do
 		case $type in
 		fuse*) fusermount3 -u "$mp" 2>/dev/null || fusermount3 -uz "$mp" ;;
 		*) umount "$mp" 2>/dev/null || umount -l "$mp" ;;
@@ -148,9 +160,8 @@ cmd=($py -u tests/bench/fsbench.py --workdir "$work" --tc-bin "$tc_bin"
 
 # The driver runs in the background so that INT and TERM reach this shell at
 # once; they are passed on as TERM, on which the driver unmounts and reports.
-child=
 trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null' INT TERM
-"${cmd[@]}" &
+{ exec "${cmd[@]}"; } & # exec: $! is the driver itself, not a subshell
 child=$!
 while :; do
 	wait "$child"

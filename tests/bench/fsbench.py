@@ -48,8 +48,8 @@ PRESETS = {
                  rand_secs=5.0, values=10000, value_size=1024, rounds=3,
                  scale_entries=1000000, scale_base=10000, scale_ops=10000,
                  scale_entry_size=1024),
-    "quick": dict(files=2000, dirs=20, file_size=4096, large_mib=64, rand_mib=32,
-                  rand_secs=1.0, values=1000, value_size=1024, rounds=1,
+    "quick": dict(files=1000, dirs=10, file_size=4096, large_mib=32, rand_mib=16,
+                  rand_secs=0.5, values=500, value_size=1024, rounds=1,
                   scale_entries=20000, scale_base=2000, scale_ops=1000,
                   scale_entry_size=1024),
     "ci": dict(files=200, dirs=10, file_size=4096, large_mib=8, rand_mib=4,
@@ -209,6 +209,7 @@ class Bench:
             problem = target.problem()
             if problem:
                 raise Failure(problem)
+            target.quiesce()
         except Exception as e:
             msg = f"{type(e).__name__}: {e}"
             problem = target.problem()
@@ -300,13 +301,16 @@ class Bench:
                 insts.append((kind, n, t))
                 self.targets.append(t)
 
-        def progress(t):
+        def progress(t, n):
+            if n < 100000:
+                return None
             return lambda i, s: log(f"  {t.name}: {i:,} entries, {i / s:,.0f}/s")
 
         for kind, n, t in insts:
             log(f"scale: populating {t.name} with {n:,} entries of {p.scale_entry_size} B")
             try:
-                secs = fsphases.populate(t.root, 0, n, p.scale_entry_size, progress(t))
+                secs = fsphases.populate(t.root, n, p.scale_entry_size,
+                                         self.args.populate_jobs, progress(t, n))
                 sc["populate"][t.name] = n / secs
                 log(f"  {t.name}: {n:,} entries in {secs:.1f} s ({n / secs:,.0f}/s)")
             except Exception as e:
@@ -648,8 +652,17 @@ def git_commit(top):
 
 
 def loadavg():
+    """Load average and the CPU pressure (PSI some avg60): how shared the
+    machine was."""
     with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
+        s = " ".join(f.read().split()[:3])
+    try:
+        with open("/proc/pressure/cpu") as f:
+            psi = f.readline().split()[2].partition("=")[2]
+        s += f" (CPU pressure {psi}%)"
+    except (OSError, IndexError):
+        pass
+    return s
 
 
 def parse_args(argv):
@@ -684,6 +697,8 @@ def parse_args(argv):
     ap.add_argument("--scale-ops", type=int, help="files created/read per scale round "
                                                   "(default 10000)")
     ap.add_argument("--scale-entry-size", type=int, help="populated entry size (default 1024)")
+    ap.add_argument("--populate-jobs", type=int, default=2,
+                    help="processes populating the scale stores (default %(default)s)")
     ap.add_argument("--scale-targets", default="tc,plain",
                     help="scale phase targets: tc, plain (default %(default)s)")
     ap.add_argument("--tc-opts", default="",
@@ -738,6 +753,7 @@ def main(argv):
     except KeyboardInterrupt:
         b.note("interrupted")
         b.tc_failures.append("interrupted")
+        fstargets.close_fds_below(os.path.join(args.workdir, "mnt"))
     finally:
         b.stop_targets()
     meta["load_end"] = loadavg()

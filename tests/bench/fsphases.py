@@ -22,9 +22,11 @@ content-addressed store of tiercachefs cannot skip work by deduplication.
 """
 
 import itertools
+import multiprocessing
 import os
 import random
 import shutil
+import signal
 import struct
 import time
 
@@ -282,19 +284,45 @@ def populate_path(root, i):
     return os.path.join(root, "pop", f"d{i // 1000:04d}", f"e{i:07d}")
 
 
-def populate(root, start, end, size, progress=None):
+def populate_range(args):
     """Create entries start..end-1 of size distinct bytes under root/pop/,
-    1000 per directory. @return seconds taken."""
+    1000 per directory. @p args is (root, start, end, size), so that a
+    multiprocessing pool can call it. @return the number created."""
+    root, start, end, size = args
     base = os.urandom(size)
-    t0 = time.perf_counter()
     o_open, o_write, o_close = os.open, os.write, os.close
-    step = max(1, (end - start) // 10)
     for i in range(start, end):
         if i % 1000 == 0 or i == start:
             os.makedirs(os.path.dirname(populate_path(root, i)), exist_ok=True)
         fd = o_open(populate_path(root, i), WFLAGS, 0o644)
         o_write(fd, struct.pack("<Q", i) + base[8:])
         o_close(fd)
-        if progress and (i - start + 1) % step == 0:
-            progress(i + 1, time.perf_counter() - t0)
+    return end - start
+
+
+def populate(root, n, size, jobs, progress=None):
+    """Create n entries with jobs processes, in chunks of whole directories;
+    progress(done, seconds) after each chunk. @return seconds taken."""
+    chunk = max(1000, n // 20 // 1000 * 1000)
+    ranges = [(root, s, min(n, s + chunk), size) for s in range(0, n, chunk)]
+    t0 = time.perf_counter()
+    done = 0
+    pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_signals)
+    try:
+        for k in pool.imap_unordered(populate_range, ranges):
+            done += k
+            if progress:
+                progress(done, time.perf_counter() - t0)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
     return time.perf_counter() - t0
+
+
+def _worker_signals():
+    # The driver turns SIGTERM into KeyboardInterrupt; a worker just exits.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -29,6 +29,8 @@ import time
 
 MOUNT_TIMEOUT = 30  # seconds for a mount to appear
 STOP_TIMEOUT = 120  # seconds for a daemon to exit after its unmount
+LAZY_STOP_TIMEOUT = 10  # the same after a lazy unmount
+IDLE_TIMEOUT = 15   # longest wait for a daemon's background work after a phase
 
 
 class Skip(Exception):
@@ -88,6 +90,17 @@ class Registry:
     def add(self, pid):
         with open(self.path, "a") as f:
             f.write(f"{pid}\n")
+
+
+def close_fds_below(top):
+    """Close our file descriptors open on files below top: an interrupted
+    phase may leave one, which would keep its mount busy."""
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(top + "/"):
+                os.close(int(fd))
+        except OSError:
+            pass
 
 
 def mount_tmpfs(path, size):
@@ -167,14 +180,37 @@ class Daemon:
             else:
                 subprocess.run(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
                 problems.append("busy: needed fusermount3 -uz")
+        # After a lazy unmount the daemon lives as long as a file is open
+        # in it: do not wait long.
+        timeout = LAZY_STOP_TIMEOUT if problems else STOP_TIMEOUT
         try:
-            rc = self.proc.wait(STOP_TIMEOUT)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-            problems.append(f"did not exit within {STOP_TIMEOUT} s after unmount; killed")
+            problems.append(f"did not exit within {timeout} s after unmount; killed")
         self.proc = None
         return rc, problems
+
+    def cpu_ticks(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime, all threads
+
+    def wait_idle(self, timeout=IDLE_TIMEOUT):
+        """Wait until the daemon uses < 5% of a CPU over 200 ms."""
+        deadline = time.monotonic() + timeout
+        hz = os.sysconf("SC_CLK_TCK")
+        try:
+            prev = self.cpu_ticks()
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                cur = self.cpu_ticks()
+                if (cur - prev) / hz < 0.01:
+                    return
+                prev = cur
+        except (OSError, AttributeError):
+            pass
 
     def vm_hwm(self):
         """Peak RSS of the daemon in bytes (VmHWM), or None."""
@@ -208,6 +244,10 @@ class Target:
 
     def stats(self):
         return None
+
+    def quiesce(self):
+        """Wait until background work of this target (a daemon uploading or
+        sweeping) is over, so it does not slow the next target's phase."""
 
 
 class TmpfsTarget(Target):
@@ -269,6 +309,10 @@ class FuseTarget(Target):
             self.daemon = None
             self.refused(rc, line)
         self.root = mnt
+
+    def quiesce(self):
+        if self.daemon is not None:
+            self.daemon.wait_idle()
 
     def problem(self):
         if self.daemon is not None and not self.daemon.alive():
