@@ -103,7 +103,11 @@ def fmt_value(v):
 
 
 def fmt_ratio(r):
-    return "—" if r is None else f"{r:.2f}×"
+    if r is None:
+        return "—"
+    if r >= 10:
+        return f"{r:.1f}×"
+    return f"{r:.2f}×" if r >= 0.1 else f"{r:.3f}×"
 
 
 def fmt_bytes(b):
