@@ -51,6 +51,65 @@ PARSE = {
 }
 
 # --------------------------------------------------------------------------
+# fuzz_options: config file, then the arguments, NUL-separated
+# ("@M": a directory to mount on, "@S": a store path)
+# --------------------------------------------------------------------------
+
+
+def opts(conf, *args):
+    return "\0".join((conf,) + args)
+
+
+OPTIONS = {
+    "minimal": opts("", "@M"),
+    "store-mnt": opts("", "@S", "@M"),
+    "all-opts": opts("", "-o", "ram_size=1G,ram_items=1000,ram_ttl=30m,"
+                     "max_ram_item=4M,disk_size=50G,disk_items=none,ttl=1d,"
+                     "ttl_mode=sliding,schema=v2,sync=close", "@S", "@M"),
+    "fstab": opts("", "@S", "@M", "-o",
+                  "rw,noauto,_netdev,x-systemd.automount,comment=x,"
+                  "ram_size=1G,allow_other,default_permissions"),
+    "joined-o": opts("", "-oram_size=16MB,sync", "-f", "@M"),
+    "escapes": opts("", "-o", "store=/tmp/a\\,b,fsname=x\\,y", "@M"),
+    "flags": opts("", "-fds", "--debug", "--foreground", "@M"),
+    "check": opts("", "--check", "--fix", "@S"),
+    "help": opts("", "--help"),
+    "version": opts("", "-V"),
+    "dashdash": opts("", "--", "-weird", "@M"),
+    "errors-size": opts("", "-o", "ram_size=12Q", "@M"),
+    "errors-range": opts("", "-o", "disk_size=99999999999999999999", "@M"),
+    "errors-missing": opts("", "-o", "ttl", "@M"),
+    "errors-mode": opts("", "-o", "ttl_mode=fixed", "@M"),
+    "errors-sync": opts("", "-o", "sync=always", "@M"),
+    "errors-schema": opts("", "-o", "schema=a b", "@M"),
+    "errors-empty-store": opts("", "-o", "store=", "@M"),
+    "errors-two-stores": opts("", "-o", "store=/x", "@S", "@M"),
+    "errors-fix": opts("", "--fix", "@M"),
+    "errors-args": opts("", "a", "b", "c"),
+    "errors-unknown": opts("", "--bogus", "@M"),
+    "errors-no-mnt": opts("", "-f"),
+    "errors-o-last": opts("", "@M", "-o"),
+    "errors-not-dir": opts("", "/etc/passwd"),
+    "config": opts("[mount]\nram_size = 2G\nttl = 1h\nsync = never\n"
+                   "[tag thumbs]\nttl = 10m\nram_ttl = 1m\n"
+                   "[tag logs]\nttl = 7d\n; comment\n# comment\n",
+                   "@M"),
+    "config-wins": opts("[mount]\nram_size = 2G\nschema = v1\n",
+                        "-o", "ram_size=3G", "@M"),
+    "config-errors": opts("[mount]\nbogus = 1\n", "@M"),
+    "config-section": opts("[other]\na = 1\n", "@M"),
+    "config-outside": opts("a = 1\n", "@M"),
+    "config-syntax": opts("[mount\nram_size\n", "@M"),
+    "config-tag-bad": opts("[tag a b]\nttl = 1h\n", "@M"),
+    "config-tag-opt": opts("[tag a]\nsize = 1\n", "@M"),
+    "config-tag-64": opts("[tag " + "t" * 64 + "]\nttl=1s\n", "@M"),
+    "config-store": opts("[mount]\nstore = rel/dir\n", "@M"),
+    "config-config": opts("[mount]\nconfig = x\n", "@M"),
+    "config-long-line": opts("[mount]\nschema = " + "v" * 300 + "\n", "@M"),
+    "config-multiline": opts("[mount]\nttl = 1h\n  2h\n", "@M"),
+}
+
+# --------------------------------------------------------------------------
 # fuzz_xattr: (op x target, name, [flags, length, value]) records
 # --------------------------------------------------------------------------
 
@@ -374,7 +433,7 @@ def e_seeds():
         create("/", "b", WRONLY, 1) + read(1, 0, 4) + \
         write_(1, "efbig", 4) + write_(1, "huge", 4) + write_(1, "neg", 4) + \
         read(0, "neg", 4) + truncate("efbig", slot=1) + \
-        write_(1, 0, 0) + write_(1, 1, 4) + write_(1, 5, 0) + \
+        write_(1, 1, 4) + write_(1, 5, 0) + \
         simple("release", 1)
     s["names"] = b"".join(create("/", n) for n in
                           (".stats", "", "x/y", "long255", "long256")) + \
@@ -426,6 +485,8 @@ def e_seeds():
 def main():
     for n, v in PARSE.items():
         write("parse", n, v)
+    for n, v in OPTIONS.items():
+        write("options", n, v)
     for n, v in x_seeds().items():
         write("xattr", n, v)
     for n, v in e_seeds().items():
