@@ -242,13 +242,17 @@ static int check_orphan_blobs(struct checker *c, const char *table,
 			      bool report, uint8_t (**doomed)[16],
 			      size_t *ndoomed)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st, *pend = NULL;
 	size_t cap = 0;
 	char sql[128];
 	int rc;
 
 	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE hash = ?1", table);
 	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK && report &&
+	    sqlite3_prepare_v2(c->db, "SELECT 1 FROM pending WHERE hash = ?1",
+			       -1, &pend, NULL) != SQLITE_OK)
+		pend = NULL; /* an index from before the pending table */
 	if (rc != SQLITE_OK)
 		return tc_sql_errno(rc);
 	for (int i = 0; i < 256; i++) {
@@ -297,7 +301,18 @@ static int check_orphan_blobs(struct checker *c, const char *table,
 			used = sqlite3_step(st) == SQLITE_ROW;
 			if (used)
 				continue;
-			if (report) {
+			if (report && pend) {
+				sqlite3_reset(pend);
+				sqlite3_bind_blob(pend, 1, h, TC_HASH_LEN,
+						  SQLITE_TRANSIENT);
+				used = sqlite3_step(pend) == SQLITE_ROW;
+			}
+			if (report && used) {
+				/* a publish the crash cut short */
+				c->rep->pending_blobs++;
+				say(c, TC_LOG_INFO,
+				    "blob %s of an interrupted publish", hex);
+			} else if (report) {
 				c->rep->orphan_blobs++;
 				say(c, TC_LOG_WARNING,
 				    "blob %s is not referenced", hex);
@@ -315,6 +330,7 @@ static int check_orphan_blobs(struct checker *c, const char *table,
 		closedir(d);
 	}
 	sqlite3_finalize(st);
+	sqlite3_finalize(pend);
 	return 0;
 }
 
@@ -335,6 +351,7 @@ static int repair(struct checker *c)
 		       "INSERT INTO blob(hash, size, refs) SELECT hash, size,"
 		       " refs FROM want WHERE hash NOT IN"
 		       " (SELECT hash FROM blob);"
+		       "DELETE FROM pending;"
 		       "COMMIT;");
 }
 
@@ -393,10 +410,13 @@ int tc_check(const char *store, bool fix, struct tc_check_report *rep,
 					&ndoomed);
 	if (rc)
 		goto out;
+	/* Temporary files and the blobs of interrupted publishes are what a
+	 * crash leaves: the next mount reclaims them, so they are reported
+	 * and (with fix) removed, but the store is sound with them. */
 	problems = rep->missing_blobs + rep->corrupt_blobs +
 		   rep->refcount_drift + rep->orphan_blobs +
-		   rep->counter_drift + rep->temp_files;
-	if (fix && problems) {
+		   rep->counter_drift;
+	if (fix && (problems || rep->pending_blobs)) {
 		rc = repair(&c);
 		if (rc)
 			goto out;

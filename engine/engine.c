@@ -55,13 +55,20 @@
  * next maintenance round (about a second), whichever comes first. */
 #define ATIME_BATCH 4096
 
+/* A second miss of the same name this soon after the first is the kernel
+ * retrying its own lookup, not a program asking again. */
+#define MISS_REPEAT_NS INT64_C(10000000)
+
 /* Reads of one entry closer together than this record one access. */
 #define ACCESS_GRANULARITY_NS INT64_C(1000000000)
+
+/* Longest path SQLite's unix VFS opens (its MAX_PATHNAME). */
+#define STORE_PATH_MAX 512
 
 /* Interval of the background maintenance thread. */
 #define MAINTAIN_INTERVAL_NS INT64_C(1000000000)
 
-static _Thread_local char last_error[512];
+static _Thread_local char last_error[8192];
 
 const char *tc_engine_last_error(void)
 {
@@ -432,6 +439,41 @@ static int copy_rules(struct tc_engine *eng, const struct tc_config *cfg)
 	return 0;
 }
 
+/* Delete blob files whose publish a crash cut short (see publish()). */
+static int reclaim_pending_locked(struct tc_engine *eng)
+{
+	sqlite3_stmt *st = tc_stmt_locked(eng, ST_PENDING_LIST);
+	uint8_t (*v)[TC_HASH_LEN] = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != TC_HASH_LEN)
+			continue;
+		if (n == cap) {
+			void *nv;
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		memcpy(v[n++], sqlite3_column_blob(st, 0), TC_HASH_LEN);
+	}
+	sqlite3_reset(st);
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (!tc_blob_known_locked(eng, v[i]))
+			(void)tc_blob_unlink(&eng->blobs, v[i]);
+		st = tc_stmt_locked(eng, ST_PENDING_DEL);
+		sqlite3_bind_blob(st, 1, v[i], TC_HASH_LEN, SQLITE_STATIC);
+		rc = tc_step_done(eng, st);
+	}
+	free(v);
+	return rc;
+}
+
 /* Drop inodes a crash left without links (unlinked while open). */
 static int drop_orphans_locked(struct tc_engine *eng)
 {
@@ -469,6 +511,15 @@ static int open_store(struct tc_engine *eng, const struct tc_config *cfg)
 {
 	int rc;
 
+	/* SQLite's unix VFS handles paths of at most 512 bytes. */
+	if (strlen(cfg->store) + sizeof("/index.db-wal") > STORE_PATH_MAX) {
+		set_last_error(eng,
+			       "store path too long (%zu bytes; the index "
+			       "needs it under %zu)",
+			       strlen(cfg->store),
+			       STORE_PATH_MAX - sizeof("/index.db-wal") + 1);
+		return -ENAMETOOLONG;
+	}
 	rc = make_store_dir(cfg->store);
 	if (rc) {
 		set_last_error(eng, "cannot create store %s: %s", cfg->store,
@@ -522,6 +573,8 @@ static int open_store(struct tc_engine *eng, const struct tc_config *cfg)
 		return rc == -ENOSPC || rc == -EACCES ? rc : -EPROTO;
 	}
 	rc = drop_orphans_locked(eng);
+	if (!rc)
+		rc = reclaim_pending_locked(eng);
 	if (!rc) {
 		sqlite3_stmt *st = tc_stmt_locked(eng, ST_DIR_SCHEMA_ANY);
 		if (sqlite3_step(st) == SQLITE_ROW) {
@@ -865,16 +918,22 @@ int tc_flush_atimes_locked(struct tc_engine *eng)
 static void note_access_locked(struct tc_engine *eng, struct tc_node *n,
 			       int64_t now)
 {
-	if (now - n->meta.lru < ACCESS_GRANULARITY_NS)
-		return;
-	n->meta.lru = now;
+	bool changed = false;
+
+	/* A sliding deadline moves at every read, exactly. */
 	if (n->meta.expires > 0 &&
 	    tc_policy_mode(eng, &n->meta) == TC_TTL_SLIDING) {
 		int64_t ttl = tc_policy_ttl_locked(eng, &n->meta);
-		if (ttl > 0)
+		if (ttl > 0) {
 			n->meta.expires = tc_deadline(now, ttl);
+			changed = true;
+		}
 	}
-	if (n->atime_pending)
+	if (now - n->meta.lru >= ACCESS_GRANULARITY_NS) {
+		n->meta.lru = now;
+		changed = true;
+	}
+	if (!changed || n->atime_pending)
 		return;
 	if (eng->n_atimes == ATIME_BATCH)
 		(void)!tc_flush_atimes_locked(eng);
@@ -896,10 +955,20 @@ static uint64_t name_hash(const char *name)
 static void note_miss_locked(struct tc_engine *eng, uint64_t parent,
 			     const char *name)
 {
-	unsigned i = eng->recent_miss_pos++ % 64;
+	uint64_t h = name_hash(name);
+	unsigned last = (eng->recent_miss_pos + 63) % 64, i;
+	int64_t now = tc_now(eng);
 
+	/* The kernel asks twice for a cached name that turned out absent
+	 * (revalidation, then a fresh lookup): one miss, not two. */
+	if (eng->recent_miss[last].parent == parent &&
+	    eng->recent_miss[last].name_hash == h &&
+	    now - eng->recent_miss[last].when < MISS_REPEAT_NS)
+		return;
+	i = eng->recent_miss_pos++ % 64;
 	eng->recent_miss[i].parent = parent;
-	eng->recent_miss[i].name_hash = name_hash(name);
+	eng->recent_miss[i].name_hash = h;
+	eng->recent_miss[i].when = now;
 	tc_count(eng, misses, 1);
 }
 
@@ -2191,6 +2260,18 @@ static int publish(struct tc_engine *eng, struct tc_node *n, bool durable)
 			return rc;
 		pthread_mutex_lock(&eng->lock);
 		known = tc_blob_known_locked(eng, hash);
+		if (!known && !inline_data) {
+			/* Remembered until the commit that references it, so
+			 * a crash in between leaves no orphan behind. */
+			st = tc_stmt_locked(eng, ST_PENDING_ADD);
+			sqlite3_bind_blob(st, 1, hash, TC_HASH_LEN,
+					  SQLITE_STATIC);
+			rc = tc_step_done(eng, st);
+			if (rc) {
+				pthread_mutex_unlock(&eng->lock);
+				return rc;
+			}
+		}
 		pthread_mutex_unlock(&eng->lock);
 		if (!known && !inline_data) {
 			rc = store_blob(eng, d, hash, durable);
@@ -2231,6 +2312,12 @@ static int publish(struct tc_engine *eng, struct tc_node *n, bool durable)
 			rc = tc_step_done(eng, st);
 			if (!rc && !known)
 				eng->blob_bytes += d->size;
+		}
+		if (!rc && wrote) {
+			st = tc_stmt_locked(eng, ST_PENDING_DEL);
+			sqlite3_bind_blob(st, 1, hash, TC_HASH_LEN,
+					  SQLITE_STATIC);
+			rc = tc_step_done(eng, st);
 		}
 	}
 	if (!rc && had_hash)
@@ -2717,6 +2804,11 @@ out:
 /* Extended attributes: the namespace filter (one place, STYLE 12)    */
 /* ------------------------------------------------------------------ */
 
+/* listxattr(2) returns at most this many bytes (Linux XATTR_LIST_MAX) */
+#define XATTR_LIST_LIMIT 65536
+/* room kept for the user.tiercache.* names the listing adds */
+#define XATTR_LIST_RESERVE 128
+
 enum xattr_class { XA_USER, XA_TIERCACHE, XA_OTHER };
 
 static enum xattr_class xattr_class(const char *name)
@@ -2813,6 +2905,22 @@ int tc_setxattr(struct tc_engine *eng, uint64_t ino, const char *name,
 		rc = -EEXIST;
 	else if (!exists && (flags & 2 /* XATTR_REPLACE */))
 		rc = -ENODATA;
+	if (!rc && !exists) {
+		/* The name list must stay listable (listxattr returns at most
+		 * XATTR_LIST_MAX bytes), or cp -a and rsync -X fail on the
+		 * file: refuse like ext4 does when it is full. */
+		int64_t used;
+		st = tc_stmt_locked(eng, ST_XATTR_NAMES_LEN);
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+		used = sqlite3_step(st) == SQLITE_ROW
+			       ? sqlite3_column_int64(st, 0)
+			       : 0;
+		sqlite3_reset(st);
+		if (used + (int64_t)strlen(name) + 1 + XATTR_LIST_RESERVE >
+		    XATTR_LIST_LIMIT)
+			rc = -ENOSPC;
+	}
 	if (!rc) {
 		st = tc_stmt_locked(eng, ST_XATTR_SET);
 		sqlite3_bind_int64(st, 1, (int64_t)ino);

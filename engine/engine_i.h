@@ -105,6 +105,8 @@ bool tc_ram_contains(struct tc_ram *ram, const uint8_t *hash);
 bool tc_ram_fits(struct tc_ram *ram, uint64_t size);
 /* Drop items idle since before now - ram_ttl; returns how many. */
 uint64_t tc_ram_expire(struct tc_ram *ram, int64_t now);
+/* Set the idle limit of content @hash if it is in RAM (<0: the tier's). */
+void tc_ram_retune(struct tc_ram *ram, const uint8_t *hash, int64_t ttl_ns);
 /* Drop one content (corrupt, or its last entry went away). */
 void tc_ram_drop(struct tc_ram *ram, const uint8_t *hash);
 /* Drop everything unpinned (flush=ram). */
@@ -208,6 +210,11 @@ enum tc_stmt {
 	ST_ORPHANS,
 	ST_REG_INOS,
 	ST_READLINK,
+	ST_PENDING_ADD,
+	ST_PENDING_DEL,
+	ST_PENDING_LIST,
+	ST_XATTR_NAMES_LEN,
+	ST_NONDIR_INOS,
 	ST_DIR_SCHEMA_ANY,
 	ST__COUNT
 };
@@ -364,6 +371,7 @@ struct tc_engine {
 	struct {
 		uint64_t parent;
 		uint64_t name_hash;
+		int64_t when;
 	} recent_miss[64];            /* eng->lock */
 	unsigned recent_miss_pos;
 

@@ -69,7 +69,11 @@ static const char *const schema_sql =
 	" WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS tag(tag TEXT NOT NULL, ino INTEGER NOT NULL,"
 	" pos INTEGER NOT NULL, PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS tag_ino ON tag(ino);";
+	"CREATE INDEX IF NOT EXISTS tag_ino ON tag(ino);"
+	/* blob files being written: a crash before their commit leaves
+	 * them unreferenced, and the next open deletes them */
+	"CREATE TABLE IF NOT EXISTS pending(hash BLOB PRIMARY KEY)"
+	" WITHOUT ROWID;";
 
 static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -146,6 +150,14 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_ORPHANS] = "SELECT ino FROM inode WHERE nlink = 0",
 	[ST_REG_INOS] = "SELECT ino FROM inode WHERE lru IS NOT NULL",
 	[ST_READLINK] = "SELECT target FROM inode WHERE ino = ?1",
+	[ST_PENDING_ADD] = "INSERT OR IGNORE INTO pending(hash) VALUES(?1)",
+	[ST_PENDING_DEL] = "DELETE FROM pending WHERE hash = ?1",
+	[ST_PENDING_LIST] = "SELECT hash FROM pending",
+	[ST_XATTR_NAMES_LEN] = "SELECT coalesce(sum(length(name) + 1), 0)"
+			       " FROM xattr WHERE ino = ?1 AND name != ?2",
+	[ST_NONDIR_INOS] = "SELECT ino FROM inode WHERE nlink > 0 AND"
+			   " (mode & 61440) != 16384 AND ino > ?1"
+			   " ORDER BY ino LIMIT 256",
 	[ST_DIR_SCHEMA_ANY] = "SELECT (SELECT 1 FROM inode WHERE lru IS NULL"
 			      " AND schema IS NOT NULL LIMIT 1),"
 			      " (SELECT 1 FROM inode WHERE lru IS NULL"

@@ -454,6 +454,13 @@ static int attr_value_locked(struct tc_engine *eng, const struct tc_inode *m,
 		tags_of_locked(eng, m->ino, out, size);
 		return out[0] ? 0 : -ENODATA;
 	case A_SCHEMA:
+		/* -o schema= is the root's expected version until the root
+		 * gets one of its own */
+		if (dir && m->ino == TC_ROOT_INO && !m->schema[0] &&
+		    eng->schema) {
+			snprintf(out, size, "%s", eng->schema);
+			return 0;
+		}
 		if (!(reg || dir) || !m->schema[0])
 			return -ENODATA;
 		snprintf(out, size, "%s", m->schema);
@@ -684,41 +691,32 @@ static int evict_tag_locked(struct tc_engine *eng, const char *tag,
 	return rc;
 }
 
-/* Remove every non-directory entry (flush=disk|all). */
+/* Remove every non-directory entry (flush=disk|all): regular files,
+ * symlinks, FIFOs and sockets. Directories stay: they hold no cache
+ * content, and their ttl and schema settings are configuration. */
 static int flush_disk_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 {
-	sqlite3_stmt *st;
+	uint64_t after = 0;
 	int rc;
 
 	rc = tc_index_begin_locked(eng);
 	while (!rc) {
+		sqlite3_stmt *st = tc_stmt_locked(eng, ST_NONDIR_INOS);
 		uint64_t batch[256];
 		size_t n = 0;
-		st = tc_stmt_locked(eng, ST_REG_INOS);
+
+		sqlite3_bind_int64(st, 1, (int64_t)after);
 		while (n < 256 && sqlite3_step(st) == SQLITE_ROW)
 			batch[n++] = (uint64_t)sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
 		for (size_t i = 0; !rc && i < n; i++) {
-			struct tc_inode m;
-			rc = tc_inode_get_locked(eng, batch[i], &m);
-			if (!rc && m.nlink > 0) {
-				rc = tc_inode_drop_locked(eng, batch[i], inv);
-				if (!rc)
-					tc_count(eng, disk_evictions, 1);
-			}
+			rc = tc_inode_drop_locked(eng, batch[i], inv);
+			if (!rc)
+				tc_count(eng, disk_evictions, 1);
 		}
 		if (n < 256)
 			break;
-		/* Live nodes keep their rows (nlink 0): stop when a batch
-		 * evicted nothing new. */
-		{
-			bool any = false;
-			for (size_t i = 0; i < n; i++)
-				if (!tc_node_find_locked(eng, batch[i]))
-					any = true;
-			if (!any)
-				break;
-		}
+		after = batch[n - 1];
 	}
 	if (!rc)
 		rc = tc_index_commit_locked(eng, false);
@@ -840,6 +838,9 @@ int tc_policy_setxattr(struct tc_engine *eng, uint64_t ino, const char *name,
 	if (rc)
 		goto out;
 	rc = save_inode_locked(eng, &m, reg, tags, ntags, &inv);
+	if (!rc && a == A_TAGS && m.hash_set)
+		tc_ram_retune(eng->ram, m.hash,
+			      tc_policy_ram_ttl_locked(eng, ino));
 	if (!rc && dir && a == A_SCHEMA) {
 		eng->any_dir_schema = true;
 		inval_subtree_locked(eng, ino, &inv);
@@ -886,6 +887,8 @@ int tc_policy_removexattr(struct tc_engine *eng, uint64_t ino,
 	}
 	rc = save_inode_locked(eng, &m, S_ISREG(m.mode), NULL,
 			       a == A_TAGS ? 0 : -1, &inv);
+	if (!rc && a == A_TAGS && m.hash_set)
+		tc_ram_retune(eng->ram, m.hash, -1);
 	if (!rc && S_ISDIR(m.mode) && a == A_SCHEMA)
 		inval_subtree_locked(eng, ino, &inv);
 out:

@@ -329,6 +329,19 @@ uint64_t tc_ram_expire(struct tc_ram *ram, int64_t now)
 	return n;
 }
 
+void tc_ram_retune(struct tc_ram *ram, const uint8_t *hash, int64_t ttl_ns)
+{
+	struct tc_ram_item *it;
+
+	pthread_mutex_lock(&ram->lock);
+	it = find_locked(ram, hash);
+	if (it) {
+		it->ttl_ns = -1;
+		set_item_ttl_locked(ram, it, ttl_ns);
+	}
+	pthread_mutex_unlock(&ram->lock);
+}
+
 void tc_ram_drop(struct tc_ram *ram, const uint8_t *hash)
 {
 	struct tc_ram_item *it;

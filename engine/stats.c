@@ -28,7 +28,7 @@ static const struct stat_def counter_defs[] = {
 	C(schema_discards, "Entries discarded for a schema mismatch."),
 	C(promotions, "Contents promoted from disk into RAM."),
 	C(corruptions, "Blobs whose content did not match their hash."),
-	C(read_bytes, "Bytes read by programs."),
+	C(read_bytes, "Bytes the daemon served to reads (the kernel's page cache serves repeats)."),
 	C(write_bytes, "Bytes published by programs."),
 };
 #undef C

@@ -539,7 +539,12 @@ struct tc_check_report {
 	uint64_t orphan_blobs;    /**< blobs no row references */
 	uint64_t refcount_drift;  /**< blob rows with a wrong refcount */
 	uint64_t counter_drift;   /**< size/item counters that were wrong */
-	uint64_t temp_files;      /**< leftover temporary files */
+	uint64_t temp_files;      /**< leftover temporary files (a crash's
+				       leftovers: reclaimed by the next mount,
+				       not counted as problems) */
+	uint64_t pending_blobs;   /**< blob files of publishes a crash cut
+				       short (reclaimed by the next mount,
+				       not counted as problems) */
 	uint64_t fixed;           /**< problems repaired (with fix) */
 };
 
@@ -547,7 +552,9 @@ struct tc_check_report {
  * Verify the store @p store offline (it must not be mounted: takes the
  * store lock, -EBUSY otherwise). With @p fix, repair: drop entries whose
  * blob is missing or corrupt, delete orphan blobs and temporary files,
- * recompute refcounts and counters.
+ * recompute refcounts and counters. What a crash legitimately leaves
+ * behind (temporary files, blob files of publishes that did not commit)
+ * is reported but is not a problem: the next mount reclaims it.
  * @return 0 when the store is sound (after fixing, with @p fix), 1 when
  *         problems remain, or -errno when the check could not run.
  */

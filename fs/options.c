@@ -15,10 +15,9 @@
  *
  * Precedence: the command line wins over the config file, whatever their
  * order; cmdline_set remembers what the command line gave. The file is read
- * with libinih through a line reader of our own, which counts lines so every
- * error names its line, and sees section headers whole (inih truncates long
- * ones, and a [tag NAME] header may hold a 64-byte tag).
+ * by the small parser under "Config file" below.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
@@ -29,7 +28,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ini.h>
 
 #include "tcfs.h"
 
@@ -96,11 +94,20 @@ tcfs_error(const char *fmt, ...)
 {
 	va_list ap;
 
+	char msg[4096];
+
 	va_start(ap, fmt);
-	fprintf(stderr, "%s: ", TCFS_NAME);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* One line, whatever a value echoed in it contains. */
+	fprintf(stderr, "%s: ", TCFS_NAME);
+	for (const char *p = msg; *p; p++) {
+		if (iscntrl((unsigned char)*p))
+			fprintf(stderr, "\\x%02x", (unsigned char)*p);
+		else
+			fputc(*p, stderr);
+	}
+	fputc('\n', stderr);
 }
 
 static int tcfs_opt_find(const char *name, size_t len)
@@ -317,16 +324,23 @@ static int tcfs_opt_list(struct tcfs_opts *o, const char *list)
 /* Config file                                                        */
 /* ------------------------------------------------------------------ */
 
-/* Longest section header we keep whole: "tag " and a 64-byte tag fit. */
-#define TCFS_INI_SECTION_MAX 256
-
+/*
+ * The config file is read by a parser of our own, not libinih: Debian's
+ * inih reads lines into a fixed 200-byte buffer (a 300-byte store path did
+ * not fit), cuts a line at an embedded NUL without saying so, and reports a
+ * bad section header only at its first key, on the wrong line. Ours reads
+ * whole lines with getline(), so every error names its own line.
+ *
+ * Syntax: blank lines; comments starting with ';' or '#'; "[mount]" or
+ * "[tag NAME]"; "name = value" (spaces around both are trimmed).
+ */
 struct tcfs_ini {
 	struct tcfs_opts *o;
-	FILE *f;
-	unsigned int line;     /* lines read so far */
-	unsigned int err_line; /* line of the first error we found, or 0 */
+	unsigned int line;     /* current line number */
+	unsigned int err_line; /* line of the first error, or 0 */
 	char err[TCFS_ERR_MAX];
-	char section[TCFS_INI_SECTION_MAX]; /* current header, whole */
+	char tag[TCFS_ERR_MAX]; /* [tag NAME]: NAME; "" in [mount] */
+	bool in_section;
 };
 
 static int __attribute__((format(printf, 2, 3)))
@@ -343,48 +357,44 @@ tcfs_ini_fail(struct tcfs_ini *c, const char *fmt, ...)
 	return -1;
 }
 
-/* Remember the section header on line @p s, if it is one. */
-static void tcfs_ini_note_section(struct tcfs_ini *c, const char *s)
+/* Trim spaces and tabs at both ends of @p s, in place. */
+static char *tcfs_trim(char *s)
 {
-	const char *end;
-	size_t len;
+	char *end;
 
 	s += strspn(s, " \t");
-	if (*s != '[')
-		return;
-	end = strchr(++s, ']');
-	if (!end)
-		return; /* inih reports the syntax error */
-	len = (size_t)(end - s);
-	if (len >= sizeof(c->section)) {
-		tcfs_ini_fail(c, "section name too long");
-		return;
-	}
-	memcpy(c->section, s, len);
-	c->section[len] = '\0';
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' ||
+			   end[-1] == '\r' || end[-1] == '\n'))
+		*--end = '\0';
+	return s;
 }
 
-/* ini_reader: fgets() that counts lines and stops after the first error. */
-static char *tcfs_ini_reader(char *str, int num, void *stream)
+/* A "[...]" line: [mount] or [tag NAME]. */
+static int tcfs_ini_section(struct tcfs_ini *c, char *s)
 {
-	struct tcfs_ini *c = stream;
-	size_t len;
-	int next;
+	char *end = strrchr(s, ']');
+	char *name;
 
-	if (c->err_line || !fgets(str, num, c->f))
-		return NULL;
-	c->line++;
-	len = strlen(str);
-	if (len + 1 == (size_t)num && str[len - 1] != '\n') {
-		next = getc(c->f);
-		if (next != EOF) {
-			tcfs_ini_fail(c, "line too long (at most %d bytes)",
-				      num - 2);
-			return NULL;
-		}
+	if (!end || end[1])
+		return tcfs_ini_fail(c, "syntax error (expected [section] "
+					"or name=value)");
+	*end = '\0';
+	name = tcfs_trim(s + 1);
+	c->in_section = true;
+	c->tag[0] = '\0';
+	if (strcmp(name, "mount") == 0)
+		return 0;
+	if (strncmp(name, "tag", 3) == 0 &&
+	    (name[3] == ' ' || name[3] == '\t' || name[3] == '\0')) {
+		char *tag = tcfs_trim(name + 3);
+		if (!tc_tag_valid(tag, strlen(tag)))
+			return tcfs_ini_fail(c, "invalid tag name in [%s]",
+					     name);
+		snprintf(c->tag, sizeof(c->tag), "%s", tag);
+		return 0;
 	}
-	tcfs_ini_note_section(c, str);
-	return c->err_line ? NULL : str;
+	return tcfs_ini_fail(c, "unknown section [%s]", name);
 }
 
 static int tcfs_ini_mount(struct tcfs_ini *c, const char *name,
@@ -459,55 +469,63 @@ static int tcfs_ini_tag(struct tcfs_ini *c, const char *tag, const char *name,
 	return 0;
 }
 
-/* ini_handler. Uses our copy of the section header, not inih's. */
-static int tcfs_ini_handler(void *user, const char *section, const char *name,
-			    const char *value)
+/* One line of the file. */
+static int tcfs_ini_line(struct tcfs_ini *c, char *line)
 {
-	struct tcfs_ini *c = user;
-	char *s = c->section;
-	char *end;
+	char *s = tcfs_trim(line), *eq, *name, *value;
 
-	(void)section;
-	if (strcmp(s, "mount") == 0)
-		return tcfs_ini_mount(c, name, value) == 0;
-	if (strncmp(s, "tag", 3) == 0 && (s[3] == ' ' || s[3] == '\t')) {
-		s += 3 + strspn(s + 3, " \t");
-		end = s + strlen(s);
-		while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
-		return tcfs_ini_tag(c, s, name, value) == 0;
-	}
-	if (!*s)
-		return tcfs_ini_fail(c, "option '%s' outside a section",
-				     name) == 0;
-	return tcfs_ini_fail(c, "unknown section [%s]", s) == 0;
+	if (!*s || *s == ';' || *s == '#')
+		return 0;
+	if (*s == '[')
+		return tcfs_ini_section(c, s);
+	eq = strchr(s, '=');
+	if (!eq)
+		return tcfs_ini_fail(c, "syntax error (expected [section] or "
+					"name=value)");
+	*eq = '\0';
+	name = tcfs_trim(s);
+	value = tcfs_trim(eq + 1);
+	if (!*name)
+		return tcfs_ini_fail(c, "syntax error (no option name)");
+	if (!c->in_section)
+		return tcfs_ini_fail(c, "option '%s' outside a section", name);
+	if (c->tag[0])
+		return tcfs_ini_tag(c, c->tag, name, value);
+	return tcfs_ini_mount(c, name, value);
 }
 
 /* Read o->config_file. Prints the error. @return 0 or -1. */
 static int tcfs_config_load(struct tcfs_opts *o)
 {
 	struct tcfs_ini c = {.o = o};
-	int rc;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	struct stat st;
+	FILE *f;
 
-	c.f = fopen(o->config_file, "r");
-	if (!c.f) {
+	f = fopen(o->config_file, "r");
+	if (!f) {
 		tcfs_error("config: %s: %s", o->config_file, strerror(errno));
 		return -1;
 	}
-	rc = ini_parse_stream(tcfs_ini_reader, &c, tcfs_ini_handler, &c);
-	fclose(c.f);
-	if (rc == -2) {
-		tcfs_error("%s: out of memory", o->config_file);
+	if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode)) {
+		tcfs_error("config: %s: not a regular file", o->config_file);
+		fclose(f);
 		return -1;
 	}
-	/* inih returns its first error line: a syntax error of its own when
-	 * it comes before the first error our handler or reader found. */
-	if (rc > 0 && (!c.err_line || (unsigned int)rc < c.err_line)) {
-		tcfs_error("%s:%d: syntax error (expected [section] or "
-			   "name=value)",
-			   o->config_file, rc);
-		return -1;
+	while (!c.err_line && (len = getline(&line, &cap, f)) >= 0) {
+		c.line++;
+		if (memchr(line, '\0', (size_t)len)) {
+			tcfs_ini_fail(&c, "NUL byte in line");
+			break;
+		}
+		(void)tcfs_ini_line(&c, line);
 	}
+	if (!c.err_line && ferror(f))
+		tcfs_error("config: %s: %s", o->config_file, strerror(errno));
+	free(line);
+	fclose(f);
 	if (c.err_line) {
 		tcfs_error("%s:%u: %s", o->config_file, c.err_line, c.err);
 		return -1;
@@ -581,6 +599,14 @@ static int tcfs_mountpoint(struct tcfs_opts *o, const char *arg)
 		o->mountpoint = strdup(arg);
 	} else {
 		o->mountpoint = realpath(arg, NULL);
+		if (!o->mountpoint && errno == ENOTCONN) {
+			tcfs_error("%s: a FUSE mount whose daemon is gone "
+				   "(Transport endpoint is not connected); "
+				   "clear it with 'fusermount3 -u %s' and "
+				   "mount again",
+				   arg, arg);
+			return -1;
+		}
 		if (!o->mountpoint && errno != ENOMEM) {
 			tcfs_error("%s: %s", arg, strerror(errno));
 			return -1;
@@ -591,6 +617,14 @@ static int tcfs_mountpoint(struct tcfs_opts *o, const char *arg)
 		return -1;
 	}
 	/* libfuse would mount on a file too, with a root of the wrong type */
+	if (strncmp(arg, "/dev/fd/", 8) != 0 && stat(o->mountpoint, &st) < 0 &&
+	    errno == ENOTCONN) {
+		tcfs_error("%s: a FUSE mount whose daemon is gone (Transport "
+			   "endpoint is not connected); clear it with "
+			   "'fusermount3 -u %s' and mount again",
+			   arg, arg);
+		return -1;
+	}
 	if (strncmp(arg, "/dev/fd/", 8) != 0 &&
 	    (stat(o->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode))) {
 		tcfs_error("%s: not a directory", arg);

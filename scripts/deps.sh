@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libsqlite3-dev
-	    libxxhash-dev libinih-dev)
+	    libxxhash-dev)
 test_pkgs=(libcmocka-dev python3-pytest python3-pytest-timeout attr rsync tar
 	   mandoc fio stress-ng prometheus util-linux diffutils)
 
