@@ -117,7 +117,7 @@ void tc_config_init(struct tc_config *cfg)
 	cfg->disk_size = UINT64_C(10) << 30;
 	cfg->ttl_mode = TC_TTL_ABSOLUTE;
 	cfg->sync = TC_SYNC_FSYNC;
-	cfg->inline_max = 0; /* files until the tests cover inline contents */
+	cfg->inline_max = UINT64_C(64) << 10;
 	cfg->background = true;
 	cfg->log_level = TC_LOG_INFO;
 }

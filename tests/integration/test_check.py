@@ -38,7 +38,9 @@ def corrupt(path):
 def used_store(tc_mount):
     """A store with a few entries, unmounted; returns (store, {name: content})."""
     m = tc_mount()
-    files = {"a": os.urandom(5000), "b": os.urandom(70_000), "c": b"c content\n"}
+    # a and b are larger than the contents kept inside the index (64 KiB):
+    # they have blob files to corrupt or remove; c lives in the index
+    files = {"a": os.urandom(90_000), "b": os.urandom(70_000), "c": b"c content\n"}
     (m.path / "sub").mkdir()
     for n, data in files.items():
         write_file(m.path / "sub" / n, data)

@@ -313,7 +313,7 @@ def test_sweep_reclaims_blob_space(tc_mount):
     m = tc_mount()
     (m.path / "d").mkdir()
     tc_set(m.path / "d", "ttl", "1")
-    n, size = 20, 50_000
+    n, size = 20, 70_000  # over 64 KiB: blob files, not rows
     t0 = time.time()
     for i in range(n):
         write_file(m.path / "d" / f"f{i}", os.urandom(size))
