@@ -18,7 +18,9 @@
  * each operation is timed over ITERS iterations (default 200000) cycling
  * over 1000 keys picked at random among the ENTRIES. The store is removed
  * at the end unless -k. -I sets tc_config.inline_max (contents up to that
- * size stored inside the index; default: the engine's). Not a test: meson builds it, nobody runs it but you.
+ * size stored inside the index; default: the engine's). Each row gives
+ * wall-clock ns/op and the benchmark thread's CPU ns/op (steadier on a
+ * busy machine). Not a test: meson builds it, nobody runs it but you.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +59,16 @@ static int64_t now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: less disturbed than wall time when the
+ * machine is busy (it leaves out the engine's background thread). */
+static int64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -171,16 +183,28 @@ static double stat_value(struct bench *b, const char *name)
 	return q.value;
 }
 
+static int64_t cpu_start;
+
+/* Start timing a phase: returns the wall clock; remembers the CPU clock. */
+static int64_t start(void)
+{
+	cpu_start = cpu_ns();
+	return now_ns();
+}
+
 static void row(struct bench *b, const char *op, int64_t ns, uint64_t ops)
 {
-	printf("%10" PRIu64 "  %-32s %10.0f %10" PRIu64 "\n", b->entries, op,
-	       (double)ns / (double)ops, ops);
+	int64_t cpu = cpu_ns() - cpu_start;
+
+	printf("%10" PRIu64 "  %-32s %10.0f %10.0f %10" PRIu64 "\n",
+	       b->entries, op, (double)ns / (double)ops,
+	       (double)cpu / (double)ops, ops);
 	fflush(stdout);
 }
 
 static double bench_gets(struct bench *b)
 {
-	int64_t t0 = now_ns();
+	int64_t t0 = start();
 
 	for (uint64_t i = 0; i < b->iters; i++)
 		get(b, b->ino[i % SAMPLES]);
@@ -277,7 +301,7 @@ int main(int argc, char **argv)
 	/* Fill. */
 	fprintf(stderr, "filling %" PRIu64 " entries of %zu bytes in %s...\n",
 		b.entries, b.size, b.store);
-	t0 = now_ns();
+	t0 = start();
 	for (uint64_t i = 0; i < b.entries; i++) {
 		key_name(name, sizeof(name), "key", i);
 		make_value(&b, i);
@@ -286,8 +310,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "  %" PRIu64 " (%.0f ns/put)\n", i,
 				(double)(now_ns() - t0) / (double)i);
 	}
-	printf("%10s  %-32s %10s %10s\n", "entries", "operation", "ns/op",
-	       "ops");
+	printf("%10s  %-32s %10s %10s %10s\n", "entries", "operation",
+	       "ns/op", "cpu ns/op", "ops");
 	row(&b, "fill (put, growing store)", now_ns() - t0, b.entries);
 
 	for (int i = 0; i < SAMPLES; i++) {
@@ -298,7 +322,7 @@ int main(int argc, char **argv)
 	}
 
 	/* Lookup. */
-	t0 = now_ns();
+	t0 = start();
 	for (uint64_t i = 0; i < b.iters; i++) {
 		struct tc_attr a;
 		int rc;
@@ -324,7 +348,7 @@ int main(int argc, char **argv)
 			stat_value(&b, "ram_hits") - before_ram, b.iters);
 
 	/* Puts of new keys into the full store. */
-	t0 = now_ns();
+	t0 = start();
 	for (uint64_t i = 0; i < b.iters / 10; i++) {
 		key_name(name, sizeof(name), "new", i);
 		make_value(&b, b.entries + i);
@@ -337,7 +361,7 @@ int main(int argc, char **argv)
 	/* Disk hits: reopen so that nothing fits in RAM. */
 	tc_engine_close(b.eng);
 	b.cfg.max_ram_item = b.size - 1;
-	t0 = now_ns();
+	t0 = start();
 	open_engine(&b);
 	row(&b, "engine open (full store)", now_ns() - t0, 1);
 	hold_samples(&b);
@@ -352,7 +376,7 @@ int main(int argc, char **argv)
 			stat_value(&b, "disk_hits") - before_disk, b.iters);
 	drop_samples(&b);
 
-	t0 = now_ns();
+	t0 = start();
 	tc_engine_close(b.eng);
 	row(&b, "engine close", now_ns() - t0, 1);
 	if (keep)
