@@ -687,7 +687,8 @@ def parse_args(argv):
     ap.add_argument("--targets", default=",".join(ALL_TARGETS + ["diskcache"]),
                     help="comma-separated subset of: %(default)s")
     ap.add_argument("--groups", default="small,large,python",
-                    help="phase groups to run (default %(default)s)")
+                    help="phase groups to run (default %(default)s; '' for none, "
+                         "e.g. with --scale)")
     ap.add_argument("--files", type=int, help="small files (default 20000)")
     ap.add_argument("--dirs", type=int, help="directories for them (default 100)")
     ap.add_argument("--file-size", type=int, help="small file size in bytes (default 4096)")
@@ -748,9 +749,10 @@ def main(argv):
             "load_start": loadavg(), "tc_bin": args.tc_bin}
     t_start = time.perf_counter()
     try:
-        b.start_targets()
-        if not any(t.is_tc for t in b.targets):
-            b.note("no tiercachefs target is mounted")
+        if args.groups:
+            b.start_targets()
+            if not any(t.is_tc for t in b.targets):
+                b.note("no tiercachefs target is mounted")
         b.run_rounds()
         if args.scale:
             b.run_scale()
