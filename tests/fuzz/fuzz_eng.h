@@ -5,7 +5,8 @@
  * deterministic configuration (no background thread, sync=never, a clock
  * the target controls) and a log callback that treats any message at error
  * level as a finding, since nothing these targets do may make the engine
- * log an error (a failed publish, a corrupt blob, a broken index).
+ * log an error (a failed publish, a corrupt blob, a broken index), unless
+ * the target injected a fault since the current operation began.
  */
 #ifndef TC_FUZZ_ENG_H
 #define TC_FUZZ_ENG_H
@@ -27,6 +28,10 @@ struct fz_eng {
 	struct tc_engine *eng;
 	struct tc_ctx ctx;
 	int64_t now; /* the injected clock, ns */
+	/* Faults injected so far (NULL: none ever), and their number when
+	 * the current operation began: errors are expected after one. */
+	const unsigned *faults;
+	unsigned faults_before;
 };
 
 static inline int64_t fz_eng_clock(void *ctx)
@@ -37,7 +42,10 @@ static inline int64_t fz_eng_clock(void *ctx)
 static inline void __attribute__((format(printf, 3, 0)))
 fz_eng_log(void *ctx, int level, const char *fmt, va_list ap)
 {
-	(void)ctx;
+	struct fz_eng *fx = ctx;
+
+	if (fx->faults && *fx->faults != fx->faults_before)
+		return; /* an injected fault: errors are expected */
 	fprintf(stderr, "engine[%d]: ", level);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);

@@ -78,6 +78,7 @@ struct mnode {
 	bool dirty;	   /* the engine holds dirty state */
 	bool written;	   /* ... written or truncated since it began */
 	int nopen, nwriters, refs;
+	mode_t perm; /* permission bits */
 	struct mdent *ents; /* directories */
 	size_t nents;
 	bool ux[NUX];
@@ -105,6 +106,8 @@ static struct {
 	size_t model_bytes;
 	bool trace;
 	unsigned long op_no;
+	unsigned fail_armed; /* blob writes still to fail with ENOSPC */
+	unsigned fail_fired; /* blob writes failed so far */
 } M;
 
 #define N(i) (&M.n[(i)])
@@ -119,6 +122,41 @@ static struct {
 	} while (0)
 
 static const char *const ux_names[NUX] = { "user.a", "user.b", "user.c" };
+
+/*
+ * Fault injection (SPEC §6, STYLE 13): while armed, blob writes fail with
+ * ENOSPC, as on a full store filesystem. Operations observe whether one
+ * fired (M.fail_fired moved) and then expect -ENOSPC and the previous
+ * content intact; reading never writes a blob, so a failure firing during
+ * any other operation is a finding too.
+ */
+static ssize_t fz_pwrite(void *ctx, int fd, const void *buf, size_t n,
+			 off_t off)
+{
+	(void)ctx;
+	if (M.fail_armed) {
+		M.fail_armed--;
+		M.fail_fired++;
+		errno = ENOSPC;
+		return -1;
+	}
+	return pwrite(fd, buf, n, off);
+}
+
+static ssize_t fz_pread(void *ctx, int fd, void *buf, size_t n, off_t off)
+{
+	(void)ctx;
+	return pread(fd, buf, n, off);
+}
+
+static int fz_fsync(void *ctx, int fd)
+{
+	(void)ctx;
+	return fsync(fd);
+}
+
+static const struct tc_blob_ops fz_blob_ops = { fz_pwrite, fz_pread,
+						fz_fsync, NULL };
 
 /* ------------------------------------------------------------------ */
 /* The model                                                          */
@@ -135,6 +173,7 @@ static int node_new(enum mtype type, uint64_t ino)
 	m->type = type;
 	m->ino = ino;
 	m->parent = -1;
+	m->perm = type == M_LNK ? 0777 : 0644; /* 0644 & ~umask 022 */
 	return (int)M.nn++;
 }
 
@@ -325,6 +364,9 @@ static void check_attr(int i, const struct tc_attr *a, const char *what)
 	FZ_CHECK((a->st.st_mode & S_IFMT) == type_bits(m->type),
 		 "%s: mode %o, model type %d", what, (unsigned)a->st.st_mode,
 		 m->type);
+	FZ_CHECK((a->st.st_mode & 07777) == m->perm,
+		 "%s: permissions %o, model %o", what,
+		 (unsigned)a->st.st_mode & 07777, (unsigned)m->perm);
 	FZ_CHECK((uint64_t)a->st.st_nlink == nlink_of(i),
 		 "%s: nlink %llu, model %u", what,
 		 (unsigned long long)a->st.st_nlink, nlink_of(i));
@@ -379,6 +421,30 @@ static void check_read(struct tc_file *f, int i, uint64_t off, size_t len)
 		FZ_CHECK(buf[k] == c->p[off + k],
 			 "read %zu at %" PRIu64 ": byte %zu is %u, model %u",
 			 len, off, (size_t)off + k, buf[k], c->p[off + k]);
+	free(buf);
+}
+
+/* tc_read_fd() gives a descriptor only when nothing is unpublished: then
+ * it reads the published content, which is the visible one. */
+static void check_read_fd(struct tc_file *f, int i)
+{
+	const struct fz_buf *c = &N(i)->cur;
+	uint8_t *buf;
+	ssize_t n;
+	int fd, rc = tc_read_fd(f, &fd);
+
+	if (rc == -EAGAIN)
+		return;
+	FZ_EQ(rc, 0, "tc_read_fd");
+	FZ_CHECK(!N(i)->dirty || (N(i)->cur.len == N(i)->pub.len &&
+				  !memcmp(N(i)->cur.p, N(i)->pub.p,
+					  N(i)->cur.len)),
+		 "tc_read_fd gave a descriptor with unpublished writes");
+	buf = malloc(c->len + 1);
+	FZ_CHECK(buf != NULL, "out of memory");
+	n = pread(fd, buf, c->len + 1, 0);
+	FZ_CHECK(n == (ssize_t)c->len && (!n || !memcmp(buf, c->p, c->len)),
+		 "tc_read_fd: %zd bytes, model %zu", n, c->len);
 	free(buf);
 }
 
@@ -581,10 +647,18 @@ static void verify_dir(int d)
 		check_attr(c, &a, "lookup for verification");
 		tc_forget(M.fx.eng, a.st.st_ino, 1);
 		check_xattrs(c);
-		if (N(c)->type == M_REG)
+		if (N(c)->type == M_REG) {
 			check_content(c);
-		else if (N(c)->type == M_DIR)
+		} else if (N(c)->type == M_DIR) {
 			verify_dir(c);
+		} else if (N(c)->type == M_LNK) {
+			char t[4200];
+
+			FZ_EQ(tc_readlink(M.fx.eng, N(c)->ino, t, sizeof(t)), 0,
+			      "readlink for verification");
+			FZ_CHECK(!strcmp(t, N(c)->target),
+				 "readlink for verification: '%s'", t);
+		}
 	}
 }
 
@@ -773,16 +847,30 @@ static void op_release_slot(int s)
 	struct handle *h = &M.h[s];
 	int i = h->node, acc = h->flags & O_ACCMODE;
 	bool writer = acc != O_RDONLY;
+	unsigned fired;
 	int rc;
 
 	if (!h->f)
 		return;
 	TRACE("release handle %d (inode %llu)", s,
 	      (unsigned long long)N(i)->ino);
+	fired = M.fail_fired;
 	rc = tc_release(h->f);
-	FZ_EQ(rc, 0, "release");
-	if (writer && N(i)->nwriters <= 1 && N(i)->dirty)
-		publish(i);
+	if (M.fail_fired != fired) {
+		/* Publishing failed: nobody can publish it any more, the
+		 * unpublished state is dropped, the published one stays. */
+		FZ_EQ(rc, -ENOSPC, "release with a failing blob write");
+		FZ_CHECK(writer && N(i)->dirty, "release wrote a blob, but "
+			 "the model has nothing to publish");
+		M.model_bytes -= N(i)->cur.len;
+		fz_buf_copy(&N(i)->cur, &N(i)->pub);
+		M.model_bytes += N(i)->cur.len;
+		N(i)->dirty = N(i)->written = false;
+	} else {
+		FZ_EQ(rc, 0, "release");
+		if (writer && N(i)->nwriters <= 1 && N(i)->dirty)
+			publish(i);
+	}
 	N(i)->nopen--;
 	if (writer)
 		N(i)->nwriters--;
@@ -887,6 +975,7 @@ static void op_write(struct fz_in *in)
 	size_t len;
 	uint8_t seed, *buf;
 	ssize_t want, rc;
+	unsigned fired;
 	int i;
 
 	if (!h)
@@ -908,30 +997,40 @@ static void op_write(struct fz_in *in)
 	TRACE("write handle %d (inode %llu) %zu bytes at %" PRId64
 	      "%s (seed %u)", (int)(h - M.h), (unsigned long long)N(i)->ino,
 	      len, off, h->flags & O_APPEND ? " append" : "", seed);
-	if ((h->flags & O_ACCMODE) == O_RDONLY) {
+	/* Predict first; apply after the call, unless a blob write failed
+	 * (the write then changes nothing). */
+	if ((h->flags & O_ACCMODE) == O_RDONLY)
 		want = -EBADF;
-	} else if (off < 0) {
+	else if (off < 0)
 		want = -EINVAL;
-	} else {
+	else if ((uint64_t)(h->flags & O_APPEND ? (int64_t)N(i)->cur.len
+						 : off) + len > DISK_SIZE)
+		want = -EFBIG;
+	else
+		want = (ssize_t)len;
+	fired = M.fail_fired;
+	rc = tc_write(h->f, buf, len, (off_t)off);
+	if (M.fail_fired != fired) {
+		FZ_CHECK(rc == -ENOSPC, "write %zu bytes at %" PRId64
+			 " with a failing blob write: %zd", len, off, rc);
+		free(buf);
+		return;
+	}
+	if (want >= 0 || want == -EFBIG)
 		dirty_begin(i);
+	if (want >= 0) {
 		if (h->flags & O_APPEND)
 			off = (int64_t)N(i)->cur.len;
-		if ((uint64_t)off + len > DISK_SIZE) {
-			want = -EFBIG;
-		} else {
-			want = (ssize_t)len;
-			/* POSIX: writing nothing changes nothing. */
-			if (len) {
-				size_t end = (size_t)off + len;
+		/* POSIX: writing nothing changes nothing. */
+		if (len) {
+			size_t end = (size_t)off + len;
 
-				if (end > N(i)->cur.len)
-					cur_resize(i, end);
-				memcpy(N(i)->cur.p + off, buf, len);
-			}
-			N(i)->written = true;
+			if (end > N(i)->cur.len)
+				cur_resize(i, end);
+			memcpy(N(i)->cur.p + off, buf, len);
 		}
+		N(i)->written = true;
 	}
-	rc = tc_write(h->f, buf, len, (off_t)off);
 	FZ_CHECK(rc == want, "write %zu bytes at %" PRId64 ": %zd, model %zd",
 		 len, off, rc, want);
 	free(buf);
@@ -958,6 +1057,25 @@ static void op_read(struct fz_in *in)
 		return;
 	}
 	check_read(h->f, h->node, (uint64_t)off, len);
+	check_read_fd(h->f, h->node);
+}
+
+/*
+ * Known finding "engine-failed-truncate" (crashers/engine-failed-
+ * truncate-applies): when publishing fails, the truncation stays as
+ * unpublished state, visible and published later. Accept that: the
+ * content has either size.
+ */
+static void failed_truncate_known(int i, uint64_t size)
+{
+	struct tc_attr a;
+
+	FZ_EQ(tc_getattr(M.fx.eng, N(i)->ino, &a), 0, "getattr");
+	if ((uint64_t)a.st.st_size == size && size != N(i)->cur.len) {
+		dirty_begin(i);
+		cur_resize(i, (size_t)size);
+		N(i)->written = true;
+	}
 }
 
 static void op_truncate(struct fz_in *in)
@@ -968,6 +1086,7 @@ static void op_truncate(struct fz_in *in)
 	struct stat st;
 	struct loc l;
 	uint64_t size;
+	unsigned fired;
 	int want = 0, rc, i;
 
 	if (how & 1) {
@@ -1012,7 +1131,15 @@ static void op_truncate(struct fz_in *in)
 	      (unsigned long long)N(i)->ino, size, f ? " (handle)" : "");
 	memset(&st, 0, sizeof(st));
 	st.st_size = (off_t)size;
+	fired = M.fail_fired;
 	rc = tc_setattr(M.fx.eng, N(i)->ino, &st, TC_SET_SIZE, f, &a);
+	if (M.fail_fired != fired) {
+		/* SPEC §6: the call fails, the previous content stays. */
+		FZ_EQ(rc, -ENOSPC, "truncate with a failing blob write");
+		if (fz_known("engine-failed-truncate"))
+			failed_truncate_known(i, size);
+		return;
+	}
 	FZ_EQ(rc, want, "truncate");
 	if (rc)
 		return;
@@ -1028,13 +1155,21 @@ static void op_truncate(struct fz_in *in)
 static void op_flush(struct fz_in *in)
 {
 	struct handle *h = pick_handle(in);
-	int i;
+	unsigned fired;
+	int i, rc;
 
 	if (!h)
 		return;
 	i = h->node;
 	TRACE("flush handle %d", (int)(h - M.h));
-	FZ_EQ(tc_flush(h->f), 0, "flush");
+	fired = M.fail_fired;
+	rc = tc_flush(h->f);
+	if (M.fail_fired != fired) {
+		/* Not published: the dirty state is kept for later. */
+		FZ_EQ(rc, -ENOSPC, "flush with a failing blob write");
+		return;
+	}
+	FZ_EQ(rc, 0, "flush");
 	if ((h->flags & O_ACCMODE) != O_RDONLY && N(i)->nwriters <= 1 &&
 	    N(i)->dirty && N(i)->written)
 		publish(i);
@@ -1043,11 +1178,19 @@ static void op_flush(struct fz_in *in)
 static void op_fsync(struct fz_in *in)
 {
 	struct handle *h = pick_handle(in);
+	unsigned fired;
+	int rc;
 
 	if (!h)
 		return;
 	TRACE("fsync handle %d", (int)(h - M.h));
-	FZ_EQ(tc_fsync(h->f, fz_u8(in) & 1), 0, "fsync");
+	fired = M.fail_fired;
+	rc = tc_fsync(h->f, fz_u8(in) & 1);
+	if (M.fail_fired != fired) {
+		FZ_EQ(rc, -ENOSPC, "fsync with a failing blob write");
+		return;
+	}
+	FZ_EQ(rc, 0, "fsync");
 	if (N(h->node)->dirty)
 		publish(h->node);
 }
@@ -1164,6 +1307,8 @@ static void op_make(struct fz_in *in, int kind)
 	if (rc)
 		return;
 	i = node_new(type, a.st.st_ino);
+	if (type == M_DIR && (N(p)->perm & S_ISGID))
+		N(i)->perm |= S_ISGID; /* a new directory inherits it */
 	if (type == M_LNK) {
 		N(i)->target = strdup(target);
 		FZ_CHECK(N(i)->target != NULL, "out of memory");
@@ -1475,6 +1620,7 @@ static void close_and_check(void)
 	int rc;
 
 	TRACE("close, check");
+	M.fail_armed = 0; /* close publishes, ignoring errors */
 	fz_eng_close(&M.fx);
 	for (int s = 0; s < NHANDLE; s++)
 		M.h[s].f = NULL;
@@ -1556,6 +1702,36 @@ static void op_control(struct fz_in *in)
 	}
 }
 
+static void op_arm(struct fz_in *in)
+{
+	M.fail_armed = 1 + (fz_u8(in) & 1);
+	TRACE("the next %u blob writes fail with ENOSPC", M.fail_armed);
+}
+
+static void op_chmod(struct fz_in *in)
+{
+	static const mode_t modes[] = { 0600, 0644, 0755, 02755,
+					04755, 01777, 0,    07777 };
+	mode_t mode = modes[fz_u8(in) % 8];
+	struct tc_attr a;
+	struct stat st;
+	struct loc l;
+	int rc;
+
+	if (!pick_entry(in, &l))
+		return;
+	TRACE("chmod %llu %o", (unsigned long long)N(l.node)->ino,
+	      (unsigned)mode);
+	memset(&st, 0, sizeof(st));
+	st.st_mode = mode;
+	rc = tc_setattr(M.fx.eng, N(l.node)->ino, &st, TC_SET_MODE, NULL, &a);
+	FZ_EQ(rc, N(l.node)->dead ? -ENOENT : 0, "chmod");
+	if (rc)
+		return;
+	N(l.node)->perm = mode;
+	check_attr(l.node, &a, "chmod");
+}
+
 static void op_verify(struct fz_in *in)
 {
 	(void)in;
@@ -1590,7 +1766,8 @@ static const op_fn ops[] = {
 	op_unlink,  op_rename,	 op_rename,  op_link,	 op_mkdir,
 	op_mkdir,   op_rmdir,	 op_readdir, op_xattr,	 op_xattr,
 	op_getattr, op_hold,	 op_forget,  op_mknod,	 op_readlink,
-	op_reopen,  op_maintain, op_control, op_verify,
+	op_reopen,  op_maintain, op_control, op_verify, op_arm,
+	op_chmod,
 };
 
 static void model_free(void)
@@ -1617,6 +1794,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = { data, size };
+	int root;
 
 	memset(M.h, 0, sizeof(M.h));
 	for (int s = 0; s < NHOLD; s++)
@@ -1628,14 +1806,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	M.fx.cfg.ram_items = 8;
 	M.fx.cfg.max_ram_item = 16 << 10;
 	M.fx.cfg.disk_size = DISK_SIZE;
+	M.fx.cfg.blob_ops = &fz_blob_ops;
+	M.fail_armed = M.fail_fired = 0;
+	M.fx.faults = &M.fail_fired;
 	fz_eng_open(&M.fx);
-	node_new(M_DIR, TC_ROOT_INO);
+	root = node_new(M_DIR, TC_ROOT_INO);
+	N(root)->perm = 0755;
 
 	while (fz_more(&in)) {
+		op_fn fn = ops[fz_u8(&in) % (sizeof(ops) / sizeof(ops[0]))];
+		unsigned fired = M.fail_fired;
+
 		M.op_no++;
-		ops[fz_u8(&in) % (sizeof(ops) / sizeof(ops[0]))](&in);
+		M.fx.faults_before = fired;
+		fn(&in);
+		/* Only writing operations may write blobs. */
+		FZ_CHECK(M.fail_fired == fired || fn == op_write ||
+				 fn == op_truncate || fn == op_flush ||
+				 fn == op_fsync || fn == op_release ||
+				 fn == op_create || fn == op_open,
+			 "a blob write failed during a reading operation");
 		check_statfs();
 	}
+	M.fail_armed = 0;
 	verify_all();
 	close_and_check();
 	fz_eng_destroy(&M.fx);

@@ -230,7 +230,7 @@ E_OPS = ["create"] * 3 + ["open"] * 3 + ["write"] * 5 + ["read"] * 3 + \
     ["unlink"] + ["rename"] * 2 + ["link"] + ["mkdir"] * 2 + \
     ["rmdir", "readdir"] + ["xattr"] * 2 + \
     ["getattr", "hold", "forget", "mknod", "readlink", "reopen", "maintain",
-     "control", "verify"]
+     "control", "verify", "arm", "chmod"]
 E_PARENT = {"/": 0, "a": 3, "b": 4, "a/b": 5, "b/c": 6}
 E_SPECIAL = {".stats": 240, "": 241, "x/y": 242, "long255": 243,
              "long256": 244}
@@ -479,6 +479,29 @@ def e_seeds():
         b"".join(open_("/", c, RDONLY, 1) + read(1, 0, 3100)
                  for c in "abcdefgh") + simple("maintain", 200) + \
         simple("verify")
+    s["enospc-flush"] = put_a + open_("/", "a", RDWR, 0) + \
+        write_(0, 0, 9, 6) + simple("arm", 0) + simple("flush", 0) + \
+        read(0, 0, 20) + open_("/", "a", RDONLY, 1) + read(1, 0, 20) + \
+        simple("fsync", 0, 0) + simple("release", 0) + simple("verify")
+    s["enospc-release"] = put_a + open_("/", "a", WRONLY | TRUNC, 0) + \
+        write_(0, 0, 12, 8) + simple("arm", 0) + simple("release", 0) + \
+        open_("/", "a", RDONLY, 1) + read(1, 0, 20) + simple("reopen", 0)
+    s["enospc-twice"] = create("/", "b", RDWR) + write_(0, 0, 40) + \
+        simple("arm", 1) + simple("fsync", 0, 1) + simple("flush", 0) + \
+        simple("flush", 0) + simple("release", 0) + simple("verify")
+    s["enospc-spill"] = create("/", "c", RDWR) + write_(0, 0, 100) + \
+        simple("arm", 0) + truncate("spill", slot=0) + read(0, 0, 200) + \
+        write_(0, "spill", 200) + simple("arm", 0) + \
+        write_(0, "spill", 300) + read(0, "spill", 400) + \
+        simple("release", 0)
+    s["enospc-dedup"] = put_a + create("/", "b") + write_(0, 0, 5) + \
+        simple("arm", 0) + simple("release", 0) + simple("verify")
+    s["chmod"] = put_a + mkdir("/", "b") + \
+        op("chmod") + bytes([0]) + entry("/", "a") + \
+        op("chmod") + bytes([3]) + entry("/", "b") + mkdir("b", "c") + \
+        create("b", "d") + simple("release", 0) + symlink("b", "e") + \
+        op("chmod") + bytes([7]) + entry("/", "b") + readdir("b") + \
+        simple("reopen", 0) + op("getattr") + entry("b", "c")
     return s
 
 
