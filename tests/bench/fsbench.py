@@ -42,6 +42,7 @@ from fstargets import Failure, Skip  # noqa: E402
 ALL_TARGETS = ["tmpfs", "plain", "bindfs", "rclone", "tc", "tc-kc"]
 TC_MODES = ("tc", "tc-kc")
 MiB = 1 << 20
+SCALE_TIMEOUT = 1800  # seconds a big store may take to mount or to unmount
 
 PRESETS = {
     "full": dict(files=20000, dirs=100, file_size=4096, large_mib=1024, rand_mib=256,
@@ -292,6 +293,7 @@ class Bench:
                 name = f"{kind}-scale-{count_label(n)}"
                 if kind == "tc":
                     t = fstargets.TcTarget(self, name, self.tc_opts)
+                    t.timeout = SCALE_TIMEOUT
                 else:
                     t = fstargets.PlainTarget(self, name)
                 try:

@@ -125,8 +125,9 @@ def umount_tmpfs(path):
 class Daemon:
     """A FUSE daemon run in the foreground; knows its PID and exit status."""
 
-    def __init__(self, registry, cmd, mnt, log, env=None):
+    def __init__(self, registry, cmd, mnt, log, env=None, timeout=MOUNT_TIMEOUT):
         self.registry = registry
+        self.timeout = timeout  # for the mount, and for the exit after unmount
         self.cmd = cmd
         self.mnt = mnt
         self.log = log
@@ -144,7 +145,7 @@ class Daemon:
                                          stderr=subprocess.STDOUT, env=self.env,
                                          start_new_session=True)
         self.registry.add(self.proc.pid)
-        deadline = time.monotonic() + MOUNT_TIMEOUT
+        deadline = time.monotonic() + self.timeout
         while not mounted(self.mnt):
             rc = self.proc.poll()
             if rc is not None:
@@ -155,7 +156,7 @@ class Daemon:
                 self.proc.wait()
                 self.proc = None
                 raise Failure(f"{os.path.basename(self.cmd[0])}: not mounted after "
-                              f"{MOUNT_TIMEOUT} s")
+                              f"{self.timeout} s")
             time.sleep(0.0005)
         if ready:
             ready(self.mnt)
@@ -182,7 +183,7 @@ class Daemon:
                 problems.append("busy: needed fusermount3 -uz")
         # After a lazy unmount the daemon lives as long as a file is open
         # in it: do not wait long.
-        timeout = LAZY_STOP_TIMEOUT if problems else STOP_TIMEOUT
+        timeout = LAZY_STOP_TIMEOUT if problems else max(STOP_TIMEOUT, self.timeout)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -381,6 +382,7 @@ class TcTarget(FuseTarget):
         self.name = name
         self.opts = opts
         self.store = os.path.join(ctx.workdir, f"{name}-store")
+        self.timeout = MOUNT_TIMEOUT  # the scale phase allows more
         self.desc = "tiercachefs " + (f"-o {opts}" if opts else "(default options)")
 
     def start(self):
@@ -404,7 +406,8 @@ class TcTarget(FuseTarget):
             cmd += ["-o", self.opts]
         cmd += [self.store, mnt]
         return Daemon(self.ctx.registry, cmd, mnt,
-                      os.path.join(self.ctx.workdir, f"{self.name}.log"))
+                      os.path.join(self.ctx.workdir, f"{self.name}.log"),
+                      timeout=self.timeout)
 
     def stats(self):
         """The tiercache_* counters of .stats, as a dict of floats."""
