@@ -604,6 +604,36 @@ class Bench:
             out.append(f"FAIL {n}: {msg}  ")
         out.append("")
 
+    def summary(self, out):
+        """One compact table of the main workloads, for the README."""
+        rows = [("small", "create", f"{self.p.file_size // 1024} KiB create+write+close"),
+                ("small", "stat", "stat"),
+                ("small", "read2", f"{self.p.file_size // 1024} KiB open+read+close, hot"),
+                ("small", "unlink", "unlink"),
+                ("large", "write", f"{self.p.large_mib:,} MiB seq write + fsync"),
+                ("large", "read_cold", "seq read, cold"),
+                ("large", "read_hot", "seq read, hot"),
+                ("large", "rand", "4 KiB random read"),
+                ("python", "set", f"Python {self.p.value_size // 1024} KiB values: set"),
+                ("python", "get", f"Python {self.p.value_size // 1024} KiB values: get")]
+        rows = [r for r in rows if r[0] in self.results]
+        names = self.group_targets("python" if "python" in self.results else "small")
+        if not rows or "tc" not in names:
+            return
+        units = {w: u for g in GROUPS.values() for w, _, u in g}
+        peers = [n for n in names if n not in TC_MODES]
+        out.append("### Summary")
+        out.append("")
+        out.append("| workload | unit | " + " | ".join(names) + " | " +
+                   " | ".join(f"tc/{n}" for n in peers) + " |")
+        out.append("|---|---|" + "---:|" * (len(names) + len(peers)))
+        for g, w, label in rows:
+            cells = [self.cell(g, w, n) if (g == "python" or n != "diskcache") else "—"
+                     for n in names]
+            cells += [fmt_ratio(self.ratio(g, w, "tc", n)) for n in peers]
+            out.append(f"| {label} | {units[w]} | " + " | ".join(cells) + " |")
+        out.append("")
+
     def report(self, meta):
         p = self.p
         out = ["## tiercachefs benchmark", ""]
@@ -644,6 +674,7 @@ class Bench:
         self.scale_table(out)
         self.counters_table(out)
         self.goals(out)
+        self.summary(out)
         return out
 
 
