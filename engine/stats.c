@@ -48,8 +48,10 @@ void tc_engine_stats(struct tc_engine *eng, tc_stat_fn fn, void *ctx)
 		   (double)atomic_load_explicit(v, memory_order_relaxed));
 	}
 
-	tc_ram_usage(eng->ram, &ram_items, &ram_bytes);
+	/* RAM usage under the engine lock too: dropping a dead content from
+	 * RAM happens under it, so the gauges agree with each other. */
 	pthread_mutex_lock(&eng->lock);
+	tc_ram_usage(eng->ram, &ram_items, &ram_bytes);
 	disk_bytes = eng->disk_bytes;
 	disk_items = eng->disk_items_now;
 	blob_bytes = eng->blob_bytes;
