@@ -2718,7 +2718,13 @@ static int setattr_size(struct tc_engine *eng, struct tc_node *n,
 		return -EINVAL;
 	if (eng->disk_size && size > eng->disk_size)
 		return -EFBIG;
+	bool writers, had_dirty;
+
 	pthread_mutex_lock(&n->lock);
+	pthread_mutex_lock(&eng->lock);
+	writers = n->nwriters > 0;
+	pthread_mutex_unlock(&eng->lock);
+	had_dirty = n->dirty != NULL;
 	rc = dirty_begin(eng, n, size == 0);
 	if (!rc)
 		rc = dirty_truncate(eng, n->dirty, size);
@@ -2726,14 +2732,15 @@ static int setattr_size(struct tc_engine *eng, struct tc_node *n,
 		n->dirty->mtime = tc_now(eng);
 		n->dirty->written = true;
 	}
-	/* Without a writable handle nobody else will publish it. */
-	if (!rc && (!f || (f->flags & O_ACCMODE) == O_RDONLY)) {
-		bool writers;
-		pthread_mutex_lock(&eng->lock);
-		writers = n->nwriters > 0;
-		pthread_mutex_unlock(&eng->lock);
-		if (!writers)
+	/* Without a writable handle nobody else will publish it: publish
+	 * now, and when that fails the truncation must not stay visible. */
+	if (!writers && (!f || (f->flags & O_ACCMODE) == O_RDONLY)) {
+		if (!rc)
 			rc = publish(eng, n, false);
+		if (rc && !had_dirty && n->dirty) {
+			dirty_free(eng, n->dirty);
+			n->dirty = NULL;
+		}
 	}
 	pthread_mutex_unlock(&n->lock);
 	return rc;
