@@ -352,6 +352,10 @@ static int repair(struct checker *c)
 		       " refs FROM want WHERE hash NOT IN"
 		       " (SELECT hash FROM blob);"
 		       "DELETE FROM pending;"
+		       /* the counters a clean shutdown kept are stale now:
+			* the next mount recounts */
+		       "INSERT OR REPLACE INTO meta(key, value)"
+		       " VALUES('clean', 0);"
 		       "COMMIT;");
 }
 

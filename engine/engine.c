@@ -699,9 +699,12 @@ void tc_engine_close(struct tc_engine *eng)
 			pthread_mutex_unlock(&eng->lock);
 		}
 	}
-	if (eng->db) {
+	if (eng->db && eng->st[0]) {
 		pthread_mutex_lock(&eng->lock);
 		(void)!tc_flush_atimes_locked(eng);
+		if (tc_index_mark_clean_locked(eng))
+			tc_warn(eng, "could not mark the index clean: the next "
+				     "mount checks it in full");
 		pthread_mutex_unlock(&eng->lock);
 	}
 	tc_index_close(eng);

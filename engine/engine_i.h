@@ -256,6 +256,9 @@ int tc_inode_update_locked(struct tc_engine *eng,
 int tc_meta_set_locked(struct tc_engine *eng, const char *key,
 		       int64_t value) TC_WUR;
 int tc_index_exec(sqlite3 *db, const char *sql) TC_WUR;
+/* Record the counters and a clean-shutdown mark (the next open then skips
+ * the full integrity check and the counting queries). */
+int tc_index_mark_clean_locked(struct tc_engine *eng) TC_WUR;
 
 /* ------------------------------------------------------------------ */
 /* engine.c: nodes, namespace and content                             */

@@ -92,3 +92,23 @@ def test_corrupt_blob_read_gives_eio(used_store, tc_mount, output_checker):
     # the entry is dropped; the others are fine
     assert not (m.path / "sub" / "a").exists()
     assert read_file(m.path / "sub" / "b") == files["b"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage header"])
+def test_damaged_index_refuses_to_mount(used_store, tc_run, tmp_path, damage):
+    """A truncated index, or one that is not a database, is refused at mount
+    with one line that points to --check (SPEC section 6, issue 5)."""
+    store, _ = used_store
+    idx = store / "index.db"
+    data = idx.read_bytes()
+    if damage == "truncated":
+        idx.write_bytes(data[: len(data) // 2])
+    else:
+        idx.write_bytes(b"not a database at all" + data[22:])
+    mnt = tmp_path / "mnt2"
+    mnt.mkdir()
+    r = tc_run(["-f", str(store), str(mnt)], timeout=60)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--check" in lines[0], r.stderr
+    assert not os.path.ismount(mnt)
