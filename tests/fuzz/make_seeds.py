@@ -496,6 +496,9 @@ def e_seeds():
         simple("release", 0)
     s["enospc-dedup"] = put_a + create("/", "b") + write_(0, 0, 5) + \
         simple("arm", 0) + simple("release", 0) + simple("verify")
+    # Fixed findings, as regression inputs.
+    s["regress-failed-truncate"] = put_a + simple("arm", 0) + \
+        truncate(2, p="/", n="a") + open_("/", "a") + read(1, 0, 10)
     s["chmod"] = put_a + mkdir("/", "b") + \
         op("chmod") + bytes([0]) + entry("/", "a") + \
         op("chmod") + bytes([3]) + entry("/", "b") + mkdir("b", "c") + \
@@ -512,8 +515,16 @@ def main():
         write("options", n, v)
     for n, v in x_seeds().items():
         write("xattr", n, v)
-    for n, v in e_seeds().items():
-        write("engine", n, v)
+    # fuzz_engine's first byte picks inline_max: 0 all contents in blob
+    # files (the injected faults reach only those), 1 the default 64 KiB,
+    # 2 100 bytes, 3 4 KiB.
+    seeds = e_seeds()
+    for n, v in seeds.items():
+        write("engine", n, bytes([0 if n.startswith(("enospc", "regress"))
+                                  else 1]) + v)
+    for n, cfg in (("large", 0), ("dedup", 0), ("reopen-dirty", 0),
+                   ("many-ram", 2), ("spill", 3), ("flush-tiers", 2)):
+        write("engine", "%s-inline%d" % (n, cfg), bytes([cfg]) + seeds[n])
     return 0
 
 
