@@ -99,6 +99,10 @@ mkdir -p build-bench
 
 work=$(mktemp -d "$tmpbase/tcbench.XXXXXX") || exit 1
 work=$(realpath "$work")
+# A private copy: a rebuild during a long run must not change the binary
+# that the scale phase remounts.
+cp "$tc_bin" "$work/tiercachefs" || { rm -rf "$work"; exit 1; }
+tc_bin=$work/tiercachefs
 
 # unescape_mount PATH: mountinfo writes space, tab, newline, \ as \ooo.
 unescape_mount() {
