@@ -6,7 +6,8 @@ set -euo pipefail
 build_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libsqlite3-dev
 	    libxxhash-dev)
 test_pkgs=(libcmocka-dev python3-pytest python3-pytest-timeout attr rsync tar
-	   mandoc fio stress-ng prometheus util-linux diffutils)
+	   mandoc fio stress-ng prometheus util-linux diffutils valgrind clang
+	   bindfs rclone python3-diskcache)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

@@ -5,7 +5,8 @@
 # Ends with one line counting all tests: "N passed, N failed".
 #
 #   scripts/test.sh              everything
-#   TC_QUICK=1 scripts/test.sh   skip the sanitizer pass
+#   TC_QUICK=1 scripts/test.sh   skip the sanitizer pass, fuzzing and the
+#                                benchmark smoke run
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -67,9 +68,34 @@ run_pass() {
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
+# count_plain FILE: add the counts of a "N passed, N failed" line.
+count_plain() {
+	local line
+	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+	if [ -z "$line" ]; then failed=$((failed + 1)); return; fi
+	passed=$((passed + $(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')))
+	failed=$((failed + $(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')))
+}
+
 run_pass "normal" build
 if [ -z "${TC_QUICK:-}" ]; then
 	run_pass "sanitizers" build-san -Dsanitize=true -Dbuildtype=debug
+
+	# A bounded libFuzzer run of every target (clang, ASan + UBSan).
+	echo "=== fuzzing"
+	bash tests/fuzz/run.sh "${TC_FUZZ_SECONDS:-15}" 2>&1 | tee build/fuzz.out
+	count_plain build/fuzz.out
+
+	# The benchmark's smoke run: every phase on every target, tiny counts.
+	# It catches breakage; it times nothing.
+	echo "=== benchmark smoke run"
+	if bash scripts/bench.sh --quick --ci > build/bench.out 2>&1; then
+		passed=$((passed + 1))
+		tail -n 3 build/bench.out
+	else
+		failed=$((failed + 1))
+		tail -n 30 build/bench.out
+	fi
 fi
 
 echo "$passed passed, $failed failed"
