@@ -79,6 +79,11 @@ struct mnode {
 	bool written;	   /* ... written or truncated since it began */
 	int nopen, nwriters, refs;
 	mode_t perm; /* permission bits */
+	/* Lifetimes (ns; <0 unset): user.tiercache.ttl and ttl_mode of its
+	 * own, for a file those its directories had at its creation, and its
+	 * deadline (0: never). */
+	int64_t ttl, dttl, expires;
+	int tmode, dmode;
 	struct mdent *ents; /* directories */
 	size_t nents;
 	bool ux[NUX];
@@ -106,6 +111,8 @@ static struct {
 	size_t model_bytes;
 	bool trace;
 	unsigned long op_no;
+	int64_t mount_ttl; /* ttl=, 0: none */
+	int mount_mode;	   /* ttl_mode= */
 	unsigned fail_armed; /* blob writes still to fail with ENOSPC */
 	unsigned fail_fired; /* blob writes failed so far */
 } M;
@@ -174,6 +181,8 @@ static int node_new(enum mtype type, uint64_t ino)
 	m->ino = ino;
 	m->parent = -1;
 	m->perm = type == M_LNK ? 0777 : 0644; /* 0644 & ~umask 022 */
+	m->ttl = m->dttl = -1;
+	m->tmode = m->dmode = -1;
 	return (int)M.nn++;
 }
 
@@ -268,6 +277,76 @@ static int dir_del(int d, const char *name)
 	return -1;
 }
 
+/* ------------------------------------------------------------------ */
+/* Lifetimes (SPEC §5): own ttl, else the directories' at creation, else
+ * the mount's; resolved from the time of a write (publish), a change of
+ * ttl or ttl_mode, or creation; a sliding one moves at every read. */
+
+static int64_t eff_ttl(int i)
+{
+	if (N(i)->ttl >= 0)
+		return N(i)->ttl;
+	return N(i)->dttl >= 0 ? N(i)->dttl : M.mount_ttl;
+}
+
+static int eff_mode(int i)
+{
+	if (N(i)->tmode >= 0)
+		return N(i)->tmode;
+	return N(i)->dmode >= 0 ? N(i)->dmode : M.mount_mode;
+}
+
+/* from + ttl, or 0 (never) for no ttl or a sum past INT64_MAX. */
+static int64_t deadline(int64_t from, int64_t ttl)
+{
+	return ttl <= 0 || from > INT64_MAX - ttl ? 0 : from + ttl;
+}
+
+static void resolve(int i)
+{
+	if (N(i)->type == M_REG)
+		N(i)->expires = deadline(M.fx.now, eff_ttl(i));
+}
+
+static bool expired(int i)
+{
+	return N(i)->type == M_REG && N(i)->expires > 0 &&
+	       N(i)->expires <= M.fx.now;
+}
+
+/* A counted open (for reading): a sliding deadline starts again. */
+static void note_read(int i)
+{
+	if (N(i)->expires > 0 && eff_mode(i) == TC_TTL_SLIDING)
+		N(i)->expires = deadline(M.fx.now, eff_ttl(i));
+}
+
+/* A new entry in @p copies the nearest ttl and ttl_mode above it. */
+static void inherit(int i, int p)
+{
+	for (int d = p; d >= 0; d = d == 0 ? -1 : N(d)->parent) {
+		if (N(i)->dttl < 0 && N(d)->ttl >= 0)
+			N(i)->dttl = N(d)->ttl;
+		if (N(i)->dmode < 0 && N(d)->tmode >= 0)
+			N(i)->dmode = N(d)->tmode;
+	}
+}
+
+static void drop_all(int i);
+
+/* The entry @name of @d as a lookup sees it: an expired file met by name
+ * is dropped (all its names) and absent. @return the child or -1. */
+static int find_vis(int d, const char *name)
+{
+	int c = dir_find(d, name);
+
+	if (c >= 0 && expired(c)) {
+		drop_all(c);
+		return -1;
+	}
+	return c;
+}
+
 /* The visible content becomes the published one. */
 static void publish(int i)
 {
@@ -277,6 +356,7 @@ static void publish(int i)
 	fz_buf_copy(&m->pub, &m->cur);
 	M.model_bytes += m->pub.len;
 	m->dirty = m->written = false;
+	resolve(i);
 }
 
 static void cur_resize(int i, size_t len)
@@ -285,6 +365,24 @@ static void cur_resize(int i, size_t len)
 
 	M.model_bytes = M.model_bytes - m->cur.len + len;
 	fz_buf_resize(&m->cur, len);
+}
+
+/* Remove every name of @i (expiry, flush=disk): tc_inode_drop_locked. */
+static void drop_all(int i)
+{
+	for (size_t d = 0; d < M.nn; d++) {
+		struct mnode *m = N(d);
+
+		if (m->dead || m->type != M_DIR)
+			continue;
+		for (size_t k = 0; k < m->nents;) {
+			if (m->ents[k].child == i)
+				dir_del((int)d, m->ents[k].name);
+			else
+				k++;
+		}
+	}
+	maybe_die(i);
 }
 
 /* Dirty state begins from the current content (dirty_begin). */
@@ -535,6 +633,8 @@ static void check_readdir(int d, bool plus, size_t chunk)
 	for (size_t k = 0; k < N(d)->nents; k++) {
 		int c = N(d)->ents[k].child;
 
+		if (expired(c))
+			continue; /* left out, not dropped */
 		strcpy(want[nwant].name, N(d)->ents[k].name);
 		want[nwant].ino = N(c)->ino;
 		want[nwant++].type = type_bits(N(c)->type);
@@ -586,7 +686,7 @@ static void check_xattrs(int i)
 {
 	struct tc_engine *eng = M.fx.eng;
 	struct mnode *m = N(i);
-	char list[64];
+	char list[128];
 	size_t nwant = 0;
 	ssize_t n;
 
@@ -613,14 +713,24 @@ static void check_xattrs(int i)
 		FZ_EQ(n, -ENOENT, "listxattr of a dead inode");
 		return;
 	}
-	FZ_EQ(n, (ssize_t)(nwant * 7), "listxattr length");
-	for (ssize_t off = 0; off < n; off += 7) {
-		int k = list[off + 5] - 'a';
+	/* The user.tiercache.* ones set on files and directories too. */
+	if (m->type == M_REG || m->type == M_DIR)
+		nwant += (m->ttl >= 0) + (m->tmode >= 0);
+	for (ssize_t off = 0; off < n; off += (ssize_t)strlen(list + off) + 1) {
+		const char *x = list + off;
+		bool ok = false;
 
-		FZ_CHECK(k >= 0 && k < NUX && m->ux[k] &&
-				 !strcmp(list + off, ux_names[k]),
-			 "listxattr lists '%s'", list + off);
+		for (int k = 0; k < NUX && !ok; k++)
+			ok = m->ux[k] && !strcmp(x, ux_names[k]);
+		ok = ok || (m->ttl >= 0 && !strcmp(x, TC_XATTR_PREFIX "ttl"));
+		ok = ok || (m->tmode >= 0 &&
+			    !strcmp(x, TC_XATTR_PREFIX "ttl_mode"));
+		FZ_CHECK(ok, "listxattr lists '%s'", x);
+		FZ_CHECK(nwant > 0, "listxattr lists too many names");
+		nwant--;
 	}
+	FZ_CHECK(n >= 0 && nwant == 0, "listxattr: %zd, %zu names missing", n,
+		 nwant);
 }
 
 /* Read the whole content of file @i through a new read-only handle. */
@@ -630,22 +740,32 @@ static void check_content(int i)
 	int rc = tc_open(M.fx.eng, N(i)->ino, O_RDONLY, &f);
 
 	FZ_EQ(rc, 0, "open for verification");
+	note_read(i);
 	check_read(f, i, 0, N(i)->cur.len + 1);
 	FZ_EQ(tc_release(f), 0, "release after verification");
 }
 
-/* The whole tree below directory @d, recursively. */
+/* The whole tree below directory @d, recursively (a lookup of an expired
+ * file drops it, as the engine's does). */
+static int lookup_both(int dir, const char *name);
+
 static void verify_dir(int d)
 {
-	check_readdir(d, false, 3);
-	for (size_t k = 0; k < N(d)->nents; k++) {
-		int c = N(d)->ents[k].child;
-		struct tc_attr a;
-		int rc = tc_lookup(M.fx.eng, N(d)->ino, N(d)->ents[k].name, &a);
+	size_t n = N(d)->nents;
+	struct mdent *snap = calloc(n + 1, sizeof(*snap));
 
-		FZ_EQ(rc, 0, "lookup for verification");
-		check_attr(c, &a, "lookup for verification");
-		tc_forget(M.fx.eng, a.st.st_ino, 1);
+	FZ_CHECK(snap != NULL, "out of memory");
+	for (size_t k = 0; k < n; k++) {
+		snap[k].name = strdup(N(d)->ents[k].name);
+		FZ_CHECK(snap[k].name != NULL, "out of memory");
+	}
+	check_readdir(d, false, 3);
+	for (size_t k = 0; k < n; k++) {
+		int c = lookup_both(d, snap[k].name);
+
+		free(snap[k].name);
+		if (c < 0)
+			continue;
 		check_xattrs(c);
 		if (N(c)->type == M_REG) {
 			check_content(c);
@@ -660,6 +780,7 @@ static void verify_dir(int d)
 				 "readlink for verification: '%s'", t);
 		}
 	}
+	free(snap);
 }
 
 static void verify_all(void)
@@ -707,7 +828,7 @@ static int lookup_both(int dir, const char *name)
 	if (!want && is_stats(dir, name))
 		want = -ENOENT;
 	if (!want) {
-		child = dir_find(dir, name);
+		child = find_vis(dir, name);
 		if (child < 0)
 			want = -ENOENT;
 	}
@@ -913,7 +1034,7 @@ static void op_create(struct fz_in *in)
 		want = -EPERM;
 	if (!want)
 		want = dir_err(p);
-	if (!want && dir_find(p, name) >= 0)
+	if (!want && find_vis(p, name) >= 0)
 		want = -EEXIST;
 	TRACE("create '%s' in %llu flags %#x -> handle %d", name,
 	      (unsigned long long)N(p)->ino, (unsigned)flags, s);
@@ -925,6 +1046,8 @@ static void op_create(struct fz_in *in)
 		return;
 	i = node_new(M_REG, a.st.st_ino);
 	dir_add(p, name, i);
+	inherit(i, p);
+	resolve(i);
 	FZ_CHECK((a.st.st_mode & 07777) == 0644, "create: mode %o",
 		 (unsigned)a.st.st_mode);
 	/* A writable create truncates (an empty dirty state), as O_TRUNC. */
@@ -957,8 +1080,11 @@ static void op_open(struct fz_in *in)
 	      (unsigned long long)N(l.node)->ino, (unsigned)flags, s);
 	rc = tc_open(M.fx.eng, N(l.node)->ino, flags, &f);
 	FZ_EQ(rc, want, "open");
-	if (!rc)
-		handle_opened(s, f, l.node, flags);
+	if (rc)
+		return;
+	handle_opened(s, f, l.node, flags);
+	if ((flags & O_ACCMODE) != O_WRONLY)
+		note_read(l.node);
 }
 
 static struct handle *pick_handle(struct fz_in *in)
@@ -1194,7 +1320,7 @@ static void op_unlink(struct fz_in *in)
 	if (!want)
 		want = dir_err(p);
 	if (!want) {
-		c = dir_find(p, name);
+		c = find_vis(p, name);
 		if (c < 0)
 			want = -ENOENT;
 		else if (N(c)->type == M_DIR)
@@ -1272,7 +1398,7 @@ static void op_make(struct fz_in *in, int kind)
 		want = -EPERM;
 	if (!want)
 		want = dir_err(p);
-	if (!want && dir_find(p, name) >= 0)
+	if (!want && find_vis(p, name) >= 0)
 		want = -EEXIST;
 	TRACE("%s '%s' in %llu (mode %o)", kind < 0 ? "symlink" : "mknod",
 	      name, (unsigned long long)N(p)->ino, (unsigned)mode);
@@ -1294,6 +1420,8 @@ static void op_make(struct fz_in *in, int kind)
 		FZ_CHECK(N(i)->target != NULL, "out of memory");
 	}
 	dir_add(p, name, i);
+	inherit(i, p);
+	resolve(i);
 	check_attr(i, &a, "mknod");
 	tc_forget(M.fx.eng, a.st.st_ino, 1);
 }
@@ -1319,7 +1447,7 @@ static void op_rmdir(struct fz_in *in)
 	if (!want)
 		want = dir_err(p);
 	if (!want) {
-		c = dir_find(p, name);
+		c = find_vis(p, name);
 		if (c < 0)
 			want = -ENOENT;
 		else if (N(c)->type != M_DIR)
@@ -1357,7 +1485,7 @@ static void op_link(struct fz_in *in)
 		want = -EPERM;
 	if (!want && !N(l.node)->links)
 		want = -ENOENT;
-	if (!want && dir_find(p, name) >= 0)
+	if (!want && find_vis(p, name) >= 0)
 		want = -EEXIST;
 	TRACE("link %llu as '%s' in %llu", (unsigned long long)N(l.node)->ino,
 	      name, (unsigned long long)N(p)->ino);
@@ -1389,10 +1517,10 @@ static int model_rename(int sp, const char *sn, int dp, const char *dn,
 		rc = dir_err(dp);
 	if (rc)
 		return rc;
-	src = dir_find(sp, sn);
+	src = find_vis(sp, sn);
 	if (src < 0)
 		return -ENOENT;
-	dst = dir_find(dp, dn);
+	dst = find_vis(dp, dn);
 	if (dst == src)
 		return 0; /* two names of one inode: nothing to do */
 	if (N(src)->type == M_DIR && sp != dp && is_ancestor(src, dp))
@@ -1644,23 +1772,88 @@ static void op_reopen(struct fz_in *in)
 		reopen();
 }
 
+/* Every linked file past its deadline loses its names (the sweep). */
+static void sweep(void)
+{
+	for (size_t i = 0; i < M.nn; i++)
+		if (!N(i)->dead && N(i)->links && expired((int)i))
+			drop_all((int)i);
+}
+
+/* The clock moves on (lifetimes; ram_ttl is 1 h), and maintenance runs. */
 static void op_maintain(struct fz_in *in)
 {
+	static const int64_t steps[] = { 0, 1, 2, 30, 61, 600, 7200, 86400 };
 	uint8_t c = fz_u8(in);
+	int64_t step = steps[c & 7] * 1000000000;
 
-	/* ram_ttl is 1 h: moving on lets RAM items expire; nothing else
-	 * has a lifetime here. */
-	M.fx.now += (int64_t)c * 60 * 1000000000;
-	TRACE("maintain (clock +%u min)", c);
+	M.fx.now += step;
+	TRACE("clock +%" PRId64 " s%s", step / 1000000000,
+	      c & 8 ? ", maintain" : "");
+	if (!(c & 8))
+		return;
 	FZ_EQ(tc_engine_maintain(M.fx.eng), 0, "maintain");
+	sweep();
+}
+
+/* user.tiercache.ttl and ttl_mode of an entry: set or removed. */
+static void op_ttl(struct fz_in *in)
+{
+	static const char *const vals[] = { "1", "60", "1h", "none" };
+	uint8_t c = fz_u8(in);
+	struct loc l;
+	struct mnode *m;
+	bool mode = c & 4, rm = c & 8, regdir;
+	const char *name = mode ? TC_XATTR_PREFIX "ttl_mode"
+				: TC_XATTR_PREFIX "ttl";
+	const char *v = mode ? (c & 1 ? "sliding" : "absolute") : vals[c & 3];
+	int want = 0, rc;
+
+	if (!pick_entry(in, &l))
+		return;
+	m = N(l.node);
+	regdir = m->type == M_REG || m->type == M_DIR;
+	if (m->dead)
+		want = -ENOENT;
+	else if (rm && (!regdir || (mode ? m->tmode : m->ttl) < 0))
+		want = -ENODATA;
+	else if (!rm && !regdir)
+		want = -EPERM;
+	TRACE("%s %s%s%s on %llu", rm ? "remove" : "set", name, rm ? "" : "=",
+	      rm ? "" : v, (unsigned long long)m->ino);
+	if (rm)
+		rc = tc_removexattr(M.fx.eng, m->ino, name);
+	else
+		rc = tc_setxattr(M.fx.eng, m->ino, name, v, strlen(v), 0);
+	FZ_EQ(rc, want, "ttl attribute");
+	if (rc)
+		return;
+	if (mode)
+		m->tmode = rm ? -1 : (c & 1 ? TC_TTL_SLIDING : TC_TTL_ABSOLUTE);
+	else if (rm || (c & 3) == 3)
+		m->ttl = -1; /* "none" removes it */
+	else
+		m->ttl = ((c & 3) == 0 ? 1 : (c & 3) == 1 ? 60 : 3600) *
+			 INT64_C(1000000000);
+	resolve(l.node);
+	check_xattrs(l.node);
 }
 
 static void op_control(struct fz_in *in)
 {
-	bool disk = fz_u8(in) & 1;
+	uint8_t c = fz_u8(in) % 3;
+	bool disk = c == 1;
 	const char *v = disk ? "disk" : "ram";
 	int rc;
 
+	if (c == 2) {
+		TRACE("expire");
+		rc = tc_setxattr(M.fx.eng, TC_ROOT_INO,
+				 TC_XATTR_PREFIX "expire", "", 0, 0);
+		FZ_EQ(rc, 0, "expire");
+		sweep();
+		return;
+	}
 	TRACE("flush=%s", v);
 	rc = tc_setxattr(M.fx.eng, TC_ROOT_INO, TC_XATTR_PREFIX "flush", v,
 			 strlen(v), 0);
@@ -1674,14 +1867,14 @@ static void op_control(struct fz_in *in)
 		if (m->dead || m->type != M_DIR)
 			continue;
 		for (size_t k = 0; k < m->nents;) {
-			int c = m->ents[k].child;
+			int e = m->ents[k].child;
 
-			if (N(c)->type == M_DIR) {
+			if (N(e)->type == M_DIR) {
 				k++;
 				continue;
 			}
 			dir_del((int)d, m->ents[k].name);
-			maybe_die(c);
+			maybe_die(e);
 		}
 	}
 }
@@ -1751,7 +1944,7 @@ static const op_fn ops[] = {
 	op_mkdir,   op_rmdir,	 op_readdir, op_xattr,	 op_xattr,
 	op_getattr, op_hold,	 op_forget,  op_mknod,	 op_readlink,
 	op_reopen,  op_maintain, op_control, op_verify, op_arm,
-	op_chmod,
+	op_chmod,   op_ttl,	 op_ttl,     op_maintain,
 };
 
 static void model_free(void)
@@ -1778,7 +1971,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint64_t inline_sizes[] = { 0, 64 << 10, 100, 4096 };
+	static const int64_t mount_ttls[] = { 0, 0, INT64_C(60) * 1000000000,
+					      INT64_C(3600) * 1000000000 };
 	struct fz_in in = { data, size };
+	uint8_t cfgbyte;
 	int root;
 
 	memset(M.h, 0, sizeof(M.h));
@@ -1790,7 +1986,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The first byte picks where contents live: all in blob files (the
 	 * only ones the injected faults reach), inline up to the default
 	 * 64 KiB, or up to a small size, so both kinds mix. */
-	M.fx.cfg.inline_max = inline_sizes[fz_u8(&in) % 4];
+	cfgbyte = fz_u8(&in);
+	M.fx.cfg.inline_max = inline_sizes[cfgbyte & 3];
+	/* ... and the mount's ttl= (none, 60 s, 1 h) and ttl_mode=. */
+	M.mount_ttl = mount_ttls[(cfgbyte >> 2) & 3];
+	M.mount_mode = cfgbyte & 16 ? TC_TTL_SLIDING : TC_TTL_ABSOLUTE;
+	M.fx.cfg.ttl_ns = M.mount_ttl;
+	M.fx.cfg.ttl_mode = (enum tc_ttl_mode)M.mount_mode;
 	M.fx.cfg.ram_size = 64 << 10;
 	M.fx.cfg.ram_items = 8;
 	M.fx.cfg.max_ram_item = 16 << 10;

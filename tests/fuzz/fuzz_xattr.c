@@ -638,32 +638,11 @@ static const uint8_t *pick_value(struct fz_in *in, size_t *len, uint8_t *big)
 	return fz_bytes(in, c < 200 ? c : (size_t)(c - 200) * 48, len);
 }
 
-/*
- * Known finding "ttl-overflow" (crashers/xattr-ttl-signed-overflow): a ttl
- * so long that now + ttl overflows int64_t is signed overflow in the
- * engine (UBSan aborts there). True when the set is one of those.
- */
-static bool ttl_overflows(const char *name, const uint8_t *val, size_t len)
-{
-	char v[32];
-	int64_t ns;
-
-	if (classify(name) != C_TC || attr_of(name) != A_TTL ||
-	    len >= sizeof(v))
-		return false;
-	memcpy(v, val, len);
-	v[len] = '\0';
-	return !tc_parse_duration(v, &ns) && ns > INT64_MAX - FZ_EPOCH_NS;
-}
-
 static void op_set(struct target *t, const char *name, int flags,
 		   const uint8_t *val, size_t len)
 {
 	int want, rc;
 	bool tc = classify(name) == C_TC;
-
-	if (fz_known("ttl-overflow") && ttl_overflows(name, val, len))
-		return;
 
 	switch (classify(name)) {
 	case C_OTHER:

@@ -145,7 +145,10 @@ def x_seeds():
                               ("90", "120s", "7d", "none", "0", "3600"))
     s["ttl-bad"] = b"".join(x_op("set", "f", "ttl", v) for v in
                             ("1H", "-1", "1.5h", "", "1h\0", "1h\0x"))
-    s["ttl-huge"] = x_op("set", "f", "ttl", "7000000000")
+    s["ttl-huge"] = x_op("set", "f", "ttl", "7523372036") + \
+        x_op("set", "f", "ttl", "7523372037")
+    # Fixed findings, as regression inputs.
+    s["regress-ttl-overflow"] = x_op("set", "f", "ttl", "9223372036")
     s["ttl-dir"] = x_op("set", "d", "ttl", "1d") + x_op("set", "root",
                                                           "ttl", "30m")
     s["ttl-remove"] = (x_op("set", "f", "ttl", "5m") +
@@ -230,7 +233,7 @@ E_OPS = ["create"] * 3 + ["open"] * 3 + ["write"] * 5 + ["read"] * 3 + \
     ["unlink"] + ["rename"] * 2 + ["link"] + ["mkdir"] * 2 + \
     ["rmdir", "readdir"] + ["xattr"] * 2 + \
     ["getattr", "hold", "forget", "mknod", "readlink", "reopen", "maintain",
-     "control", "verify", "arm", "chmod"]
+     "control", "verify", "arm", "chmod", "ttl", "ttl", "maintain"]
 E_PARENT = {"/": 0, "a": 3, "b": 4, "a/b": 5, "b/c": 6}
 E_SPECIAL = {".stats": 240, "": 241, "x/y": 242, "long255": 243,
              "long256": 244}
@@ -349,6 +352,24 @@ def xattr(kind, p, n, k=0, flags=0, vlen=3, seed=1):
     return b
 
 
+STEPS = [0, 1, 2, 30, 61, 600, 7200, 86400]
+
+
+def clock(seconds, maintain=False):
+    """Move the clock by one of STEPS seconds, then maybe maintain."""
+    return op("maintain") + bytes([STEPS.index(seconds) | 8 * maintain])
+
+
+def ttl(p, n, value=None, mode=None, remove=False):
+    """user.tiercache.ttl ("1", "60", "1h", "none") or ttl_mode."""
+    if mode is not None or (remove and value is None):
+        c = 4 | (1 if mode == "sliding" else 0)
+    else:
+        c = ["1", "60", "1h", "none"].index(value or "1")
+    c |= 8 * remove
+    return op("ttl") + bytes([c]) + entry(p, n)
+
+
 def mknod(p, n, kind):
     kinds = {"dir": 0, "fifo": 1, "sock": 2, "reg": 3, "chr": 4, "blk": 5,
              "none": 6, "lnk": 7, "symlink": 8}
@@ -464,7 +485,7 @@ def e_seeds():
         op("getattr") + entry("hold", 1) + simple("forget", 1)
     s["flush-tiers"] = put_a + create("/", "b", RDWR, 1) + \
         write_(1, 0, 6000) + simple("release", 1) + open_("/", "b", RDWR, 2) \
-        + simple("control", 0) + read(2, 0, 7000) + simple("maintain", 90) + \
+        + simple("control", 0) + read(2, 0, 7000) + clock(600, True) + \
         open_("/", "a", RDONLY, 3) + read(3, 0, 9) + simple("control", 1) + \
         read(2, 0, 7000) + write_(2, 0, 5) + simple("release", 2) + \
         readdir("/") + simple("verify")
@@ -477,7 +498,7 @@ def e_seeds():
                              simple("release", 0)
                              for i, c in enumerate("abcdefgh")) + \
         b"".join(open_("/", c, RDONLY, 1) + read(1, 0, 3100)
-                 for c in "abcdefgh") + simple("maintain", 200) + \
+                 for c in "abcdefgh") + clock(7200, True) + \
         simple("verify")
     s["enospc-flush"] = put_a + open_("/", "a", RDWR, 0) + \
         write_(0, 0, 9, 6) + simple("arm", 0) + simple("flush", 0) + \
@@ -496,6 +517,48 @@ def e_seeds():
         simple("release", 0)
     s["enospc-dedup"] = put_a + create("/", "b") + write_(0, 0, 5) + \
         simple("arm", 0) + simple("release", 0) + simple("verify")
+    s["ttl-expire"] = put_a + ttl("/", "a", "1") + clock(2) + \
+        readdir("/") + op("getattr") + entry("/", "a") + create("/", "a") + \
+        simple("release", 0)
+    s["ttl-sliding"] = put_a + ttl("/", "a", "60") + \
+        ttl("/", "a", mode="sliding") + clock(30) + open_("/", "a") + \
+        simple("release", 1) + clock(30) + clock(2) + \
+        op("getattr") + entry("/", "a") + clock(61) + readdir("/") + \
+        op("getattr") + entry("/", "a")
+    s["ttl-dir"] = mkdir("/", "b") + ttl("/", "b", "1h") + \
+        ttl("/", "b", mode="sliding") + create("b", "c") + \
+        simple("release", 0) + xattr("get", "b", "c") + clock(600) + \
+        open_("b", "c") + simple("release", 1) + clock(7200, True) + \
+        readdir("b") + ttl("/", "b", remove=True) + create("b", "d") + \
+        simple("release", 0) + clock(86400, True) + readdir("b")
+    s["ttl-open-handle"] = put_a + ttl("/", "a", "1") + \
+        open_("/", "a", RDWR, 1) + clock(2) + read(1, 0, 10) + \
+        op("getattr") + entry("/", "a") + write_(1, 0, 3) + \
+        simple("release", 1) + readdir("/") + simple("verify")
+    s["ttl-rewrite"] = put_a + ttl("/", "a", "60") + clock(30) + \
+        open_("/", "a", WRONLY, 0) + write_(0, 0, 2) + simple("release", 0) + \
+        clock(30) + clock(2) + op("getattr") + entry("/", "a") + \
+        clock(61, True) + readdir("/")
+    s["ttl-none"] = put_a + ttl("/", "a", "1") + ttl("/", "a", "none") + \
+        clock(86400, True) + op("getattr") + entry("/", "a") + \
+        ttl("/", "a", remove=True) + ttl("/", "a", mode="absolute") + \
+        ttl("/", "a", mode="absolute", remove=True) + \
+        mknod("/", "b", "fifo") + ttl("/", "b", "60") + \
+        ttl("/", "b", remove=True)
+    s["ttl-expire-control"] = put_a + link("/", "a", "/", "b") + \
+        ttl("/", "a", "1") + clock(2) + simple("control", 2) + readdir("/")
+    s["ttl-link-rename"] = put_a + mkdir("/", "b") + \
+        link("/", "a", "b", "c") + ttl("/", "a", "1") + clock(2) + \
+        rename("b", "c", "/", "d") + readdir("/") + readdir("b") + \
+        create("b", "c") + write_(0, 0, 3) + simple("release", 0)
+    s["ttl-hold"] = put_a + op("hold") + entry("/", "a") + bytes([0]) + \
+        ttl("/", "a", "1") + clock(2) + op("getattr") + entry("hold", 0) + \
+        op("open") + entry("hold", 0) + bytes([RDONLY, 1]) + \
+        simple("release", 1) + clock(2, True) + simple("forget", 0)
+    s["ttl-reopen"] = put_a + ttl("/", "a", "60") + mkdir("/", "b") + \
+        ttl("/", "b", "1h") + simple("reopen", 0) + create("b", "c") + \
+        simple("release", 0) + clock(61) + simple("reopen", 0) + \
+        readdir("/") + clock(7200, True)
     # Fixed findings, as regression inputs.
     s["regress-failed-truncate"] = put_a + simple("arm", 0) + \
         truncate(2, p="/", n="a") + open_("/", "a") + read(1, 0, 10)
@@ -522,8 +585,13 @@ def main():
     for n, v in seeds.items():
         write("engine", n, bytes([0 if n.startswith(("enospc", "regress"))
                                   else 1]) + v)
+    # ... bits 2-3 the mount's ttl= (0, 1: none, 2: 60 s, 3: 1 h), bit 4
+    # ttl_mode=sliding.
     for n, cfg in (("large", 0), ("dedup", 0), ("reopen-dirty", 0),
-                   ("many-ram", 2), ("spill", 3), ("flush-tiers", 2)):
+                   ("many-ram", 2), ("spill", 3), ("flush-tiers", 2),
+                   ("put-get", 8 | 1), ("rename", 8 | 1),
+                   ("ttl-sliding", 12 | 16 | 1), ("links", 12 | 16 | 1),
+                   ("ttl-dir", 8 | 1), ("reopen-dirty", 12 | 1)):
         write("engine", "%s-inline%d" % (n, cfg), bytes([cfg]) + seeds[n])
     return 0
 
