@@ -242,7 +242,8 @@ static int expect_attr(const struct target *t, enum attr a, char *out,
 		if (!t->reg || t->ttl <= 0 || t->ttl > INT64_MAX - FZ_EPOCH_NS)
 			return -ENODATA;
 		snprintf(out, size, "%" PRId64,
-			 (FZ_EPOCH_NS + t->ttl + NS_PER_S - 1) / NS_PER_S);
+			 (FZ_EPOCH_NS + t->ttl) / NS_PER_S +
+				 ((FZ_EPOCH_NS + t->ttl) % NS_PER_S != 0));
 		return 0;
 	case A_TAGS:
 		if (!t->reg || !t->tags[0])
