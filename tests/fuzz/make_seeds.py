@@ -145,7 +145,7 @@ def x_seeds():
                               ("90", "120s", "7d", "none", "0", "3600"))
     s["ttl-bad"] = b"".join(x_op("set", "f", "ttl", v) for v in
                             ("1H", "-1", "1.5h", "", "1h\0", "1h\0x"))
-    s["ttl-huge"] = x_op("set", "f", "ttl", "7523372036") + \
+    s["ttl-huge"] = x_op("set", "f", "ttl", "7523372035") + \
         x_op("set", "f", "ttl", "7523372037")
     # Fixed findings, as regression inputs.
     s["regress-ttl-overflow"] = x_op("set", "f", "ttl", "9223372036")
