@@ -445,8 +445,9 @@ static int attr_value_locked(struct tc_engine *eng, const struct tc_inode *m,
 	case A_EXPIRES:
 		if (!reg || m->expires <= 0)
 			return -ENODATA;
+		/* seconds, rounded up (without overflowing near INT64_MAX) */
 		snprintf(out, size, "%" PRId64,
-			 (m->expires + NS_PER_S - 1) / NS_PER_S);
+			 m->expires / NS_PER_S + (m->expires % NS_PER_S != 0));
 		return 0;
 	case A_TAGS:
 		if (!reg)
