@@ -781,6 +781,7 @@ int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash)
 {
 	sqlite3_stmt *st = tc_stmt_locked(eng, ST_BLOB_UNREF);
 	int64_t refs = 1, size = 0;
+	bool file = false;
 	int rc;
 
 	sqlite3_bind_blob(st, 1, hash, TC_HASH_LEN, SQLITE_STATIC);
@@ -788,6 +789,7 @@ int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash)
 	if (rc == SQLITE_ROW) {
 		refs = sqlite3_column_int64(st, 0);
 		size = sqlite3_column_int64(st, 1);
+		file = sqlite3_column_int(st, 2) != 0;
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -797,6 +799,14 @@ int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash)
 	st = tc_stmt_locked(eng, ST_BLOB_DELETE);
 	sqlite3_bind_blob(st, 1, hash, TC_HASH_LEN, SQLITE_STATIC);
 	rc = tc_step_done(eng, st);
+	if (!rc && file) {
+		/* The file is deleted after the commit: until then (and if a
+		 * crash comes first) the pending row says it may be garbage,
+		 * and the next open deletes it. */
+		st = tc_stmt_locked(eng, ST_PENDING_ADD);
+		sqlite3_bind_blob(st, 1, hash, TC_HASH_LEN, SQLITE_STATIC);
+		rc = tc_step_done(eng, st);
+	}
 	if (rc)
 		return rc;
 	eng->blob_bytes -= (uint64_t)size;

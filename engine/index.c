@@ -124,7 +124,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 			" VALUES(?1, ?2, 1, ?3)"
 			" ON CONFLICT(hash) DO UPDATE SET refs = refs + 1",
 	[ST_BLOB_UNREF] = "UPDATE blob SET refs = refs - 1 WHERE hash = ?1"
-			  " RETURNING refs, size",
+			  " RETURNING refs, size, data IS NULL",
 	[ST_BLOB_DELETE] = "DELETE FROM blob WHERE hash = ?1",
 	[ST_XATTR_GET] = "SELECT value FROM xattr WHERE ino = ?1"
 			 " AND name = ?2",
