@@ -2043,6 +2043,8 @@ static int dirty_write(struct tc_engine *eng, struct tc_dirty *d,
 	uint64_t end = off + len;
 	int rc;
 
+	if (len == 0)
+		return 0; /* writes nothing, extends nothing (POSIX) */
 	if (d->fd < 0 && end > DIRTY_SPILL) {
 		rc = dirty_spill(eng, d);
 		if (rc)

@@ -14,23 +14,27 @@
 
 #include "engine_i.h"
 
-/* Parse an unsigned decimal prefix of @s; *end points after it. */
+/* Parse an unsigned decimal prefix of @s; *end points after all its
+ * digits. -ERANGE on overflow (with *end still past the digits, so the
+ * caller can tell a malformed string, -EINVAL, from a too large one). */
 static int parse_digits(const char *s, uint64_t *out, const char **end)
 {
 	uint64_t v = 0;
 	const char *p = s;
+	int rc = 0;
 
 	if (!isdigit((unsigned char)*p))
 		return -EINVAL;
 	for (; isdigit((unsigned char)*p); p++) {
 		unsigned d = (unsigned)(*p - '0');
 		if (v > (UINT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
+			rc = -ERANGE;
+		else
+			v = v * 10 + d;
 	}
 	*out = v;
 	*end = p;
-	return 0;
+	return rc;
 }
 
 static bool is_none(const char *s)
@@ -42,6 +46,7 @@ int tc_parse_size(const char *s, uint64_t *out)
 {
 	uint64_t v, mult = 1;
 	const char *p;
+	bool overflow;
 	int rc;
 
 	if (!s)
@@ -51,8 +56,9 @@ int tc_parse_size(const char *s, uint64_t *out)
 		return 0;
 	}
 	rc = parse_digits(s, &v, &p);
-	if (rc)
+	if (rc == -EINVAL)
 		return rc;
+	overflow = rc == -ERANGE;
 	switch (toupper((unsigned char)*p)) {
 	case 'K': mult = UINT64_C(1) << 10; p++; break;
 	case 'M': mult = UINT64_C(1) << 20; p++; break;
@@ -64,7 +70,7 @@ int tc_parse_size(const char *s, uint64_t *out)
 		p++;
 	if (*p)
 		return -EINVAL;
-	if (v > UINT64_MAX / mult)
+	if (overflow || v > UINT64_MAX / mult)
 		return -ERANGE;
 	*out = v * mult;
 	return 0;
@@ -74,6 +80,7 @@ int tc_parse_duration(const char *s, int64_t *out_ns)
 {
 	uint64_t v, mult = 1;
 	const char *p;
+	bool overflow;
 	int rc;
 
 	if (!s)
@@ -83,8 +90,9 @@ int tc_parse_duration(const char *s, int64_t *out_ns)
 		return 0;
 	}
 	rc = parse_digits(s, &v, &p);
-	if (rc)
+	if (rc == -EINVAL)
 		return rc;
+	overflow = rc == -ERANGE;
 	switch (*p) {
 	case 's': p++; break;
 	case 'm': mult = 60; p++; break;
@@ -95,7 +103,7 @@ int tc_parse_duration(const char *s, int64_t *out_ns)
 	if (*p)
 		return -EINVAL;
 	/* Result in ns must fit an int64_t (about 292 years). */
-	if (v > (uint64_t)INT64_MAX / mult / UINT64_C(1000000000))
+	if (overflow || v > (uint64_t)INT64_MAX / mult / UINT64_C(1000000000))
 		return -ERANGE;
 	*out_ns = (int64_t)(v * mult * UINT64_C(1000000000));
 	return 0;

@@ -73,6 +73,8 @@ static inline int64_t tcu_clock(void *ctx)
 /* Engine messages at warning level or worse go to stderr, so a failing
  * test's log shows the engine's reason. */
 static inline void tcu_log(void *ctx, int level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static inline void tcu_log(void *ctx, int level, const char *fmt, va_list ap)
 {
 	(void)ctx;
 	fprintf(stderr, "engine[%d]: ", level);
