@@ -462,7 +462,9 @@ int tc_setxattr(struct tc_engine *eng, uint64_t ino, const char *name,
 
 /**
  * List xattr names (NUL-separated) into @p buf (@p size 0: length only):
- * stored user.* names and the readable user.tiercache.* ones.
+ * stored user.* names and the user.tiercache.* ones set on the entry (ttl,
+ * ttl_mode, tags, schema); computed ones (expires, tier, hash) are read by
+ * name only, so copies with cp -a or rsync -X never try to write them.
  * @return total length, -ERANGE, -ENOENT.
  */
 ssize_t tc_listxattr(struct tc_engine *eng, uint64_t ino, char *buf,
