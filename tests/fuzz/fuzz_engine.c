@@ -1113,13 +1113,6 @@ static void op_write(struct fz_in *in)
 	buf = malloc(len ? len : 1);
 	FZ_CHECK(buf != NULL, "out of memory");
 	gen(buf, len, seed);
-	/* Known finding "engine-zero-write" (crashers/engine-zero-length-
-	 * write-*): a write of nothing extends the file to the offset, and
-	 * on an empty dirty buffer is undefined behaviour (memcpy to NULL). */
-	if (!len && fz_known("engine-zero-write")) {
-		free(buf);
-		return;
-	}
 	TRACE("write handle %d (inode %llu) %zu bytes at %" PRId64
 	      "%s (seed %u)", (int)(h - M.h), (unsigned long long)N(i)->ino,
 	      len, off, h->flags & O_APPEND ? " append" : "", seed);

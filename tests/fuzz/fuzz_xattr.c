@@ -639,37 +639,11 @@ static const uint8_t *pick_value(struct fz_in *in, size_t *len, uint8_t *big)
 	return fz_bytes(in, c < 200 ? c : (size_t)(c - 200) * 48, len);
 }
 
-/*
- * Known finding "expires-overflow" (crashers/xattr-expires-overflow): the
- * engine rounds a deadline in the last second before INT64_MAX up to whole
- * seconds with signed overflow when user.tiercache.expires is read. True
- * when this set would give such a deadline.
- */
-static bool deadline_in_last_second(const char *name, const uint8_t *val,
-				    size_t len)
-{
-	char v[32];
-	int64_t ns;
-
-	if (classify(name) != C_TC || attr_of(name) != A_TTL ||
-	    len >= sizeof(v))
-		return false;
-	memcpy(v, val, len);
-	v[len] = '\0';
-	return !tc_parse_duration(v, &ns) && ns > 0 &&
-	       ns <= INT64_MAX - FZ_EPOCH_NS &&
-	       FZ_EPOCH_NS + ns > INT64_MAX - NS_PER_S + 1;
-}
-
 static void op_set(struct target *t, const char *name, int flags,
 		   const uint8_t *val, size_t len)
 {
 	int want, rc;
 	bool tc = classify(name) == C_TC;
-
-	if (fz_known("expires-overflow") &&
-	    deadline_in_last_second(name, val, len))
-		return;
 
 	switch (classify(name)) {
 	case C_OTHER:

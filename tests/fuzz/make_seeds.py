@@ -39,6 +39,8 @@ PARSE = {
     "size-tb-over": "16777216T", "size-neg": "-1", "size-space": " 12",
     "size-plus": "+12", "size-frac": "1.5G", "size-bb": "1KBB",
     "size-q": "12Q", "size-empty": "", "size-lead0": "0007K",
+    "regress-overflow-malformed": "99999999999999999999x",
+    "regress-overflow-malformed-dur": "99999999999999999999q",
     "dur-plain": "60", "dur-s": "30s", "dur-m": "5m", "dur-h": "1h",
     "dur-d": "7d", "dur-upper": "1H", "dur-max": "9223372036",
     "dur-over": "9223372037", "dur-d-max": "106751d", "dur-d-over": "106752d",
@@ -149,6 +151,8 @@ def x_seeds():
         x_op("set", "f", "ttl", "7523372037")
     # Fixed findings, as regression inputs.
     s["regress-ttl-overflow"] = x_op("set", "f", "ttl", "9223372036")
+    s["regress-expires-overflow"] = x_op("set", "f", "ttl", "7523372036") + \
+        x_op("get", "f", "expires")
     s["ttl-dir"] = x_op("set", "d", "ttl", "1d") + x_op("set", "root",
                                                           "ttl", "30m")
     s["ttl-remove"] = (x_op("set", "f", "ttl", "5m") +
@@ -562,6 +566,10 @@ def e_seeds():
     # Fixed findings, as regression inputs.
     s["regress-failed-truncate"] = put_a + simple("arm", 0) + \
         truncate(2, p="/", n="a") + open_("/", "a") + read(1, 0, 10)
+    s["regress-zero-write-extends"] = create("/", "b", WRONLY, 1) + \
+        write_(1, 100, 0)
+    s["regress-zero-write-null"] = create("/", "b", WRONLY, 1) + \
+        write_(1, 0, 0)
     s["chmod"] = put_a + mkdir("/", "b") + \
         op("chmod") + bytes([0]) + entry("/", "a") + \
         op("chmod") + bytes([3]) + entry("/", "b") + mkdir("b", "c") + \
@@ -583,7 +591,8 @@ def main():
     # 2 100 bytes, 3 4 KiB.
     seeds = e_seeds()
     for n, v in seeds.items():
-        write("engine", n, bytes([0 if n.startswith(("enospc", "regress"))
+        write("engine", n, bytes([0 if n.startswith(("enospc",
+                                                      "regress-failed"))
                                   else 1]) + v)
     # ... bits 2-3 the mount's ttl= (0, 1: none, 2: 60 s, 3: 1 h), bit 4
     # ttl_mode=sliding.

@@ -42,6 +42,11 @@ fail() {
 }
 
 command -v clang >/dev/null || fail "clang not found (apt-get install clang libclang-rt-14-dev)"
+# libFuzzer and the sanitizer runtimes (only recommended by clang).
+echo 'int LLVMFuzzerTestOneInput(const char *d, long n);
+int LLVMFuzzerTestOneInput(const char *d, long n) { (void)d; (void)n; return 0; }' |
+	clang -x c -fsanitize=fuzzer,address,undefined -o /dev/null - 2>/dev/null ||
+	fail "clang cannot link -fsanitize=fuzzer,address,undefined (apt-get install libclang-rt-14-dev)"
 if [ ! -f "$build/build.ninja" ]; then
 	out=$(CC=clang meson setup "$build" "$src" -Dsanitize=true \
 		-Dbuildtype=debugoptimized 2>&1) || { echo "$out"; fail "meson setup failed"; }
