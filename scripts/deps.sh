@@ -7,6 +7,7 @@ build_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libsqlite3-dev
 	    libxxhash-dev)
 test_pkgs=(libcmocka-dev python3-pytest python3-pytest-timeout attr rsync tar
 	   mandoc fio stress-ng prometheus util-linux diffutils valgrind clang
+	   libclang-rt-14-dev
 	   bindfs rclone python3-diskcache)
 
 pkgs=("${build_pkgs[@]}")
