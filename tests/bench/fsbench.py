@@ -502,7 +502,7 @@ class Bench:
             0.5, also_kc("small", "stat", "tmpfs"))
         row("4 KiB create+write+close", "≥ 1.0× plain dir",
             r("small", "create", "tc", "plain"), 1.0, also_kc("small", "create", "plain"))
-        row(f"{self.p.large_mib} MiB seq write + fsync", "≥ 0.9× plain dir",
+        row(f"{self.p.large_mib:,} MiB seq write + fsync", "≥ 0.9× plain dir",
             r("large", "write", "tc", "plain"), 0.9, also_kc("large", "write", "plain"))
         row("seq read hot", "≥ 0.8× tmpfs", r("large", "read_hot", "tc", "tmpfs"), 0.8,
             also_kc("large", "read_hot", "tmpfs"))
