@@ -576,14 +576,27 @@ static int open_store(struct tc_engine *eng, const struct tc_config *cfg)
 	if (!rc)
 		rc = reclaim_pending_locked(eng);
 	if (!rc) {
-		sqlite3_stmt *st = tc_stmt_locked(eng, ST_DIR_SCHEMA_ANY);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			eng->any_dir_schema =
-				sqlite3_column_type(st, 0) != SQLITE_NULL;
-			eng->any_dir_ttl =
-				sqlite3_column_type(st, 1) != SQLITE_NULL;
+		/* Kept in meta when set: scanning every inode for them took
+		 * seconds per mount at a million entries. */
+		bool found;
+		int64_t flags = tc_meta_get(eng->db, "dir_flags", 0, &found);
+		if (!found) {
+			sqlite3_stmt *st = tc_stmt_locked(eng,
+							  ST_DIR_SCHEMA_ANY);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				flags = (sqlite3_column_type(st, 0) !=
+						 SQLITE_NULL
+					 ? TC_DIR_SCHEMA
+					 : 0) |
+					(sqlite3_column_type(st, 1) !=
+							 SQLITE_NULL
+						 ? TC_DIR_TTL
+						 : 0);
+			sqlite3_reset(st);
+			rc = tc_meta_set_locked(eng, "dir_flags", flags);
 		}
-		sqlite3_reset(st);
+		eng->any_dir_schema = flags & TC_DIR_SCHEMA;
+		eng->any_dir_ttl = flags & TC_DIR_TTL;
 	}
 	if (rc)
 		set_last_error(eng, "cannot clean store %s: %s", cfg->store,
@@ -1067,7 +1080,7 @@ static int find_entry_locked(struct tc_engine *eng, uint64_t parent,
 			     const char *name, struct tc_node **out,
 			     struct tc_inval_list *inv)
 {
-	uint64_t ino;
+	uint64_t ino = 0;
 	int rc;
 
 	rc = dentry_get_locked(eng, parent, name, &ino);
@@ -1180,7 +1193,7 @@ static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 			 struct tc_node **out, struct tc_inval_list *inv)
 {
 	sqlite3_stmt *st;
-	uint64_t ino;
+	uint64_t ino = 0;
 	int64_t now = tc_now(eng);
 	int rc;
 

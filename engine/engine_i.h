@@ -255,6 +255,10 @@ int tc_inode_update_locked(struct tc_engine *eng,
 			   const struct tc_inode *ino) TC_WUR;
 int tc_meta_set_locked(struct tc_engine *eng, const char *key,
 		       int64_t value) TC_WUR;
+int64_t tc_meta_get(sqlite3 *db, const char *key, int64_t dflt, bool *found);
+/* Bits of meta "dir_flags": some directory has ever had a schema / ttl. */
+#define TC_DIR_SCHEMA 1
+#define TC_DIR_TTL 2
 int tc_index_exec(sqlite3 *db, const char *sql) TC_WUR;
 /* Record the counters and a clean-shutdown mark (the next open then skips
  * the full integrity check and the counting queries). */

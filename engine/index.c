@@ -221,7 +221,7 @@ int tc_step_done(struct tc_engine *eng, sqlite3_stmt *st)
 	return 0;
 }
 
-static int64_t meta_get(sqlite3 *db, const char *key, int64_t dflt,
+int64_t tc_meta_get(sqlite3 *db, const char *key, int64_t dflt,
 			bool *found)
 {
 	sqlite3_stmt *st;
@@ -335,11 +335,11 @@ static int restore_counters(struct tc_engine *eng, bool clean)
 	bool f1, f2, f3;
 
 	if (clean) {
-		eng->disk_bytes = (uint64_t)meta_get(eng->db, "disk_bytes", 0,
+		eng->disk_bytes = (uint64_t)tc_meta_get(eng->db, "disk_bytes", 0,
 						     &f1);
-		eng->disk_items_now = (uint64_t)meta_get(eng->db, "disk_items",
+		eng->disk_items_now = (uint64_t)tc_meta_get(eng->db, "disk_items",
 							 0, &f2);
-		eng->blob_bytes = (uint64_t)meta_get(eng->db, "blob_bytes", 0,
+		eng->blob_bytes = (uint64_t)tc_meta_get(eng->db, "blob_bytes", 0,
 						     &f3);
 		if (f1 && f2 && f3)
 			return 0;
@@ -430,7 +430,7 @@ int tc_index_open(struct tc_engine *eng, bool create)
 		rc = tc_index_exec(eng->db, "PRAGMA synchronous=OFF");
 	if (rc)
 		goto out;
-	format = meta_get(eng->db, "format", 0, &found);
+	format = tc_meta_get(eng->db, "format", 0, &found);
 	if (found && format > TC_FORMAT_VERSION) {
 		rc = -EPROTONOSUPPORT;
 		goto out;
@@ -451,7 +451,7 @@ int tc_index_open(struct tc_engine *eng, bool create)
 	if (rc)
 		goto out;
 	/* The full check only after an unclean shutdown. */
-	clean = found && !wal_left && meta_get(eng->db, "clean", 0, &f) == 1;
+	clean = found && !wal_left && tc_meta_get(eng->db, "clean", 0, &f) == 1;
 	rc = clean ? size_check(eng) : quick_check(eng);
 	if (rc)
 		goto out;

@@ -848,6 +848,12 @@ int tc_policy_setxattr(struct tc_engine *eng, uint64_t ino, const char *name,
 	}
 	if (!rc && dir && (a == A_TTL || a == A_TTL_MODE))
 		eng->any_dir_ttl = true;
+	if (!rc && dir)
+		rc = tc_meta_set_locked(eng, "dir_flags",
+					(eng->any_dir_schema ? TC_DIR_SCHEMA
+							     : 0) |
+						(eng->any_dir_ttl ? TC_DIR_TTL
+								  : 0));
 out:
 	pthread_mutex_unlock(&eng->lock);
 	tc_inval_deliver(eng, &inv);

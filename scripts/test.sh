@@ -89,7 +89,8 @@ if [ -z "${TC_QUICK:-}" ]; then
 	# The benchmark's smoke run: every phase on every target, tiny counts.
 	# It catches breakage; it times nothing.
 	echo "=== benchmark smoke run"
-	if bash scripts/bench.sh --quick --ci > build/bench.out 2>&1; then
+	if bash scripts/bench.sh --quick --ci --tc-bin build/fs/tiercachefs \
+		> build/bench.out 2>&1; then
 		passed=$((passed + 1))
 		tail -n 3 build/bench.out
 	else
