@@ -477,25 +477,12 @@ static int reclaim_pending_locked(struct tc_engine *eng)
 /* Drop inodes a crash left without links (unlinked while open). */
 static int drop_orphans_locked(struct tc_engine *eng)
 {
-	sqlite3_stmt *st = tc_stmt_locked(eng, ST_ORPHANS);
-	uint64_t *inos = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
+	uint64_t *inos;
+	size_t n;
+	int rc;
 
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (n == cap) {
-			uint64_t *v;
-			cap = cap ? cap * 2 : 64;
-			v = realloc(inos, cap * sizeof(*v));
-			if (!v) {
-				rc = -ENOMEM;
-				break;
-			}
-			inos = v;
-		}
-		inos[n++] = (uint64_t)sqlite3_column_int64(st, 0);
-	}
-	sqlite3_reset(st);
+	rc = tc_collect_inos_locked(eng, tc_stmt_locked(eng, ST_ORPHANS), &inos,
+				    &n);
 	for (size_t i = 0; !rc && i < n; i++) {
 		struct tc_inode m;
 		if (tc_inode_get_locked(eng, inos[i], &m) == 0)

@@ -256,6 +256,10 @@ int tc_inode_update_locked(struct tc_engine *eng,
 int tc_meta_set_locked(struct tc_engine *eng, const char *key,
 		       int64_t value) TC_WUR;
 int64_t tc_meta_get(sqlite3 *db, const char *key, int64_t dflt, bool *found);
+/* Step the bound statement @st to its end, collecting its first column as
+ * inode numbers into a new array (*out, freed by the caller). -ENOMEM. */
+int tc_collect_inos_locked(struct tc_engine *eng, sqlite3_stmt *st,
+			   uint64_t **out, size_t *count) TC_WUR;
 /* Bits of meta "dir_flags": some directory has ever had a schema / ttl. */
 #define TC_DIR_SCHEMA 1
 #define TC_DIR_TTL 2

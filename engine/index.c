@@ -672,3 +672,35 @@ int tc_inode_update_locked(struct tc_engine *eng, const struct tc_inode *o)
 	bind_inode(st, o);
 	return tc_step_done(eng, st);
 }
+
+int tc_collect_inos_locked(struct tc_engine *eng, sqlite3_stmt *st,
+			   uint64_t **out, size_t *count)
+{
+	uint64_t *inos = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	(void)eng;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			uint64_t *v;
+			cap = cap ? cap * 2 : 64;
+			v = realloc(inos, cap * sizeof(*v));
+			if (!v) {
+				rc = -ENOMEM;
+				break;
+			}
+			inos = v;
+		}
+		inos[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc) {
+		free(inos);
+		inos = NULL;
+		n = 0;
+	}
+	*out = inos;
+	*count = n;
+	return rc;
+}

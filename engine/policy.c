@@ -656,27 +656,13 @@ static int save_inode_locked(struct tc_engine *eng, struct tc_inode *m,
 static int evict_tag_locked(struct tc_engine *eng, const char *tag,
 			    struct tc_inval_list *inv)
 {
-	sqlite3_stmt *st;
-	uint64_t *inos = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
+	sqlite3_stmt *st = tc_stmt_locked(eng, ST_TAG_INOS);
+	uint64_t *inos;
+	size_t n;
+	int rc;
 
-	st = tc_stmt_locked(eng, ST_TAG_INOS);
 	sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (n == cap) {
-			uint64_t *v;
-			cap = cap ? cap * 2 : 256;
-			v = realloc(inos, cap * sizeof(*v));
-			if (!v) {
-				rc = -ENOMEM;
-				break;
-			}
-			inos = v;
-		}
-		inos[n++] = (uint64_t)sqlite3_column_int64(st, 0);
-	}
-	sqlite3_reset(st);
+	rc = tc_collect_inos_locked(eng, st, &inos, &n);
 	if (!rc)
 		rc = tc_index_begin_locked(eng);
 	for (size_t i = 0; !rc && i < n; i++) {
