@@ -284,14 +284,6 @@ int tc_blob_write(struct tc_blob_store *bs, const uint8_t *hash,
 	return 0;
 }
 
-bool tc_blob_exists(struct tc_blob_store *bs, const uint8_t *hash)
-{
-	char bname[TC_BLOB_NAME_LEN];
-
-	tc_blob_name(hash, bname);
-	return faccessat(bs->blobs_fd, bname, F_OK, 0) == 0;
-}
-
 int tc_blob_open_read(struct tc_blob_store *bs, const uint8_t *hash, int *fd)
 {
 	char bname[TC_BLOB_NAME_LEN];

@@ -269,29 +269,28 @@ static void dirty_free(struct tc_engine *eng, struct tc_dirty *d)
 }
 
 /* Remove the row of an inode that has no links left and drop its blob. */
-static int inode_destroy_locked(struct tc_engine *eng, struct tc_inode *m)
+/* Delete the row of inode @m with its xattrs and tags and drop its blob
+ * reference, inside the caller's transaction. */
+static int purge_inode_locked(struct tc_engine *eng, const struct tc_inode *m)
 {
-	sqlite3_stmt *st;
-	int rc;
+	int rc = tc_exec_ino_locked(eng, ST_INODE_DELETE, m->ino);
 
-	rc = tc_index_begin_locked(eng);
-	if (rc)
-		return rc;
-	st = tc_stmt_locked(eng, ST_INODE_DELETE);
-	sqlite3_bind_int64(st, 1, (int64_t)m->ino);
-	rc = tc_step_done(eng, st);
-	if (!rc) {
-		st = tc_stmt_locked(eng, ST_XATTR_DELETE_INO);
-		sqlite3_bind_int64(st, 1, (int64_t)m->ino);
-		rc = tc_step_done(eng, st);
-	}
-	if (!rc) {
-		st = tc_stmt_locked(eng, ST_TAG_DELETE_INO);
-		sqlite3_bind_int64(st, 1, (int64_t)m->ino);
-		rc = tc_step_done(eng, st);
-	}
+	if (!rc)
+		rc = tc_exec_ino_locked(eng, ST_XATTR_DELETE_INO, m->ino);
+	if (!rc)
+		rc = tc_exec_ino_locked(eng, ST_TAG_DELETE_INO, m->ino);
 	if (!rc && m->hash_set)
 		rc = tc_blob_unref_locked(eng, m->hash);
+	return rc;
+}
+
+static int inode_destroy_locked(struct tc_engine *eng, struct tc_inode *m)
+{
+	int rc = tc_index_begin_locked(eng);
+
+	if (rc)
+		return rc;
+	rc = purge_inode_locked(eng, m);
 	if (!rc)
 		rc = tc_index_commit_locked(eng, false);
 	else
@@ -848,9 +847,7 @@ int tc_inode_drop_locked(struct tc_engine *eng, uint64_t ino,
 				     (size_t)sqlite3_column_bytes(st, 1), ino);
 	}
 	sqlite3_reset(st);
-	st = tc_stmt_locked(eng, ST_DENTRY_DELETE_INO);
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	rc = tc_step_done(eng, st);
+	rc = tc_exec_ino_locked(eng, ST_DENTRY_DELETE_INO, ino);
 	if (rc)
 		return rc;
 	if (S_ISREG(m.mode) && m.nlink > 0)
@@ -860,22 +857,7 @@ int tc_inode_drop_locked(struct tc_engine *eng, uint64_t ino,
 		n->meta.nlink = 0;
 		return tc_inode_update_locked(eng, &m);
 	}
-	st = tc_stmt_locked(eng, ST_INODE_DELETE);
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	rc = tc_step_done(eng, st);
-	if (!rc) {
-		st = tc_stmt_locked(eng, ST_XATTR_DELETE_INO);
-		sqlite3_bind_int64(st, 1, (int64_t)ino);
-		rc = tc_step_done(eng, st);
-	}
-	if (!rc) {
-		st = tc_stmt_locked(eng, ST_TAG_DELETE_INO);
-		sqlite3_bind_int64(st, 1, (int64_t)ino);
-		rc = tc_step_done(eng, st);
-	}
-	if (!rc && m.hash_set)
-		rc = tc_blob_unref_locked(eng, m.hash);
-	return rc;
+	return purge_inode_locked(eng, &m);
 }
 
 /* Write the batched access times inside the caller's transaction. */
@@ -1925,79 +1907,86 @@ static int load_inline(struct tc_engine *eng, const struct tc_inode *m,
 }
 
 /*
- * Load the published content of @n (node->lock held): from RAM, or from its
- * blob (promoted into RAM when it fits, verified first). *@hit says which
- * tier it came from. Kept separate from the hit path (STYLE.md point 7).
+ * The content of @m is not in RAM: load it from the index (inline) or its
+ * blob file, promoting it into RAM when it fits (verified first), or keep
+ * the blob's descriptor for large items. Kept out of the hit path (STYLE.md
+ * point 7): only here is the tag-rule query for a RAM idle limit made.
  */
-static TC_NOINLINE int load_content(struct tc_engine *eng, struct tc_node *n,
-				    bool *ram_hit)
+static TC_NOINLINE int load_from_disk(struct tc_engine *eng, struct tc_node *n,
+				      const struct tc_inode *m,
+				      struct tc_content *c, int64_t now)
 {
-	struct tc_inode m;
 	struct tc_ram_item *it;
-	struct tc_content *c;
-	int64_t now = tc_now(eng);
+	int64_t ram_ttl;
 	int rc;
 
-	int64_t ram_ttl;
+	pthread_mutex_lock(&eng->lock);
+	ram_ttl = tc_policy_ram_ttl_locked(eng, n->ino);
+	pthread_mutex_unlock(&eng->lock);
+	rc = load_inline(eng, m, ram_ttl, now, &c->ram);
+	if (rc != -ENOENT)
+		goto out;
+	if (tc_ram_fits(eng->ram, m->size)) {
+		it = tc_ram_alloc(m->size);
+		if (!it)
+			return -ENOMEM;
+		memcpy(it->hash, m->hash, TC_HASH_LEN);
+		rc = tc_blob_read_verified(&eng->blobs, m->hash, it->data,
+					   m->size);
+		if (rc) {
+			tc_ram_unref(it);
+			goto out;
+		}
+		c->ram = tc_ram_insert(eng->ram, it, now, ram_ttl);
+		tc_count(eng, promotions, 1);
+		return 0;
+	}
+	rc = tc_blob_open_read(&eng->blobs, m->hash, &c->fd);
+	if (!rc) {
+		struct stat st;
+		if (fstat(c->fd, &st) || (uint64_t)st.st_size != m->size)
+			rc = -EIO;
+	}
+out:
+	if (rc == -EIO)
+		drop_corrupt(eng, n, m->hash);
+	return rc;
+}
+
+/*
+ * Load the published content of @n (node->lock held) and pin it on the
+ * node. The hit path is a RAM probe and a pin; *@ram_hit says which tier
+ * served it.
+ */
+static int load_content(struct tc_engine *eng, struct tc_node *n,
+			bool *ram_hit)
+{
+	int64_t now = tc_now(eng);
+	struct tc_content *c;
+	struct tc_inode m;
+	int rc = 0;
 
 	pthread_mutex_lock(&eng->lock);
 	m = n->meta;
-	ram_ttl = tc_policy_ram_ttl_locked(eng, n->ino);
 	pthread_mutex_unlock(&eng->lock);
 	c = content_new(m.size);
 	if (!c)
 		return -ENOMEM;
 	*ram_hit = true;
-	if (!m.hash_set || m.size == 0)
-		goto done;
-	it = tc_ram_get(eng->ram, m.hash, now);
-	if (it) {
-		c->ram = it;
-		goto done;
-	}
-	*ram_hit = false;
-	rc = load_inline(eng, &m, ram_ttl, now, &c->ram);
-	if (rc == 0)
-		goto done;
-	if (rc != -ENOENT)
-		goto corrupt;
-	if (tc_ram_fits(eng->ram, m.size)) {
-		it = tc_ram_alloc(m.size);
-		if (!it) {
-			rc = -ENOMEM;
-			goto fail;
-		}
-		memcpy(it->hash, m.hash, TC_HASH_LEN);
-		rc = tc_blob_read_verified(&eng->blobs, m.hash, it->data,
-					   m.size);
-		if (rc) {
-			tc_ram_unref(it);
-			goto corrupt;
-		}
-		c->ram = tc_ram_insert(eng->ram, it, now, ram_ttl);
-		tc_count(eng, promotions, 1);
-		goto done;
-	}
-	rc = tc_blob_open_read(&eng->blobs, m.hash, &c->fd);
-	if (rc)
-		goto corrupt;
-	{
-		struct stat st;
-		if (fstat(c->fd, &st) || (uint64_t)st.st_size != m.size) {
-			rc = -EIO;
-			goto corrupt;
+	if (m.hash_set && m.size > 0) {
+		c->ram = tc_ram_get(eng->ram, m.hash, now);
+		if (!c->ram) {
+			*ram_hit = false;
+			rc = load_from_disk(eng, n, &m, c, now);
 		}
 	}
-done:
+	if (rc) {
+		content_unref(c);
+		return rc;
+	}
 	content_unref(n->content);
 	n->content = c;
 	return 0;
-corrupt:
-	if (rc == -EIO)
-		drop_corrupt(eng, n, m.hash);
-fail:
-	content_unref(c);
-	return rc;
 }
 
 static struct tc_dirty *dirty_new(void)

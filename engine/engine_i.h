@@ -29,7 +29,6 @@
 #define TC_HASH_LEN 16
 #define TC_HASH_HEX 32
 
-#define TC_UNUSED __attribute__((unused))
 #define TC_NOINLINE __attribute__((noinline))
 
 /* ------------------------------------------------------------------ */
@@ -158,7 +157,6 @@ int tc_blob_write(struct tc_blob_store *bs, const uint8_t *hash,
  * its spilled file into place failed to commit); its name in @name. */
 int tc_blob_uncommit(struct tc_blob_store *bs, const uint8_t *hash,
 		     char name[32]) TC_WUR;
-bool tc_blob_exists(struct tc_blob_store *bs, const uint8_t *hash);
 int tc_blob_open_read(struct tc_blob_store *bs, const uint8_t *hash,
 		      int *fd) TC_WUR;
 /* Read the whole blob into @buf (exactly @len bytes) and verify its hash:
@@ -208,7 +206,6 @@ enum tc_stmt {
 	ST_LRU_OLDEST,
 	ST_EXPIRED,
 	ST_ORPHANS,
-	ST_REG_INOS,
 	ST_READLINK,
 	ST_PENDING_ADD,
 	ST_PENDING_DEL,
@@ -246,6 +243,10 @@ int tc_index_commit_locked(struct tc_engine *eng, bool durable) TC_WUR;
 void tc_index_rollback_locked(struct tc_engine *eng);
 sqlite3_stmt *tc_stmt_locked(struct tc_engine *eng, enum tc_stmt which);
 int tc_step_done(struct tc_engine *eng, sqlite3_stmt *st) TC_WUR;
+/* Run statement @which, whose only parameter is an inode number, to its
+ * end. */
+int tc_exec_ino_locked(struct tc_engine *eng, enum tc_stmt which,
+		       uint64_t ino) TC_WUR;
 int tc_sql_errno(int rc);
 int tc_inode_get_locked(struct tc_engine *eng, uint64_t ino,
 			struct tc_inode *out) TC_WUR;

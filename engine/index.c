@@ -149,7 +149,6 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_EXPIRED] = "SELECT ino FROM inode WHERE expires IS NOT NULL"
 		       " AND expires <= ?1 AND nlink > 0 LIMIT 256",
 	[ST_ORPHANS] = "SELECT ino FROM inode WHERE nlink = 0",
-	[ST_REG_INOS] = "SELECT ino FROM inode WHERE lru IS NOT NULL",
 	[ST_READLINK] = "SELECT target FROM inode WHERE ino = ?1",
 	[ST_PENDING_ADD] = "INSERT OR IGNORE INTO pending(hash) VALUES(?1)",
 	[ST_PENDING_DEL] = "DELETE FROM pending WHERE hash = ?1",
@@ -238,6 +237,14 @@ int64_t tc_meta_get(sqlite3 *db, const char *key, int64_t dflt,
 	}
 	sqlite3_finalize(st);
 	return v;
+}
+
+int tc_exec_ino_locked(struct tc_engine *eng, enum tc_stmt which, uint64_t ino)
+{
+	sqlite3_stmt *st = tc_stmt_locked(eng, which);
+
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	return tc_step_done(eng, st);
 }
 
 int tc_meta_set_locked(struct tc_engine *eng, const char *key, int64_t value)

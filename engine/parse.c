@@ -42,7 +42,30 @@ static bool is_none(const char *s)
 	return strcasecmp(s, "none") == 0;
 }
 
-int tc_parse_size(const char *s, uint64_t *out)
+/* A unit suffix and what it multiplies by. */
+struct unit {
+	char suffix;
+	uint64_t mult;
+};
+
+static const struct unit size_units[] = {
+	{ 'K', UINT64_C(1) << 10 }, { 'M', UINT64_C(1) << 20 },
+	{ 'G', UINT64_C(1) << 30 }, { 'T', UINT64_C(1) << 40 }, { 0, 0 },
+};
+
+static const struct unit duration_units[] = {
+	{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 0, 0 },
+};
+
+/*
+ * The grammar both sizes and durations share: "none", or digits with an
+ * optional suffix from @units (compared case-insensitively when @fold; a
+ * trailing B is accepted with @allow_b, as in "16MB"). The value times the
+ * suffix must not exceed @max. -EINVAL for a malformed string, even one
+ * whose digits overflow; then -ERANGE.
+ */
+static int parse_scaled(const char *s, const struct unit *units, bool fold,
+			bool allow_b, uint64_t max, uint64_t *out)
 {
 	uint64_t v, mult = 1;
 	const char *p;
@@ -59,54 +82,40 @@ int tc_parse_size(const char *s, uint64_t *out)
 	if (rc == -EINVAL)
 		return rc;
 	overflow = rc == -ERANGE;
-	switch (toupper((unsigned char)*p)) {
-	case 'K': mult = UINT64_C(1) << 10; p++; break;
-	case 'M': mult = UINT64_C(1) << 20; p++; break;
-	case 'G': mult = UINT64_C(1) << 30; p++; break;
-	case 'T': mult = UINT64_C(1) << 40; p++; break;
-	default: break;
+	for (const struct unit *u = units; u->suffix; u++) {
+		char c = fold ? (char)toupper((unsigned char)*p) : *p;
+		if (c == u->suffix) {
+			mult = u->mult;
+			p++;
+			break;
+		}
 	}
-	if (toupper((unsigned char)*p) == 'B' && (mult > 1 || p > s))
+	if (allow_b && toupper((unsigned char)*p) == 'B')
 		p++;
 	if (*p)
 		return -EINVAL;
-	if (overflow || v > UINT64_MAX / mult)
+	if (overflow || v > max / mult)
 		return -ERANGE;
 	*out = v * mult;
 	return 0;
 }
 
+int tc_parse_size(const char *s, uint64_t *out)
+{
+	return parse_scaled(s, size_units, true, true, UINT64_MAX, out);
+}
+
 int tc_parse_duration(const char *s, int64_t *out_ns)
 {
-	uint64_t v, mult = 1;
-	const char *p;
-	bool overflow;
-	int rc;
-
-	if (!s)
-		return -EINVAL;
-	if (is_none(s)) {
-		*out_ns = 0;
-		return 0;
-	}
-	rc = parse_digits(s, &v, &p);
-	if (rc == -EINVAL)
-		return rc;
-	overflow = rc == -ERANGE;
-	switch (*p) {
-	case 's': p++; break;
-	case 'm': mult = 60; p++; break;
-	case 'h': mult = 3600; p++; break;
-	case 'd': mult = 86400; p++; break;
-	default: break;
-	}
-	if (*p)
-		return -EINVAL;
+	uint64_t secs;
 	/* Result in ns must fit an int64_t (about 292 years). */
-	if (overflow || v > (uint64_t)INT64_MAX / mult / UINT64_C(1000000000))
-		return -ERANGE;
-	*out_ns = (int64_t)(v * mult * UINT64_C(1000000000));
-	return 0;
+	int rc = parse_scaled(s, duration_units, false, false,
+			      (uint64_t)INT64_MAX / UINT64_C(1000000000),
+			      &secs);
+
+	if (!rc)
+		*out_ns = (int64_t)(secs * UINT64_C(1000000000));
+	return rc;
 }
 
 int tc_parse_ttl_mode(const char *s, enum tc_ttl_mode *out)
