@@ -10,9 +10,16 @@
  * harmless, its content is the same by construction. tmp/ is emptied when a
  * store is opened, which removes what a crash left behind.
  *
- * All data I/O goes through struct tc_blob_ops so tests can inject EIO and
- * ENOSPC. Reference counts live in the index (engine.c); this file only
- * knows files.
+ * All data I/O and every fsync go through struct tc_blob_ops so tests can
+ * inject EIO and ENOSPC, and count what is made durable.
+ *
+ * A blob's life in the index is here too (the second half of the file):
+ * before a publish writes a new blob file it is recorded as pending, so a
+ * crash before the commit that references it leaves nothing the next open
+ * cannot find; the publish then takes a reference; the last reference
+ * going deletes the row in the caller's transaction and the file after
+ * its commit (tc_blob_reap_locked), so a rolled-back transaction never
+ * loses a file that a committed row still names.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -257,7 +264,7 @@ int tc_blob_commit_tmp(struct tc_blob_store *bs, int fd, const char *name,
 				 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0)
 			return -errno;
-		rc = fsync(dfd) ? -errno : 0;
+		rc = tc_blob_fsync(bs, dfd);
 		close(dfd);
 		return rc;
 	}
@@ -340,4 +347,134 @@ int tc_blob_uncommit(struct tc_blob_store *bs, const uint8_t *hash,
 		return -errno;
 	}
 	return 0;
+}
+
+int tc_blob_verify(struct tc_blob_store *bs, const uint8_t *hash, uint64_t size)
+{
+	XXH3_state_t *hs;
+	XXH128_canonical_t can;
+	struct stat st;
+	char *buf;
+	uint64_t off = 0;
+	int fd, rc = 0;
+
+	rc = tc_blob_open_read(bs, hash, &fd);
+	if (rc)
+		return rc == -EIO ? -ENOENT : rc;
+	if (fstat(fd, &st) || (uint64_t)st.st_size != size) {
+		close(fd);
+		return -EIO;
+	}
+	hs = XXH3_createState();
+	buf = malloc(1 << 16);
+	if (!hs || !buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	XXH3_128bits_reset(hs);
+	while (!rc && off < size) {
+		size_t k = size - off > (1 << 16) ? (1 << 16) : size - off;
+		rc = tc_blob_pread_all(bs, fd, buf, k, (off_t)off);
+		XXH3_128bits_update(hs, buf, k);
+		off += k;
+	}
+	XXH128_canonicalFromHash(&can, XXH3_128bits_digest(hs));
+	if (!rc && memcmp(can.digest, hash, TC_HASH_LEN))
+		rc = -EIO;
+out:
+	free(buf);
+	XXH3_freeState(hs);
+	close(fd);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* A blob's life in the index                                         */
+/* ------------------------------------------------------------------ */
+
+bool tc_blob_known_locked(struct tc_engine *eng, const uint8_t *hash)
+{
+	TC_ASSERT_LOCKED(eng);
+	return tc_index_blob_refs(&eng->ix, hash) > 0;
+}
+
+int tc_blob_pending_locked(struct tc_engine *eng, const uint8_t *hash)
+{
+	TC_ASSERT_LOCKED(eng);
+	return tc_index_pending_add(&eng->ix, hash);
+}
+
+int tc_blob_ref_locked(struct tc_engine *eng, const uint8_t *hash,
+		       uint64_t size, const void *inline_data, bool wrote)
+{
+	bool known = tc_blob_known_locked(eng, hash);
+	int rc;
+
+	rc = tc_index_blob_ref(&eng->ix, hash, size, inline_data);
+	if (!rc && wrote)
+		rc = tc_index_pending_del(&eng->ix, hash);
+	if (!rc && !known)
+		eng->size.blob_bytes += size;
+	return rc;
+}
+
+int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash)
+{
+	int64_t refs;
+	uint64_t size;
+	bool file;
+	int rc;
+
+	TC_ASSERT_LOCKED(eng);
+	rc = tc_index_blob_unref(&eng->ix, hash, &refs, &size, &file);
+	if (rc || refs > 0)
+		return rc;
+	rc = tc_index_blob_delete(&eng->ix, hash);
+	/* The file is deleted after the commit: until then (and if a crash
+	 * comes first) the pending row says it may be garbage, and the next
+	 * open deletes it. */
+	if (!rc && file)
+		rc = tc_index_pending_add(&eng->ix, hash);
+	if (rc)
+		return rc;
+	eng->size.blob_bytes -= size;
+	if (eng->n_doomed == eng->cap_doomed) {
+		size_t cap = eng->cap_doomed ? eng->cap_doomed * 2 : 64;
+		void *v = realloc(eng->doomed, cap * sizeof(*eng->doomed));
+		if (!v)
+			return -ENOMEM;
+		eng->doomed = v;
+		eng->cap_doomed = cap;
+	}
+	memcpy(eng->doomed[eng->n_doomed++], hash, TC_HASH_LEN);
+	return 0;
+}
+
+void tc_blob_reap_locked(struct tc_engine *eng)
+{
+	TC_ASSERT_LOCKED(eng);
+	for (size_t i = 0; i < eng->n_doomed; i++) {
+		if (tc_blob_known_locked(eng, eng->doomed[i]))
+			continue;
+		(void)tc_blob_unlink(&eng->blobs, eng->doomed[i]);
+		tc_ram_drop(eng->ram, eng->doomed[i]);
+	}
+	eng->n_doomed = 0;
+}
+
+int tc_blob_reclaim_pending_locked(struct tc_engine *eng)
+{
+	uint8_t (*v)[TC_HASH_LEN];
+	size_t n;
+	int rc;
+
+	TC_ASSERT_LOCKED(eng);
+	rc = tc_index_pending_list(&eng->ix, &v, &n);
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (!tc_blob_known_locked(eng, v[i]))
+			(void)tc_blob_unlink(&eng->blobs, v[i]);
+		rc = tc_index_pending_del(&eng->ix, v[i]);
+	}
+	free(v);
+	return rc;
 }

@@ -3,25 +3,48 @@
  * Private declarations shared by the engine's modules. Nothing here is part
  * of the public API; tests may reach it through the static library.
  *
+ * The modules stand on floors: a file calls only files on floors below it,
+ * never one above, and no two files call each other. From the bottom:
+ *
+ *   base.c parse.c       clock, log, error text, locks; value grammars
+ *   ram.c                the RAM tier (contents by hash)
+ *   index.c              SQLite: the connection, transactions, every
+ *   index_query.c          statement of the engine (check's included)
+ *   index_check.c
+ *   blob.c               blob files and a blob's whole life: reference
+ *                          counts, pending files, deletion after commit
+ *   dirty.c              unpublished content of a writer
+ *   txn.c                transactions with the counters they move
+ *   node.c               the node table, invalidations, access times
+ *   policy.c             lifetimes, schema, limits, sweeps
+ *   namespace.c          lookup, create, link, unlink, readdir, ...
+ *   rename.c             rename and exchange
+ *   content.c            open, read, write, publish, promotion, setattr
+ *   cacheattr.c          the user.tiercache.* attributes and controls
+ *   xattr.c              user.* storage and the namespace filter
+ *   stats.c              reporting counters (the daemon formats them)
+ *   store.c              opening and closing a store, maintenance thread
+ *   check.c              the offline --check
+ *
  * Lock discipline (outermost first):
  *
  *   node->lock  ->  eng->lock  ->  ram->lock
  *
  *   - eng->lock protects the SQLite connection, the node table, every
  *     node's reference counts and metadata copy (node->meta), the access-time
- *     batch and the disk counters.
+ *     batch and the disk counters. Functions that require it end in
+ *     _locked and assert it (TC_ASSERT_LOCKED).
  *   - node->lock protects a node's data: its dirty state and its loaded
  *     content. A publish holds node->lock and takes eng->lock for the
- *     commit. Code holding eng->lock never takes a node lock.
- *   - ram->lock is internal to ram.c.
- *
- * Functions with a _locked suffix must be called with eng->lock held.
+ *     commit. Code holding eng->lock never takes a node lock. Functions
+ *     that require it end in _nlocked and assert it.
+ *   - ram->lock is internal to ram.c (suffix _rlocked there).
  */
 #ifndef TC_ENGINE_I_H
 #define TC_ENGINE_I_H
 
+#include <assert.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 
 #include "tiercache.h"
@@ -31,11 +54,84 @@
 
 #define TC_NOINLINE __attribute__((noinline))
 
+#define TC_NS_PER_S INT64_C(1000000000)
+
 /* ------------------------------------------------------------------ */
-/* stats.c                                                            */
+/* base.c: clock, log, error text, locks                              */
 /* ------------------------------------------------------------------ */
 
-/* Counters of SPEC §7. Atomic so the hot path needs no lock. */
+/* What every layer needs from its engine: where to log, what time it is. */
+struct tc_base {
+	tc_log_fn log_fn;
+	void *log_ctx;
+	int log_level;
+	tc_clock_fn clock;
+	void *clock_ctx;
+};
+
+void tc_logb(const struct tc_base *b, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Wall-clock time in ns, from the injected clock when there is one. */
+int64_t tc_base_now(const struct tc_base *b);
+/* Record the one-line message tc_engine_last_error() returns (and log it
+ * as an error). */
+void tc_set_last_error(const struct tc_base *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void tc_clear_last_error(void);
+void tc_ns_to_ts(int64_t ns, struct timespec *ts);
+
+/*
+ * A mutex that knows its owner in debug builds, so a function can assert
+ * that its caller holds it (SQLite's sqlite3_mutex_held(), the kernel's
+ * lockdep_assert_held()).
+ */
+struct tc_mutex {
+	pthread_mutex_t m;
+#ifndef NDEBUG
+	_Atomic(pthread_t) owner;
+	atomic_bool held;
+#endif
+};
+
+void tc_mutex_init(struct tc_mutex *l);
+void tc_mutex_destroy(struct tc_mutex *l);
+
+static inline void tc_mutex_lock(struct tc_mutex *l)
+{
+	pthread_mutex_lock(&l->m);
+#ifndef NDEBUG
+	atomic_store_explicit(&l->owner, pthread_self(), memory_order_relaxed);
+	atomic_store_explicit(&l->held, true, memory_order_relaxed);
+#endif
+}
+
+static inline void tc_mutex_unlock(struct tc_mutex *l)
+{
+#ifndef NDEBUG
+	atomic_store_explicit(&l->held, false, memory_order_relaxed);
+#endif
+	pthread_mutex_unlock(&l->m);
+}
+
+#ifndef NDEBUG
+static inline bool tc_mutex_held(struct tc_mutex *l)
+{
+	return atomic_load_explicit(&l->held, memory_order_relaxed) &&
+	       pthread_equal(atomic_load_explicit(&l->owner,
+						  memory_order_relaxed),
+			     pthread_self());
+}
+#define TC_ASSERT_HELD(l) assert(tc_mutex_held(l))
+#else
+#define TC_ASSERT_HELD(l) ((void)0)
+#endif
+
+/* ------------------------------------------------------------------ */
+/* stats.c: counters                                                  */
+/* ------------------------------------------------------------------ */
+
+/* The counters of .stats (tiercachefs(8), STATISTICS). Atomic so the hot
+ * path needs no lock. */
 struct tc_counters {
 	atomic_uint_fast64_t gets, ram_hits, disk_hits, misses, puts, deletes,
 		ram_evictions, disk_evictions, expirations, schema_discards,
@@ -45,18 +141,6 @@ struct tc_counters {
 #define tc_count(eng, field, n)                                               \
 	atomic_fetch_add_explicit(&(eng)->counters.field, (n),                 \
 				  memory_order_relaxed)
-
-/* ------------------------------------------------------------------ */
-/* log                                                                */
-/* ------------------------------------------------------------------ */
-
-struct tc_engine;
-void tc_log(struct tc_engine *eng, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-#define tc_err(eng, ...) tc_log(eng, TC_LOG_ERR, __VA_ARGS__)
-#define tc_warn(eng, ...) tc_log(eng, TC_LOG_WARNING, __VA_ARGS__)
-#define tc_info(eng, ...) tc_log(eng, TC_LOG_INFO, __VA_ARGS__)
-#define tc_dbg(eng, ...) tc_log(eng, TC_LOG_DEBUG, __VA_ARGS__)
 
 /* ------------------------------------------------------------------ */
 /* ram.c: the RAM tier                                                */
@@ -113,7 +197,218 @@ void tc_ram_flush(struct tc_ram *ram);
 void tc_ram_usage(struct tc_ram *ram, uint64_t *items, uint64_t *bytes);
 
 /* ------------------------------------------------------------------ */
-/* blob.c: the content-addressed blob directory                       */
+/* index*.c: SQLite                                                   */
+/* ------------------------------------------------------------------ */
+
+/* One inode row. Times in ns. hash_set false = empty content. */
+struct tc_inode {
+	uint64_t ino;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t rdev, size;
+	int64_t atime, mtime, ctime;
+	bool hash_set;
+	uint8_t hash[TC_HASH_LEN];
+	int64_t ttl;      /* own ttl: <0 unset, 0 none, >0 ns */
+	int ttl_mode;     /* own mode: <0 unset */
+	int64_t dttl;     /* inherited at creation (dirs: their default) */
+	int dttl_mode;
+	int64_t expires;  /* 0 = never */
+	char schema[65];  /* "" = none */
+	int64_t lru;      /* last access ns (regular files) */
+	const char *target; /* symlink target, for insert only (borrowed) */
+};
+
+/* The size counters the index keeps for a clean shutdown. */
+struct tc_index_counters {
+	uint64_t disk_bytes, disk_items, blob_bytes;
+};
+
+/*
+ * The SQLite connection and its prepared statements. Used under the
+ * engine lock (@lock) by a live engine, alone by the offline check (@lock
+ * NULL). Every SQL statement of the engine is in index*.c.
+ */
+struct tc_index {
+	struct sqlite3 *db;
+	struct sqlite3_stmt **st;   /* prepared once, by enum in index.c */
+	const struct tc_base *base;
+	struct tc_mutex *lock;
+	char path[4096];            /* STORE/index.db */
+	bool clean;                 /* opened after a clean shutdown */
+	bool ready;                 /* opened and prepared */
+};
+
+#define TC_FORMAT_VERSION 1
+
+/* Bits of meta "dir_flags": some directory has ever had a schema / ttl. */
+#define TC_DIR_SCHEMA 1
+#define TC_DIR_TTL 2
+
+/* Open (creating when @create) STORE/index.db with the engine's settings;
+ * @counters receives the size counters (kept at a clean shutdown, else
+ * counted). -EPROTONOSUPPORT for a newer format, -EPROTO when corrupt. */
+int tc_index_open(struct tc_index *ix, const char *store,
+		  const struct tc_base *base, struct tc_mutex *lock,
+		  bool sync_off, bool create,
+		  struct tc_index_counters *counters) TC_WUR;
+void tc_index_close(struct tc_index *ix);
+/* The last error message of the connection (for one-line reports). */
+const char *tc_index_errmsg(struct tc_index *ix);
+int tc_index_begin(struct tc_index *ix) TC_WUR;
+/* Commit; @durable makes this commit fsync (synchronous=FULL). */
+int tc_index_commit(struct tc_index *ix, bool durable) TC_WUR;
+void tc_index_rollback(struct tc_index *ix);
+bool tc_index_in_txn(struct tc_index *ix);
+int tc_index_checkpoint(struct tc_index *ix) TC_WUR;
+/* Record the counters and a clean-shutdown mark (the next open then skips
+ * the full integrity check and the counting queries). */
+int tc_index_mark_clean(struct tc_index *ix,
+			const struct tc_index_counters *c) TC_WUR;
+int tc_index_meta_set(struct tc_index *ix, const char *key,
+		      int64_t value) TC_WUR;
+/* The dir_flags bits, from meta or (once) by scanning the inodes. */
+int tc_index_dir_flags(struct tc_index *ix, int64_t *flags) TC_WUR;
+
+/* index.c: inode rows */
+int tc_index_inode_get(struct tc_index *ix, uint64_t ino,
+		       struct tc_inode *out) TC_WUR;
+/* Insert @o and set o->ino to its new inode number. */
+int tc_index_inode_insert(struct tc_index *ix, struct tc_inode *o) TC_WUR;
+int tc_index_inode_update(struct tc_index *ix,
+			  const struct tc_inode *o) TC_WUR;
+/* Delete the row of @ino with its xattrs and tags. */
+int tc_index_inode_purge(struct tc_index *ix, uint64_t ino) TC_WUR;
+/* Recency (only forward) and, when @expires > 0, a new deadline. */
+int tc_index_set_lru(struct tc_index *ix, uint64_t ino, int64_t lru,
+		     int64_t expires) TC_WUR;
+/* Symlink target into @buf (NUL-terminated); -ERANGE when too small. */
+int tc_index_readlink(struct tc_index *ix, uint64_t ino, char *buf,
+		      size_t size) TC_WUR;
+/* Inodes without links (a crash's unlinked-but-open files), in a new
+ * array (*out, freed by the caller). */
+int tc_index_orphans(struct tc_index *ix, uint64_t **out,
+		     size_t *count) TC_WUR;
+
+/* index_query.c: dentries */
+int tc_index_dentry_get(struct tc_index *ix, uint64_t parent,
+			const char *name, uint64_t *ino) TC_WUR;
+int tc_index_dentry_insert(struct tc_index *ix, uint64_t parent,
+			   const char *name, uint64_t ino) TC_WUR;
+int tc_index_dentry_delete(struct tc_index *ix, uint64_t parent,
+			   const char *name) TC_WUR;
+int tc_index_dentry_move(struct tc_index *ix, uint64_t p1, const char *n1,
+			 uint64_t p2, const char *n2) TC_WUR;
+/* Delete every name of @ino. */
+int tc_index_dentries_drop(struct tc_index *ix, uint64_t ino) TC_WUR;
+/* Parent directory of @ino (its first name); -ENOENT for none. */
+int tc_index_parent_of(struct tc_index *ix, uint64_t ino,
+		       uint64_t *parent) TC_WUR;
+bool tc_index_dir_empty(struct tc_index *ix, uint64_t dir);
+/* One name of an inode: a callback of the iterations below. The name is
+ * @len bytes, not NUL-terminated, valid during the call. Nonzero stops. */
+typedef int (*tc_index_name_fn)(void *ctx, uint64_t parent, const char *name,
+				size_t len, uint64_t ino);
+int tc_index_names_of(struct tc_index *ix, uint64_t ino, tc_index_name_fn fn,
+		      void *ctx) TC_WUR;
+/* Every name in directory @dir and, recursively, in its subdirectories. */
+int tc_index_subtree_names(struct tc_index *ix, uint64_t dir,
+			   tc_index_name_fn fn, void *ctx) TC_WUR;
+/* One entry of a listing: dentry id (the cookie), name, its inode row.
+ * The callback may use every other index function. Nonzero stops. */
+typedef int (*tc_index_dirent_fn)(void *ctx, uint64_t id, const char *name,
+				  size_t len, const struct tc_inode *m);
+int tc_index_list_dir(struct tc_index *ix, uint64_t dir, uint64_t after_id,
+		      tc_index_dirent_fn fn, void *ctx) TC_WUR;
+
+/* index_query.c: blob rows and pending blob files */
+/* References of blob @hash (0 when unknown). */
+int64_t tc_index_blob_refs(struct tc_index *ix, const uint8_t *hash);
+/* One more reference to @hash of @size bytes, inserting the row (with
+ * @inline_data when not NULL) when it is new. */
+int tc_index_blob_ref(struct tc_index *ix, const uint8_t *hash, uint64_t size,
+		      const void *inline_data) TC_WUR;
+/* One reference less: *@refs left, the blob's *@size, *@file when its
+ * content is a file (not inline). Unknown blobs report refs 1. */
+int tc_index_blob_unref(struct tc_index *ix, const uint8_t *hash,
+			int64_t *refs, uint64_t *size, bool *file) TC_WUR;
+int tc_index_blob_delete(struct tc_index *ix, const uint8_t *hash) TC_WUR;
+/* Copy the inline content of @hash (exactly @len bytes) into @dst:
+ * -ENOENT when the blob is a file (or unknown), -EIO when the row's data
+ * has another length. */
+int tc_index_blob_data(struct tc_index *ix, const uint8_t *hash, void *dst,
+		       size_t len) TC_WUR;
+/* True when the content of @hash lives inside the index. */
+bool tc_index_blob_is_inline(struct tc_index *ix, const uint8_t *hash);
+int tc_index_pending_add(struct tc_index *ix, const uint8_t *hash) TC_WUR;
+int tc_index_pending_del(struct tc_index *ix, const uint8_t *hash) TC_WUR;
+/* Every pending hash, in a new array (*out, freed by the caller). */
+int tc_index_pending_list(struct tc_index *ix, uint8_t (**out)[TC_HASH_LEN],
+			  size_t *count) TC_WUR;
+
+/* index_query.c: user.* attributes */
+/* Value of @name into @buf: its length, -ENODATA, -ERANGE (size 0 asks
+ * for the length). */
+ssize_t tc_index_xattr_get(struct tc_index *ix, uint64_t ino,
+			   const char *name, void *buf, size_t size);
+int tc_index_xattr_set(struct tc_index *ix, uint64_t ino, const char *name,
+		       const void *value, size_t size) TC_WUR;
+/* Bytes the listing of @ino's names takes, @name's excluded. */
+int64_t tc_index_xattr_names_len(struct tc_index *ix, uint64_t ino,
+				 const char *name);
+/* The names, NUL-separated, into @buf when they fit @size; returns the
+ * bytes they take. */
+size_t tc_index_xattr_list(struct tc_index *ix, uint64_t ino, char *buf,
+			   size_t size);
+/* -ENODATA when @ino has no attribute @name. */
+int tc_index_xattr_delete(struct tc_index *ix, uint64_t ino,
+			  const char *name) TC_WUR;
+
+/* index_query.c: tags */
+int tc_index_tags_set(struct tc_index *ix, uint64_t ino, char tags[][65],
+		      int count) TC_WUR;
+/* Each tag of @ino, in the order it was written. Nonzero stops. */
+typedef int (*tc_index_tag_fn)(void *ctx, const char *tag);
+int tc_index_tags_of(struct tc_index *ix, uint64_t ino, tc_index_tag_fn fn,
+		     void *ctx) TC_WUR;
+/* Inodes carrying @tag, in a new array (*out, freed by the caller). */
+int tc_index_tag_inos(struct tc_index *ix, const char *tag, uint64_t **out,
+		      size_t *count) TC_WUR;
+
+/* index_query.c: scans; each fills @out with up to @max inode numbers */
+/* Least recently used entries first, ties broken by name. */
+int tc_index_lru_oldest(struct tc_index *ix, uint64_t *out, size_t max,
+			size_t *count) TC_WUR;
+/* Entries whose deadline is at or before @now. */
+int tc_index_expired(struct tc_index *ix, int64_t now, uint64_t *out,
+		     size_t max, size_t *count) TC_WUR;
+/* Non-directory entries with inode numbers above @after, ascending. */
+int tc_index_nondirs(struct tc_index *ix, uint64_t after, uint64_t *out,
+		     size_t max, size_t *count) TC_WUR;
+
+/* index_check.c: the offline check's queries (a connection of its own) */
+int tc_index_check_open(struct tc_index *ix, const char *store,
+			const struct tc_base *base) TC_WUR;
+/* Each inode with a content: its hash (NULL when the column is malformed),
+ * size, and inline data (NULL when the content is a file). */
+typedef void (*tc_index_content_fn)(void *ctx, int64_t ino,
+				    const uint8_t *hash, uint64_t size,
+				    const void *data, size_t data_len);
+int tc_index_check_contents(struct tc_index *ix, tc_index_content_fn fn,
+			    void *ctx) TC_WUR;
+/* Remember @ino as untrustworthy (dropped by the repair). */
+int tc_index_check_mark_bad(struct tc_index *ix, int64_t ino) TC_WUR;
+/* Count blob rows whose refcount disagrees with the inodes. */
+int tc_index_check_refcounts(struct tc_index *ix, uint64_t *drift) TC_WUR;
+/* Is blob @hash used by an inode (all inodes, or only those not marked
+ * bad when @after_repair), and is it pending? */
+int tc_index_check_blob_state(struct tc_index *ix, const uint8_t *hash,
+			      bool after_repair, bool *used,
+			      bool *pending) TC_WUR;
+/* Drop the bad inodes and rewrite the blob table from the inodes. */
+int tc_index_check_repair(struct tc_index *ix) TC_WUR;
+
+/* ------------------------------------------------------------------ */
+/* blob.c: blob files and a blob's life                               */
 /* ------------------------------------------------------------------ */
 
 struct tc_blob_store {
@@ -163,123 +458,35 @@ int tc_blob_open_read(struct tc_blob_store *bs, const uint8_t *hash,
  * -EIO when short, long or mismatched. */
 int tc_blob_read_verified(struct tc_blob_store *bs, const uint8_t *hash,
 			  void *buf, size_t len) TC_WUR;
+/* Check that blob file @hash holds @size bytes hashing to @hash, reading
+ * through the ops table: 0, -ENOENT, -EIO. */
+int tc_blob_verify(struct tc_blob_store *bs, const uint8_t *hash,
+		   uint64_t size) TC_WUR;
 int tc_blob_unlink(struct tc_blob_store *bs, const uint8_t *hash);
 
-/* ------------------------------------------------------------------ */
-/* index.c: SQLite                                                    */
-/* ------------------------------------------------------------------ */
-
-/* Prepared statements, indexes into eng->st[]. */
-enum tc_stmt {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_INODE_GET,
-	ST_INODE_INSERT,
-	ST_INODE_UPDATE,
-	ST_INODE_DELETE,
-	ST_INODE_SET_LRU,
-	ST_DENTRY_GET,
-	ST_DENTRY_INSERT,
-	ST_DENTRY_DELETE,
-	ST_DENTRY_MOVE,
-	ST_DENTRY_ANY_CHILD,
-	ST_DENTRY_LIST,
-	ST_DENTRY_PARENT,
-	ST_DENTRY_OF_INO,
-	ST_DENTRY_DELETE_INO,
-	ST_BLOB_GET,
-	ST_BLOB_DATA,
-	ST_BLOB_REF,
-	ST_BLOB_UNREF,
-	ST_BLOB_DELETE,
-	ST_XATTR_GET,
-	ST_XATTR_SET,
-	ST_XATTR_DELETE,
-	ST_XATTR_LIST,
-	ST_XATTR_DELETE_INO,
-	ST_TAG_ADD,
-	ST_TAG_DELETE_INO,
-	ST_TAG_LIST_INO,
-	ST_TAG_INOS,
-	ST_META_SET,
-	ST_LRU_OLDEST,
-	ST_EXPIRED,
-	ST_ORPHANS,
-	ST_READLINK,
-	ST_PENDING_ADD,
-	ST_PENDING_DEL,
-	ST_PENDING_LIST,
-	ST_XATTR_NAMES_LEN,
-	ST_NONDIR_INOS,
-	ST_DIR_SCHEMA_ANY,
-	ST__COUNT
-};
-
-/* One inode row. Times in ns. hash_set false = empty content. */
-struct tc_inode {
-	uint64_t ino;
-	uint32_t mode, uid, gid, nlink;
-	uint64_t rdev, size;
-	int64_t atime, mtime, ctime;
-	bool hash_set;
-	uint8_t hash[TC_HASH_LEN];
-	int64_t ttl;      /* own ttl: <0 unset, 0 none, >0 ns */
-	int ttl_mode;     /* own mode: <0 unset */
-	int64_t dttl;     /* inherited at creation (dirs: their default) */
-	int dttl_mode;
-	int64_t expires;  /* 0 = never */
-	char schema[65];  /* "" = none */
-	int64_t lru;      /* last access ns (regular files) */
-	const char *target; /* symlink target, for insert only (borrowed) */
-};
-
-#define TC_FORMAT_VERSION 1
-
-int tc_index_open(struct tc_engine *eng, bool create) TC_WUR;
-void tc_index_close(struct tc_engine *eng);
-int tc_index_begin_locked(struct tc_engine *eng) TC_WUR;
-int tc_index_commit_locked(struct tc_engine *eng, bool durable) TC_WUR;
-void tc_index_rollback_locked(struct tc_engine *eng);
-sqlite3_stmt *tc_stmt_locked(struct tc_engine *eng, enum tc_stmt which);
-int tc_step_done(struct tc_engine *eng, sqlite3_stmt *st) TC_WUR;
-/* Run statement @which, whose only parameter is an inode number, to its
- * end. */
-int tc_exec_ino_locked(struct tc_engine *eng, enum tc_stmt which,
-		       uint64_t ino) TC_WUR;
-int tc_sql_errno(int rc);
-int tc_inode_get_locked(struct tc_engine *eng, uint64_t ino,
-			struct tc_inode *out) TC_WUR;
-void tc_inode_from_row(sqlite3_stmt *st, int col, struct tc_inode *out);
-int tc_inode_insert_locked(struct tc_engine *eng, struct tc_inode *ino) TC_WUR;
-int tc_inode_update_locked(struct tc_engine *eng,
-			   const struct tc_inode *ino) TC_WUR;
-int tc_meta_set_locked(struct tc_engine *eng, const char *key,
-		       int64_t value) TC_WUR;
-int64_t tc_meta_get(sqlite3 *db, const char *key, int64_t dflt, bool *found);
-/* Step the bound statement @st to its end, collecting its first column as
- * inode numbers into a new array (*out, freed by the caller). -ENOMEM. */
-int tc_collect_inos_locked(struct tc_engine *eng, sqlite3_stmt *st,
-			   uint64_t **out, size_t *count) TC_WUR;
-/* Bits of meta "dir_flags": some directory has ever had a schema / ttl. */
-#define TC_DIR_SCHEMA 1
-#define TC_DIR_TTL 2
-int tc_index_exec(sqlite3 *db, const char *sql) TC_WUR;
-/* Record the counters and a clean-shutdown mark (the next open then skips
- * the full integrity check and the counting queries). */
-int tc_index_mark_clean_locked(struct tc_engine *eng) TC_WUR;
+struct tc_engine;
+/* The blob's life in the index, inside the caller's transaction: */
+bool tc_blob_known_locked(struct tc_engine *eng, const uint8_t *hash);
+/* Note that a file for @hash is about to be written (before it exists), so
+ * a crash before the commit that references it leaves no orphan. */
+int tc_blob_pending_locked(struct tc_engine *eng, const uint8_t *hash) TC_WUR;
+/* One more reference to content @hash of @size bytes (@inline_data: kept
+ * in the index); @wrote: this publish wrote its file (no longer pending). */
+int tc_blob_ref_locked(struct tc_engine *eng, const uint8_t *hash,
+		       uint64_t size, const void *inline_data,
+		       bool wrote) TC_WUR;
+/* One reference less; the last one deletes the row, and the file after the
+ * commit (tc_blob_reap_locked). */
+int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash) TC_WUR;
+/* After a commit: delete the files of blobs that lost their last reference
+ * in it (unless referenced again). */
+void tc_blob_reap_locked(struct tc_engine *eng);
+/* Delete the blob files a crash left pending and unreferenced. */
+int tc_blob_reclaim_pending_locked(struct tc_engine *eng) TC_WUR;
 
 /* ------------------------------------------------------------------ */
-/* engine.c: nodes, namespace and content                             */
+/* dirty.c: unpublished content                                        */
 /* ------------------------------------------------------------------ */
-
-/* Published content loaded for reading, shared by the handles of a node. */
-struct tc_content {
-	atomic_uint refs;
-	uint64_t size;
-	struct tc_ram_item *ram; /* in RAM, or */
-	int fd;                  /* a blob file, or -1 (empty content) */
-};
 
 /* Unpublished content of a node being written. */
 struct tc_dirty {
@@ -296,6 +503,34 @@ struct tc_dirty {
 	int64_t mtime;
 };
 
+struct tc_dirty *tc_dirty_new(void);
+void tc_dirty_free(struct tc_blob_store *bs, struct tc_dirty *d);
+/* Write into dirty state; sizes beyond the spill limit go to a file. */
+int tc_dirty_write(struct tc_blob_store *bs, struct tc_dirty *d,
+		   const void *buf, size_t len, uint64_t off) TC_WUR;
+int tc_dirty_truncate(struct tc_blob_store *bs, struct tc_dirty *d,
+		      uint64_t size) TC_WUR;
+ssize_t tc_dirty_read(struct tc_dirty *d, void *buf, size_t size,
+		      uint64_t off);
+/* Hash of the content, re-reading it when writes were not sequential. */
+int tc_dirty_hash(struct tc_blob_store *bs, struct tc_dirty *d,
+		  uint8_t *hash) TC_WUR;
+/* Store the content as blob @hash (a spilled file is renamed into place). */
+int tc_dirty_store(struct tc_blob_store *bs, struct tc_dirty *d,
+		   const uint8_t *hash, bool durable) TC_WUR;
+
+/* ------------------------------------------------------------------ */
+/* The engine and its nodes                                           */
+/* ------------------------------------------------------------------ */
+
+/* Published content loaded for reading, shared by the handles of a node. */
+struct tc_content {
+	atomic_uint refs;
+	uint64_t size;
+	struct tc_ram_item *ram; /* in RAM, or */
+	int fd;                  /* a blob file, or -1 (empty content) */
+};
+
 /* An inode the kernel or a handle holds. */
 struct tc_node {
 	uint64_t ino;
@@ -308,7 +543,7 @@ struct tc_node {
 	uint64_t data_gen;       /* bumped at every publish; eng->lock */
 	uint64_t cached_gen;     /* data_gen the kernel last cached */
 	bool atime_pending;      /* in eng->atimes; eng->lock */
-	pthread_mutex_t lock;    /* protects dirty and content */
+	struct tc_mutex lock;    /* protects dirty and content */
 	struct tc_dirty *dirty;
 	struct tc_content *content;
 };
@@ -338,8 +573,16 @@ struct tc_tag_rule_i {
 	int64_t ram_ttl_ns;
 };
 
+/* Access times are written to the index in batches of this many, or at the
+ * next maintenance round (about a second), whichever comes first. */
+#define TC_ATIME_BATCH 4096
+
+/* Lookups of absent names remembered, to count one miss per program. */
+#define TC_RECENT_MISSES 64
+
 struct tc_engine {
 	/* configuration, immutable after open */
+	struct tc_base base;
 	char *store;
 	uint64_t ram_size, ram_items, max_ram_item, disk_size, disk_items;
 	uint64_t inline_max;
@@ -349,11 +592,6 @@ struct tc_engine {
 	enum tc_sync sync;
 	struct tc_tag_rule_i *rules;
 	size_t n_rules;
-	tc_log_fn log_fn;
-	void *log_ctx;
-	int log_level;
-	tc_clock_fn clock;
-	void *clock_ctx;
 
 	int store_fd;
 	int lock_fd;
@@ -362,16 +600,14 @@ struct tc_engine {
 	struct tc_counters counters;
 	int64_t started_ns;
 
-	pthread_mutex_t lock;
-	sqlite3 *db;                   /* eng->lock */
-	sqlite3_stmt *st[ST__COUNT];   /* eng->lock */
+	struct tc_mutex lock;
+	struct tc_index ix;            /* eng->lock */
 	struct tc_node **nodes;        /* eng->lock */
 	struct tc_file *files;         /* open handles; eng->lock */
 	size_t nnodes, nbuckets;       /* eng->lock */
-	uint64_t disk_bytes, disk_items_now; /* eng->lock */
-	uint64_t blob_bytes;           /* eng->lock */
+	struct tc_index_counters size; /* eng->lock */
 	/* Counters as they were at BEGIN, restored by a rollback. */
-	uint64_t saved_disk_bytes, saved_disk_items, saved_blob_bytes;
+	struct tc_index_counters saved;
 	/* Blobs whose last reference went in the open transaction: their
 	 * files are deleted after COMMIT (unless referenced again). */
 	uint8_t (*doomed)[TC_HASH_LEN]; /* eng->lock */
@@ -384,7 +620,7 @@ struct tc_engine {
 		uint64_t parent;
 		uint64_t name_hash;
 		int64_t when;
-	} recent_miss[64];            /* eng->lock */
+	} recent_miss[TC_RECENT_MISSES]; /* eng->lock */
 	unsigned recent_miss_pos;
 
 	pthread_mutex_t inval_lock;
@@ -398,29 +634,87 @@ struct tc_engine {
 	bool thread_stop;
 };
 
-int64_t tc_now(struct tc_engine *eng);
-struct tc_node *tc_node_find_locked(struct tc_engine *eng, uint64_t ino);
-void tc_node_unpin_locked(struct tc_engine *eng, struct tc_node *n);
-int tc_inode_drop_locked(struct tc_engine *eng, uint64_t ino,
-			 struct tc_inval_list *inv) TC_WUR;
-int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash) TC_WUR;
+#define tc_err(eng, ...) tc_logb(&(eng)->base, TC_LOG_ERR, __VA_ARGS__)
+#define tc_warn(eng, ...) tc_logb(&(eng)->base, TC_LOG_WARNING, __VA_ARGS__)
+#define tc_info(eng, ...) tc_logb(&(eng)->base, TC_LOG_INFO, __VA_ARGS__)
+#define tc_dbg(eng, ...) tc_logb(&(eng)->base, TC_LOG_DEBUG, __VA_ARGS__)
+#define tc_now(eng) tc_base_now(&(eng)->base)
+
+#define tc_lock(eng) tc_mutex_lock(&(eng)->lock)
+#define tc_unlock(eng) tc_mutex_unlock(&(eng)->lock)
+#define TC_ASSERT_LOCKED(eng) TC_ASSERT_HELD(&(eng)->lock)
+#define TC_ASSERT_NLOCKED(n) TC_ASSERT_HELD(&(n)->lock)
+
+/* ------------------------------------------------------------------ */
+/* txn.c: transactions and the counters they move                     */
+/* ------------------------------------------------------------------ */
+
+int tc_txn_begin_locked(struct tc_engine *eng) TC_WUR;
+/* Commit (durably when @durable and sync= allows), then delete the files
+ * of blobs that lost their last reference. A failed commit rolls back. */
+int tc_txn_commit_locked(struct tc_engine *eng, bool durable) TC_WUR;
+/* Roll back and restore the counters as they were at begin. */
+void tc_txn_rollback_locked(struct tc_engine *eng);
+/* Commit when @rc is 0, else roll back; returns the outcome. */
+int tc_txn_end_locked(struct tc_engine *eng, int rc) TC_WUR;
+/* Move the disk tier's logical size and item counters. */
+void tc_txn_account_locked(struct tc_engine *eng, int64_t dbytes,
+			   int64_t ditems);
+
+/* ------------------------------------------------------------------ */
+/* node.c: the node table, invalidations, access times                */
+/* ------------------------------------------------------------------ */
+
 void tc_inval_add(struct tc_inval_list *l, uint64_t parent, const char *name,
 		  size_t len, uint64_t ino);
+/* Queue an invalidation of every name of @ino. */
+void tc_inval_names_locked(struct tc_engine *eng, uint64_t ino,
+			   struct tc_inval_list *inv);
+/* Hand the list to the daemon's callback and empty it. */
 void tc_inval_deliver(struct tc_engine *eng, struct tc_inval_list *l);
-int tc_flush_atimes_locked(struct tc_engine *eng) TC_WUR;
-int tc_apply_atimes_locked(struct tc_engine *eng) TC_WUR;
-bool tc_blob_known_locked(struct tc_engine *eng, const uint8_t *hash);
-void tc_disk_account_locked(struct tc_engine *eng, int64_t dbytes,
-			    int64_t ditems);
+
+struct tc_node *tc_node_find_locked(struct tc_engine *eng, uint64_t ino);
+/* Pinned node for @ino, loading its row when not in the table. */
+int tc_node_get_locked(struct tc_engine *eng, uint64_t ino,
+		       struct tc_node **out) TC_WUR;
+void tc_node_unpin_locked(struct tc_engine *eng, struct tc_node *n);
+void tc_node_unpin(struct tc_engine *eng, struct tc_node *n);
+/* Free @n when nothing holds it any more. */
+void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n);
+/* Reload the rows of pinned nodes after a rolled-back transaction. */
+void tc_node_reload_locked(struct tc_engine *eng, struct tc_node **v,
+			   size_t n);
+/* The row of @ino, fresh from the node table when the node is live. */
+int tc_node_meta_locked(struct tc_engine *eng, uint64_t ino,
+			struct tc_inode *out) TC_WUR;
+/*
+ * Remove every name of inode @ino (eviction, expiry, schema discard,
+ * evict_tag, flush). The caller holds a transaction. A node still held by
+ * the kernel or a handle keeps its row with nlink 0 until released.
+ */
+int tc_node_drop_locked(struct tc_engine *eng, uint64_t ino,
+			struct tc_inval_list *inv) TC_WUR;
+/* Delete the inodes a crash left without links. */
+int tc_node_drop_orphans_locked(struct tc_engine *eng) TC_WUR;
+/* Drop one reference to loaded content (the last one frees it). */
+void tc_node_content_unref(struct tc_content *c);
+void tc_node_fill_attr(struct tc_engine *eng, const struct tc_inode *m,
+		       struct tc_attr *out);
+/* Attributes of a pinned node, with the size and mtime of unpublished
+ * writes. Takes node->lock, so eng->lock must not be held. */
+void tc_node_attr(struct tc_engine *eng, struct tc_node *n,
+		  struct tc_attr *out);
+/* Put @n in the access-time batch (its meta holds the new values). */
+void tc_node_touch_locked(struct tc_engine *eng, struct tc_node *n);
+/* Write the batched access times inside the caller's transaction. */
+int tc_node_apply_atimes_locked(struct tc_engine *eng) TC_WUR;
+/* Write them in a transaction of their own. */
+int tc_node_flush_atimes_locked(struct tc_engine *eng) TC_WUR;
 
 /* ------------------------------------------------------------------ */
-/* policy.c: lifetimes, tags, schema, limits, xattrs                  */
+/* policy.c: lifetimes, tags, schema, limits                          */
 /* ------------------------------------------------------------------ */
 
-/* Recompute @ino's expiry from its own ttl, tag rules, inherited and mount
- * defaults, counted from @from. Updates ino->expires. */
-int tc_policy_resolve_locked(struct tc_engine *eng, struct tc_inode *ino,
-			     int64_t from) TC_WUR;
 /* @from + @ttl, or 0 (never) when @ttl is 0 or the sum would not fit:
  * a lifetime of centuries is no lifetime. */
 static inline int64_t tc_deadline(int64_t from, int64_t ttl)
@@ -430,6 +724,10 @@ static inline int64_t tc_deadline(int64_t from, int64_t ttl)
 	return from + ttl;
 }
 
+/* Recompute @ino's expiry from its own ttl, tag rules, inherited and mount
+ * defaults, counted from @from. Updates ino->expires. */
+void tc_policy_resolve_locked(struct tc_engine *eng, struct tc_inode *ino,
+			      int64_t from);
 /* Effective ttl mode of @ino. */
 enum tc_ttl_mode tc_policy_mode(struct tc_engine *eng,
 				const struct tc_inode *ino);
@@ -447,6 +745,9 @@ int tc_policy_dir_schema_locked(struct tc_engine *eng, uint64_t dir,
 /* Inherited defaults for a new entry in @parent (ttl, mode, schema). */
 int tc_policy_inherit_locked(struct tc_engine *eng, uint64_t parent,
 			     struct tc_inode *child) TC_WUR;
+/* Remember that @n was read at @now: LRU recency and sliding expiry. */
+void tc_policy_note_access_locked(struct tc_engine *eng, struct tc_node *n,
+				  int64_t now);
 /* Make room for @dbytes more bytes and @ditems more items by evicting least
  * recently used entries other than @keep. -EFBIG, -ENOSPC. */
 int tc_policy_make_room_locked(struct tc_engine *eng, int64_t dbytes,
@@ -455,14 +756,63 @@ int tc_policy_make_room_locked(struct tc_engine *eng, int64_t dbytes,
 /* Expiry sweep: drop every entry whose deadline passed. */
 int tc_policy_sweep_locked(struct tc_engine *eng,
 			   struct tc_inval_list *inv) TC_WUR;
+/* Remove every entry that carries @tag. */
+int tc_policy_evict_tag_locked(struct tc_engine *eng, const char *tag,
+			       struct tc_inval_list *inv) TC_WUR;
+/* Remove every non-directory entry (flush=disk|all). */
+int tc_policy_flush_disk_locked(struct tc_engine *eng,
+				struct tc_inval_list *inv) TC_WUR;
 
-ssize_t tc_policy_getxattr(struct tc_engine *eng, uint64_t ino,
-			   const char *name, void *buf, size_t size);
-int tc_policy_setxattr(struct tc_engine *eng, uint64_t ino, const char *name,
-		       const char *value, size_t size);
-int tc_policy_removexattr(struct tc_engine *eng, uint64_t ino,
-			  const char *name);
-ssize_t tc_policy_listxattr(struct tc_engine *eng, uint64_t ino, char *buf,
-			    size_t size, size_t used);
+/* ------------------------------------------------------------------ */
+/* namespace.c                                                        */
+/* ------------------------------------------------------------------ */
+
+/* 0 for a valid name; -EINVAL, -ENAMETOOLONG. */
+int tc_ns_check_name(const char *name) TC_WUR;
+/* Directory node of @parent, pinned, or -ENOTDIR/-ENOENT. */
+int tc_ns_dir_get_locked(struct tc_engine *eng, uint64_t parent,
+			 struct tc_node **out) TC_WUR;
+/* Find the visible entry @name in @parent and pin its node. Expired or
+ * schema-discarded entries are dropped on the way and reported -ENOENT. */
+int tc_ns_find_locked(struct tc_engine *eng, uint64_t parent,
+		      const char *name, struct tc_node **out,
+		      struct tc_inval_list *inv) TC_WUR;
+/* A name was created in @parent: a miss counted for it just before was a
+ * put, not a miss. */
+void tc_ns_unnote_miss_locked(struct tc_engine *eng, uint64_t parent,
+			      const char *name);
+/* Remove the dentry @name -> @victim from @dir inside the caller's
+ * transaction. */
+int tc_ns_remove_dentry_locked(struct tc_engine *eng, struct tc_node *dir,
+			       const char *name, struct tc_node *victim) TC_WUR;
+/* Create node @m (type and mode set) named @name in @parent for @ctx, and
+ * pin it with one lookup reference taken. */
+int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
+		    struct tc_inode *m, const struct tc_ctx *ctx,
+		    struct tc_node **out) TC_WUR;
+
+/* ------------------------------------------------------------------ */
+/* content.c                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Publish @n's dirty state: hash, store the blob, commit. On failure the
+ * dirty state and the previous content stay as they were. */
+int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
+			       bool durable) TC_WUR;
+
+/* ------------------------------------------------------------------ */
+/* cacheattr.c: user.tiercache.*                                      */
+/* ------------------------------------------------------------------ */
+
+ssize_t tc_cacheattr_get(struct tc_engine *eng, uint64_t ino,
+			 const char *name, void *buf, size_t size);
+/* @flags: XATTR_CREATE / XATTR_REPLACE as setxattr(2). */
+int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
+		     const char *value, size_t size, int flags);
+int tc_cacheattr_remove(struct tc_engine *eng, uint64_t ino,
+			const char *name);
+/* Append the names a user set to a listing of @used bytes so far. */
+ssize_t tc_cacheattr_list(struct tc_engine *eng, uint64_t ino, char *buf,
+			  size_t size, size_t used);
 
 #endif /* TC_ENGINE_I_H */

@@ -2,10 +2,13 @@
 /*
  * The index: one SQLite database (STORE/index.db, WAL mode) holding the
  * namespace and all metadata. The disk tier is the source of truth; this is
- * its catalogue.
+ * its catalogue. This file owns the connection (open, checks, format,
+ * transactions, the clean-shutdown mark) and the inode rows; the other
+ * queries are in index_query.c, the offline check's in index_check.c. No
+ * other engine file sees SQLite.
  *
  * Tables:
- *   meta(key, value)         format version, size counters
+ *   meta(key, value)         format version, size counters, flags
  *   inode(ino, …)            one row per inode of any type; ino never reused
  *                            (AUTOINCREMENT) so the kernel's inode numbers
  *                            stay unique over the store's life
@@ -13,14 +16,18 @@
  *                            names are BLOBs (any bytes but '/' and NUL);
  *                            id is the readdir cookie; renaming a directory
  *                            is one UPDATE of its dentry
- *   blob(hash, size, refs)   reference counts of content-addressed blobs
+ *   blob(hash, size, refs, data)
+ *                            reference counts of content-addressed blobs;
+ *                            small contents live in data, the rest in files
  *   xattr(ino, name, value)  user.* attributes
- *   tag(tag, ino)            tags, indexed both ways for evict_tag
+ *   tag(tag, ino, pos)       tags, indexed both ways for evict_tag
+ *   pending(hash)            blob files that may not be referenced yet
  *
- * All statements are prepared once at open (eng->st[]) and used under
- * eng->lock. Writes are grouped in explicit transactions by the caller;
- * synchronous=NORMAL in WAL mode makes a commit cost no fsync, and a commit
- * that must be durable (fsync, sync=close) raises it to FULL for itself.
+ * All statements are prepared once at open and used under the engine lock
+ * (asserted). Writes are grouped in explicit transactions by the caller
+ * (txn.c); synchronous=NORMAL in WAL mode makes a commit cost no fsync, and
+ * a commit that must be durable (fsync, sync=close) raises it to FULL for
+ * itself.
  *
  * Format changes: meta.format is TC_FORMAT_VERSION; an older store is
  * migrated by migrate() step by step, a newer one refused.
@@ -32,11 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine_i.h"
-
-#define INODE_COLS                                                             \
-	"ino, mode, uid, gid, nlink, rdev, size, atime, mtime, ctime, hash, " \
-	"ttl, ttl_mode, dttl, dttl_mode, expires, schema, lru"
+#include "index_i.h"
 
 static const char *const schema_sql =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value)"
@@ -80,7 +83,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_INODE_GET] = "SELECT " INODE_COLS " FROM inode WHERE ino = ?1",
+	[ST_INODE_GET] = "SELECT " TC_INODE_COLS " FROM inode WHERE ino = ?1",
 	[ST_INODE_INSERT] =
 		"INSERT INTO inode(mode, uid, gid, nlink, rdev, size, atime,"
 		" mtime, ctime, hash, target, ttl, ttl_mode, dttl, dttl_mode,"
@@ -147,7 +150,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 			  " WHERE i.lru IS NOT NULL AND i.nlink > 0"
 			  " ORDER BY i.lru, k, i.ino LIMIT ?1",
 	[ST_EXPIRED] = "SELECT ino FROM inode WHERE expires IS NOT NULL"
-		       " AND expires <= ?1 AND nlink > 0 LIMIT 256",
+		       " AND expires <= ?1 AND nlink > 0 LIMIT ?2",
 	[ST_ORPHANS] = "SELECT ino FROM inode WHERE nlink = 0",
 	[ST_READLINK] = "SELECT target FROM inode WHERE ino = ?1",
 	[ST_PENDING_ADD] = "INSERT OR IGNORE INTO pending(hash) VALUES(?1)",
@@ -157,14 +160,17 @@ static const char *const stmt_sql[ST__COUNT] = {
 			       " FROM xattr WHERE ino = ?1 AND name != ?2",
 	[ST_NONDIR_INOS] = "SELECT ino FROM inode WHERE nlink > 0 AND"
 			   " (mode & 61440) != 16384 AND ino > ?1"
-			   " ORDER BY ino LIMIT 256",
-	[ST_DIR_SCHEMA_ANY] = "SELECT (SELECT 1 FROM inode WHERE lru IS NULL"
-			      " AND schema IS NOT NULL LIMIT 1),"
-			      " (SELECT 1 FROM inode WHERE lru IS NULL"
-			      " AND ttl IS NOT NULL LIMIT 1)",
+			   " ORDER BY ino LIMIT ?2",
+	/* Names in a directory and below it (directories have no lru). */
+	[ST_SUBTREE_NAMES] = "WITH RECURSIVE sub(ino) AS (SELECT ?1 UNION"
+			     " SELECT d.ino FROM dentry d JOIN sub ON"
+			     " d.parent = sub.ino JOIN inode i ON"
+			     " i.ino = d.ino WHERE i.lru IS NULL)"
+			     " SELECT d.parent, d.name, d.ino FROM dentry d"
+			     " WHERE d.parent IN sub",
 };
 
-int tc_sql_errno(int rc)
+int tc_ix_errno(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -192,21 +198,32 @@ int tc_sql_errno(int rc)
 	}
 }
 
-int tc_index_exec(sqlite3 *db, const char *sql)
+int tc_ix_exec(struct tc_index *ix, const char *sql)
 {
-	return tc_sql_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+	return tc_ix_errno(sqlite3_exec(ix->db, sql, NULL, NULL, NULL));
 }
 
-sqlite3_stmt *tc_stmt_locked(struct tc_engine *eng, enum tc_stmt which)
+static void assert_locked(struct tc_index *ix)
 {
-	sqlite3_stmt *st = eng->st[which];
+#ifndef NDEBUG
+	if (ix->lock)
+		TC_ASSERT_HELD(ix->lock);
+#else
+	(void)ix;
+#endif
+}
 
+sqlite3_stmt *tc_ix_stmt(struct tc_index *ix, enum tc_stmt which)
+{
+	sqlite3_stmt *st = ix->st[which];
+
+	assert_locked(ix);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return st;
 }
 
-int tc_step_done(struct tc_engine *eng, sqlite3_stmt *st)
+int tc_ix_step_done(struct tc_index *ix, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
@@ -214,13 +231,80 @@ int tc_step_done(struct tc_engine *eng, sqlite3_stmt *st)
 		rc = SQLITE_DONE;
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
-		tc_err(eng, "index: %s", sqlite3_errmsg(eng->db));
-		return tc_sql_errno(rc);
+		tc_logb(ix->base, TC_LOG_ERR, "index: %s",
+			sqlite3_errmsg(ix->db));
+		return tc_ix_errno(rc);
 	}
 	return 0;
 }
 
-int64_t tc_meta_get(sqlite3 *db, const char *key, int64_t dflt,
+int tc_ix_exec_int(struct tc_index *ix, enum tc_stmt which, int64_t v)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, which);
+
+	sqlite3_bind_int64(st, 1, v);
+	return tc_ix_step_done(ix, st);
+}
+
+int tc_ix_collect(sqlite3_stmt *st, uint64_t **out, size_t *count)
+{
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			uint64_t *nv;
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*nv));
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc) {
+		free(v);
+		v = NULL;
+		n = 0;
+	}
+	*out = v;
+	*count = n;
+	return rc;
+}
+
+int tc_ix_collect_max(struct tc_index *ix, sqlite3_stmt *st, uint64_t *out,
+		      size_t max, size_t *count)
+{
+	size_t n = 0;
+	int rc;
+
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		out[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+	if (n < max && rc != SQLITE_DONE) {
+		sqlite3_reset(st);
+		tc_logb(ix->base, TC_LOG_ERR, "index: %s",
+			sqlite3_errmsg(ix->db));
+		return tc_ix_errno(rc);
+	}
+	sqlite3_reset(st);
+	*count = n;
+	return 0;
+}
+
+const char *tc_index_errmsg(struct tc_index *ix)
+{
+	return ix->db ? sqlite3_errmsg(ix->db) : "no index";
+}
+
+/* ------------------------------------------------------------------ */
+/* meta                                                               */
+/* ------------------------------------------------------------------ */
+
+static int64_t meta_get(sqlite3 *db, const char *key, int64_t dflt,
 			bool *found)
 {
 	sqlite3_stmt *st;
@@ -239,34 +323,60 @@ int64_t tc_meta_get(sqlite3 *db, const char *key, int64_t dflt,
 	return v;
 }
 
-int tc_exec_ino_locked(struct tc_engine *eng, enum tc_stmt which, uint64_t ino)
+int tc_index_meta_set(struct tc_index *ix, const char *key, int64_t value)
 {
-	sqlite3_stmt *st = tc_stmt_locked(eng, which);
-
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	return tc_step_done(eng, st);
-}
-
-int tc_meta_set_locked(struct tc_engine *eng, const char *key, int64_t value)
-{
-	sqlite3_stmt *st = tc_stmt_locked(eng, ST_META_SET);
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_META_SET);
 
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, value);
-	return tc_step_done(eng, st);
+	return tc_ix_step_done(ix, st);
 }
+
+int tc_index_dir_flags(struct tc_index *ix, int64_t *flags)
+{
+	sqlite3_stmt *st;
+	bool found;
+	int rc;
+
+	/* Kept in meta once known: scanning every inode for them took
+	 * seconds per mount at a million entries. */
+	*flags = meta_get(ix->db, "dir_flags", 0, &found);
+	if (found)
+		return 0;
+	rc = sqlite3_prepare_v2(ix->db,
+				"SELECT (SELECT 1 FROM inode WHERE lru IS NULL"
+				" AND schema IS NOT NULL LIMIT 1),"
+				" (SELECT 1 FROM inode WHERE lru IS NULL"
+				" AND ttl IS NOT NULL LIMIT 1)",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return tc_ix_errno(rc);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*flags = (sqlite3_column_type(st, 0) != SQLITE_NULL
+				  ? TC_DIR_SCHEMA
+				  : 0) |
+			 (sqlite3_column_type(st, 1) != SQLITE_NULL ? TC_DIR_TTL
+								    : 0);
+	sqlite3_finalize(st);
+	return tc_index_meta_set(ix, "dir_flags", *flags);
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening                                                            */
+/* ------------------------------------------------------------------ */
 
 /* Upgrade an index of format @from to TC_FORMAT_VERSION, one step at a
  * time. Format 1 is the first: nothing to do yet. */
-static int migrate(struct tc_engine *eng, int64_t from)
+static int migrate(struct tc_index *ix, int64_t from)
 {
+	(void)ix;
 	(void)from;
 	return 0;
 }
 
-static int create_root(struct tc_engine *eng)
+static int create_root(struct tc_index *ix)
 {
-	int64_t now = tc_now(eng);
+	int64_t now = tc_base_now(ix->base);
 	char sql[512];
 
 	snprintf(sql, sizeof(sql),
@@ -277,15 +387,15 @@ static int create_root(struct tc_engine *eng)
 		 TC_ROOT_INO, (unsigned)(S_IFDIR | 0755), (unsigned)getuid(),
 		 (unsigned)getgid(), (long long)now, (long long)now,
 		 (long long)now, TC_FORMAT_VERSION);
-	return tc_index_exec(eng->db, sql);
+	return tc_ix_exec(ix, sql);
 }
 
-static int load_counters(struct tc_engine *eng)
+static int count_sizes(struct tc_index *ix, struct tc_index_counters *c)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(eng->db,
+	rc = sqlite3_prepare_v2(ix->db,
 				"SELECT (SELECT count(*) FROM inode WHERE lru"
 				" IS NOT NULL AND nlink > 0),"
 				" (SELECT coalesce(sum(size), 0) FROM inode"
@@ -293,16 +403,29 @@ static int load_counters(struct tc_engine *eng)
 				" (SELECT coalesce(sum(size), 0) FROM blob)",
 				-1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return tc_sql_errno(rc);
+		return tc_ix_errno(rc);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		eng->disk_items_now = (uint64_t)sqlite3_column_int64(st, 0);
-		eng->disk_bytes = (uint64_t)sqlite3_column_int64(st, 1);
-		eng->blob_bytes = (uint64_t)sqlite3_column_int64(st, 2);
+		c->disk_items = (uint64_t)sqlite3_column_int64(st, 0);
+		c->disk_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+		c->blob_bytes = (uint64_t)sqlite3_column_int64(st, 2);
 		rc = SQLITE_OK;
 	}
 	sqlite3_finalize(st);
-	return tc_sql_errno(rc);
+	return tc_ix_errno(rc);
+}
+
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	return v;
 }
 
 /*
@@ -311,250 +434,255 @@ static int load_counters(struct tc_engine *eng)
  * catches a truncated index without reading it all (quick_check is O(size):
  * seconds per mount at a million entries).
  */
-static int size_check(struct tc_engine *eng)
+static int size_check(struct tc_index *ix)
 {
-	sqlite3_stmt *st;
-	int64_t pages = -1, page_size = -1;
-	char path[4096];
+	int64_t pages = pragma_int(ix->db, "PRAGMA page_count");
+	int64_t page_size = pragma_int(ix->db, "PRAGMA page_size");
 	struct stat sb;
 
-	if (sqlite3_prepare_v2(eng->db, "PRAGMA page_count", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			pages = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	if (sqlite3_prepare_v2(eng->db, "PRAGMA page_size", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			page_size = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	snprintf(path, sizeof(path), "%s/index.db", eng->store);
-	if (pages < 0 || page_size <= 0 || stat(path, &sb))
+	if (pages < 0 || page_size <= 0 || stat(ix->path, &sb))
 		return -EPROTO;
 	return sb.st_size < pages * page_size ? -EPROTO : 0;
 }
 
-/* Counters kept in meta by a clean shutdown, or recomputed. */
-static int restore_counters(struct tc_engine *eng, bool clean)
-{
-	bool f1, f2, f3;
-
-	if (clean) {
-		eng->disk_bytes = (uint64_t)tc_meta_get(eng->db, "disk_bytes", 0,
-						     &f1);
-		eng->disk_items_now = (uint64_t)tc_meta_get(eng->db, "disk_items",
-							 0, &f2);
-		eng->blob_bytes = (uint64_t)tc_meta_get(eng->db, "blob_bytes", 0,
-						     &f3);
-		if (f1 && f2 && f3)
-			return 0;
-	}
-	return load_counters(eng);
-}
-
-int tc_index_mark_clean_locked(struct tc_engine *eng)
-{
-	int rc = tc_index_begin_locked(eng);
-
-	if (!rc)
-		rc = tc_meta_set_locked(eng, "disk_bytes",
-					(int64_t)eng->disk_bytes);
-	if (!rc)
-		rc = tc_meta_set_locked(eng, "disk_items",
-					(int64_t)eng->disk_items_now);
-	if (!rc)
-		rc = tc_meta_set_locked(eng, "blob_bytes",
-					(int64_t)eng->blob_bytes);
-	if (!rc)
-		rc = tc_meta_set_locked(eng, "clean", 1);
-	if (!rc)
-		rc = tc_index_commit_locked(eng, true);
-	else
-		tc_index_rollback_locked(eng);
-	return rc;
-}
-
 /* SQLite's own structural check of the index; -EPROTO when it fails. */
-static int quick_check(struct tc_engine *eng)
+static int quick_check(struct tc_index *ix)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(eng->db, "PRAGMA quick_check", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(ix->db, "PRAGMA quick_check", -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return tc_sql_errno(rc);
+		return tc_ix_errno(rc);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		rc = strcmp((const char *)sqlite3_column_text(st, 0), "ok")
 			     ? -EPROTO
 			     : 0;
 	else
-		rc = tc_sql_errno(rc) ? tc_sql_errno(rc) : -EPROTO;
+		rc = tc_ix_errno(rc) ? tc_ix_errno(rc) : -EPROTO;
 	sqlite3_finalize(st);
 	return rc;
 }
 
-int tc_index_open(struct tc_engine *eng, bool create)
+/* Counters kept in meta by a clean shutdown, or recomputed. */
+static int restore_counters(struct tc_index *ix, struct tc_index_counters *c)
 {
-	char path[4096];
-	bool found, wal_left, clean, f;
+	bool f1, f2, f3;
+
+	if (ix->clean) {
+		c->disk_bytes = (uint64_t)meta_get(ix->db, "disk_bytes", 0, &f1);
+		c->disk_items = (uint64_t)meta_get(ix->db, "disk_items", 0, &f2);
+		c->blob_bytes = (uint64_t)meta_get(ix->db, "blob_bytes", 0, &f3);
+		if (f1 && f2 && f3)
+			return 0;
+	}
+	return count_sizes(ix, c);
+}
+
+/* Open the database file and check that it is one, without changing it. */
+static int connect(struct tc_index *ix, const char *store, int flags)
+{
+	int rc;
+
+	snprintf(ix->path, sizeof(ix->path), "%s/index.db", store);
+	rc = sqlite3_open_v2(ix->path, &ix->db, flags | SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK)
+		return tc_ix_errno(rc);
+	sqlite3_extended_result_codes(ix->db, 0);
+	sqlite3_busy_timeout(ix->db, 5000);
+	return tc_ix_exec(ix, "SELECT count(*) FROM sqlite_master");
+}
+
+static int prepare_all(struct tc_index *ix)
+{
+	ix->st = calloc(ST__COUNT, sizeof(*ix->st));
+	if (!ix->st)
+		return -ENOMEM;
+	for (int i = 0; i < ST__COUNT; i++) {
+		int rc = sqlite3_prepare_v3(ix->db, stmt_sql[i], -1,
+					    SQLITE_PREPARE_PERSISTENT,
+					    &ix->st[i], NULL);
+		if (rc != SQLITE_OK) {
+			tc_logb(ix->base, TC_LOG_ERR,
+				"index: preparing statement %d: %s", i,
+				sqlite3_errmsg(ix->db));
+			return tc_ix_errno(rc);
+		}
+	}
+	return 0;
+}
+
+int tc_index_open(struct tc_index *ix, const char *store,
+		  const struct tc_base *base, struct tc_mutex *lock,
+		  bool sync_off, bool create, struct tc_index_counters *counters)
+{
+	char wal[4200];
+	bool found, wal_left, f;
 	int64_t format;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/index.db-wal", eng->store);
-	wal_left = access(path, F_OK) == 0; /* a crash left it */
-	snprintf(path, sizeof(path), "%s/index.db", eng->store);
-	rc = sqlite3_open_v2(path, &eng->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		rc = tc_sql_errno(rc);
-		goto out;
-	}
-	sqlite3_extended_result_codes(eng->db, 0);
-	sqlite3_busy_timeout(eng->db, 5000);
-	/* Check that the file is a database before changing anything. */
-	rc = tc_index_exec(eng->db, "SELECT count(*) FROM sqlite_master");
+	ix->base = base;
+	ix->lock = lock;
+	snprintf(wal, sizeof(wal), "%s/index.db-wal", store);
+	wal_left = access(wal, F_OK) == 0; /* a crash left it */
+	rc = connect(ix, store, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 	if (rc)
-		goto out;
+		return rc;
 	/* The store lock makes this process the index's only user: exclusive
 	 * locking spares every transaction its fcntl() lock calls and keeps
 	 * the WAL index in heap memory instead of a shared -shm mapping. It
-	 * must be set before WAL mode is entered. */
-	rc = tc_index_exec(eng->db,
-			   "PRAGMA locking_mode=EXCLUSIVE;"
-			   "PRAGMA journal_mode=WAL;"
-			   "PRAGMA synchronous=NORMAL;"
-			   "PRAGMA cache_size=-16384;"
-			   "PRAGMA temp_store=MEMORY;");
+	 * must be set before WAL mode is entered. sync=never: a pure cache,
+	 * not even checkpoints fsync. */
+	rc = tc_ix_exec(ix, "PRAGMA locking_mode=EXCLUSIVE;"
+			    "PRAGMA journal_mode=WAL;"
+			    "PRAGMA synchronous=NORMAL;"
+			    "PRAGMA cache_size=-16384;"
+			    "PRAGMA temp_store=MEMORY;");
+	if (!rc && sync_off)
+		rc = tc_ix_exec(ix, "PRAGMA synchronous=OFF");
 	if (rc)
-		goto out;
-	/* sync=never: a pure cache, not even checkpoints fsync. */
-	if (eng->sync == TC_SYNC_NEVER)
-		rc = tc_index_exec(eng->db, "PRAGMA synchronous=OFF");
+		return rc;
+	format = meta_get(ix->db, "format", 0, &found);
+	if (found && format > TC_FORMAT_VERSION)
+		return -EPROTONOSUPPORT;
+	rc = tc_ix_exec(ix, "BEGIN IMMEDIATE");
 	if (rc)
-		goto out;
-	format = tc_meta_get(eng->db, "format", 0, &found);
-	if (found && format > TC_FORMAT_VERSION) {
-		rc = -EPROTONOSUPPORT;
-		goto out;
-	}
-	rc = tc_index_exec(eng->db, "BEGIN IMMEDIATE");
-	if (rc)
-		goto out;
-	rc = tc_index_exec(eng->db, schema_sql);
+		return rc;
+	rc = tc_ix_exec(ix, schema_sql);
 	if (!rc && !found)
-		rc = create ? create_root(eng) : -EPROTO;
+		rc = create ? create_root(ix) : -EPROTO;
 	else if (!rc && format < TC_FORMAT_VERSION)
-		rc = migrate(eng, format);
+		rc = migrate(ix, format);
 	if (rc) {
-		(void)!tc_index_exec(eng->db, "ROLLBACK");
-		goto out;
+		(void)!tc_ix_exec(ix, "ROLLBACK");
+		return rc;
 	}
-	rc = tc_index_exec(eng->db, "COMMIT");
+	rc = tc_ix_exec(ix, "COMMIT");
 	if (rc)
-		goto out;
+		return rc;
 	/* The full check only after an unclean shutdown. */
-	clean = found && !wal_left && tc_meta_get(eng->db, "clean", 0, &f) == 1;
-	rc = clean ? size_check(eng) : quick_check(eng);
-	if (rc)
-		goto out;
-	for (int i = 0; i < ST__COUNT; i++) {
-		rc = sqlite3_prepare_v3(eng->db, stmt_sql[i], -1,
-					SQLITE_PREPARE_PERSISTENT, &eng->st[i],
-					NULL);
-		if (rc != SQLITE_OK) {
-			tc_err(eng, "index: preparing statement %d: %s", i,
-			       sqlite3_errmsg(eng->db));
-			rc = tc_sql_errno(rc);
-			goto out;
-		}
-	}
-	rc = restore_counters(eng, clean);
-	/* Until tc_index_mark_clean_locked() at close, the store is open. */
+	ix->clean = found && !wal_left &&
+		    meta_get(ix->db, "clean", 0, &f) == 1;
+	rc = ix->clean ? size_check(ix) : quick_check(ix);
 	if (!rc)
-		rc = tc_index_exec(eng->db, "INSERT OR REPLACE INTO meta(key,"
-					    " value) VALUES('clean', 0)");
-out:
+		rc = prepare_all(ix);
+	if (!rc)
+		rc = restore_counters(ix, counters);
+	/* Until tc_index_mark_clean() at close, the store is open. */
+	if (!rc)
+		rc = tc_ix_exec(ix, "INSERT OR REPLACE INTO meta(key, value)"
+				    " VALUES('clean', 0)");
+	ix->ready = !rc;
 	return rc;
 }
 
-void tc_index_close(struct tc_engine *eng)
-{
-	for (int i = 0; i < ST__COUNT; i++) {
-		sqlite3_finalize(eng->st[i]);
-		eng->st[i] = NULL;
-	}
-	if (eng->db) {
-		sqlite3_close(eng->db);
-		eng->db = NULL;
-	}
-}
-
-int tc_index_begin_locked(struct tc_engine *eng)
-{
-	eng->saved_disk_bytes = eng->disk_bytes;
-	eng->saved_disk_items = eng->disk_items_now;
-	eng->saved_blob_bytes = eng->blob_bytes;
-	eng->n_doomed = 0;
-	return tc_step_done(eng, tc_stmt_locked(eng, ST_BEGIN));
-}
-
-/* After COMMIT: delete the files of blobs that lost their last reference,
- * unless the same transaction referenced the content again. */
-static void reap_doomed_locked(struct tc_engine *eng)
-{
-	for (size_t i = 0; i < eng->n_doomed; i++) {
-		if (tc_blob_known_locked(eng, eng->doomed[i]))
-			continue;
-		(void)tc_blob_unlink(&eng->blobs, eng->doomed[i]);
-		tc_ram_drop(eng->ram, eng->doomed[i]);
-	}
-	eng->n_doomed = 0;
-}
-
-int tc_index_commit_locked(struct tc_engine *eng, bool durable)
+int tc_index_check_open(struct tc_index *ix, const char *store,
+			const struct tc_base *base)
 {
 	int rc;
 
-	if (durable && eng->sync != TC_SYNC_NEVER)
-		rc = tc_index_exec(eng->db, "PRAGMA synchronous=FULL");
-	rc = tc_step_done(eng, tc_stmt_locked(eng, ST_COMMIT));
-	if (durable && eng->sync != TC_SYNC_NEVER)
-		(void)!tc_index_exec(eng->db, "PRAGMA synchronous=NORMAL");
-	if (rc)
-		tc_index_rollback_locked(eng);
-	else
-		reap_doomed_locked(eng);
+	ix->base = base;
+	ix->lock = NULL;
+	snprintf(ix->path, sizeof(ix->path), "%s/index.db", store);
+	if (access(ix->path, F_OK))
+		return -ENOENT;
+	rc = connect(ix, store, SQLITE_OPEN_READWRITE);
+	if (!rc)
+		rc = quick_check(ix);
+	if (!rc)
+		rc = tc_ix_exec(ix, "CREATE TEMP TABLE bad(ino INTEGER"
+				    " PRIMARY KEY)");
 	return rc;
 }
 
-void tc_index_rollback_locked(struct tc_engine *eng)
+void tc_index_close(struct tc_index *ix)
 {
-	if (!sqlite3_get_autocommit(eng->db))
-		(void)!tc_step_done(eng, tc_stmt_locked(eng, ST_ROLLBACK));
-	eng->disk_bytes = eng->saved_disk_bytes;
-	eng->disk_items_now = eng->saved_disk_items;
-	eng->blob_bytes = eng->saved_blob_bytes;
-	eng->n_doomed = 0;
+	ix->ready = false;
+	if (ix->st) {
+		for (int i = 0; i < ST__COUNT; i++)
+			sqlite3_finalize(ix->st[i]);
+		free(ix->st);
+		ix->st = NULL;
+	}
+	if (ix->db) {
+		sqlite3_close(ix->db);
+		ix->db = NULL;
+	}
 }
 
-bool tc_blob_known_locked(struct tc_engine *eng, const uint8_t *hash)
-{
-	sqlite3_stmt *st = tc_stmt_locked(eng, ST_BLOB_GET);
-	bool known;
+/* ------------------------------------------------------------------ */
+/* Transactions                                                       */
+/* ------------------------------------------------------------------ */
 
-	sqlite3_bind_blob(st, 1, hash, TC_HASH_LEN, SQLITE_STATIC);
-	known = sqlite3_step(st) == SQLITE_ROW &&
-		sqlite3_column_int64(st, 0) > 0;
-	sqlite3_reset(st);
-	return known;
+int tc_index_begin(struct tc_index *ix)
+{
+	return tc_ix_step_done(ix, tc_ix_stmt(ix, ST_BEGIN));
 }
 
-void tc_inode_from_row(sqlite3_stmt *st, int c, struct tc_inode *o)
+int tc_index_commit(struct tc_index *ix, bool durable)
+{
+	int rc;
+
+	if (durable)
+		(void)!tc_ix_exec(ix, "PRAGMA synchronous=FULL");
+	rc = tc_ix_step_done(ix, tc_ix_stmt(ix, ST_COMMIT));
+	if (durable)
+		(void)!tc_ix_exec(ix, "PRAGMA synchronous=NORMAL");
+	return rc;
+}
+
+void tc_index_rollback(struct tc_index *ix)
+{
+	if (!sqlite3_get_autocommit(ix->db))
+		(void)!tc_ix_step_done(ix, tc_ix_stmt(ix, ST_ROLLBACK));
+}
+
+bool tc_index_in_txn(struct tc_index *ix)
+{
+	assert_locked(ix);
+	return !sqlite3_get_autocommit(ix->db);
+}
+
+int tc_index_checkpoint(struct tc_index *ix)
+{
+	assert_locked(ix);
+	return tc_ix_exec(ix, "PRAGMA wal_checkpoint(PASSIVE)");
+}
+
+int tc_index_mark_clean(struct tc_index *ix, const struct tc_index_counters *c)
+{
+	int rc = tc_index_begin(ix);
+
+	if (rc)
+		return rc;
+	rc = tc_index_meta_set(ix, "disk_bytes", (int64_t)c->disk_bytes);
+	if (!rc)
+		rc = tc_index_meta_set(ix, "disk_items", (int64_t)c->disk_items);
+	if (!rc)
+		rc = tc_index_meta_set(ix, "blob_bytes", (int64_t)c->blob_bytes);
+	if (!rc)
+		rc = tc_index_meta_set(ix, "clean", 1);
+	if (!rc)
+		rc = tc_index_commit(ix, true);
+	if (rc)
+		tc_index_rollback(ix);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Inode rows                                                         */
+/* ------------------------------------------------------------------ */
+
+static int64_t opt_col(sqlite3_stmt *st, int c)
+{
+	return sqlite3_column_type(st, c) == SQLITE_NULL
+		       ? -1
+		       : sqlite3_column_int64(st, c);
+}
+
+void tc_ix_inode_from_row(sqlite3_stmt *st, int c, struct tc_inode *o)
 {
 	const void *h;
 
@@ -574,18 +702,10 @@ void tc_inode_from_row(sqlite3_stmt *st, int c, struct tc_inode *o)
 		memcpy(o->hash, h, TC_HASH_LEN);
 		o->hash_set = true;
 	}
-	o->ttl = sqlite3_column_type(st, c + 11) == SQLITE_NULL
-			 ? -1
-			 : sqlite3_column_int64(st, c + 11);
-	o->ttl_mode = sqlite3_column_type(st, c + 12) == SQLITE_NULL
-			      ? -1
-			      : sqlite3_column_int(st, c + 12);
-	o->dttl = sqlite3_column_type(st, c + 13) == SQLITE_NULL
-			  ? -1
-			  : sqlite3_column_int64(st, c + 13);
-	o->dttl_mode = sqlite3_column_type(st, c + 14) == SQLITE_NULL
-			       ? -1
-			       : sqlite3_column_int(st, c + 14);
+	o->ttl = opt_col(st, c + 11);
+	o->ttl_mode = (int)opt_col(st, c + 12);
+	o->dttl = opt_col(st, c + 13);
+	o->dttl_mode = (int)opt_col(st, c + 14);
 	o->expires = sqlite3_column_int64(st, c + 15);
 	if (sqlite3_column_type(st, c + 16) != SQLITE_NULL)
 		snprintf(o->schema, sizeof(o->schema), "%s",
@@ -593,22 +713,22 @@ void tc_inode_from_row(sqlite3_stmt *st, int c, struct tc_inode *o)
 	o->lru = sqlite3_column_int64(st, c + 17);
 }
 
-int tc_inode_get_locked(struct tc_engine *eng, uint64_t ino,
-			struct tc_inode *out)
+int tc_index_inode_get(struct tc_index *ix, uint64_t ino, struct tc_inode *out)
 {
-	sqlite3_stmt *st = tc_stmt_locked(eng, ST_INODE_GET);
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_INODE_GET);
 	int rc;
 
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		tc_inode_from_row(st, 0, out);
+		tc_ix_inode_from_row(st, 0, out);
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		rc = -ENOENT;
 	} else {
-		tc_err(eng, "index: %s", sqlite3_errmsg(eng->db));
-		rc = tc_sql_errno(rc);
+		tc_logb(ix->base, TC_LOG_ERR, "index: %s",
+			sqlite3_errmsg(ix->db));
+		rc = tc_ix_errno(rc);
 	}
 	sqlite3_reset(st);
 	return rc;
@@ -656,58 +776,26 @@ static void bind_inode(sqlite3_stmt *st, const struct tc_inode *o)
 		sqlite3_bind_null(st, 18);
 }
 
-int tc_inode_insert_locked(struct tc_engine *eng, struct tc_inode *o)
+int tc_index_inode_insert(struct tc_index *ix, struct tc_inode *o)
 {
-	sqlite3_stmt *st = tc_stmt_locked(eng, ST_INODE_INSERT);
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_INODE_INSERT);
 	int rc;
 
 	bind_inode(st, o);
 	if (o->target)
 		sqlite3_bind_blob(st, 19, o->target, (int)strlen(o->target),
 				  SQLITE_TRANSIENT);
-	rc = tc_step_done(eng, st);
+	rc = tc_ix_step_done(ix, st);
 	if (!rc)
-		o->ino = (uint64_t)sqlite3_last_insert_rowid(eng->db);
+		o->ino = (uint64_t)sqlite3_last_insert_rowid(ix->db);
 	return rc;
 }
 
-int tc_inode_update_locked(struct tc_engine *eng, const struct tc_inode *o)
+int tc_index_inode_update(struct tc_index *ix, const struct tc_inode *o)
 {
-	sqlite3_stmt *st = tc_stmt_locked(eng, ST_INODE_UPDATE);
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_INODE_UPDATE);
 
 	sqlite3_bind_int64(st, 1, (int64_t)o->ino);
 	bind_inode(st, o);
-	return tc_step_done(eng, st);
-}
-
-int tc_collect_inos_locked(struct tc_engine *eng, sqlite3_stmt *st,
-			   uint64_t **out, size_t *count)
-{
-	uint64_t *inos = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-
-	(void)eng;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (n == cap) {
-			uint64_t *v;
-			cap = cap ? cap * 2 : 64;
-			v = realloc(inos, cap * sizeof(*v));
-			if (!v) {
-				rc = -ENOMEM;
-				break;
-			}
-			inos = v;
-		}
-		inos[n++] = (uint64_t)sqlite3_column_int64(st, 0);
-	}
-	sqlite3_reset(st);
-	if (rc) {
-		free(inos);
-		inos = NULL;
-		n = 0;
-	}
-	*out = inos;
-	*count = n;
-	return rc;
+	return tc_ix_step_done(ix, st);
 }

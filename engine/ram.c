@@ -34,7 +34,7 @@
 #define RAM_MIN_BUCKETS 1024
 
 struct tc_ram {
-	pthread_mutex_t lock;
+	struct tc_mutex lock;
 	struct tc_ram_item **buckets; /* lock */
 	size_t nbuckets;              /* lock */
 	struct tc_ram_item *head;     /* most recently used; lock */
@@ -66,7 +66,7 @@ int tc_ram_open(struct tc_counters *counters, struct tc_ram **out)
 		free(ram);
 		return -ENOMEM;
 	}
-	pthread_mutex_init(&ram->lock, NULL);
+	tc_mutex_init(&ram->lock);
 	ram->counters = counters;
 	*out = ram;
 	return 0;
@@ -90,23 +90,24 @@ void tc_ram_close(struct tc_ram *ram)
 		tc_ram_unref(it);
 	}
 	free(ram->buckets);
-	pthread_mutex_destroy(&ram->lock);
+	tc_mutex_destroy(&ram->lock);
 	free(ram);
 }
 
 void tc_ram_set_limits(struct tc_ram *ram, uint64_t bytes, uint64_t items,
 		       uint64_t max_item, int64_t ttl_ns)
 {
-	pthread_mutex_lock(&ram->lock);
+	tc_mutex_lock(&ram->lock);
 	ram->limit_bytes = bytes;
 	ram->limit_items = items;
 	ram->max_item = max_item;
 	ram->ttl_ns = ttl_ns;
-	pthread_mutex_unlock(&ram->lock);
+	tc_mutex_unlock(&ram->lock);
 }
 
-static void lru_unlink_locked(struct tc_ram *ram, struct tc_ram_item *it)
+static void lru_unlink_rlocked(struct tc_ram *ram, struct tc_ram_item *it)
 {
+	TC_ASSERT_HELD(&ram->lock);
 	if (it->prev)
 		it->prev->next = it->next;
 	else
@@ -118,8 +119,9 @@ static void lru_unlink_locked(struct tc_ram *ram, struct tc_ram_item *it)
 	it->prev = it->next = NULL;
 }
 
-static void lru_push_head_locked(struct tc_ram *ram, struct tc_ram_item *it)
+static void lru_push_head_rlocked(struct tc_ram *ram, struct tc_ram_item *it)
 {
+	TC_ASSERT_HELD(&ram->lock);
 	it->prev = NULL;
 	it->next = ram->head;
 	if (ram->head)
@@ -129,8 +131,9 @@ static void lru_push_head_locked(struct tc_ram *ram, struct tc_ram_item *it)
 		ram->tail = it;
 }
 
-static struct tc_ram_item *find_locked(struct tc_ram *ram, const uint8_t *hash)
+static struct tc_ram_item *find_rlocked(struct tc_ram *ram, const uint8_t *hash)
 {
+	TC_ASSERT_HELD(&ram->lock);
 	struct tc_ram_item *it = ram->buckets[bucket_of(ram, hash)];
 
 	while (it && memcmp(it->hash, hash, TC_HASH_LEN) != 0)
@@ -139,14 +142,15 @@ static struct tc_ram_item *find_locked(struct tc_ram *ram, const uint8_t *hash)
 }
 
 /* Unlink @it from table and list and drop the table's reference. */
-static void remove_locked(struct tc_ram *ram, struct tc_ram_item *it)
+static void remove_rlocked(struct tc_ram *ram, struct tc_ram_item *it)
 {
+	TC_ASSERT_HELD(&ram->lock);
 	struct tc_ram_item **pp = &ram->buckets[bucket_of(ram, it->hash)];
 
 	while (*pp != it)
 		pp = &(*pp)->hnext;
 	*pp = it->hnext;
-	lru_unlink_locked(ram, it);
+	lru_unlink_rlocked(ram, it);
 	it->in_table = false;
 	ram->items--;
 	ram->bytes -= it->size;
@@ -160,8 +164,9 @@ static bool pinned(struct tc_ram_item *it)
 
 /* Evict unpinned items from the tail until the limits hold with @need
  * more bytes and @need_items more items. */
-static void evict_locked(struct tc_ram *ram, uint64_t need, uint64_t need_items)
+static void evict_rlocked(struct tc_ram *ram, uint64_t need, uint64_t need_items)
 {
+	TC_ASSERT_HELD(&ram->lock);
 	struct tc_ram_item *it = ram->tail, *prev;
 
 	while (it && ((ram->limit_bytes && ram->bytes + need > ram->limit_bytes) ||
@@ -169,15 +174,16 @@ static void evict_locked(struct tc_ram *ram, uint64_t need, uint64_t need_items)
 		       ram->items + need_items > ram->limit_items))) {
 		prev = it->prev;
 		if (!pinned(it)) {
-			remove_locked(ram, it);
+			remove_rlocked(ram, it);
 			atomic_fetch_add(&ram->counters->ram_evictions, 1);
 		}
 		it = prev;
 	}
 }
 
-static void grow_locked(struct tc_ram *ram)
+static void grow_rlocked(struct tc_ram *ram)
 {
+	TC_ASSERT_HELD(&ram->lock);
 	size_t n = ram->nbuckets * 2;
 	struct tc_ram_item **b = calloc(n, sizeof(*b));
 
@@ -203,18 +209,18 @@ struct tc_ram_item *tc_ram_get(struct tc_ram *ram, const uint8_t *hash,
 {
 	struct tc_ram_item *it;
 
-	pthread_mutex_lock(&ram->lock);
-	it = find_locked(ram, hash);
+	tc_mutex_lock(&ram->lock);
+	it = find_rlocked(ram, hash);
 	if (it) {
 		atomic_fetch_add(&it->refs, 1);
 		if (now - it->last_access >= RAM_TOUCH_NS && it != ram->head) {
-			lru_unlink_locked(ram, it);
-			lru_push_head_locked(ram, it);
+			lru_unlink_rlocked(ram, it);
+			lru_push_head_rlocked(ram, it);
 		}
 		if (now > it->last_access)
 			it->last_access = now;
 	}
-	pthread_mutex_unlock(&ram->lock);
+	tc_mutex_unlock(&ram->lock);
 	return it;
 }
 
@@ -234,16 +240,17 @@ bool tc_ram_fits(struct tc_ram *ram, uint64_t size)
 {
 	bool fits;
 
-	pthread_mutex_lock(&ram->lock);
+	tc_mutex_lock(&ram->lock);
 	fits = (!ram->max_item || size <= ram->max_item) &&
 	       (!ram->limit_bytes || size <= ram->limit_bytes);
-	pthread_mutex_unlock(&ram->lock);
+	tc_mutex_unlock(&ram->lock);
 	return fits;
 }
 
-static void set_item_ttl_locked(struct tc_ram *ram, struct tc_ram_item *it,
+static void set_item_ttl_rlocked(struct tc_ram *ram, struct tc_ram_item *it,
 				int64_t ttl_ns)
 {
+	TC_ASSERT_HELD(&ram->lock);
 	if (ttl_ns < 0)
 		return;
 	it->ttl_ns = ttl_ns;
@@ -257,38 +264,38 @@ struct tc_ram_item *tc_ram_insert(struct tc_ram *ram, struct tc_ram_item *item,
 	struct tc_ram_item *old;
 	size_t b;
 
-	pthread_mutex_lock(&ram->lock);
-	old = find_locked(ram, item->hash);
+	tc_mutex_lock(&ram->lock);
+	old = find_rlocked(ram, item->hash);
 	if (old) {
-		set_item_ttl_locked(ram, old, ttl_ns);
+		set_item_ttl_rlocked(ram, old, ttl_ns);
 		atomic_fetch_add(&old->refs, 1);
 		old->last_access = now;
-		lru_unlink_locked(ram, old);
-		lru_push_head_locked(ram, old);
-		pthread_mutex_unlock(&ram->lock);
+		lru_unlink_rlocked(ram, old);
+		lru_push_head_rlocked(ram, old);
+		tc_mutex_unlock(&ram->lock);
 		tc_ram_unref(item);
 		return old;
 	}
 	if ((ram->max_item && item->size > ram->max_item) ||
 	    (ram->limit_bytes && item->size > ram->limit_bytes)) {
-		pthread_mutex_unlock(&ram->lock);
+		tc_mutex_unlock(&ram->lock);
 		return item;
 	}
-	evict_locked(ram, item->size, 1);
+	evict_rlocked(ram, item->size, 1);
 	if (ram->items >= ram->nbuckets)
-		grow_locked(ram);
+		grow_rlocked(ram);
 	b = bucket_of(ram, item->hash);
 	item->hnext = ram->buckets[b];
 	ram->buckets[b] = item;
 	item->in_table = true;
 	item->last_access = now;
 	item->ttl_ns = -1;
-	set_item_ttl_locked(ram, item, ttl_ns);
-	lru_push_head_locked(ram, item);
+	set_item_ttl_rlocked(ram, item, ttl_ns);
+	lru_push_head_rlocked(ram, item);
 	ram->items++;
 	ram->bytes += item->size;
 	atomic_fetch_add(&item->refs, 1); /* the table's reference */
-	pthread_mutex_unlock(&ram->lock);
+	tc_mutex_unlock(&ram->lock);
 	return item;
 }
 
@@ -296,9 +303,9 @@ bool tc_ram_contains(struct tc_ram *ram, const uint8_t *hash)
 {
 	bool found;
 
-	pthread_mutex_lock(&ram->lock);
-	found = find_locked(ram, hash) != NULL;
-	pthread_mutex_unlock(&ram->lock);
+	tc_mutex_lock(&ram->lock);
+	found = find_rlocked(ram, hash) != NULL;
+	tc_mutex_unlock(&ram->lock);
 	return found;
 }
 
@@ -309,7 +316,7 @@ uint64_t tc_ram_expire(struct tc_ram *ram, int64_t now)
 
 	int64_t floor;
 
-	pthread_mutex_lock(&ram->lock);
+	tc_mutex_lock(&ram->lock);
 	/* No item idle for less than the smallest ttl in force can expire:
 	 * the walk from the LRU end stops there. */
 	floor = ram->ttl_ns;
@@ -322,10 +329,10 @@ uint64_t tc_ram_expire(struct tc_ram *ram, int64_t now)
 			break; /* the rest is more recent */
 		if (ttl <= 0 || now - it->last_access < ttl || pinned(it))
 			continue;
-		remove_locked(ram, it);
+		remove_rlocked(ram, it);
 		n++;
 	}
-	pthread_mutex_unlock(&ram->lock);
+	tc_mutex_unlock(&ram->lock);
 	return n;
 }
 
@@ -333,43 +340,43 @@ void tc_ram_retune(struct tc_ram *ram, const uint8_t *hash, int64_t ttl_ns)
 {
 	struct tc_ram_item *it;
 
-	pthread_mutex_lock(&ram->lock);
-	it = find_locked(ram, hash);
+	tc_mutex_lock(&ram->lock);
+	it = find_rlocked(ram, hash);
 	if (it) {
 		it->ttl_ns = -1;
-		set_item_ttl_locked(ram, it, ttl_ns);
+		set_item_ttl_rlocked(ram, it, ttl_ns);
 	}
-	pthread_mutex_unlock(&ram->lock);
+	tc_mutex_unlock(&ram->lock);
 }
 
 void tc_ram_drop(struct tc_ram *ram, const uint8_t *hash)
 {
 	struct tc_ram_item *it;
 
-	pthread_mutex_lock(&ram->lock);
-	it = find_locked(ram, hash);
+	tc_mutex_lock(&ram->lock);
+	it = find_rlocked(ram, hash);
 	if (it)
-		remove_locked(ram, it);
-	pthread_mutex_unlock(&ram->lock);
+		remove_rlocked(ram, it);
+	tc_mutex_unlock(&ram->lock);
 }
 
 void tc_ram_flush(struct tc_ram *ram)
 {
 	struct tc_ram_item *it, *prev;
 
-	pthread_mutex_lock(&ram->lock);
+	tc_mutex_lock(&ram->lock);
 	for (it = ram->tail; it; it = prev) {
 		prev = it->prev;
 		if (!pinned(it))
-			remove_locked(ram, it);
+			remove_rlocked(ram, it);
 	}
-	pthread_mutex_unlock(&ram->lock);
+	tc_mutex_unlock(&ram->lock);
 }
 
 void tc_ram_usage(struct tc_ram *ram, uint64_t *items, uint64_t *bytes)
 {
-	pthread_mutex_lock(&ram->lock);
+	tc_mutex_lock(&ram->lock);
 	*items = ram->items;
 	*bytes = ram->bytes;
-	pthread_mutex_unlock(&ram->lock);
+	tc_mutex_unlock(&ram->lock);
 }

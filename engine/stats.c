@@ -50,12 +50,12 @@ void tc_engine_stats(struct tc_engine *eng, tc_stat_fn fn, void *ctx)
 
 	/* RAM usage under the engine lock too: dropping a dead content from
 	 * RAM happens under it, so the gauges agree with each other. */
-	pthread_mutex_lock(&eng->lock);
+	tc_lock(eng);
 	tc_ram_usage(eng->ram, &ram_items, &ram_bytes);
-	disk_bytes = eng->disk_bytes;
-	disk_items = eng->disk_items_now;
-	blob_bytes = eng->blob_bytes;
-	pthread_mutex_unlock(&eng->lock);
+	disk_bytes = eng->size.disk_bytes;
+	disk_items = eng->size.disk_items;
+	blob_bytes = eng->size.blob_bytes;
+	tc_unlock(eng);
 
 	fn(ctx, "ram_items", "Items in the RAM tier.", TC_STAT_GAUGE,
 	   (double)ram_items);

@@ -58,24 +58,13 @@ extern "C" {
 /** Largest value of one extended attribute, in bytes. */
 #define TC_XATTR_SIZE_MAX 65536
 
-/** Name of the reserved statistics file at the root. */
-#define TC_STATS_NAME ".stats"
-
-/**
- * Inode number the engine's root listing gives the virtual .stats file.
- * The engine never allocates it; the daemon serves that inode itself
- * (tc_lookup() of .stats at the root returns -ENOENT: the daemon answers
- * that lookup before asking the engine).
- */
-#define TC_STATS_INO UINT64_C(0x7fffffffffffff00)
-
 /** Prefix of the cache-control extended attributes. */
 #define TC_XATTR_PREFIX "user.tiercache."
 
 struct tc_engine;
 struct tc_file;
 
-/** When published content is made durable (SPEC §6). */
+/** When published content is made durable (tiercachefs(8), NOTES, Durability). */
 enum tc_sync {
 	TC_SYNC_FSYNC = 0, /**< durable when the program's fsync returns */
 	TC_SYNC_CLOSE,     /**< durable at every publish (close) */
@@ -164,7 +153,7 @@ struct tc_config {
 	const struct tc_blob_ops *blob_ops; /**< NULL: the libc calls */
 };
 
-/** Fill @p cfg with the defaults of SPEC §3. @p cfg->store stays NULL. */
+/** Fill @p cfg with the defaults of tiercachefs(8), Mount options. @p cfg->store stays NULL. */
 void tc_config_init(struct tc_config *cfg);
 
 /**
@@ -190,9 +179,12 @@ const char *tc_engine_last_error(void);
 /**
  * Publish all dirty state (also that of handles still open: those handles
  * are freed and must not be used afterwards), flush batched access times,
- * close the index and release the store lock. NULL is a no-op.
+ * close the index and release the store lock. Everything is freed whatever
+ * happens. NULL is a no-op.
+ * @return 0, or the error of the first publish that failed (its writes are
+ *         lost, and logged as an error): the caller must report it.
  */
-void tc_engine_close(struct tc_engine *eng);
+int tc_engine_close(struct tc_engine *eng);
 
 /**
  * Run one round of maintenance now: flush batched access times, sweep
@@ -342,9 +334,8 @@ typedef int (*tc_dirent_fn)(void *ctx, const char *name,
 
 /**
  * List directory @p ino from cookie @p off (0: the start, including "." and
- * ".."; the root also lists .stats, with st_ino TC_STATS_INO, mode 0444 and
- * size 0). With @p plus each entry taken (except ".", ".." and .stats) gets
- * a lookup reference. Expired and schema-discarded entries are left out.
+ * "..", cookies 1 and 2; every other entry's cookie is above 2). With
+ * @p plus each entry taken (except "." and "..") gets a lookup reference. Expired and schema-discarded entries are left out.
  * @return 0, -ENOTDIR, -ENOENT.
  */
 int tc_readdir(struct tc_engine *eng, uint64_t ino, uint64_t off, bool plus,
@@ -492,7 +483,7 @@ enum tc_stat_kind {
 typedef void (*tc_stat_fn)(void *ctx, const char *name, const char *help,
 			   enum tc_stat_kind kind, double value);
 
-/** Report every SPEC §7 metric through @p fn, in a fixed order. */
+/** Report every metric of tiercachefs(8), STATISTICS, through @p fn, in a fixed order. */
 void tc_engine_stats(struct tc_engine *eng, tc_stat_fn fn, void *ctx);
 
 /** Zero the counters (gauges keep their values). */
@@ -558,11 +549,14 @@ struct tc_check_report {
  * recompute refcounts and counters. What a crash legitimately leaves
  * behind (temporary files, blob files of publishes that did not commit)
  * is reported but is not a problem: the next mount reclaims it.
+ * Blob files are read through @p ops (NULL: the libc calls), so tests can
+ * make them fail.
  * @return 0 when the store is sound (after fixing, with @p fix), 1 when
  *         problems remain, or -errno when the check could not run.
  */
-int tc_check(const char *store, bool fix, struct tc_check_report *rep,
-	     tc_log_fn log_fn, void *log_ctx) TC_WUR;
+int tc_check(const char *store, bool fix, const struct tc_blob_ops *ops,
+	     struct tc_check_report *rep, tc_log_fn log_fn,
+	     void *log_ctx) TC_WUR;
 
 #ifdef __cplusplus
 }

@@ -12,9 +12,15 @@
  * hold. So the callback only queues (parent, name) and one dedicated thread
  * sends the notifications in order.
  *
- * Invalidation only makes removals visible sooner: entry timeouts are at most
- * one second (ops.c), so dropping notifications when the queue is full or
- * at shutdown is harmless.
+ * The kernel may keep an entry for as long as its reply's timeout says: up
+ * to TCFS_TIMEOUT_MAX_NS (60 s, ops.c), and never past the entry's own
+ * deadline. A notification dropped because the queue is full (or at
+ * shutdown) leaves a removed name visible until that timeout at worst; the
+ * engine never serves content for it, since a lookup or open of a removed
+ * inode fails.
+ *
+ * Also here: tcfs_block_signals(), used by every thread the daemon starts
+ * besides the FUSE workers.
  */
 #include <errno.h>
 #include <signal.h>
@@ -98,6 +104,17 @@ static struct tcfs_inval_item *tcfs_inval_pop(struct tcfs_inval *q)
 	}
 	pthread_mutex_unlock(&q->lock);
 	return it;
+}
+
+void tcfs_block_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
 static void *tcfs_inval_thread(void *arg)

@@ -160,17 +160,6 @@ static void tcfs_state_init(struct tcfs *fs, int log_level)
 	pthread_mutex_init(&fs->log_lock, NULL);
 }
 
-void tcfs_block_signals(sigset_t *old)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, old);
-}
-
 /* ------------------------------------------------------------------ */
 /* --check                                                            */
 /* ------------------------------------------------------------------ */
@@ -190,7 +179,7 @@ static int tcfs_check(const struct tcfs_opts *o, struct tcfs *fs)
 	int rc;
 
 	memset(&r, 0, sizeof(r));
-	rc = tc_check(o->store, o->fix, &r, tcfs_engine_log, fs);
+	rc = tc_check(o->store, o->fix, NULL, &r, tcfs_engine_log, fs);
 	if (rc == -EBUSY) {
 		fprintf(stderr, "%s: %s: store in use (unmount it first)\n",
 			TCFS_NAME, o->store);
@@ -390,7 +379,7 @@ fail_mount:
 fail_signals:
 	fuse_remove_signal_handlers(fs->se);
 fail_engine:
-	tc_engine_close(fs->eng);
+	(void)tc_engine_close(fs->eng);
 	fs->eng = NULL;
 fail_session:
 	fuse_session_destroy(fs->se);
@@ -399,21 +388,28 @@ fail_session:
 	return -1;
 }
 
-/* After the loop: unmount, publish, close. */
-static void tcfs_stop(struct tcfs *fs)
+/* After the loop: unmount, publish, close. @return the error of a final
+ * publish that failed (its writes are lost), or 0. */
+static int tcfs_stop(struct tcfs *fs)
 {
 	bool stuck;
+	int rc;
 
 	fuse_remove_signal_handlers(fs->se);
 	tc_engine_set_inval(fs->eng, NULL, NULL);
 	fuse_session_unmount(fs->se);
 	stuck = tcfs_inval_stop(&fs->inval) < 0;
-	tc_engine_close(fs->eng);
+	rc = tc_engine_close(fs->eng);
 	fs->eng = NULL;
+	if (rc < 0)
+		fuse_log(FUSE_LOG_ERR,
+			 "unmount: unpublished writes were lost: %s\n",
+			 strerror(-rc));
 	if (stuck)
-		return; /* the thread still uses the session: leave both */
+		return rc; /* the thread still uses the session: leave both */
 	fuse_session_destroy(fs->se);
 	tcfs_inval_destroy(&fs->inval);
+	return rc;
 }
 
 static int tcfs_mount(struct tcfs_opts *o, struct tcfs *fs)
@@ -440,7 +436,8 @@ static int tcfs_mount(struct tcfs_opts *o, struct tcfs *fs)
 	if (rc < 0)
 		fuse_log(FUSE_LOG_ERR, "session loop failed: %s\n",
 			 strerror(-rc));
-	tcfs_stop(fs);
+	if (tcfs_stop(fs) < 0)
+		rc = -EIO;
 	return rc < 0 ? 1 : 0;
 }
 

@@ -17,10 +17,12 @@
  * left to the kernel too, which handles them locally, as for any local
  * filesystem: getlk/setlk/flock are deliberately not implemented.
  *
- * The virtual /.stats (SPEC §7) is served here: its inode TC_STATS_INO is
- * never allocated by the engine, so a lookup of ".stats" in the root is
- * answered before asking the engine, and each operation on that inode is
- * handled by the tcfs_stats_* helpers. Every open renders the whole text
+ * The virtual /.stats (tiercachefs(8), STATISTICS) is the daemon's own, not
+ * the engine's: its inode TCFS_STATS_INO is never allocated by the engine,
+ * a lookup of ".stats" in the root is answered before asking the engine,
+ * the name is reserved for every operation that would create, remove or
+ * rename it (EPERM), the root's listing shows it after "..", and each
+ * operation on that inode is handled by the tcfs_stats_* helpers. Every open renders the whole text
  * into the handle and opens it with direct_io, so `cat` always shows
  * exactly one fresh snapshot, whatever the size attribute says.
  */
@@ -92,7 +94,7 @@ static void tcfs_reply_entry(fuse_req_t req, const struct tc_attr *a)
 	struct fuse_entry_param e;
 
 	tcfs_entry_fill(&e, a);
-	if (fuse_reply_entry(req, &e) != 0 && e.ino != TC_STATS_INO)
+	if (fuse_reply_entry(req, &e) != 0 && e.ino != TCFS_STATS_INO)
 		tc_forget(tcfs_of(req)->eng, e.ino, 1);
 }
 
@@ -109,7 +111,17 @@ static struct tc_ctx tcfs_ctx(fuse_req_t req)
 
 static bool tcfs_is_stats_name(fuse_ino_t parent, const char *name)
 {
-	return parent == TC_ROOT_INO && strcmp(name, TC_STATS_NAME) == 0;
+	return parent == TC_ROOT_INO && strcmp(name, TCFS_STATS_NAME) == 0;
+}
+
+/* Answer EPERM when @name in @parent is the reserved .stats. */
+static bool tcfs_refuse_reserved(fuse_req_t req, fuse_ino_t parent,
+				 const char *name)
+{
+	if (!tcfs_is_stats_name(parent, name))
+		return false;
+	fuse_reply_err(req, EPERM);
+	return true;
 }
 
 /* Attributes of .stats: a read-only file of the daemon's owner, changed
@@ -120,7 +132,7 @@ static void tcfs_stats_attr(struct tc_attr *a)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	memset(a, 0, sizeof(*a));
-	a->st.st_ino = TC_STATS_INO;
+	a->st.st_ino = TCFS_STATS_INO;
 	a->st.st_mode = S_IFREG | 0444;
 	a->st.st_nlink = 1;
 	a->st.st_uid = geteuid();
@@ -136,7 +148,7 @@ static void tcfs_stats_open(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct tcfs_text *t;
 
-	/* Not even root may write it (SPEC §4): EPERM, not EACCES. */
+	/* Not even root may write it: EPERM, not EACCES. */
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -241,7 +253,7 @@ static void tcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void tcfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	if (ino != TC_STATS_INO)
+	if (ino != TCFS_STATS_INO)
 		tc_forget(tcfs_of(req)->eng, ino, nlookup);
 	fuse_reply_none(req);
 }
@@ -253,7 +265,7 @@ static void tcfs_forget_multi(fuse_req_t req, size_t count,
 	size_t i;
 
 	for (i = 0; i < count; i++)
-		if (forgets[i].ino != TC_STATS_INO)
+		if (forgets[i].ino != TCFS_STATS_INO)
 			tc_forget(eng, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
@@ -265,7 +277,7 @@ static void tcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	(void)fi;
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		tcfs_stats_attr(&a);
 		fuse_reply_attr(req, &a.st, tcfs_timeout(a.valid_ns));
 		return;
@@ -311,7 +323,7 @@ static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct tc_attr a;
 	int rc;
 
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -345,6 +357,8 @@ static void tcfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int rc;
 
 	(void)rdev; /* device nodes are refused by the engine (EPERM) */
+	if (tcfs_refuse_reserved(req, parent, name))
+		return;
 	rc = tc_mknod(tcfs_of(req)->eng, parent, name, mode, &c, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
@@ -366,6 +380,8 @@ static void tcfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	struct tc_attr a;
 	int rc;
 
+	if (tcfs_refuse_reserved(req, parent, name))
+		return;
 	rc = tc_symlink(tcfs_of(req)->eng, parent, name, link, &c, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
@@ -380,10 +396,12 @@ static void tcfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct tc_attr a;
 	int rc;
 
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	if (tcfs_refuse_reserved(req, newparent, newname))
+		return;
 	rc = tc_link(tcfs_of(req)->eng, ino, newparent, newname, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
@@ -394,11 +412,15 @@ static void tcfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 
 static void tcfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	if (tcfs_refuse_reserved(req, parent, name))
+		return;
 	fuse_reply_err(req, -tc_unlink(tcfs_of(req)->eng, parent, name));
 }
 
 static void tcfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	if (tcfs_refuse_reserved(req, parent, name))
+		return;
 	fuse_reply_err(req, -tc_rmdir(tcfs_of(req)->eng, parent, name));
 }
 
@@ -412,6 +434,9 @@ static void tcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		tcflags |= TC_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		tcflags |= TC_RENAME_EXCHANGE;
+	if (tcfs_refuse_reserved(req, parent, name) ||
+	    tcfs_refuse_reserved(req, newparent, newname))
+		return;
 	/* RENAME_WHITEOUT and anything newer: not supported. */
 	if (flags & ~(unsigned int)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
 		fuse_reply_err(req, EINVAL);
@@ -485,7 +510,7 @@ static void tcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct tc_file *f;
 	int rc;
 
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		tcfs_stats_open(req, fi);
 		return;
 	}
@@ -525,6 +550,8 @@ static void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct tc_attr a;
 	int rc;
 
+	if (tcfs_refuse_reserved(req, parent, name))
+		return;
 	rc = tc_create(eng, parent, name, mode, fi->flags, &c, &a, &f);
 	if (rc == -EEXIST && !(fi->flags & O_EXCL))
 		rc = tcfs_open_existing(eng, parent, name, fi->flags, &a, &f);
@@ -561,7 +588,7 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct tc_file *f;
 	int fd;
 
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		tcfs_stats_read(req, size, off, fi);
 		return;
 	}
@@ -584,7 +611,7 @@ static void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	ssize_t n;
 
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -598,7 +625,7 @@ static void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void tcfs_flush(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		fuse_reply_err(req, 0);
 		return;
 	}
@@ -608,7 +635,7 @@ static void tcfs_flush(fuse_req_t req, fuse_ino_t ino,
 static void tcfs_release(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		tcfs_stats_release(req, fi);
 		return;
 	}
@@ -619,7 +646,7 @@ static void tcfs_release(fuse_req_t req, fuse_ino_t ino,
 static void tcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		       struct fuse_file_info *fi)
 {
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		fuse_reply_err(req, 0);
 		return;
 	}
@@ -633,7 +660,7 @@ static void tcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void tcfs_opendir(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -645,6 +672,7 @@ static void tcfs_opendir(fuse_req_t req, fuse_ino_t ino,
 struct tcfs_dirbuf {
 	fuse_req_t req;
 	bool plus;
+	bool root; /* listing the root: .stats comes after ".." */
 	char *buf;
 	size_t size;
 	size_t used;
@@ -688,12 +716,12 @@ static size_t tcfs_dirbuf_add_plus(struct tcfs_dirbuf *d, const char *name,
 	bool ref;
 	size_t len;
 
-	if (attr->st.st_ino == TC_STATS_INO) {
+	if (attr->st.st_ino == TCFS_STATS_INO) {
 		tcfs_stats_attr(&stats);
 		attr = &stats;
 	}
 	tcfs_entry_fill(&e, attr);
-	ref = !tcfs_is_dot(name) && e.ino != TC_STATS_INO;
+	ref = !tcfs_is_dot(name) && e.ino != TCFS_STATS_INO;
 	if (tcfs_is_dot(name))
 		e.ino = 0; /* attributes only: the kernel takes no reference */
 	if (ref && !tcfs_dirbuf_ref_room(d)) {
@@ -707,11 +735,42 @@ static size_t tcfs_dirbuf_add_plus(struct tcfs_dirbuf *d, const char *name,
 	return len;
 }
 
+/* Cookie of .stats in the root's listing: right after "..", whose cookie
+ * is 2; the engine's cookies above 2 are shifted up by one there. */
+#define TCFS_STATS_COOKIE 3
+
+static int tcfs_dirbuf_put(struct tcfs_dirbuf *d, const char *name,
+			   const struct tc_attr *attr, uint64_t off);
+
+/* Add .stats to a listing of the root. */
+static int tcfs_dirbuf_add_stats(struct tcfs_dirbuf *d)
+{
+	struct tc_attr a;
+
+	tcfs_stats_attr(&a);
+	return tcfs_dirbuf_put(d, TCFS_STATS_NAME, &a, TCFS_STATS_COOKIE);
+}
+
 /* tc_dirent_fn: 0 when the entry was taken, 1 when the buffer is full. */
 static int tcfs_dirbuf_add(void *ctx, const char *name,
 			   const struct tc_attr *attr, uint64_t off)
 {
 	struct tcfs_dirbuf *d = ctx;
+
+	if (!d->root)
+		return tcfs_dirbuf_put(d, name, attr, off);
+	if (off < TCFS_STATS_COOKIE) {
+		if (tcfs_dirbuf_put(d, name, attr, off))
+			return 1;
+		return off == TCFS_STATS_COOKIE - 1 ? tcfs_dirbuf_add_stats(d)
+						    : 0;
+	}
+	return tcfs_dirbuf_put(d, name, attr, off + 1);
+}
+
+static int tcfs_dirbuf_put(struct tcfs_dirbuf *d, const char *name,
+			   const struct tc_attr *attr, uint64_t off)
+{
 	size_t room = d->size - d->used;
 	size_t len;
 
@@ -738,16 +797,26 @@ static void tcfs_dirbuf_unref(struct tcfs_dirbuf *d)
 static void tcfs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			    off_t off, bool plus)
 {
-	struct tcfs_dirbuf d = {.req = req, .plus = plus, .size = size};
-	int rc;
+	struct tcfs_dirbuf d = {.req = req, .plus = plus, .size = size,
+				.root = ino == TC_ROOT_INO};
+	uint64_t from = (uint64_t)off;
+	int rc = 0;
 
 	d.buf = malloc(size ? size : 1);
 	if (!d.buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = tc_readdir(tcfs_of(req)->eng, ino, (uint64_t)off, plus,
-			tcfs_dirbuf_add, &d);
+	/* The root resumes after "..": .stats first, then the engine's
+	 * entries; after .stats, in the engine's cookies. */
+	if (d.root && from == TCFS_STATS_COOKIE - 1 &&
+	    tcfs_dirbuf_add_stats(&d))
+		rc = -EINVAL; /* not even one entry fits */
+	if (d.root && from >= TCFS_STATS_COOKIE - 1)
+		from = from > TCFS_STATS_COOKIE ? from - 1 : TCFS_STATS_COOKIE - 1;
+	if (!rc)
+		rc = tc_readdir(tcfs_of(req)->eng, ino, from, plus,
+				tcfs_dirbuf_add, &d);
 	/* An empty reply would mean the end of the directory. */
 	if (rc == 0 && d.oom && d.used == 0)
 		rc = -ENOMEM;
@@ -800,7 +869,7 @@ static void tcfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void tcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			  const char *value, size_t size, int flags)
 {
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -827,7 +896,7 @@ static void tcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char *buf = NULL;
 	ssize_t n;
 
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -848,7 +917,7 @@ static void tcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char *buf = NULL;
 	ssize_t n;
 
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		tcfs_reply_xattr(req, size, NULL, 0);
 		return;
 	}
@@ -866,7 +935,7 @@ static void tcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void tcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	if (ino == TC_STATS_INO) {
+	if (ino == TCFS_STATS_INO) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * options.c - the command line of SPEC §2, the mount options of SPEC §3 and
+ * options.c - the command line of tiercachefs(8), SYNOPSIS, the mount options of tiercachefs(8), Mount options and
  * the config= INI file.
  *
  * We parse argv ourselves instead of with fuse_opt_parse(): options and
@@ -50,7 +50,7 @@ struct tcfs_opt_def {
 
 #define TCFS_FIELD(f) offsetof(struct tcfs_opts, f)
 
-/* Our mount options (SPEC §3). Bit i of cmdline_set is entry i. */
+/* Our mount options (tiercachefs(8), Mount options). Bit i of cmdline_set is entry i. */
 static const struct tcfs_opt_def tcfs_opt_defs[] = {
     {"store", TCFS_K_PATH, TCFS_FIELD(store), true},
     {"ram_size", TCFS_K_SIZE, TCFS_FIELD(cfg.ram_size), true},

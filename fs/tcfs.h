@@ -33,6 +33,13 @@
 
 #define TCFS_NAME "tiercachefs"
 
+/* The virtual statistics file at the root. The daemon owns it: its name is
+ * reserved (nothing may be created, removed or renamed there: EPERM) and
+ * its inode number is one the engine never allocates (inode numbers are
+ * row ids counted from 1). */
+#define TCFS_STATS_NAME ".stats"
+#define TCFS_STATS_INO UINT64_C(0x7fffffffffffff00)
+
 /* ------------------------------------------------------------------ */
 /* Options (options.c)                                                 */
 /* ------------------------------------------------------------------ */
@@ -160,7 +167,7 @@ struct tcfs {
 
 /** Block SIGINT, SIGTERM and SIGHUP in the calling thread (before creating
  *  a thread that must leave them to the FUSE workers); @p old gets the
- *  previous mask, to restore with pthread_sigmask(). (main.c) */
+ *  previous mask, to restore with pthread_sigmask(). (inval.c) */
 void tcfs_block_signals(sigset_t *old);
 
 /** The low-level operations table. */

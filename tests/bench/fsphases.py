@@ -35,7 +35,7 @@ WFLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_CLOEXEC
 RFLAGS = os.O_RDONLY | O_CLOEXEC
 MiB = 1 << 20
 
-# Counters of .stats shown per tiercachefs step (SPEC §7).
+# Counters of .stats shown per tiercachefs step (tiercachefs(8), STATISTICS).
 COUNTERS = ("gets", "ram_hits", "disk_hits", "misses", "puts", "deletes", "promotions")
 
 

@@ -131,7 +131,7 @@ static struct {
 static const char *const ux_names[NUX] = { "user.a", "user.b", "user.c" };
 
 /*
- * Fault injection (SPEC §6, STYLE 13): while armed, blob writes fail with
+ * Fault injection (tiercachefs(8), NOTES, STYLE 13): while armed, blob writes fail with
  * ENOSPC, as on a full store filesystem. Operations observe whether one
  * fired (M.fail_fired moved) and then expect -ENOSPC and the previous
  * content intact; reading never writes a blob, so a failure firing during
@@ -278,7 +278,7 @@ static int dir_del(int d, const char *name)
 }
 
 /* ------------------------------------------------------------------ */
-/* Lifetimes (SPEC §5): own ttl, else the directories' at creation, else
+/* Lifetimes (tiercachefs(8), EXTENDED ATTRIBUTES): own ttl, else the directories' at creation, else
  * the mount's; resolved from the time of a write (publish), a change of
  * ttl or ttl_mode, or creation; a sliding one moves at every read. */
 
@@ -412,11 +412,6 @@ static int name_err(const char *name)
 	if (len == 0 || strchr(name, '/'))
 		return -EINVAL;
 	return len > TC_NAME_MAX ? -ENAMETOOLONG : 0;
-}
-
-static bool is_stats(int dir, const char *name)
-{
-	return dir == 0 && !strcmp(name, TC_STATS_NAME);
 }
 
 /* True when directory @anc is @i or one of its ancestors. */
@@ -593,8 +588,7 @@ static int rec_cmp(const void *a, const void *b)
 static void forget_plus(const struct listing *l, size_t from)
 {
 	for (size_t k = from; k < l->n; k++)
-		if (strcmp(l->v[k].name, ".") && strcmp(l->v[k].name, "..") &&
-		    l->v[k].ino != TC_STATS_INO)
+		if (strcmp(l->v[k].name, ".") && strcmp(l->v[k].name, ".."))
 			tc_forget(M.fx.eng, l->v[k].ino, 1);
 }
 
@@ -625,11 +619,6 @@ static void check_readdir(int d, bool plus, size_t chunk)
 	strcpy(want[nwant].name, "..");
 	want[nwant].ino = N(d == 0 ? 0 : N(d)->parent)->ino;
 	want[nwant++].type = S_IFDIR;
-	if (d == 0) {
-		strcpy(want[nwant].name, TC_STATS_NAME);
-		want[nwant].ino = TC_STATS_INO;
-		want[nwant++].type = S_IFREG;
-	}
 	for (size_t k = 0; k < N(d)->nents; k++) {
 		int c = N(d)->ents[k].child;
 
@@ -802,7 +791,7 @@ static const char *pick_name(struct fz_in *in)
 {
 	static const char *const normal[] = { "a", "b", "c", "d",
 					      "e", "f", "g", "h" };
-	static const char *const special[] = { TC_STATS_NAME, "", "x/y",
+	static const char *const special[] = { ".stats", "", "x/y",
 					       long255, long256 };
 	uint8_t c = fz_u8(in);
 
@@ -825,8 +814,6 @@ static int lookup_both(int dir, const char *name)
 
 	if (!want)
 		want = dir_err(dir);
-	if (!want && is_stats(dir, name))
-		want = -ENOENT;
 	if (!want) {
 		child = find_vis(dir, name);
 		if (child < 0)
@@ -1030,8 +1017,6 @@ static void op_create(struct fz_in *in)
 	s = fz_u8(in) % NHANDLE;
 	op_release_slot(s);
 	want = name_err(name);
-	if (!want && p == 0 && is_stats(p, name))
-		want = -EPERM;
 	if (!want)
 		want = dir_err(p);
 	if (!want && find_vis(p, name) >= 0)
@@ -1235,7 +1220,7 @@ static void op_truncate(struct fz_in *in)
 	fired = M.fail_fired;
 	rc = tc_setattr(M.fx.eng, N(i)->ino, &st, TC_SET_SIZE, f, &a);
 	if (M.fail_fired != fired) {
-		/* SPEC §6: the call fails, the previous content stays. */
+		/* tiercachefs(8), NOTES: the call fails, the previous content stays. */
 		FZ_EQ(rc, -ENOSPC, "truncate with a failing blob write");
 		return;
 	}
@@ -1308,8 +1293,6 @@ static void op_unlink(struct fz_in *in)
 		return;
 	name = pick_name(in);
 	want = name_err(name);
-	if (!want && is_stats(p, name))
-		want = -EPERM;
 	if (!want)
 		want = dir_err(p);
 	if (!want) {
@@ -1387,8 +1370,6 @@ static void op_make(struct fz_in *in, int kind)
 	}
 	if (!want)
 		want = name_err(name);
-	if (!want && is_stats(p, name))
-		want = -EPERM;
 	if (!want)
 		want = dir_err(p);
 	if (!want && find_vis(p, name) >= 0)
@@ -1435,8 +1416,6 @@ static void op_rmdir(struct fz_in *in)
 		want = -ENOTEMPTY;
 	else
 		want = name_err(name);
-	if (!want && is_stats(p, name))
-		want = -EPERM;
 	if (!want)
 		want = dir_err(p);
 	if (!want) {
@@ -1468,8 +1447,6 @@ static void op_link(struct fz_in *in)
 		return;
 	name = pick_name(in);
 	want = name_err(name);
-	if (!want && is_stats(p, name))
-		want = -EPERM;
 	if (!want)
 		want = dir_err(p);
 	if (!want && N(l.node)->dead)
@@ -1502,8 +1479,6 @@ static int model_rename(int sp, const char *sn, int dp, const char *dn,
 	rc = name_err(sn);
 	if (!rc)
 		rc = name_err(dn);
-	if (!rc && (is_stats(sp, sn) || is_stats(dp, dn)))
-		rc = -EPERM;
 	if (!rc)
 		rc = dir_err(sp);
 	if (!rc)
@@ -1738,7 +1713,7 @@ static void close_and_check(void)
 		maybe_die((int)i);
 	}
 	memset(&rep, 0, sizeof(rep));
-	rc = tc_check(M.fx.store, false, &rep, NULL, NULL);
+	rc = tc_check(M.fx.store, false, NULL, &rep, NULL, NULL);
 	/* A clean close leaves no temporary or pending files either (those
 	 * are a crash's leftovers, which tc_check() tolerates). */
 	FZ_CHECK(rc == 0 && rep.temp_files == 0 && rep.pending_blobs == 0,

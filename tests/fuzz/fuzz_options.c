@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_options: the daemon's command line, -o option lists and config= INI
- * file (SPEC §2 and §3), through tcfs_opts_parse() of fs/options.c, which
+ * file (tiercachefs(8), SYNOPSIS and Mount options), through tcfs_opts_parse() of fs/options.c, which
  * this target compiles in.
  *
  * The input is split at NUL bytes: the first field is the content of a
@@ -12,7 +12,7 @@
  *
  * Properties:
  *  - no crash, leak or undefined behaviour, whatever the input;
- *  - SPEC §2: a refused command line prints exactly one line on stderr,
+ *  - tiercachefs(8), SYNOPSIS: a refused command line prints exactly one line on stderr,
  *    "tiercachefs: ..." (control characters in echoed values escaped, so
  *    even a value holding a newline), and an accepted one prints nothing;
  *  - every option of ours given on the command line (the last occurrence)
@@ -50,7 +50,7 @@ static struct {
 	char confopt2[200]; /* "config=" conf2 */
 } S;
 
-/* Options of ours (SPEC §3), as fs/options.c's table. */
+/* Options of ours (tiercachefs(8), Mount options), as fs/options.c's table. */
 enum kind { K_PATH, K_SIZE, K_DUR, K_MODE, K_SYNC, K_SCHEMA, K_CONFIG };
 
 static const struct {
@@ -66,8 +66,8 @@ static const struct {
 };
 #define N_OPTS (sizeof(our_opts) / sizeof(our_opts[0]))
 
-/* fstab options only mount(8) cares about, which the daemon drops (SPEC
- * §2: libfuse would refuse them), plus "x-*" and "comment=*". */
+/* fstab options only mount(8) cares about, which the daemon drops
+ * (tiercachefs(8), SYNOPSIS: libfuse would refuse them), plus "x-*" and "comment=*". */
 static const char *const dropped[] = {
 	"defaults",    "auto",	       "noauto",   "user",	 "nouser",
 	"users",       "owner",	       "group",	   "_netdev",	 "nofail",

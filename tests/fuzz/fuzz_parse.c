@@ -7,7 +7,7 @@
  * The input, as a NUL-terminated string, goes to every parser; the raw bytes
  * (exact-size copy, so ASan sees any read past the end) go to the
  * validators. Each result is compared with a reference written here from
- * the documented grammar (tiercache.h, SPEC §3 and §5), independently of the
+ * the documented grammar (tiercache.h; tiercachefs(8), Mount options and EXTENDED ATTRIBUTES), independently of the
  * engine's code:
  *
  *   size      digits, optional K/M/G/T (powers of 1024, either case), an

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_xattr: the extended attributes of SPEC §5 through tc_setxattr,
+ * fuzz_xattr: the extended attributes of tiercachefs(8), EXTENDED ATTRIBUTES through tc_setxattr,
  * tc_getxattr, tc_removexattr and tc_listxattr, against a model.
  *
  * One engine per process (LLVMFuzzerInitialize), on a store in a temporary
@@ -21,7 +21,7 @@
  *
  * The model holds, per target, the user.tiercache.* state (ttl, ttl_mode,
  * tags, schema, the tier of f's content) and the user.* attributes. Every
- * operation's return code is predicted from SPEC §5 and the API comments
+ * operation's return code is predicted from tiercachefs(8), EXTENDED ATTRIBUTES and the API comments
  * (EINVAL for malformed values, EPERM for read-only and misplaced ones,
  * ENOTSUP for other namespaces, ENOENT once f was flushed or evicted by
  * tag, ...), and after each one the target's every attribute is read back
@@ -200,7 +200,7 @@ static bool has_tag(const char *list, const char *tag)
 	return false;
 }
 
-/* A ttl in its largest exact unit, as SPEC's examples write it ("1h"). */
+/* A ttl in its largest exact unit, as the man page's examples write it ("1h"). */
 static void format_ttl(int64_t ns, char *out, size_t size)
 {
 	int64_t s = ns / NS_PER_S;

@@ -484,7 +484,7 @@ def try_write(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC, fsync=Fal
 def store_layout_problems(store):
     """Names in a store other than index.db*, lock, blobs/XX/<30 hex>, tmp/.
 
-    Returns a list of relative paths (empty when the layout is as SPEC and
+    Returns a list of relative paths (empty when the layout is as the man page says and
     the man page describe it)."""
     store = Path(store)
     bad = []

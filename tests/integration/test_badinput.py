@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Bad input everywhere a user can type something, and the security
-properties a cache on a shared machine needs (SPEC sections 2-5).
+properties a cache on a shared machine needs (tiercachefs(8)).
 
-Each bad input must give the SPEC's errno, or exit non-zero with one clear
+Each bad input must give the errno the man page gives, or exit non-zero with one clear
 line naming the problem, and change nothing: content, attributes and the
 store are compared before and after. Tests loop over their inputs and
 report every one that misbehaves, not only the first.
@@ -349,7 +349,7 @@ def test_malformed_cache_xattrs_on_file(entry):
 
 
 def test_empty_tags_value(entry):
-    """SPEC: tags are each 1-64 characters; an empty value either is EINVAL
+    """The man page: tags are each 1-64 characters; an empty value either is EINVAL
     (changing nothing) or removes the tags, like ttl=none removes the TTL."""
     try:
         os.setxattr(entry, P + "tags", b"")

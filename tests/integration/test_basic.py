@@ -51,7 +51,7 @@ def test_large_file(mnt, tmp_path):
 
 
 def test_file_larger_than_disk_size_is_efbig(tc_mount):
-    """SPEC section 6: a single file larger than disk_size fails with EFBIG."""
+    """tiercachefs(8), NOTES: a single file larger than disk_size fails with EFBIG."""
     m = tc_mount(opts="disk_size=1M")
     fd = os.open(m.path / "huge", os.O_WRONLY | os.O_CREAT, 0o644)
     try:

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""The store on disk: `tiercachefs --check [--fix]` (SPEC section 2) and
-corrupt blobs giving EIO (SPEC section 6).
+"""The store on disk: `tiercachefs --check [--fix]` (tiercachefs(8), SYNOPSIS) and
+corrupt blobs giving EIO (tiercachefs(8), NOTES).
 
 Blobs are found the way an administrator would: a blob holds exactly the
 content of its entry, so the test writes unique content and looks for the
@@ -97,7 +97,7 @@ def test_corrupt_blob_read_gives_eio(used_store, tc_mount, output_checker):
 @pytest.mark.parametrize("damage", ["truncated", "garbage header"])
 def test_damaged_index_refuses_to_mount(used_store, tc_run, tmp_path, damage):
     """A truncated index, or one that is not a database, is refused at mount
-    with one line that points to --check (SPEC section 6, issue 5)."""
+    with one line that points to --check (tiercachefs(8), NOTES, issue 5)."""
     store, _ = used_store
     idx = store / "index.db"
     data = idx.read_bytes()

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Crash consistency: SIGKILL the daemon under a write load, again and again
-(SPEC section 4 "published atomically", section 6 durability).
+(tiercachefs(8), DESCRIPTION "published atomically", section 6 durability).
 
 Each cycle mounts the store, forks TC_CRASH_WRITERS writer processes that
 overwrite a fixed set of keys, replace them by rename and delete them,
@@ -440,7 +440,7 @@ def test_dead_mount_after_sigkill(tc_mount):
 def test_mount_over_dead_mount(tc_mount, tmp_path):
     """Starting tiercachefs on the dead mount a crash left, without clearing it.
 
-    SPEC section 2: command-line errors exit non-zero with one clear line
+    tiercachefs(8), SYNOPSIS: command-line errors exit non-zero with one clear line
     naming the problem. Acceptable: refuse with one line that names the
     mount point and says what is wrong with it (a dead/stale mount, not
     connected, clear it with fusermount3 -u), or clear it and mount.

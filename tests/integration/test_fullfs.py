@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The store's own filesystem full (SPEC section 6): a write fails with
+"""The store's own filesystem full (tiercachefs(8), NOTES): a write fails with
 ENOSPC, the previous content stays intact, reads are still served, the
 daemon lives on, and once space is freed writes succeed again without a
 remount.

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Mounting, remounting, the command line and signals (SPEC sections 2, 3)."""
+"""Mounting, remounting, the command line and signals (tiercachefs(8): SYNOPSIS, Mount options)."""
 
 import os
 import re

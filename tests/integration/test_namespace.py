@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The POSIX namespace: links, special files, renames, attributes, locks,
-statfs, name limits and the reserved .stats name (SPEC section 4)."""
+statfs, name limits and the reserved .stats name (tiercachefs(8), DESCRIPTION)."""
 
 import errno
 import fcntl

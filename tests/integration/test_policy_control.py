@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: MIT
-"""Controlling the cache end to end (issue 4, SPEC sections 2-7): the root's
+"""Controlling the cache end to end (issue 4, tiercachefs(8)): the root's
 control attributes (flush=ram|disk|all, expire, reset_stats; EPERM
 elsewhere), config files with a malformed line refused with FILE:LINE,
 df showing the disk tier, and a scripted workload whose every .stats
 counter is known exactly afterwards.
 
-Exact counts follow SPEC section 7 with the brief's caveats: each get is one
+Exact counts follow tiercachefs(8), STATISTICS with the brief's caveats: each get is one
 open from python, and misses are looked up under names the kernel holds no
 entry for (fresh names, or names whose entry was dropped by unlink or by the
 daemon's invalidation), since a stale kernel entry makes the kernel look a
@@ -280,7 +280,7 @@ def test_df_shows_the_disk_tier(tc_mount):
 
 def test_one_lookup_of_an_expired_name_is_one_miss(tc_mount):
     """A program that stats a name the kernel still holds after its entry
-    expired does one lookup: one miss, one expiration (SPEC section 7)."""
+    expired does one lookup: one miss, one expiration (tiercachefs(8), STATISTICS)."""
     m = tc_mount()
     r = m.path
     write_file(r / "k", b"v")

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Tags and schema versions end to end (issue 4, SPEC section 5): evict_tag
+"""Tags and schema versions end to end (issue 4, tiercachefs(8), EXTENDED ATTRIBUTES): evict_tag
 removing every entry carrying a tag (at 10,000 entries, timed), and schema
 versions on a directory and at the root (schema= mount option) retiring the
 entries of another version: ENOENT, discarded and counted, hidden from

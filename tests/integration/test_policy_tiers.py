@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The two tiers end to end (issue 4, SPEC sections 1, 3 and 6): RAM LRU
+"""The two tiers end to end (issue 4, tiercachefs(8): DESCRIPTION, Mount options, NOTES): RAM LRU
 eviction by bytes (ram_size) and by items (ram_items) with exact .stats
 counts, promotion of a RAM miss, max_ram_item, ram_ttl idle expiry (mount
 option and per-tag rule from config=), disk LRU eviction under disk_items

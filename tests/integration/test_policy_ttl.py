@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Lifetimes end to end (issue 4, SPEC sections 3 and 5): each TTL source and
+"""Lifetimes end to end (issue 4, tiercachefs(8): Mount options and EXTENDED ATTRIBUTES): each TTL source and
 their precedence (own ttl > first matching [tag] rule in config order >
 ttl the nearest ancestor directory had at creation > mount ttl=), absolute
 and sliding lifetimes, expiry seen by ls, stat and cat right at the

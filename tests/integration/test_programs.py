@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Everyday programs working in the mount as on a local disk (SPEC section 4:
+"""Everyday programs working in the mount as on a local disk (tiercachefs(8), DESCRIPTION:
 "archives, build tools and test suites behave as on a local disk"):
 mmap, a compiler and make, git, SQLite, and fio verifying what it wrote."""
 

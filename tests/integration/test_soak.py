@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Concurrency and soak: fio verifying several concurrent jobs, stress-ng
 filesystem stressors, many processes reading and rewriting the same keys,
-and a valgrind memcheck run of the daemon (SPEC sections 4 and 6).
+and a valgrind memcheck run of the daemon (tiercachefs(8): DESCRIPTION and NOTES).
 
 After each run the store is unmounted and `tiercachefs --check` must find
 it sound: a clean workload leaves no orphan blob, drift or temporary file.
@@ -230,7 +230,7 @@ def reader(mnt, seed, until, out):
                         judge(key, mm[:], how)
                 elif how == "pread-later" and key in RKEYS:
                     # keep the handle across a likely replacement: it keeps
-                    # the content it opened (SPEC section 6)
+                    # the content it opened (tiercachefs(8), NOTES)
                     first = os.pread(fd, 1 << 20, 0)
                     os.sched_yield()
                     time.sleep(0.001 * rnd.random())  # widen the window, not a sync

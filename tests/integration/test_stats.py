@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The .stats file (SPEC section 7): Prometheus text that promtool accepts,
+"""The .stats file (tiercachefs(8), STATISTICS): Prometheus text that promtool accepts,
 the documented metrics, and counters that move with what programs do."""
 
 import os

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""Extended attributes: the user.tiercache.* control attributes of SPEC
-section 5 (names, validation and errnos; their cache effects are tested
-where they land) and arbitrary user.* xattrs up to 64 KiB."""
+"""Extended attributes: the user.tiercache.* control attributes of
+tiercachefs(8), EXTENDED ATTRIBUTES (names, validation and errnos; their
+cache effects are tested where they land) and arbitrary user.* xattrs up to 64 KiB."""
 
 import errno
 import os
@@ -19,7 +19,7 @@ _DUR = re.compile(r"^(\d+)([smhd]?)$")
 
 
 def duration_s(text):
-    """Seconds of a SPEC duration as the daemon prints it back."""
+    """Seconds of a duration as the daemon prints it back."""
     m = _DUR.match(text.strip())
     assert m, f"not a duration: {text!r}"
     return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
@@ -228,7 +228,7 @@ def test_getfattr_lists_set_attrs(mnt, f):
     not the computed, read-only ones (tier, hash, expires), which stay
     readable by name: listing those would make rsync -aX and cp -a copy
     them out as plain xattrs and fail writing them back (the man page's
-    deliberate departure from SPEC §5's wording)."""
+    deliberate departure from tiercachefs(8), EXTENDED ATTRIBUTES's wording)."""
     tc_set(f, "ttl", "1h")
     tc_set(f, "tags", "demo")
     tc_set(f, "schema", "v1")

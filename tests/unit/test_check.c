@@ -42,7 +42,7 @@ static void test_check_sound(void **state)
 	close_engine(fx);
 
 	memset(&rep, 0xff, sizeof(rep));
-	assert_int_equal(tc_check(fx->store, false, &rep, tcu_log, NULL), 0);
+	assert_int_equal(tc_check(fx->store, false, NULL, &rep, tcu_log, NULL), 0);
 	assert_int_equal(rep.entries, 4);
 	assert_int_equal(rep.missing_blobs, 0);
 	assert_int_equal(rep.corrupt_blobs, 0);
@@ -59,7 +59,7 @@ static void test_check_busy(void **state)
 	struct tc_check_report rep;
 
 	tcu_put(fx, "k", "v");
-	assert_int_equal(tc_check(fx->store, false, &rep, tcu_log, NULL),
+	assert_int_equal(tc_check(fx->store, false, NULL, &rep, tcu_log, NULL),
 			 -EBUSY);
 	tcu_assert_value(fx, "k", "v");
 }
@@ -121,7 +121,7 @@ static void test_check_and_fix(void **state)
 
 	/* Check only: everything reported, nothing changed. */
 	memset(&rep, 0, sizeof(rep));
-	assert_int_equal(tc_check(fx->store, false, &rep, tcu_log, NULL), 1);
+	assert_int_equal(tc_check(fx->store, false, NULL, &rep, tcu_log, NULL), 1);
 	assert_int_equal(rep.missing_blobs, 1);
 	assert_int_equal(rep.corrupt_blobs, 1);
 	assert_int_equal(rep.temp_files, 1);
@@ -135,12 +135,12 @@ static void test_check_and_fix(void **state)
 
 	/* Fix: sound afterwards. */
 	memset(&rep, 0, sizeof(rep));
-	assert_int_equal(tc_check(fx->store, true, &rep, tcu_log, NULL), 0);
+	assert_int_equal(tc_check(fx->store, true, NULL, &rep, tcu_log, NULL), 0);
 	assert_true(rep.fixed >= 4);
 	assert_false(tcu_exists(tcu_store_path(fx, TCU_BLOB, orphan_hash, path,
 					       sizeof(path))));
 	memset(&rep, 0, sizeof(rep));
-	assert_int_equal(tc_check(fx->store, false, &rep, tcu_log, NULL), 0);
+	assert_int_equal(tc_check(fx->store, false, NULL, &rep, tcu_log, NULL), 0);
 	assert_int_equal(rep.entries, 1);
 
 	/* The entries it could not trust are gone; the rest is intact. */
@@ -169,19 +169,19 @@ static void test_check_inline(void **state)
 	close_engine(fx);
 
 	memset(&rep, 0xff, sizeof(rep));
-	assert_int_equal(tc_check(fx->store, false, &rep, tcu_log, NULL), 0);
+	assert_int_equal(tc_check(fx->store, false, NULL, &rep, tcu_log, NULL), 0);
 	assert_int_equal(rep.entries, 3);
 	assert_int_equal(rep.corrupt_blobs, 0);
 
 	assert_int_equal(tcu_index_content(fx, h, true), 1);
 	memset(&rep, 0, sizeof(rep));
-	assert_int_equal(tc_check(fx->store, false, &rep, tcu_log, NULL), 1);
+	assert_int_equal(tc_check(fx->store, false, NULL, &rep, tcu_log, NULL), 1);
 	assert_int_equal(rep.corrupt_blobs, 1);
 	assert_int_equal(rep.missing_blobs, 0);
 	assert_int_equal(rep.orphan_blobs, 0);
 	assert_int_equal(rep.refcount_drift, 0);
 	memset(&rep, 0, sizeof(rep));
-	assert_int_equal(tc_check(fx->store, true, &rep, tcu_log, NULL), 0);
+	assert_int_equal(tc_check(fx->store, true, NULL, &rep, tcu_log, NULL), 0);
 	assert_true(rep.fixed >= 1);
 	assert_int_equal(tcu_index_content(fx, h, false), -ENOENT);
 

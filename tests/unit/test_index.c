@@ -103,23 +103,14 @@ static void test_lookup_errors(void **state)
 	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "blk", S_IFBLK | 0644,
 				  &fx->ctx, &a),
 			 -EPERM);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, TC_STATS_NAME,
-				  S_IFREG | 0644, &fx->ctx, &a),
-			 -EPERM);
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO,
-				    TC_STATS_NAME, "x", 1),
-			 -EPERM);
-	/* The daemon serves .stats: the engine's lookup says ENOENT. */
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, TC_STATS_NAME, &a),
+	/* The daemon owns .stats: to the engine it is an ordinary name. */
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, ".stats", &a),
 			 -ENOENT);
-	/* .stats is reserved at the root only. */
-	{
-		uint64_t d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
-
-		assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d,
-					    TC_STATS_NAME, "sub", 3),
-				 0);
-	}
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO, ".stats",
+				    "x", 1),
+			 0);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, ".stats", &a), 0);
+	tc_forget(fx->eng, (uint64_t)a.st.st_ino, 1);
 }
 
 static void test_mknod_types(void **state)
@@ -462,15 +453,6 @@ static void test_rename_dir(void **state)
 			 -ENOTDIR);
 	tcu_assert_value(fx, "file", "F");
 	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "empty"), d);
-
-	/* .stats at the root can be neither source nor target. */
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, TC_STATS_NAME,
-				   TC_ROOT_INO, "s", 0),
-			 -EPERM);
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "file", TC_ROOT_INO,
-				   TC_STATS_NAME, 0),
-			 -EPERM);
-	tcu_assert_value(fx, "file", "F");
 }
 
 /* ------------------------------------------------------------------ */
@@ -543,7 +525,6 @@ static void test_unlink_rmdir_errors(void **state)
 	tcu_put(fx, "f", "x");
 	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "d"), -EISDIR);
 	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "absent"), -ENOENT);
-	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, TC_STATS_NAME), -EPERM);
 	assert_int_equal(tc_rmdir(fx->eng, TC_ROOT_INO, "f"), -ENOTDIR);
 	assert_int_equal(tc_rmdir(fx->eng, TC_ROOT_INO, "absent"), -ENOENT);
 
@@ -664,7 +645,7 @@ static void test_readdir_cookies(void **state)
 	k = find_name(l, "subdir");
 	assert_true(k >= 0);
 	assert_true(S_ISDIR(l->modes[k]));
-	assert_null(find_name(l, TC_STATS_NAME) >= 0 ? "stats" : NULL);
+	assert_null(find_name(l, ".stats") >= 0 ? "stats" : NULL);
 
 	/* One entry per call gives the same listing. */
 	memset(l, 0, sizeof(*l));
@@ -728,14 +709,10 @@ static void test_readdir_plus_and_root(void **state)
 	tcu_put(fx, "one", "1");
 	tcu_put(fx, "two", "22");
 
-	/* The root lists .stats: TC_STATS_INO, mode 0444, size 0. */
+	/* The engine's root lists no .stats (the daemon adds it). */
 	list_paged(fx, TC_ROOT_INO, l, 2, true);
-	assert_int_equal(l->n, 5);
-	k = find_name(l, TC_STATS_NAME);
-	assert_true(k >= 0);
-	assert_int_equal(l->inos[k], TC_STATS_INO);
-	assert_int_equal(l->modes[k] & 07777, 0444);
-	assert_int_equal(l->sizes[k], 0);
+	assert_int_equal(l->n, 4);
+	assert_true(find_name(l, ".stats") < 0);
 	k = find_name(l, "two");
 	assert_true(k >= 0);
 	assert_int_equal(l->sizes[k], 2);
@@ -941,7 +918,7 @@ static void test_xattr_user(void **state)
 /* listxattr and user.tiercache.*: the attributes set on the entry are
  * listed; the computed ones are read by name only, so cp -a and rsync -aX
  * do not try to write read-only attributes back (tiercachefs.8, decided
- * after SPEC §5 was written). */
+ * after tiercachefs(8), EXTENDED ATTRIBUTES was written). */
 static void test_listxattr_tiercache(void **state)
 {
 	struct tcu *fx = *state;

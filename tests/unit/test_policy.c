@@ -386,7 +386,7 @@ static void test_ttl_resolution_order(void **state)
 				 0);
 	}
 	assert_int_equal(expires_in(fx, e, "x"), 300);
-	/* "none" removes it too (SPEC §5). */
+	/* "none" removes it too (tiercachefs(8), EXTENDED ATTRIBUTES). */
 	assert_int_equal(set_x(fx, e, "x", "ttl", "1h"), 0);
 	assert_int_equal(expires_in(fx, e, "x"), 3600);
 	assert_int_equal(set_x(fx, e, "x", "ttl", "none"), 0);

@@ -2,7 +2,7 @@
 /*
  * Unit tests of the counters and gauges (engine/stats.c), read through
  * tc_engine_stats() after known sequences of operations, against the
- * definitions of SPEC §7: a get is an open for reading, a RAM or a disk hit
+ * definitions of tiercachefs(8), STATISTICS: a get is an open for reading, a RAM or a disk hit
  * by where the content is at that moment; a miss is a lookup of an absent,
  * expired or discarded name that is not then created.
  */

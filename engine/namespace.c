@@ -1,0 +1,609 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The namespace: lookup, create (of every node type), symlink, readlink,
+ * link, unlink, rmdir, readdir, getattr, forget and statfs; rename is in
+ * rename.c. Each operation pins the nodes it works on, checks, then changes
+ * the index in one transaction (txn.c), rolling the node copies back when
+ * it fails.
+ *
+ * Lookups are where the cache policy meets the names: an expired or
+ * schema-discarded entry found on the way is dropped and reported absent
+ * (tc_ns_find_locked), and a lookup of an absent name counts a miss (once
+ * per program, not once per kernel retry; taken back when the program then
+ * creates the name, which is a put).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <xxhash.h>
+
+#include "engine_i.h"
+
+/* A second miss of the same name this soon after the first is the kernel
+ * retrying its own lookup, not a program asking again. */
+#define MISS_REPEAT_NS INT64_C(10000000)
+
+/* Longest symlink target, with its NUL (PATH_MAX). */
+#define TARGET_MAX 4096
+
+/* ------------------------------------------------------------------ */
+/* Misses                                                             */
+/* ------------------------------------------------------------------ */
+
+static uint64_t name_hash(const char *name)
+{
+	return XXH3_64bits(name, strlen(name));
+}
+
+/* A lookup found nothing: count a miss, remembered so that a create of the
+ * same name right after can take it back. */
+static void note_miss_locked(struct tc_engine *eng, uint64_t parent,
+			     const char *name)
+{
+	uint64_t h = name_hash(name);
+	unsigned last = (eng->recent_miss_pos + TC_RECENT_MISSES - 1) %
+			TC_RECENT_MISSES,
+		 i;
+	int64_t now = tc_now(eng);
+
+	/* The kernel asks twice for a cached name that turned out absent
+	 * (revalidation, then a fresh lookup): one miss, not two. */
+	if (eng->recent_miss[last].parent == parent &&
+	    eng->recent_miss[last].name_hash == h &&
+	    now - eng->recent_miss[last].when < MISS_REPEAT_NS)
+		return;
+	i = eng->recent_miss_pos++ % TC_RECENT_MISSES;
+	eng->recent_miss[i].parent = parent;
+	eng->recent_miss[i].name_hash = h;
+	eng->recent_miss[i].when = now;
+	tc_count(eng, misses, 1);
+}
+
+void tc_ns_unnote_miss_locked(struct tc_engine *eng, uint64_t parent,
+			      const char *name)
+{
+	uint64_t h = name_hash(name);
+
+	TC_ASSERT_LOCKED(eng);
+	for (unsigned i = 0; i < TC_RECENT_MISSES; i++) {
+		if (eng->recent_miss[i].parent == parent &&
+		    eng->recent_miss[i].name_hash == h) {
+			eng->recent_miss[i].parent = 0;
+			atomic_fetch_sub(&eng->counters.misses, 1);
+			return;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Finding entries                                                    */
+/* ------------------------------------------------------------------ */
+
+int tc_ns_check_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || strchr(name, '/'))
+		return -EINVAL;
+	if (len > TC_NAME_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int tc_ns_dir_get_locked(struct tc_engine *eng, uint64_t parent,
+			 struct tc_node **out)
+{
+	int rc = tc_node_get_locked(eng, parent, out);
+
+	if (rc)
+		return rc;
+	if (!S_ISDIR((*out)->meta.mode))
+		rc = -ENOTDIR;
+	else if ((*out)->meta.nlink == 0)
+		rc = -ENOENT;
+	if (rc) {
+		tc_node_unpin_locked(eng, *out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int tc_ns_find_locked(struct tc_engine *eng, uint64_t parent, const char *name,
+		      struct tc_node **out, struct tc_inval_list *inv)
+{
+	uint64_t ino = 0;
+	int rc;
+
+	rc = tc_index_dentry_get(&eng->ix, parent, name, &ino);
+	if (!rc)
+		rc = tc_node_get_locked(eng, ino, out);
+	if (rc)
+		return rc;
+	if (tc_policy_visible_locked(eng, parent, &(*out)->meta, tc_now(eng)))
+		return 0;
+	rc = tc_txn_begin_locked(eng);
+	if (!rc)
+		rc = tc_txn_end_locked(eng, tc_node_drop_locked(eng, ino, inv));
+	tc_node_unpin_locked(eng, *out);
+	*out = NULL;
+	return rc ? rc : -ENOENT;
+}
+
+int tc_lookup(struct tc_engine *eng, uint64_t parent, const char *name,
+	      struct tc_attr *out)
+{
+	struct tc_inval_list inv = { 0 };
+	struct tc_node *dir = NULL, *n = NULL;
+	int rc;
+
+	rc = tc_ns_check_name(name);
+	if (rc)
+		return rc;
+	tc_lock(eng);
+	rc = tc_ns_dir_get_locked(eng, parent, &dir);
+	if (rc)
+		goto out;
+	rc = tc_ns_find_locked(eng, parent, name, &n, &inv);
+	if (rc == -ENOENT)
+		note_miss_locked(eng, parent, name);
+	if (rc)
+		goto out;
+	n->nlookup++;
+out:
+	if (dir)
+		tc_node_unpin_locked(eng, dir);
+	tc_unlock(eng);
+	if (n) {
+		tc_node_attr(eng, n, out);
+		tc_node_unpin(eng, n);
+	}
+	tc_inval_deliver(eng, &inv);
+	return rc;
+}
+
+void tc_forget(struct tc_engine *eng, uint64_t ino, uint64_t nlookup)
+{
+	struct tc_node *n;
+
+	tc_lock(eng);
+	n = tc_node_find_locked(eng, ino);
+	if (n) {
+		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
+		tc_node_release_locked(eng, n);
+	}
+	tc_unlock(eng);
+}
+
+int tc_getattr(struct tc_engine *eng, uint64_t ino, struct tc_attr *out)
+{
+	struct tc_node *n;
+	int rc;
+
+	tc_lock(eng);
+	rc = tc_node_get_locked(eng, ino, &n);
+	tc_unlock(eng);
+	if (rc)
+		return rc;
+	tc_node_attr(eng, n, out);
+	tc_node_unpin(eng, n);
+	return 0;
+}
+
+void tc_statfs(struct tc_engine *eng, struct tc_statfs *out)
+{
+	tc_lock(eng);
+	out->limit_bytes = eng->disk_size;
+	out->used_bytes = eng->size.disk_bytes;
+	out->items = eng->size.disk_items;
+	out->limit_items = eng->disk_items;
+	tc_unlock(eng);
+	if (!out->limit_bytes) {
+		struct statvfs sv;
+		if (fstatvfs(eng->store_fd, &sv) == 0)
+			out->limit_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
+		if (out->limit_bytes < out->used_bytes)
+			out->limit_bytes = out->used_bytes;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Creating                                                           */
+/* ------------------------------------------------------------------ */
+
+/* -EEXIST when @name in @dir is taken by a visible entry; 0 when free (an
+ * invisible, expired or discarded, entry is dropped on the way). */
+static int name_free_locked(struct tc_engine *eng, uint64_t dir,
+			    const char *name, struct tc_inval_list *inv)
+{
+	struct tc_node *old = NULL;
+	int rc = tc_ns_find_locked(eng, dir, name, &old, inv);
+
+	if (rc == 0) {
+		tc_node_unpin_locked(eng, old);
+		return -EEXIST;
+	}
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* Create inode @m named @name in @dir and pin it. Its own transaction. */
+static int create_locked(struct tc_engine *eng, struct tc_node *dir,
+			 const char *name, struct tc_inode *m,
+			 struct tc_node **out, struct tc_inval_list *inv)
+{
+	int64_t now = tc_now(eng);
+	int rc;
+
+	rc = name_free_locked(eng, dir->ino, name, inv);
+	if (rc)
+		return rc;
+	m->atime = m->mtime = m->ctime = now;
+	m->nlink = S_ISDIR(m->mode) ? 2 : 1;
+	m->lru = now;
+	m->ttl = -1;
+	m->ttl_mode = -1;
+	rc = tc_policy_inherit_locked(eng, dir->ino, m);
+	if (!rc)
+		rc = tc_txn_begin_locked(eng);
+	if (rc)
+		return rc;
+	if (S_ISREG(m->mode)) {
+		rc = tc_policy_make_room_locked(eng, 0, 1, 0, inv);
+		tc_policy_resolve_locked(eng, m, now);
+	}
+	if (!rc)
+		rc = tc_index_inode_insert(&eng->ix, m);
+	if (!rc)
+		rc = tc_index_dentry_insert(&eng->ix, dir->ino, name, m->ino);
+	if (!rc) {
+		dir->meta.mtime = dir->meta.ctime = now;
+		if (S_ISDIR(m->mode))
+			dir->meta.nlink++;
+		rc = tc_index_inode_update(&eng->ix, &dir->meta);
+	}
+	if (!rc && S_ISREG(m->mode))
+		tc_txn_account_locked(eng, 0, 1);
+	rc = tc_txn_end_locked(eng, rc);
+	if (rc) {
+		/* dir->meta may be ahead of the row now: reload it. */
+		tc_node_reload_locked(eng, &dir, 1);
+		return rc;
+	}
+	tc_ns_unnote_miss_locked(eng, dir->ino, name);
+	return tc_node_get_locked(eng, m->ino, out);
+}
+
+int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
+		    struct tc_inode *m, const struct tc_ctx *ctx,
+		    struct tc_node **out)
+{
+	struct tc_inval_list inv = { 0 };
+	struct tc_node *dir = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = tc_ns_check_name(name);
+	if (rc)
+		return rc;
+	tc_lock(eng);
+	rc = tc_ns_dir_get_locked(eng, parent, &dir);
+	if (rc)
+		goto out;
+	m->uid = ctx->uid;
+	m->gid = ctx->gid;
+	if (dir->meta.mode & S_ISGID) {
+		m->gid = dir->meta.gid;
+		if (S_ISDIR(m->mode))
+			m->mode |= S_ISGID;
+	}
+	rc = create_locked(eng, dir, name, m, out, &inv);
+	if (!rc)
+		(*out)->nlookup++;
+out:
+	if (dir)
+		tc_node_unpin_locked(eng, dir);
+	tc_unlock(eng);
+	tc_inval_deliver(eng, &inv);
+	return rc;
+}
+
+/* Make @m, reply its attributes, drop the pin (the lookup stays). */
+static int make_and_attr(struct tc_engine *eng, uint64_t parent,
+			 const char *name, struct tc_inode *m,
+			 const struct tc_ctx *ctx, struct tc_attr *out)
+{
+	struct tc_node *n;
+	int rc = tc_ns_make_node(eng, parent, name, m, ctx, &n);
+
+	if (rc)
+		return rc;
+	tc_node_attr(eng, n, out);
+	tc_node_unpin(eng, n);
+	return 0;
+}
+
+int tc_mknod(struct tc_engine *eng, uint64_t parent, const char *name,
+	     mode_t mode, const struct tc_ctx *ctx, struct tc_attr *out)
+{
+	struct tc_inode m = { 0 };
+
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+	case S_IFDIR:
+	case S_IFIFO:
+	case S_IFSOCK:
+		break;
+	case S_IFCHR:
+	case S_IFBLK:
+		return -EPERM;
+	default:
+		return -EINVAL;
+	}
+	m.mode = (mode & S_IFMT) | (mode & 07777 & ~ctx->umask);
+	return make_and_attr(eng, parent, name, &m, ctx, out);
+}
+
+int tc_symlink(struct tc_engine *eng, uint64_t parent, const char *name,
+	       const char *target, const struct tc_ctx *ctx,
+	       struct tc_attr *out)
+{
+	struct tc_inode m = { 0 };
+	size_t len = strlen(target);
+
+	if (len == 0)
+		return -ENOENT;
+	if (len >= TARGET_MAX)
+		return -ENAMETOOLONG;
+	m.mode = S_IFLNK | 0777;
+	m.size = len;
+	m.target = target;
+	return make_and_attr(eng, parent, name, &m, ctx, out);
+}
+
+int tc_readlink(struct tc_engine *eng, uint64_t ino, char *buf, size_t size)
+{
+	struct tc_node *n;
+	int rc;
+
+	tc_lock(eng);
+	rc = tc_node_get_locked(eng, ino, &n);
+	if (rc)
+		goto out;
+	if (!S_ISLNK(n->meta.mode))
+		rc = -EINVAL;
+	else
+		rc = tc_index_readlink(&eng->ix, ino, buf, size);
+	tc_node_unpin_locked(eng, n);
+out:
+	tc_unlock(eng);
+	return rc;
+}
+
+int tc_link(struct tc_engine *eng, uint64_t ino, uint64_t newparent,
+	    const char *newname, struct tc_attr *out)
+{
+	struct tc_inval_list inv = { 0 };
+	struct tc_node *dir = NULL, *n = NULL;
+	int rc;
+
+	rc = tc_ns_check_name(newname);
+	if (rc)
+		return rc;
+	tc_lock(eng);
+	rc = tc_ns_dir_get_locked(eng, newparent, &dir);
+	if (!rc)
+		rc = tc_node_get_locked(eng, ino, &n);
+	if (rc)
+		goto out;
+	if (S_ISDIR(n->meta.mode))
+		rc = -EPERM;
+	else if (n->meta.nlink == 0)
+		rc = -ENOENT;
+	else
+		rc = name_free_locked(eng, newparent, newname, &inv);
+	if (!rc)
+		rc = tc_txn_begin_locked(eng);
+	if (rc)
+		goto out;
+	rc = tc_index_dentry_insert(&eng->ix, newparent, newname, ino);
+	if (!rc) {
+		n->meta.nlink++;
+		n->meta.ctime = tc_now(eng);
+		rc = tc_index_inode_update(&eng->ix, &n->meta);
+	}
+	if (!rc) {
+		dir->meta.mtime = dir->meta.ctime = n->meta.ctime;
+		rc = tc_index_inode_update(&eng->ix, &dir->meta);
+	}
+	rc = tc_txn_end_locked(eng, rc);
+	if (rc) {
+		tc_node_reload_locked(eng, (struct tc_node *[]){ n, dir }, 2);
+		goto out;
+	}
+	tc_ns_unnote_miss_locked(eng, newparent, newname);
+	n->nlookup++;
+out:
+	if (dir)
+		tc_node_unpin_locked(eng, dir);
+	tc_unlock(eng);
+	if (n) {
+		if (!rc)
+			tc_node_attr(eng, n, out);
+		tc_node_unpin(eng, n);
+	}
+	tc_inval_deliver(eng, &inv);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Removing                                                           */
+/* ------------------------------------------------------------------ */
+
+int tc_ns_remove_dentry_locked(struct tc_engine *eng, struct tc_node *dir,
+			       const char *name, struct tc_node *victim)
+{
+	int64_t now = tc_now(eng);
+	int rc;
+
+	rc = tc_index_dentry_delete(&eng->ix, dir->ino, name);
+	if (rc)
+		return rc;
+	if (S_ISDIR(victim->meta.mode)) {
+		victim->meta.nlink = 0;
+		dir->meta.nlink--;
+	} else {
+		victim->meta.nlink--;
+	}
+	victim->meta.ctime = now;
+	dir->meta.mtime = dir->meta.ctime = now;
+	if (S_ISREG(victim->meta.mode) && victim->meta.nlink == 0) {
+		tc_txn_account_locked(eng, -(int64_t)victim->meta.size, -1);
+		tc_count(eng, deletes, 1);
+	}
+	rc = tc_index_inode_update(&eng->ix, &victim->meta);
+	if (!rc)
+		rc = tc_index_inode_update(&eng->ix, &dir->meta);
+	return rc;
+}
+
+static int remove_entry(struct tc_engine *eng, uint64_t parent,
+			const char *name, bool want_dir)
+{
+	struct tc_inval_list inv = { 0 };
+	struct tc_node *dir = NULL, *n = NULL;
+	int rc;
+
+	rc = tc_ns_check_name(name);
+	if (rc)
+		return rc;
+	tc_lock(eng);
+	rc = tc_ns_dir_get_locked(eng, parent, &dir);
+	if (!rc)
+		rc = tc_ns_find_locked(eng, parent, name, &n, &inv);
+	if (rc)
+		goto out;
+	if (want_dir && !S_ISDIR(n->meta.mode))
+		rc = -ENOTDIR;
+	else if (!want_dir && S_ISDIR(n->meta.mode))
+		rc = -EISDIR;
+	else if (want_dir && !tc_index_dir_empty(&eng->ix, n->ino))
+		rc = -ENOTEMPTY;
+	if (!rc)
+		rc = tc_txn_begin_locked(eng);
+	if (rc)
+		goto out;
+	rc = tc_txn_end_locked(eng, tc_ns_remove_dentry_locked(eng, dir, name,
+							       n));
+	if (rc)
+		tc_node_reload_locked(eng, (struct tc_node *[]){ dir, n }, 2);
+out:
+	if (n)
+		tc_node_unpin_locked(eng, n);
+	if (dir)
+		tc_node_unpin_locked(eng, dir);
+	tc_unlock(eng);
+	tc_inval_deliver(eng, &inv);
+	return rc;
+}
+
+int tc_unlink(struct tc_engine *eng, uint64_t parent, const char *name)
+{
+	return remove_entry(eng, parent, name, false);
+}
+
+int tc_rmdir(struct tc_engine *eng, uint64_t parent, const char *name)
+{
+	if (!strcmp(name, "."))
+		return -EINVAL;
+	if (!strcmp(name, ".."))
+		return -ENOTEMPTY;
+	return remove_entry(eng, parent, name, true);
+}
+
+/* ------------------------------------------------------------------ */
+/* Listing                                                            */
+/* ------------------------------------------------------------------ */
+
+struct listing {
+	struct tc_engine *eng;
+	bool plus;
+	int64_t now;
+	char want_schema[65];
+	tc_dirent_fn fn;
+	void *ctx;
+};
+
+/* One dentry of tc_readdir(): hide what a lookup would find invisible. */
+static int list_one(void *ctx, uint64_t id, const char *raw, size_t len,
+		    const struct tc_inode *row)
+{
+	struct listing *l = ctx;
+	struct tc_engine *eng = l->eng;
+	char name[TC_NAME_MAX + 1];
+	struct tc_inode m = *row;
+	struct tc_attr a;
+	struct tc_node *n;
+
+	if (len > TC_NAME_MAX || len == 0)
+		return 0;
+	memcpy(name, raw, len);
+	name[len] = '\0';
+	n = tc_node_find_locked(eng, m.ino);
+	if (n)
+		m = n->meta; /* fresher: sliding expiry, sizes */
+	if (m.expires > 0 && m.expires <= l->now)
+		return 0;
+	if (l->want_schema[0] && S_ISREG(m.mode) &&
+	    strcmp(l->want_schema, m.schema))
+		return 0;
+	tc_node_fill_attr(eng, &m, &a);
+	if (l->fn(l->ctx, name, &a, id + 2))
+		return 1;
+	/* readdirplus hands the kernel a lookup reference */
+	if (l->plus && tc_node_get_locked(eng, m.ino, &n) == 0) {
+		n->nlookup++;
+		n->pins--;
+	}
+	return 0;
+}
+
+int tc_readdir(struct tc_engine *eng, uint64_t ino, uint64_t off, bool plus,
+	       tc_dirent_fn fn, void *ctx)
+{
+	struct listing l = { .eng = eng, .plus = plus, .fn = fn, .ctx = ctx };
+	struct tc_node *dir = NULL;
+	uint64_t parent = TC_ROOT_INO;
+	struct tc_attr a;
+	int rc;
+
+	l.now = tc_now(eng);
+	tc_lock(eng);
+	rc = tc_ns_dir_get_locked(eng, ino, &dir);
+	if (rc)
+		goto out;
+	/* Cookies: 1 ".", 2 "..", then dentry id + 2. */
+	if (off < 1) {
+		tc_node_fill_attr(eng, &dir->meta, &a);
+		if (fn(ctx, ".", &a, 1))
+			goto out;
+	}
+	if (off < 2) {
+		if (ino != TC_ROOT_INO)
+			(void)!tc_index_parent_of(&eng->ix, ino, &parent);
+		memset(&a, 0, sizeof(a));
+		a.st.st_ino = parent;
+		a.st.st_mode = S_IFDIR;
+		if (fn(ctx, "..", &a, 2))
+			goto out;
+	}
+	/* Entries of another schema version are absent here too (they are
+	 * discarded, and counted, when looked up). */
+	if (tc_policy_dir_schema_locked(eng, ino, l.want_schema))
+		l.want_schema[0] = '\0';
+	rc = tc_index_list_dir(&eng->ix, ino, off > 2 ? off - 2 : 0, list_one,
+			       &l);
+out:
+	if (dir)
+		tc_node_unpin_locked(eng, dir);
+	tc_unlock(eng);
+	return rc;
+}

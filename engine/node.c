@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The node table: an inode the kernel knows (lookup references) or that has
+ * open handles is a struct tc_node in a hash table keyed by inode number. It
+ * caches the index row (node->meta) so getattr and open of a known inode do
+ * not touch SQLite, carries the shared dirty state of writers and the
+ * loaded content of readers. A node leaves the table when the kernel has
+ * forgotten it, no handle is open and no thread pins it; if its link count
+ * is zero by then, its row and its blob reference go too (unlinked-but-open
+ * files; passthrough_ll's refcount mirroring the kernel's lookup count).
+ *
+ * Also here, because they follow the nodes:
+ *   - invalidation lists: changes the kernel did not make itself (eviction,
+ *     expiry, flush, ...) are collected under the engine lock and handed to
+ *     the daemon's callback after it is dropped;
+ *   - the access-time batch: LRU recency and sliding deadlines live in the
+ *     node and reach the index in batches (tc_node_apply_atimes_locked), so
+ *     a read never waits for a SQLite write.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine_i.h"
+
+/* ------------------------------------------------------------------ */
+/* Invalidation                                                       */
+/* ------------------------------------------------------------------ */
+
+void tc_inval_add(struct tc_inval_list *l, uint64_t parent, const char *name,
+		  size_t len, uint64_t ino)
+{
+	struct tc_inval *v;
+	char *copy;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return; /* the kernel's entry times out instead */
+		l->v = v;
+		l->cap = cap;
+	}
+	copy = strndup(name, len);
+	if (!copy)
+		return;
+	l->v[l->n++] = (struct tc_inval){ parent, ino, copy };
+}
+
+static int add_name(void *ctx, uint64_t parent, const char *name, size_t len,
+		    uint64_t ino)
+{
+	tc_inval_add(ctx, parent, name, len, ino);
+	return 0;
+}
+
+void tc_inval_names_locked(struct tc_engine *eng, uint64_t ino,
+			   struct tc_inval_list *inv)
+{
+	(void)!tc_index_names_of(&eng->ix, ino, add_name, inv);
+}
+
+void tc_inval_deliver(struct tc_engine *eng, struct tc_inval_list *l)
+{
+	tc_inval_fn fn;
+	void *ctx;
+
+	pthread_mutex_lock(&eng->inval_lock);
+	fn = eng->inval_fn;
+	ctx = eng->inval_ctx;
+	pthread_mutex_unlock(&eng->inval_lock);
+	for (size_t i = 0; i < l->n; i++) {
+		if (fn)
+			fn(ctx, l->v[i].parent, l->v[i].name, l->v[i].ino);
+		free(l->v[i].name);
+	}
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+void tc_engine_set_inval(struct tc_engine *eng, tc_inval_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&eng->inval_lock);
+	eng->inval_fn = fn;
+	eng->inval_ctx = ctx;
+	pthread_mutex_unlock(&eng->inval_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* The table                                                          */
+/* ------------------------------------------------------------------ */
+
+static size_t node_bucket(const struct tc_engine *eng, uint64_t ino)
+{
+	return (size_t)((ino * UINT64_C(0x9E3779B97F4A7C15)) >> 20) &
+	       (eng->nbuckets - 1);
+}
+
+struct tc_node *tc_node_find_locked(struct tc_engine *eng, uint64_t ino)
+{
+	struct tc_node *n;
+
+	TC_ASSERT_LOCKED(eng);
+	n = eng->nodes[node_bucket(eng, ino)];
+	while (n && n->ino != ino)
+		n = n->hnext;
+	return n;
+}
+
+static void grow_locked(struct tc_engine *eng)
+{
+	size_t old = eng->nbuckets, nb = old * 2;
+	struct tc_node **b = calloc(nb, sizeof(*b)), **ob = eng->nodes;
+
+	if (!b)
+		return;
+	eng->nodes = b;
+	eng->nbuckets = nb;
+	for (size_t i = 0; i < old; i++) {
+		struct tc_node *n = ob[i], *next;
+		for (; n; n = next) {
+			size_t k = node_bucket(eng, n->ino);
+			next = n->hnext;
+			n->hnext = b[k];
+			b[k] = n;
+		}
+	}
+	free(ob);
+}
+
+int tc_node_get_locked(struct tc_engine *eng, uint64_t ino,
+		       struct tc_node **out)
+{
+	struct tc_node *n = tc_node_find_locked(eng, ino);
+	size_t b;
+	int rc;
+
+	if (n) {
+		n->pins++;
+		*out = n;
+		return 0;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	rc = tc_index_inode_get(&eng->ix, ino, &n->meta);
+	if (rc) {
+		free(n);
+		return rc;
+	}
+	n->ino = ino;
+	n->pins = 1;
+	tc_mutex_init(&n->lock);
+	if (eng->nnodes >= eng->nbuckets)
+		grow_locked(eng);
+	b = node_bucket(eng, ino);
+	n->hnext = eng->nodes[b];
+	eng->nodes[b] = n;
+	eng->nnodes++;
+	*out = n;
+	return 0;
+}
+
+int tc_node_meta_locked(struct tc_engine *eng, uint64_t ino,
+			struct tc_inode *out)
+{
+	struct tc_node *n = tc_node_find_locked(eng, ino);
+
+	if (n) {
+		*out = n->meta;
+		return 0;
+	}
+	return tc_index_inode_get(&eng->ix, ino, out);
+}
+
+void tc_node_reload_locked(struct tc_engine *eng, struct tc_node **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i])
+			(void)!tc_index_inode_get(&eng->ix, v[i]->ino,
+						  &v[i]->meta);
+}
+
+/* Delete the row of inode @m with its xattrs and tags and drop its blob
+ * reference, inside the caller's transaction. */
+static int purge_locked(struct tc_engine *eng, const struct tc_inode *m)
+{
+	int rc = tc_index_inode_purge(&eng->ix, m->ino);
+
+	if (!rc && m->hash_set)
+		rc = tc_blob_unref_locked(eng, m->hash);
+	return rc;
+}
+
+/* Purge @m in a transaction of its own, or in the one already open. */
+static int destroy_locked(struct tc_engine *eng, const struct tc_inode *m)
+{
+	int rc;
+
+	if (tc_index_in_txn(&eng->ix))
+		return purge_locked(eng, m);
+	rc = tc_txn_begin_locked(eng);
+	if (rc)
+		return rc;
+	return tc_txn_end_locked(eng, purge_locked(eng, m));
+}
+
+void tc_node_content_unref(struct tc_content *c)
+{
+	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	tc_ram_unref(c->ram);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
+{
+	struct tc_node **pp;
+
+	TC_ASSERT_LOCKED(eng);
+	if (n->nlookup || n->nopen || n->pins || n->dirty)
+		return;
+	/* The row must carry the batched recency (and a sliding deadline)
+	 * before the node, which is fresher than the row, goes away. */
+	if (n->atime_pending) {
+		if (tc_index_in_txn(&eng->ix))
+			(void)!tc_node_apply_atimes_locked(eng);
+		else
+			(void)!tc_node_flush_atimes_locked(eng);
+		n->atime_pending = false;
+	}
+	pp = &eng->nodes[node_bucket(eng, n->ino)];
+	while (*pp != n)
+		pp = &(*pp)->hnext;
+	*pp = n->hnext;
+	eng->nnodes--;
+	if (n->meta.nlink == 0 && n->ino != TC_ROOT_INO)
+		(void)!destroy_locked(eng, &n->meta);
+	tc_node_content_unref(n->content);
+	tc_mutex_destroy(&n->lock);
+	free(n);
+}
+
+void tc_node_unpin_locked(struct tc_engine *eng, struct tc_node *n)
+{
+	n->pins--;
+	tc_node_release_locked(eng, n);
+}
+
+void tc_node_unpin(struct tc_engine *eng, struct tc_node *n)
+{
+	tc_lock(eng);
+	tc_node_unpin_locked(eng, n);
+	tc_unlock(eng);
+}
+
+int tc_node_drop_locked(struct tc_engine *eng, uint64_t ino,
+			struct tc_inval_list *inv)
+{
+	struct tc_node *n = tc_node_find_locked(eng, ino);
+	struct tc_inode m;
+	int rc;
+
+	rc = tc_index_inode_get(&eng->ix, ino, &m);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	if (inv)
+		tc_inval_names_locked(eng, ino, inv);
+	rc = tc_index_dentries_drop(&eng->ix, ino);
+	if (rc)
+		return rc;
+	if (S_ISREG(m.mode) && m.nlink > 0)
+		tc_txn_account_locked(eng, -(int64_t)m.size, -1);
+	m.nlink = 0;
+	if (n) {
+		n->meta.nlink = 0;
+		return tc_index_inode_update(&eng->ix, &m);
+	}
+	return purge_locked(eng, &m);
+}
+
+int tc_node_drop_orphans_locked(struct tc_engine *eng)
+{
+	uint64_t *inos;
+	size_t n;
+	int rc;
+
+	rc = tc_index_orphans(&eng->ix, &inos, &n);
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct tc_inode m;
+		if (tc_index_inode_get(&eng->ix, inos[i], &m) == 0)
+			rc = destroy_locked(eng, &m);
+	}
+	free(inos);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Attributes                                                         */
+/* ------------------------------------------------------------------ */
+
+void tc_node_fill_attr(struct tc_engine *eng, const struct tc_inode *m,
+		       struct tc_attr *out)
+{
+	struct stat *st = &out->st;
+	int64_t now;
+
+	memset(out, 0, sizeof(*out));
+	st->st_ino = m->ino;
+	st->st_mode = m->mode;
+	st->st_nlink = m->nlink;
+	st->st_uid = m->uid;
+	st->st_gid = m->gid;
+	st->st_rdev = m->rdev;
+	st->st_size = (off_t)m->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((m->size + 511) / 512);
+	tc_ns_to_ts(m->atime, &st->st_atim);
+	tc_ns_to_ts(m->mtime, &st->st_mtim);
+	tc_ns_to_ts(m->ctime, &st->st_ctim);
+	out->valid_ns = INT64_MAX;
+	if (m->expires > 0) {
+		now = tc_now(eng);
+		out->valid_ns = m->expires > now ? m->expires - now : 0;
+	}
+}
+
+void tc_node_attr(struct tc_engine *eng, struct tc_node *n,
+		  struct tc_attr *out)
+{
+	struct tc_inode m;
+
+	tc_lock(eng);
+	m = n->meta;
+	tc_unlock(eng);
+	tc_mutex_lock(&n->lock);
+	if (n->dirty) {
+		m.size = n->dirty->size;
+		m.mtime = m.ctime = n->dirty->mtime;
+	}
+	tc_mutex_unlock(&n->lock);
+	tc_node_fill_attr(eng, &m, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Access times                                                       */
+/* ------------------------------------------------------------------ */
+
+void tc_node_touch_locked(struct tc_engine *eng, struct tc_node *n)
+{
+	TC_ASSERT_LOCKED(eng);
+	if (n->atime_pending)
+		return;
+	if (eng->n_atimes == TC_ATIME_BATCH)
+		(void)!tc_node_flush_atimes_locked(eng);
+	eng->atimes[eng->n_atimes++] = n->ino;
+	n->atime_pending = true;
+}
+
+int tc_node_apply_atimes_locked(struct tc_engine *eng)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < eng->n_atimes; i++) {
+		struct tc_node *n = tc_node_find_locked(eng, eng->atimes[i]);
+		/* Gone: it wrote its row when it left the table. */
+		if (!n || !n->atime_pending)
+			continue;
+		rc = tc_index_set_lru(&eng->ix, n->ino, n->meta.lru,
+				      n->meta.expires);
+		n->atime_pending = false;
+	}
+	if (!rc)
+		eng->n_atimes = 0;
+	return rc;
+}
+
+int tc_node_flush_atimes_locked(struct tc_engine *eng)
+{
+	int rc;
+
+	if (!eng->n_atimes)
+		return 0;
+	rc = tc_txn_begin_locked(eng);
+	if (!rc)
+		rc = tc_txn_end_locked(eng, tc_node_apply_atimes_locked(eng));
+	eng->n_atimes = 0; /* recency is a hint: never retry forever */
+	return rc;
+}
