@@ -9,6 +9,7 @@
  * filtered by level before anything is formatted (Redis's serverLog).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -86,4 +87,87 @@ void tc_mutex_init(struct tc_mutex *l)
 void tc_mutex_destroy(struct tc_mutex *l)
 {
 	pthread_mutex_destroy(&l->m);
+}
+
+/* The owner fields follow the mutex across a wait, which releases it. */
+static void before_wait(struct tc_mutex *l)
+{
+#ifndef NDEBUG
+	atomic_store_explicit(&l->held, false, memory_order_relaxed);
+#else
+	(void)l;
+#endif
+}
+
+static void after_wait(struct tc_mutex *l)
+{
+#ifndef NDEBUG
+	atomic_store_explicit(&l->owner, pthread_self(), memory_order_relaxed);
+	atomic_store_explicit(&l->held, true, memory_order_relaxed);
+#else
+	(void)l;
+#endif
+}
+
+void tc_mutex_wait(struct tc_mutex *l, pthread_cond_t *cond)
+{
+	before_wait(l);
+	pthread_cond_wait(cond, &l->m);
+	after_wait(l);
+}
+
+void tc_mutex_timedwait(struct tc_mutex *l, pthread_cond_t *cond,
+			int64_t ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ns += ts.tv_nsec;
+	ts.tv_sec += ns / TC_NS_PER_S;
+	ts.tv_nsec = ns % TC_NS_PER_S;
+	before_wait(l);
+	pthread_cond_timedwait(cond, &l->m, &ts);
+	after_wait(l);
+}
+
+void tc_cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &a);
+	pthread_condattr_destroy(&a);
+}
+
+int64_t tc_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * TC_NS_PER_S + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ */
+/* Invalidation lists                                                 */
+/* ------------------------------------------------------------------ */
+
+void tc_inval_add(struct tc_inval_list *l, uint64_t parent, const char *name,
+		  size_t len, uint64_t ino)
+{
+	struct tc_inval *v;
+	char *copy;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return; /* the kernel's entry times out instead */
+		l->v = v;
+		l->cap = cap;
+	}
+	copy = strndup(name, len);
+	if (!copy)
+		return;
+	l->v[l->n++] = (struct tc_inval){ parent, ino, copy };
 }

@@ -437,6 +437,8 @@ int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash)
 		rc = tc_index_pending_add(&eng->ix, hash);
 	if (rc)
 		return rc;
+	/* Out of RAM now (nothing names it); the file after the commit. */
+	tc_ram_drop(eng->ram, hash);
 	eng->size.blob_bytes -= size;
 	if (eng->n_doomed == eng->cap_doomed) {
 		size_t cap = eng->cap_doomed ? eng->cap_doomed * 2 : 64;
@@ -457,7 +459,6 @@ void tc_blob_reap_locked(struct tc_engine *eng)
 		if (tc_blob_known_locked(eng, eng->doomed[i]))
 			continue;
 		(void)tc_blob_unlink(&eng->blobs, eng->doomed[i]);
-		tc_ram_drop(eng->ram, eng->doomed[i]);
 	}
 	eng->n_doomed = 0;
 }

@@ -359,6 +359,19 @@ static int value_str(const char *v, size_t len, char *out, size_t size)
 	return 0;
 }
 
+/* Remember in the index that some directory has a schema or a ttl. */
+static int save_dir_flags_locked(struct tc_engine *eng)
+{
+	int64_t flags = (eng->any_dir_schema ? TC_DIR_SCHEMA : 0) |
+			(eng->any_dir_ttl ? TC_DIR_TTL : 0);
+	int rc = tc_txn_begin_locked(eng);
+
+	if (rc)
+		return rc;
+	return tc_txn_end_locked(eng,
+				 tc_index_meta_set(&eng->ix, "dir_flags", flags));
+}
+
 /* XATTR_CREATE on a present attribute, XATTR_REPLACE on an absent one. */
 static int check_flags_locked(struct tc_engine *eng, const struct tc_inode *m,
 			      enum attr_id a, int flags)
@@ -403,6 +416,10 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 		rc = ino == TC_ROOT_INO
 			     ? control_locked(eng, a, v, strlen(v), &inv)
 			     : -EPERM;
+		/* Administrative and rare: on disk at once, space freed. */
+		if (!rc && (a != A_FLUSH || strcmp(v, "ram")) &&
+		    a != A_RESET_STATS)
+			rc = tc_commit_locked(eng, &inv);
 		goto out;
 	}
 	if (!(reg || dir) || (a == A_TAGS && !reg)) {
@@ -454,11 +471,7 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 	if (!rc && dir && (a == A_TTL || a == A_TTL_MODE))
 		eng->any_dir_ttl = true;
 	if (!rc && dir)
-		rc = tc_index_meta_set(&eng->ix, "dir_flags",
-					(eng->any_dir_schema ? TC_DIR_SCHEMA
-							     : 0) |
-						(eng->any_dir_ttl ? TC_DIR_TTL
-								  : 0));
+		rc = save_dir_flags_locked(eng);
 out:
 	tc_unlock(eng);
 	tc_inval_deliver(eng, &inv);

@@ -235,7 +235,8 @@ int tc_check(const char *store, bool fix_it, const struct tc_blob_ops *ops,
 			     .base = { .log_fn = log_fn, .log_ctx = log_ctx,
 				       .log_level = TC_LOG_DEBUG },
 			     .store_fd = -1, .lock_fd = -1,
-			     .blobs = { .blobs_fd = -1, .tmp_fd = -1 } };
+			     .blobs = { .blobs_fd = -1, .tmp_fd = -1 },
+			     .ix = { .wal_fd = -1 } };
 	struct doomed d = { 0 };
 	uint64_t problems;
 	int rc;

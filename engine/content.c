@@ -316,10 +316,11 @@ static int publish_commit_locked(struct tc_engine *eng, struct tc_node *n,
 		tc_txn_rollback_locked(eng);
 		return rc;
 	}
-	rc = tc_txn_commit_locked(eng, durable);
+	rc = tc_txn_commit_locked(eng);
 	if (!rc) {
 		n->meta = m;
 		n->data_gen++;
+		n->pub_group = eng->group_id;
 	}
 	return rc;
 }
@@ -343,6 +344,8 @@ int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 		durable = false;
 	if (eng->disk_size && d->size > eng->disk_size)
 		return -EFBIG;
+	if (tc_reserve_short(eng) && d->size > 0)
+		return -ENOSPC; /* the reserve is for what was accepted */
 	inline_data = d->fd < 0 && d->size <= eng->inline_max;
 	if (d->size > 0) {
 		rc = tc_dirty_hash(&eng->blobs, d, hash);
@@ -351,18 +354,27 @@ int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 	}
 	if (d->size > 0 && !inline_data) {
 		bool known;
-		/* Pending until the commit that references it, so a crash in
-		 * between leaves no orphan behind. */
+		/* Pending, and committed so, before the file exists: a crash
+		 * before the commit that references it leaves nothing the next
+		 * open cannot find. */
 		tc_lock(eng);
 		known = tc_blob_known_locked(eng, hash);
-		rc = known ? 0 : tc_blob_pending_locked(eng, hash);
+		if (!known)
+			rc = tc_txn_begin_locked(eng);
+		if (!known && !rc)
+			rc = tc_txn_end_locked(eng,
+					       tc_blob_pending_locked(eng, hash));
+		if (!known && !rc)
+			rc = tc_commit_locked(eng, &inv);
 		tc_unlock(eng);
 		if (!rc && !known) {
 			rc = tc_dirty_store(&eng->blobs, d, hash, durable);
 			wrote = !rc;
 		}
-		if (rc)
+		if (rc) {
+			tc_inval_deliver(eng, &inv);
 			return rc;
+		}
 	}
 	tc_lock(eng);
 	rc = publish_commit_locked(eng, n, d, hash, &wrote, inline_data,
@@ -383,7 +395,8 @@ int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 						 ram_ttl));
 	dirty_end_nlocked(eng, n);
 	tc_inval_deliver(eng, &inv);
-	return 0;
+	/* Published; durable once its group is committed and synced. */
+	return durable ? tc_commit_sync(eng) : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -586,6 +599,18 @@ out:
 	return rc ? rc : (ssize_t)size;
 }
 
+/* The error a lost group left for @n's last publish, once. */
+static int lost_error(struct tc_engine *eng, struct tc_node *n)
+{
+	int err;
+
+	tc_lock(eng);
+	err = n->lost_err;
+	n->lost_err = 0;
+	tc_unlock(eng);
+	return err;
+}
+
 /* True when @f is the only writable handle of its node. */
 static bool last_writer(struct tc_file *f)
 {
@@ -602,15 +627,17 @@ int tc_flush(struct tc_file *f)
 	struct tc_node *n = f->node;
 	int rc = 0;
 
-	if ((f->flags & O_ACCMODE) == O_RDONLY || !last_writer(f))
+	if ((f->flags & O_ACCMODE) == O_RDONLY)
 		return 0;
+	if (!last_writer(f))
+		return lost_error(f->eng, n);
 	tc_mutex_lock(&n->lock);
 	/* A shell's "> file" closes a dup of the handle before writing:
 	 * publishing the bare truncation then would be a put of nothing. */
 	if (n->dirty && n->dirty->written)
 		rc = tc_content_publish_nlocked(f->eng, n, false);
 	tc_mutex_unlock(&n->lock);
-	return rc;
+	return rc ? rc : lost_error(f->eng, n);
 }
 
 /* Published at close without fsync: make the blob and the index durable. */
@@ -626,11 +653,7 @@ static int sync_published_nlocked(struct tc_engine *eng, struct tc_node *n)
 		rc = tc_blob_fsync(&eng->blobs, fd);
 		close(fd);
 	}
-	tc_lock(eng);
-	if (!rc)
-		rc = tc_index_checkpoint(&eng->ix);
-	tc_unlock(eng);
-	return rc;
+	return rc ? rc : tc_commit_sync(eng);
 }
 
 int tc_fsync(struct tc_file *f, bool datasync)
@@ -646,7 +669,7 @@ int tc_fsync(struct tc_file *f, bool datasync)
 	else if (eng->sync != TC_SYNC_NEVER)
 		rc = sync_published_nlocked(eng, n);
 	tc_mutex_unlock(&n->lock);
-	return rc;
+	return rc ? rc : lost_error(eng, n);
 }
 
 int tc_release(struct tc_file *f)
@@ -794,10 +817,14 @@ int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
 	}
 	if (to_set & ~TC_SET_SIZE) {
 		tc_lock(eng);
-		apply_meta(&n->meta, st, to_set, tc_now(eng));
-		rc = tc_index_inode_update(&eng->ix, &n->meta);
-		if (rc)
-			tc_node_reload_locked(eng, &n, 1);
+		rc = tc_txn_begin_locked(eng);
+		if (!rc) {
+			apply_meta(&n->meta, st, to_set, tc_now(eng));
+			rc = tc_txn_end_locked(
+				eng, tc_index_inode_update(&eng->ix, &n->meta));
+			if (rc)
+				tc_node_reload_locked(eng, &n, 1);
+		}
 		tc_unlock(eng);
 	}
 	/* Unpublished writes must not override an explicit mtime. */

@@ -95,6 +95,14 @@ struct tc_mutex {
 
 void tc_mutex_init(struct tc_mutex *l);
 void tc_mutex_destroy(struct tc_mutex *l);
+/* A condition variable on the monotonic clock, and waits on it with @l
+ * held (released during the wait, held again after). */
+void tc_cond_init(pthread_cond_t *cond);
+void tc_mutex_wait(struct tc_mutex *l, pthread_cond_t *cond);
+void tc_mutex_timedwait(struct tc_mutex *l, pthread_cond_t *cond,
+			int64_t ns);
+/* Monotonic time in ns (intervals, not deadlines of entries). */
+int64_t tc_mono_ns(void);
 
 static inline void tc_mutex_lock(struct tc_mutex *l)
 {
@@ -125,6 +133,24 @@ static inline bool tc_mutex_held(struct tc_mutex *l)
 #else
 #define TC_ASSERT_HELD(l) ((void)0)
 #endif
+
+/* A name the kernel may have cached that changed behind its back. */
+struct tc_inval {
+	uint64_t parent;
+	uint64_t ino;
+	char *name;
+};
+
+/* Collected under the engine lock, delivered after it (node.c). */
+struct tc_inval_list {
+	struct tc_inval *v;
+	size_t n, cap;
+};
+
+/* Append (a copy of @len bytes of @name); on ENOMEM the entry is dropped:
+ * the kernel's entry then times out instead. */
+void tc_inval_add(struct tc_inval_list *l, uint64_t parent, const char *name,
+		  size_t len, uint64_t ino);
 
 /* ------------------------------------------------------------------ */
 /* stats.c: counters                                                  */
@@ -236,6 +262,7 @@ struct tc_index {
 	char path[4096];            /* STORE/index.db */
 	bool clean;                 /* opened after a clean shutdown */
 	bool ready;                 /* opened and prepared */
+	int wal_fd;                 /* STORE/index.db-wal, for fsync */
 };
 
 #define TC_FORMAT_VERSION 1
@@ -258,7 +285,16 @@ int tc_index_begin(struct tc_index *ix) TC_WUR;
 /* Commit; @durable makes this commit fsync (synchronous=FULL). */
 int tc_index_commit(struct tc_index *ix, bool durable) TC_WUR;
 void tc_index_rollback(struct tc_index *ix);
+/* A savepoint inside the open transaction (one operation of a group):
+ * released into it, or rolled back alone. */
+int tc_index_savepoint(struct tc_index *ix) TC_WUR;
+int tc_index_release(struct tc_index *ix) TC_WUR;
+int tc_index_rollback_to(struct tc_index *ix) TC_WUR;
 bool tc_index_in_txn(struct tc_index *ix);
+/* A descriptor of the WAL file (owned by the index), to fsync it: with
+ * synchronous=NORMAL a commit writes its frames without syncing them, and
+ * one fsync of the WAL makes every commit before it durable. */
+int tc_index_wal_fd(struct tc_index *ix, int *fd) TC_WUR;
 int tc_index_checkpoint(struct tc_index *ix) TC_WUR;
 /* Record the counters and a clean-shutdown mark (the next open then skips
  * the full integrity check and the counting queries). */
@@ -272,7 +308,7 @@ int tc_index_dir_flags(struct tc_index *ix, int64_t *flags) TC_WUR;
 /* index.c: inode rows */
 int tc_index_inode_get(struct tc_index *ix, uint64_t ino,
 		       struct tc_inode *out) TC_WUR;
-/* Insert @o and set o->ino to its new inode number. */
+/* Insert @o with inode number o->ino (AUTOINCREMENT keeps the highest). */
 int tc_index_inode_insert(struct tc_index *ix, struct tc_inode *o) TC_WUR;
 int tc_index_inode_update(struct tc_index *ix,
 			  const struct tc_inode *o) TC_WUR;
@@ -281,6 +317,8 @@ int tc_index_inode_purge(struct tc_index *ix, uint64_t ino) TC_WUR;
 /* Recency (only forward) and, when @expires > 0, a new deadline. */
 int tc_index_set_lru(struct tc_index *ix, uint64_t ino, int64_t lru,
 		     int64_t expires) TC_WUR;
+/* The highest inode number ever given out. */
+int tc_index_last_ino(struct tc_index *ix, uint64_t *ino) TC_WUR;
 /* Symlink target into @buf (NUL-terminated); -ERANGE when too small. */
 int tc_index_readlink(struct tc_index *ix, uint64_t ino, char *buf,
 		      size_t size) TC_WUR;
@@ -543,6 +581,8 @@ struct tc_node {
 	uint64_t data_gen;       /* bumped at every publish; eng->lock */
 	uint64_t cached_gen;     /* data_gen the kernel last cached */
 	bool atime_pending;      /* in eng->atimes; eng->lock */
+	uint64_t pub_group;      /* group of the last publish; eng->lock */
+	int lost_err;            /* that group was lost: report once */
 	struct tc_mutex lock;    /* protects dirty and content */
 	struct tc_dirty *dirty;
 	struct tc_content *content;
@@ -556,22 +596,15 @@ struct tc_file {
 	struct tc_file *prev, *next; /* eng->files; eng->lock */
 };
 
-struct tc_inval {
-	uint64_t parent;
-	uint64_t ino;
-	char *name;
-};
-
-struct tc_inval_list {
-	struct tc_inval *v;
-	size_t n, cap;
-};
-
 struct tc_tag_rule_i {
 	char *tag;
 	int64_t ttl_ns;
 	int64_t ram_ttl_ns;
 };
+
+/* Operations after which the committer is woken at once: bounds the
+ * memory an open group holds in SQLite's page cache. */
+#define TC_GROUP_MAX_OPS 2048
 
 /* Access times are written to the index in batches of this many, or at the
  * next maintenance round (about a second), whichever comes first. */
@@ -606,12 +639,39 @@ struct tc_engine {
 	struct tc_file *files;         /* open handles; eng->lock */
 	size_t nnodes, nbuckets;       /* eng->lock */
 	struct tc_index_counters size; /* eng->lock */
-	/* Counters as they were at BEGIN, restored by a rollback. */
-	struct tc_index_counters saved;
-	/* Blobs whose last reference went in the open transaction: their
-	 * files are deleted after COMMIT (unless referenced again). */
+	uint64_t last_ino;             /* highest given out; eng->lock */
+	int reserve_fd;                /* STORE/reserve (reserve.c) */
+	uint64_t reserve_bytes;
+	bool reserve_given;            /* given up to the index; eng->lock */
+	/* Group commit (txn.c), all eng->lock: */
+	struct tc_index_counters saved;     /* at the operation's begin */
+	struct tc_index_counters committed; /* as of the last commit */
+	bool group_open;        /* BEGIN done: operations since the commit */
+	bool in_op;             /* an operation's savepoint is open */
+	uint64_t group_id;      /* of the open group, or of the last one */
+	uint64_t group_ops;     /* operations released into the group */
+	int64_t group_started;  /* tc_mono_ns() at its BEGIN */
+	uint64_t lost_group;    /* newest group a failed commit lost */
+	int lost_err;           /* and why */
+	bool lost_pending;      /* the nodes are not reloaded yet */
+	/* Names the open group created, removed or moved: when it is lost,
+	 * the kernel must forget what it cached of them. */
+	struct tc_inval_list group_names;
+	size_t op_names;        /* where the open operation's part begins */
+	/* Nodes whose copy of the row the open operation changed behind
+	 * its callers (dropped entries): reloaded if it rolls back. */
+	struct tc_node **op_nodes;
+	size_t n_op_nodes, cap_op_nodes;
+	int commit_err;         /* last failed commit, while still open */
+	int64_t commit_interval_ns;
+	pthread_cond_t commit_cond;   /* wakes the committer */
+	pthread_t committer;
+	bool committer_running, committer_stop;
+	/* Blobs whose last reference went in the open group: their files are
+	 * deleted after it commits (unless referenced again). op_doomed is
+	 * where the open operation's part begins. */
 	uint8_t (*doomed)[TC_HASH_LEN]; /* eng->lock */
-	size_t n_doomed, cap_doomed;
+	size_t n_doomed, cap_doomed, op_doomed;
 	bool any_dir_schema;           /* eng->lock */
 	bool any_dir_ttl;              /* eng->lock */
 	uint64_t *atimes;  /* inodes whose node->atime_pending; eng->lock */
@@ -646,17 +706,46 @@ struct tc_engine {
 #define TC_ASSERT_NLOCKED(n) TC_ASSERT_HELD(&(n)->lock)
 
 /* ------------------------------------------------------------------ */
-/* txn.c: transactions and the counters they move                     */
+/* reserve.c: space kept back for commits                             */
 /* ------------------------------------------------------------------ */
 
+/* Create the reserve file (no error: without it commits just may fail). */
+void tc_reserve_open(struct tc_engine *eng);
+void tc_reserve_close(struct tc_engine *eng);
+/* Give the reserve to the index when the filesystem is short of room. */
+void tc_reserve_before_commit_locked(struct tc_engine *eng);
+/* True while the reserve is given and space is still short: operations
+ * that add contents or names fail with ENOSPC before they are accepted. */
+bool tc_reserve_short(struct tc_engine *eng);
+/* Take the reserve back when there is room (maintenance). */
+void tc_reserve_refill_locked(struct tc_engine *eng);
+
+/* ------------------------------------------------------------------ */
+/* txn.c: operations, group commit, and the counters they move        */
+/* ------------------------------------------------------------------ */
+
+/* Begin one operation: a savepoint in the open group (opening one). */
 int tc_txn_begin_locked(struct tc_engine *eng) TC_WUR;
-/* Commit (durably when @durable and sync= allows), then delete the files
- * of blobs that lost their last reference. A failed commit rolls back. */
-int tc_txn_commit_locked(struct tc_engine *eng, bool durable) TC_WUR;
-/* Roll back and restore the counters as they were at begin. */
+/* End it well: its changes join the group, committed within the commit
+ * interval (durable only after tc_txn_sync()). */
+int tc_txn_commit_locked(struct tc_engine *eng) TC_WUR;
+/* Undo the operation alone and restore the counters as they were at its
+ * begin. */
 void tc_txn_rollback_locked(struct tc_engine *eng);
 /* Commit when @rc is 0, else roll back; returns the outcome. */
 int tc_txn_end_locked(struct tc_engine *eng, int rc) TC_WUR;
+/* True inside an operation. */
+bool tc_txn_in_op_locked(struct tc_engine *eng);
+/* The operation changed @n->meta: reload it if the operation rolls back. */
+void tc_txn_note_node_locked(struct tc_engine *eng, struct tc_node *n);
+/* The operation creates, removes or moves @name in @parent (to @ino). */
+void tc_txn_note_name_locked(struct tc_engine *eng, uint64_t parent,
+			     const char *name, uint64_t ino);
+/* Commit the open group now (not durable: synchronous=NORMAL). On
+ * failure the group stays open when SQLite kept it (commit.c retries), or
+ * it is lost: the counters are back at the last commit, and lost_pending
+ * tells commit.c to bring the nodes back in line. */
+int tc_txn_group_commit_locked(struct tc_engine *eng) TC_WUR;
 /* Move the disk tier's logical size and item counters. */
 void tc_txn_account_locked(struct tc_engine *eng, int64_t dbytes,
 			   int64_t ditems);
@@ -665,8 +754,6 @@ void tc_txn_account_locked(struct tc_engine *eng, int64_t dbytes,
 /* node.c: the node table, invalidations, access times                */
 /* ------------------------------------------------------------------ */
 
-void tc_inval_add(struct tc_inval_list *l, uint64_t parent, const char *name,
-		  size_t len, uint64_t ino);
 /* Queue an invalidation of every name of @ino. */
 void tc_inval_names_locked(struct tc_engine *eng, uint64_t ino,
 			   struct tc_inval_list *inv);
@@ -684,6 +771,11 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n);
 /* Reload the rows of pinned nodes after a rolled-back transaction. */
 void tc_node_reload_locked(struct tc_engine *eng, struct tc_node **v,
 			   size_t n);
+/* A group was lost with @err: reload every node's row, give the nodes
+ * whose last publish it held, or whose row it created, the error to report
+ * (tc_node.lost_err), and queue an invalidation of every name of each. */
+void tc_node_reload_all_locked(struct tc_engine *eng, uint64_t group, int err,
+			       struct tc_inval_list *inv);
 /* The row of @ino, fresh from the node table when the node is live. */
 int tc_node_meta_locked(struct tc_engine *eng, uint64_t ino,
 			struct tc_inode *out) TC_WUR;
@@ -710,6 +802,20 @@ void tc_node_touch_locked(struct tc_engine *eng, struct tc_node *n);
 int tc_node_apply_atimes_locked(struct tc_engine *eng) TC_WUR;
 /* Write them in a transaction of their own. */
 int tc_node_flush_atimes_locked(struct tc_engine *eng) TC_WUR;
+
+/* ------------------------------------------------------------------ */
+/* commit.c: the committer thread and durability                      */
+/* ------------------------------------------------------------------ */
+
+/* Commit the open group now; when the commit lost it, reload the nodes
+ * from the index and queue invalidations of every name the kernel holds. */
+int tc_commit_locked(struct tc_engine *eng, struct tc_inval_list *inv) TC_WUR;
+/* Make every operation so far durable (as sync= allows): commit, then
+ * fsync the WAL with the engine lock dropped. Call without the lock. */
+int tc_commit_sync(struct tc_engine *eng) TC_WUR;
+/* Start and stop the thread that commits groups. Stopping commits. */
+int tc_commit_start(struct tc_engine *eng) TC_WUR;
+void tc_commit_stop(struct tc_engine *eng);
 
 /* ------------------------------------------------------------------ */
 /* policy.c: lifetimes, tags, schema, limits                          */

@@ -33,6 +33,7 @@
  * migrated by migrate() step by step, a newer one refused.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,11 +84,14 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT op",
+	[ST_RELEASE] = "RELEASE op",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO op",
 	[ST_INODE_GET] = "SELECT " TC_INODE_COLS " FROM inode WHERE ino = ?1",
 	[ST_INODE_INSERT] =
-		"INSERT INTO inode(mode, uid, gid, nlink, rdev, size, atime,"
+		"INSERT INTO inode(ino, mode, uid, gid, nlink, rdev, size, atime,"
 		" mtime, ctime, hash, target, ttl, ttl_mode, dttl, dttl_mode,"
-		" expires, schema, lru) VALUES(?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+		" expires, schema, lru) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
 		" ?10, ?11, ?19, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
 	[ST_INODE_UPDATE] =
 		"UPDATE inode SET mode = ?2, uid = ?3, gid = ?4, nlink = ?5,"
@@ -198,9 +202,26 @@ int tc_ix_errno(int rc)
 	}
 }
 
+int tc_ix_fail(struct tc_index *ix, int rc)
+{
+	int sys = sqlite3_system_errno(ix->db);
+
+	/* An I/O error of SQLite's is often the filesystem being full (a
+	 * WAL write at ENOSPC): say so, as a write(2) would. */
+	if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL) {
+		if (sys == ENOSPC || sys == EDQUOT)
+			return -ENOSPC;
+		if (sys == EIO)
+			return -EIO;
+	}
+	return tc_ix_errno(rc);
+}
+
 int tc_ix_exec(struct tc_index *ix, const char *sql)
 {
-	return tc_ix_errno(sqlite3_exec(ix->db, sql, NULL, NULL, NULL));
+	int rc = sqlite3_exec(ix->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : tc_ix_fail(ix, rc);
 }
 
 static void assert_locked(struct tc_index *ix)
@@ -233,7 +254,7 @@ int tc_ix_step_done(struct tc_index *ix, sqlite3_stmt *st)
 	if (rc != SQLITE_DONE) {
 		tc_logb(ix->base, TC_LOG_ERR, "index: %s",
 			sqlite3_errmsg(ix->db));
-		return tc_ix_errno(rc);
+		return tc_ix_fail(ix, rc);
 	}
 	return 0;
 }
@@ -525,6 +546,7 @@ int tc_index_open(struct tc_index *ix, const char *store,
 
 	ix->base = base;
 	ix->lock = lock;
+	ix->wal_fd = -1;
 	snprintf(wal, sizeof(wal), "%s/index.db-wal", store);
 	wal_left = access(wal, F_OK) == 0; /* a crash left it */
 	rc = connect(ix, store, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
@@ -585,6 +607,7 @@ int tc_index_check_open(struct tc_index *ix, const char *store,
 
 	ix->base = base;
 	ix->lock = NULL;
+	ix->wal_fd = -1;
 	snprintf(ix->path, sizeof(ix->path), "%s/index.db", store);
 	if (access(ix->path, F_OK))
 		return -ENOENT;
@@ -600,6 +623,9 @@ int tc_index_check_open(struct tc_index *ix, const char *store,
 void tc_index_close(struct tc_index *ix)
 {
 	ix->ready = false;
+	if (ix->wal_fd >= 0)
+		close(ix->wal_fd);
+	ix->wal_fd = -1;
 	if (ix->st) {
 		for (int i = 0; i < ST__COUNT; i++)
 			sqlite3_finalize(ix->st[i]);
@@ -637,6 +663,48 @@ void tc_index_rollback(struct tc_index *ix)
 {
 	if (!sqlite3_get_autocommit(ix->db))
 		(void)!tc_ix_step_done(ix, tc_ix_stmt(ix, ST_ROLLBACK));
+}
+
+int tc_index_savepoint(struct tc_index *ix)
+{
+	return tc_ix_step_done(ix, tc_ix_stmt(ix, ST_SAVEPOINT));
+}
+
+int tc_index_release(struct tc_index *ix)
+{
+	return tc_ix_step_done(ix, tc_ix_stmt(ix, ST_RELEASE));
+}
+
+int tc_index_rollback_to(struct tc_index *ix)
+{
+	int rc = tc_ix_step_done(ix, tc_ix_stmt(ix, ST_ROLLBACK_TO));
+
+	/* ROLLBACK TO keeps the savepoint open: release it, now empty. */
+	if (!rc)
+		rc = tc_index_release(ix);
+	return rc;
+}
+
+int tc_index_wal_fd(struct tc_index *ix, int *fd)
+{
+	char path[sizeof(ix->path) + 8];
+	struct stat st;
+
+	assert_locked(ix);
+	/* With exclusive locking the WAL lives as long as the connection;
+	 * reopen it only if it was replaced (never, in practice). */
+	if (ix->wal_fd >= 0 && fstat(ix->wal_fd, &st) == 0 && st.st_nlink > 0) {
+		*fd = ix->wal_fd;
+		return 0;
+	}
+	if (ix->wal_fd >= 0)
+		close(ix->wal_fd);
+	snprintf(path, sizeof(path), "%s-wal", ix->path);
+	ix->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (ix->wal_fd < 0)
+		return -errno;
+	*fd = ix->wal_fd;
+	return 0;
 }
 
 bool tc_index_in_txn(struct tc_index *ix)
@@ -781,13 +849,13 @@ int tc_index_inode_insert(struct tc_index *ix, struct tc_inode *o)
 	sqlite3_stmt *st = tc_ix_stmt(ix, ST_INODE_INSERT);
 	int rc;
 
+	assert(o->ino > 0);
+	sqlite3_bind_int64(st, 1, (int64_t)o->ino);
 	bind_inode(st, o);
 	if (o->target)
 		sqlite3_bind_blob(st, 19, o->target, (int)strlen(o->target),
 				  SQLITE_TRANSIENT);
 	rc = tc_ix_step_done(ix, st);
-	if (!rc)
-		o->ino = (uint64_t)sqlite3_last_insert_rowid(ix->db);
 	return rc;
 }
 

@@ -16,6 +16,9 @@ enum tc_stmt {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_INODE_GET,
 	ST_INODE_INSERT,
 	ST_INODE_UPDATE,
@@ -72,6 +75,9 @@ int tc_ix_exec_int(struct tc_index *ix, enum tc_stmt which,
 		   int64_t v) TC_WUR;
 int tc_ix_exec(struct tc_index *ix, const char *sql) TC_WUR;
 int tc_ix_errno(int rc);
+/* The errno for SQLite result @rc on @ix, from the failed system call when
+ * there was one (ENOSPC for a full filesystem, whatever SQLite calls it). */
+int tc_ix_fail(struct tc_index *ix, int rc);
 void tc_ix_inode_from_row(sqlite3_stmt *st, int col, struct tc_inode *out);
 /* Step the bound statement @st to its end, collecting its first column as
  * integers into a new array (*out, freed by the caller). -ENOMEM. */

@@ -7,6 +7,7 @@
  * row, and collections return arrays the caller frees.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,24 @@ int tc_index_inode_purge(struct tc_index *ix, uint64_t ino)
 	if (!rc)
 		rc = tc_ix_exec_int(ix, ST_TAG_DELETE_INO, (int64_t)ino);
 	return rc;
+}
+
+int tc_index_last_ino(struct tc_index *ix, uint64_t *ino)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db,
+				"SELECT max(coalesce((SELECT seq FROM"
+				" sqlite_sequence WHERE name = 'inode'), 0),"
+				" coalesce((SELECT max(ino) FROM inode), 0))",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return tc_ix_errno(rc);
+	rc = sqlite3_step(st);
+	*ino = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : tc_ix_errno(rc);
 }
 
 int tc_index_set_lru(struct tc_index *ix, uint64_t ino, int64_t lru,

@@ -242,6 +242,8 @@ static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 	m->ttl = -1;
 	m->ttl_mode = -1;
 	rc = tc_policy_inherit_locked(eng, dir->ino, m);
+	if (!rc && tc_reserve_short(eng))
+		rc = -ENOSPC; /* the reserve is for what was accepted */
 	if (!rc)
 		rc = tc_txn_begin_locked(eng);
 	if (rc)
@@ -250,11 +252,15 @@ static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 		rc = tc_policy_make_room_locked(eng, 0, 1, 0, inv);
 		tc_policy_resolve_locked(eng, m, now);
 	}
+	/* Numbers come from memory and never go back, not even when a lost
+	 * group takes rows back: the kernel may still hold those. */
+	m->ino = ++eng->last_ino;
 	if (!rc)
 		rc = tc_index_inode_insert(&eng->ix, m);
 	if (!rc)
 		rc = tc_index_dentry_insert(&eng->ix, dir->ino, name, m->ino);
 	if (!rc) {
+		tc_txn_note_name_locked(eng, dir->ino, name, m->ino);
 		dir->meta.mtime = dir->meta.ctime = now;
 		if (S_ISDIR(m->mode))
 			dir->meta.nlink++;
@@ -406,6 +412,7 @@ int tc_link(struct tc_engine *eng, uint64_t ino, uint64_t newparent,
 		goto out;
 	rc = tc_index_dentry_insert(&eng->ix, newparent, newname, ino);
 	if (!rc) {
+		tc_txn_note_name_locked(eng, newparent, newname, ino);
 		n->meta.nlink++;
 		n->meta.ctime = tc_now(eng);
 		rc = tc_index_inode_update(&eng->ix, &n->meta);
@@ -447,6 +454,7 @@ int tc_ns_remove_dentry_locked(struct tc_engine *eng, struct tc_node *dir,
 	rc = tc_index_dentry_delete(&eng->ix, dir->ino, name);
 	if (rc)
 		return rc;
+	tc_txn_note_name_locked(eng, dir->ino, name, victim->ino);
 	if (S_ISDIR(victim->meta.mode)) {
 		victim->meta.nlink = 0;
 		dir->meta.nlink--;

@@ -28,26 +28,6 @@
 /* Invalidation                                                       */
 /* ------------------------------------------------------------------ */
 
-void tc_inval_add(struct tc_inval_list *l, uint64_t parent, const char *name,
-		  size_t len, uint64_t ino)
-{
-	struct tc_inval *v;
-	char *copy;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return; /* the kernel's entry times out instead */
-		l->v = v;
-		l->cap = cap;
-	}
-	copy = strndup(name, len);
-	if (!copy)
-		return;
-	l->v[l->n++] = (struct tc_inval){ parent, ino, copy };
-}
-
 static int add_name(void *ctx, uint64_t parent, const char *name, size_t len,
 		    uint64_t ino)
 {
@@ -182,6 +162,28 @@ void tc_node_reload_locked(struct tc_engine *eng, struct tc_node **v, size_t n)
 						  &v[i]->meta);
 }
 
+void tc_node_reload_all_locked(struct tc_engine *eng, uint64_t group, int err,
+			       struct tc_inval_list *inv)
+{
+	TC_ASSERT_LOCKED(eng);
+	for (size_t b = 0; b < eng->nbuckets; b++) {
+		for (struct tc_node *n = eng->nodes[b]; n; n = n->hnext) {
+			struct tc_inode m;
+			if (tc_index_inode_get(&eng->ix, n->ino, &m) == 0) {
+				n->meta = m;
+			} else {
+				n->meta.nlink = 0; /* its creation was lost */
+				n->lost_err = err;
+			}
+			if (n->pub_group == group)
+				n->lost_err = err;
+			n->data_gen++; /* the kernel's pages may be ahead */
+			if (inv)
+				tc_inval_names_locked(eng, n->ino, inv);
+		}
+	}
+}
+
 /* Delete the row of inode @m with its xattrs and tags and drop its blob
  * reference, inside the caller's transaction. */
 static int purge_locked(struct tc_engine *eng, const struct tc_inode *m)
@@ -198,7 +200,7 @@ static int destroy_locked(struct tc_engine *eng, const struct tc_inode *m)
 {
 	int rc;
 
-	if (tc_index_in_txn(&eng->ix))
+	if (tc_txn_in_op_locked(eng))
 		return purge_locked(eng, m);
 	rc = tc_txn_begin_locked(eng);
 	if (rc)
@@ -226,7 +228,7 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 	/* The row must carry the batched recency (and a sliding deadline)
 	 * before the node, which is fresher than the row, goes away. */
 	if (n->atime_pending) {
-		if (tc_index_in_txn(&eng->ix))
+		if (tc_txn_in_op_locked(eng))
 			(void)!tc_node_apply_atimes_locked(eng);
 		else
 			(void)!tc_node_flush_atimes_locked(eng);
@@ -277,6 +279,7 @@ int tc_node_drop_locked(struct tc_engine *eng, uint64_t ino,
 	m.nlink = 0;
 	if (n) {
 		n->meta.nlink = 0;
+		tc_txn_note_node_locked(eng, n);
 		return tc_index_inode_update(&eng->ix, &m);
 	}
 	return purge_locked(eng, &m);

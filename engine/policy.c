@@ -304,7 +304,7 @@ int tc_policy_sweep_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 		if (rc)
 			tc_txn_rollback_locked(eng);
 		else
-			rc = tc_txn_commit_locked(eng, false);
+			rc = tc_txn_commit_locked(eng);
 		total += n;
 		if (n < BATCH)
 			break;

@@ -108,6 +108,8 @@ static int rename_apply_locked(struct tc_engine *eng, struct rename_op *r)
 	int64_t now = tc_now(eng);
 	int rc = 0;
 
+	tc_txn_note_name_locked(eng, r->sp, r->sn, r->src->ino);
+	tc_txn_note_name_locked(eng, r->dp, r->dn, r->src->ino);
 	if (r->flags & TC_RENAME_EXCHANGE) {
 		rc = exchange_locked(eng, r);
 		r->dst->meta.ctime = now;

@@ -42,6 +42,7 @@ void tc_config_init(struct tc_config *cfg)
 	cfg->ttl_mode = TC_TTL_ABSOLUTE;
 	cfg->sync = TC_SYNC_FSYNC;
 	cfg->inline_max = UINT64_C(64) << 10;
+	cfg->commit_interval_ns = INT64_C(5000000);
 	cfg->background = true;
 	cfg->log_level = TC_LOG_INFO;
 }
@@ -145,6 +146,7 @@ static int open_store_locked(struct tc_engine *eng, const struct tc_config *cfg)
 	if (rc)
 		return rc;
 	tc_blob_clean_tmp(&eng->blobs);
+	tc_reserve_open(eng);
 	rc = tc_index_open(&eng->ix, cfg->store, &eng->base, &eng->lock,
 			   eng->sync == TC_SYNC_NEVER, true, &eng->size);
 	if (rc == -EPROTONOSUPPORT) {
@@ -167,6 +169,8 @@ static int open_store_locked(struct tc_engine *eng, const struct tc_config *cfg)
 		rc = tc_blob_reclaim_pending_locked(eng);
 	if (!rc)
 		rc = tc_index_dir_flags(&eng->ix, &flags);
+	if (!rc)
+		rc = tc_index_last_ino(&eng->ix, &eng->last_ino);
 	if (rc) {
 		tc_set_last_error(&eng->base, "cannot clean store %s: %s",
 				  cfg->store, strerror(-rc));
@@ -174,7 +178,7 @@ static int open_store_locked(struct tc_engine *eng, const struct tc_config *cfg)
 	}
 	eng->any_dir_schema = flags & TC_DIR_SCHEMA;
 	eng->any_dir_ttl = flags & TC_DIR_TTL;
-	return 0;
+	return tc_commit_locked(eng, NULL);
 }
 
 static void *maintain_thread(void *arg);
@@ -188,6 +192,8 @@ static struct tc_engine *engine_new(const struct tc_config *cfg)
 		return NULL;
 	eng->store_fd = eng->lock_fd = -1;
 	eng->blobs.blobs_fd = eng->blobs.tmp_fd = -1;
+	eng->ix.wal_fd = -1;
+	eng->reserve_fd = -1;
 	eng->base = (struct tc_base){ cfg->log_fn, cfg->log_ctx,
 				      cfg->log_level, cfg->clock,
 				      cfg->clock_ctx };
@@ -201,7 +207,9 @@ static struct tc_engine *engine_new(const struct tc_config *cfg)
 	eng->ttl_ns = cfg->ttl_ns;
 	eng->ttl_mode = cfg->ttl_mode;
 	eng->sync = cfg->sync;
+	eng->commit_interval_ns = cfg->commit_interval_ns;
 	tc_mutex_init(&eng->lock);
+	tc_cond_init(&eng->commit_cond);
 	pthread_mutex_init(&eng->inval_lock, NULL);
 	pthread_mutex_init(&eng->thread_lock, NULL);
 	pthread_cond_init(&eng->thread_cond, NULL);
@@ -254,6 +262,9 @@ int tc_engine_open(const struct tc_config *cfg, struct tc_engine **out)
 		if (rc)
 			goto fail;
 		eng->thread_running = true;
+		rc = tc_commit_start(eng);
+		if (rc)
+			goto fail;
 	}
 	*out = eng;
 	return 0;
@@ -317,15 +328,19 @@ int tc_engine_close(struct tc_engine *eng)
 		free(f);
 	}
 	rc = close_nodes(eng);
+	tc_commit_stop(eng);
 	if (eng->ix.ready) {
 		tc_lock(eng);
 		(void)!tc_node_flush_atimes_locked(eng);
+		if (tc_commit_locked(eng, NULL) && !rc)
+			rc = eng->lost_err ? eng->lost_err : -EIO;
 		if (tc_index_mark_clean(&eng->ix, &eng->size))
 			tc_warn(eng, "could not mark the index clean: the next "
 				     "mount checks it in full");
 		tc_unlock(eng);
 	}
 	tc_index_close(&eng->ix);
+	tc_reserve_close(eng);
 	tc_blob_store_close(&eng->blobs);
 	tc_ram_close(eng->ram);
 	if (eng->lock_fd >= 0)
@@ -338,12 +353,17 @@ int tc_engine_close(struct tc_engine *eng)
 	free(eng->nodes);
 	free(eng->atimes);
 	free(eng->doomed);
+	free(eng->op_nodes);
+	for (size_t i = 0; i < eng->group_names.n; i++)
+		free(eng->group_names.v[i].name);
+	free(eng->group_names.v);
 	free(eng->store);
 	free(eng->schema);
 	tc_mutex_destroy(&eng->lock);
 	pthread_mutex_destroy(&eng->inval_lock);
 	pthread_mutex_destroy(&eng->thread_lock);
 	pthread_cond_destroy(&eng->thread_cond);
+	pthread_cond_destroy(&eng->commit_cond);
 	free(eng);
 	return rc;
 }
@@ -355,9 +375,13 @@ int tc_engine_maintain(struct tc_engine *eng)
 
 	tc_ram_expire(eng->ram, tc_now(eng));
 	tc_lock(eng);
+	tc_reserve_refill_locked(eng);
 	rc = tc_node_flush_atimes_locked(eng);
 	if (!rc)
 		rc = tc_policy_sweep_locked(eng, &inv);
+	/* Without the committer (background off), groups commit here. */
+	if (!eng->committer_running && !rc)
+		rc = tc_commit_locked(eng, &inv);
 	tc_unlock(eng);
 	tc_inval_deliver(eng, &inv);
 	return rc;

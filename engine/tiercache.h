@@ -139,6 +139,12 @@ struct tc_config {
 	 *  own measurements put the break-even between 50 and 100 KiB); 0
 	 *  keeps every content in a blob file. */
 	uint64_t inline_max;
+	/** Changes are committed to the index in groups, one transaction per
+	 *  this interval at most (a program's fsync commits at once). Default
+	 *  5 ms: short enough that a crash loses little that was not synced,
+	 *  long enough to share one commit among hundreds of operations. 0
+	 *  commits after every operation. */
+	int64_t commit_interval_ns;
 	const struct tc_tag_rule *tag_rules; /**< borrowed, copied at open */
 	size_t n_tag_rules;
 	/** Start a background thread for maintenance (access-time flushes,
@@ -351,6 +357,13 @@ struct tc_statfs {
 
 /** Fill @p out. */
 void tc_statfs(struct tc_engine *eng, struct tc_statfs *out);
+
+/**
+ * Make every change made so far durable, as sync= allows (fsyncdir, and
+ * syncfs): the open group of changes is committed and the index synced.
+ * @return 0, -ENOSPC or -EIO when the commit or the sync failed.
+ */
+int tc_sync(struct tc_engine *eng) TC_WUR;
 
 /* ------------------------------------------------------------------ */
 /* Content                                                            */

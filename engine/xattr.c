@@ -112,8 +112,14 @@ int tc_setxattr(struct tc_engine *eng, uint64_t ino, const char *name,
 		rc = -ENODATA;
 	else if (!exists)
 		rc = check_room_locked(eng, ino, name);
+	if (!rc && tc_reserve_short(eng))
+		rc = -ENOSPC;
 	if (!rc)
-		rc = tc_index_xattr_set(&eng->ix, ino, name, value, size);
+		rc = tc_txn_begin_locked(eng);
+	if (!rc)
+		rc = tc_txn_end_locked(eng, tc_index_xattr_set(&eng->ix, ino,
+							       name, value,
+							       size));
 	tc_unlock(eng);
 	return rc;
 }
@@ -150,7 +156,10 @@ int tc_removexattr(struct tc_engine *eng, uint64_t ino, const char *name)
 	rc = lock_existing(eng, ino);
 	if (rc)
 		return rc;
-	rc = tc_index_xattr_delete(&eng->ix, ino, name);
+	rc = tc_txn_begin_locked(eng);
+	if (!rc)
+		rc = tc_txn_end_locked(eng,
+				       tc_index_xattr_delete(&eng->ix, ino, name));
 	tc_unlock(eng);
 	return rc;
 }

@@ -855,11 +855,13 @@ static void tcfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 static void tcfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			  struct fuse_file_info *fi)
 {
-	/* Namespace changes are durable when the engine commits them. */
+	/* Namespace changes reach the index in groups: commit and sync the
+	 * group now (as sync= allows), so a rename or an unlink followed by
+	 * fsync of its directory survives a crash. */
 	(void)ino;
 	(void)datasync;
 	(void)fi;
-	fuse_reply_err(req, 0);
+	fuse_reply_err(req, -tc_sync(tcfs_of(req)->eng));
 }
 
 /* ------------------------------------------------------------------ */

@@ -482,7 +482,7 @@ def try_write(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC, fsync=Fal
 
 
 def store_layout_problems(store):
-    """Names in a store other than index.db*, lock, blobs/XX/<30 hex>, tmp/.
+    """Names in a store other than index.db*, lock, reserve, blobs/XX/<30 hex>, tmp/.
 
     Returns a list of relative paths (empty when the layout is as the man page says and
     the man page describe it)."""
@@ -490,7 +490,7 @@ def store_layout_problems(store):
     bad = []
     for p in store.iterdir():
         n = p.name
-        if n in ("lock", "blobs", "tmp") or re.fullmatch(r"index\.db(-wal|-shm|-journal)?", n):
+        if n in ("lock", "reserve", "blobs", "tmp") or re.fullmatch(r"index\.db(-wal|-shm|-journal)?", n):
             continue
         bad.append(n)
     blobs = store / "blobs"

@@ -418,9 +418,12 @@ def test_sigkill_under_write_load(tc_mount, tmp_path):
 def test_dead_mount_after_sigkill(tc_mount):
     """After SIGKILL the mount point is a dead FUSE mount (ENOTCONN) until
     `fusermount3 -u` (or -uz) clears it; then the store mounts again with
-    everything closed before the kill."""
+    everything synced before the kill."""
     m = tc_mount()
-    write_file(m.path / "f", b"before the kill")
+    with open(m.path / "f", "wb") as f:
+        f.write(b"before the kill")
+        f.flush()
+        os.fsync(f.fileno())
     assert m.kill(signal.SIGKILL) == -signal.SIGKILL
     assert is_mounted(m.path)
     for fn in (os.listdir, os.statvfs):

@@ -322,12 +322,17 @@ def test_sigterm_loses_nothing_closed(tc_mount):
 
 
 def test_sigkill_keeps_closed_files(tc_mount):
-    """A crash (SIGKILL) loses nothing closed, and frees the store's lock."""
-    m = tc_mount()
+    """With sync=close a crash (SIGKILL) loses nothing closed, renames
+    included, and frees the store's lock."""
+    m = tc_mount(opts="sync=close")
     data = pattern_bytes(1 << 20, seed=6)
     write_file(m.path / "f", data)
     write_file(m.path / "g", b"small")
     os.rename(m.path / "g", m.path / "h")
+    # A rename is durable once its directory is synced.
+    fd = os.open(m.path, os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(fd)
+    os.close(fd)
     rc = m.kill(signal.SIGKILL)
     assert rc == -signal.SIGKILL
     subprocess.run(["fusermount3", "-uz", str(m.path)], capture_output=True)

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The committer: the thread that commits the open group of operations
+ * (txn.c) every commit interval, and the durability calls on top of it.
+ *
+ * A group is committed with synchronous=NORMAL: its frames go to the WAL
+ * without an fsync, which a program's fsync(2) (or a close under
+ * sync=close) then pays for once, with the engine lock dropped, through
+ * the blob ops table: tc_commit_sync() commits the group holding the
+ * caller's changes and fsyncs the WAL, which makes every commit before it
+ * durable. Concurrent fsyncs share the work the kernel already did.
+ *
+ * A commit that fails (disk full, I/O error) does not silently drop what
+ * programs were told had succeeded. While SQLite keeps the transaction
+ * open, the group stays and the next round retries; fsyncs meanwhile
+ * fail with the error. When SQLite ended the transaction itself, the group
+ * is lost: the nodes are reloaded from the index, the kernel's entries are
+ * invalidated, and each file whose publish the group held reports the
+ * error at its next fsync or close, as the kernel reports writeback
+ * errors.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_i.h"
+
+/* Bring the nodes back in line after a lost group. */
+static void recover_locked(struct tc_engine *eng, struct tc_inval_list *inv)
+{
+	struct tc_inval_list *names = &eng->group_names;
+
+	if (!eng->lost_pending)
+		return;
+	eng->lost_pending = false;
+	tc_node_reload_all_locked(eng, eng->lost_group, eng->lost_err, inv);
+	/* What the kernel cached of the names the group changed is wrong. */
+	for (size_t i = 0; i < names->n; i++) {
+		struct tc_inval *v = &names->v[i];
+		if (inv)
+			tc_inval_add(inv, v->parent, v->name, strlen(v->name),
+				     v->ino);
+		free(v->name);
+	}
+	names->n = 0;
+}
+
+int tc_commit_locked(struct tc_engine *eng, struct tc_inval_list *inv)
+{
+	int rc;
+
+	if (eng->group_open)
+		tc_reserve_before_commit_locked(eng);
+	rc = tc_txn_group_commit_locked(eng);
+
+	recover_locked(eng, inv);
+	return rc;
+}
+
+int tc_commit_sync(struct tc_engine *eng)
+{
+	struct tc_inval_list inv = { 0 };
+	int fd = -1, rc;
+
+	tc_lock(eng);
+	rc = tc_commit_locked(eng, &inv);
+	if (!rc && eng->sync != TC_SYNC_NEVER)
+		rc = tc_index_wal_fd(&eng->ix, &fd);
+	tc_unlock(eng);
+	tc_inval_deliver(eng, &inv);
+	if (rc == -ENOENT)
+		return 0; /* no WAL yet: nothing was ever written */
+	if (!rc && fd >= 0)
+		rc = tc_blob_fsync(&eng->blobs, fd);
+	return rc;
+}
+
+int tc_sync(struct tc_engine *eng)
+{
+	return tc_commit_sync(eng);
+}
+
+static void *committer(void *arg)
+{
+	struct tc_engine *eng = arg;
+
+	tc_lock(eng);
+	while (!eng->committer_stop) {
+		struct tc_inval_list inv = { 0 };
+		int64_t age;
+
+		if (!eng->group_open && !eng->lost_pending) {
+			tc_mutex_wait(&eng->lock, &eng->commit_cond);
+			continue;
+		}
+		age = tc_mono_ns() - eng->group_started;
+		if (eng->group_open && age < eng->commit_interval_ns &&
+		    eng->group_ops < TC_GROUP_MAX_OPS) {
+			tc_mutex_timedwait(&eng->lock, &eng->commit_cond,
+					   eng->commit_interval_ns - age);
+			continue;
+		}
+		(void)!tc_commit_locked(eng, &inv);
+		if (eng->group_open && eng->commit_err) {
+			/* Failing: try again a little later, not in a loop. */
+			tc_mutex_timedwait(&eng->lock, &eng->commit_cond,
+					   10 * eng->commit_interval_ns);
+		}
+		tc_unlock(eng);
+		tc_inval_deliver(eng, &inv);
+		tc_lock(eng);
+	}
+	tc_unlock(eng);
+	return NULL;
+}
+
+int tc_commit_start(struct tc_engine *eng)
+{
+	int rc = -pthread_create(&eng->committer, NULL, committer, eng);
+
+	if (!rc)
+		eng->committer_running = true;
+	return rc;
+}
+
+void tc_commit_stop(struct tc_engine *eng)
+{
+	if (!eng->committer_running)
+		return;
+	tc_lock(eng);
+	eng->committer_stop = true;
+	pthread_cond_signal(&eng->commit_cond);
+	tc_unlock(eng);
+	pthread_join(eng->committer, NULL);
+	eng->committer_running = false;
+}
