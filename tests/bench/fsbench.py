@@ -56,9 +56,11 @@ MiB = 1 << 20
 SCALE_TIMEOUT = 1800  # seconds a big store may take to mount or to unmount
 # Directories a phase leaves in a target's root: removed after a failure.
 PHASE_DIRS = ("small", "large", "fsync", "pyvalues", "diskcache", "cp", "stress")
-# stress-ng sizes in CI mode, where every stressor runs at once: the
-# defaults (1 GiB for iomix, sync-file, fallocate) would fill a small disk.
-CI_STRESS_ARGS = ["--iomix-bytes", "16m", "--sync-file-bytes", "16m", "--fallocate-bytes",
+# stress-ng sizes of --quick and --ci: with the defaults (1 GiB for iomix,
+# sync-file and fallocate, 256 MiB for mmap) a 2 s run counts 0 or 1 bogo
+# ops of the slow stressors, and CI, where all run at once, would need 4 GiB.
+# copy-file refuses less than 128 MiB.
+SMALL_STRESS_ARGS = ["--iomix-bytes", "16m", "--sync-file-bytes", "16m", "--fallocate-bytes",
                   "16m", "--copy-file-bytes", "128m", "--mmap-bytes", "16m"]
 
 PRESETS = {
@@ -102,7 +104,8 @@ class Bench:
         self.notes = []          # lines for the report header
         self.tc_failures = []    # any entry makes the exit status 1
         self.results = {}        # group -> workload -> target -> {round: value}
-        self.failures = {}       # (group, target) -> message
+        self.failures = {}       # (group, target) -> message: the phase stopped
+        self.step_failures = {}  # (group, target, workload) -> a step's check failed
         self.stress_errors = {}  # (target, stressor) -> error of the last failed run
         self.counters = {}       # (group, target) -> workload -> deltas (last round)
         self.targets = []        # mounted targets, in order
@@ -218,11 +221,11 @@ class Bench:
         CI mode); a failed stressor counts 0 and keeps its error."""
         tmp = os.path.join(target.root, "stress")
         extra = self.args.stress_opts.split()
+        batches = [[s] for s in fsstress.STRESSORS]
         if self.mode == "ci":
             batches = [fsstress.STRESSORS]
-            extra = CI_STRESS_ARGS + extra
-        else:
-            batches = [[s] for s in fsstress.STRESSORS]
+        if self.mode != "full":
+            extra = SMALL_STRESS_ARGS + extra
         for batch in batches:
             res = fsstress.run(self.registry, self.workdir, tmp, batch, self.p.stress_secs,
                                extra)
@@ -273,7 +276,13 @@ class Bench:
             "  ".join(f"{w}={fmt_value(v)}" for w, v in rec.values.items()))
 
     def keep(self, group, target, rnd, rec):
-        """File the figures of one round of one group on one target."""
+        """File the figures of one round of one group on one target, and the
+        steps whose checks failed."""
+        for w, msg in rec.failed.items():
+            self.step_failures[(group, target.name, w)] = msg
+            log(f"  {target.name} {group} {w}: FAILED: {msg}")
+            if target.is_tc:
+                self.tc_failures.append(f"{target.name} {group} {w}: {msg}")
         g = self.results.setdefault(group, {})
         for w, v in rec.values.items():
             g.setdefault(w, {}).setdefault(target.name, {})[rnd] = v
@@ -411,6 +420,8 @@ class Bench:
                     fsphases.small_files(t.root, sp, 1000 + rnd, rec)
                     if t.problem():
                         raise Failure(t.problem())
+                    if rec.failed:
+                        raise Failure("; ".join(rec.failed.values()))
                 except Exception as e:
                     self.scale_fail(t, f"{type(e).__name__}: {e}")
                     continue
@@ -623,6 +634,8 @@ def main(argv):
         with open(os.path.join(args.out, "bench.json"), "w") as f:
             json.dump({"meta": meta, "params": vars(p), "results": b.results,
                        "failures": {f"{g}/{t}": m for (g, t), m in b.failures.items()},
+                       "step_failures": {f"{g}/{t}/{w}": m
+                                         for (g, t, w), m in b.step_failures.items()},
                        "stress_errors": {f"{t}/{s}": m
                                          for (t, s), m in b.stress_errors.items()},
                        "counters": {f"{g}/{t}": c for (g, t), c in b.counters.items()},
