@@ -574,7 +574,7 @@ def parse_args(argv):
     bad = [t for t in a.targets if t not in ALL_TARGETS]
     bad += [g for g in a.groups if g not in GROUP_ORDER]
     bad += [t for t in a.scale_targets if t not in ("tc", "plain")]
-    bad += [t for t in a.stress_targets if t not in ALL_TARGETS + ["all"]]
+    bad += [t for t in a.stress_targets if t not in ALL_TARGETS + ["all"] and not is_tc(t)]
     bad += [m for m in a.tc_modes if "," in m or not m.replace("_", "").isalnum()]
     if bad:
         ap.error(f"unknown target, group or mode: {', '.join(bad)}")

@@ -73,6 +73,14 @@ def error_line(text):
     return lines[-1] if lines else "no output"
 
 
+def _kill_group(pid):
+    """SIGKILL the process group stress-ng leads (it and its workers)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def run(registry, workdir, tmp, stressors, secs, extra=()):
     """Run stress-ng once with the given (name, args) stressors, one
     instance each, for secs seconds, files under tmp (created fresh).
@@ -93,11 +101,11 @@ def run(registry, workdir, tmp, stressors, secs, extra=()):
     try:
         text, _ = proc.communicate(timeout=secs + GRACE)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc.pid)
         text, _ = proc.communicate()
         err = f"timed out after {secs + GRACE:g} s: killed"
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc.pid)
         proc.wait()
         raise
     if err is None and proc.returncode != 0:
