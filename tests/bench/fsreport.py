@@ -120,6 +120,14 @@ def spread(vals, fmt):
     return f"{m} ({fmt(min(vals)).rstrip('×')}–{fmt(max(vals))})"
 
 
+def round_ratios(a, c):
+    """Per-round ratios a/c of two lists holding one figure per round, in
+    round order; the ratio of the medians when the lists differ in length."""
+    if len(a) == len(c):
+        return [x / y for x, y in zip(a, c) if x and y]
+    return [median(a) / median(c)] if median(a) and median(c) else []
+
+
 class Report:
     def __init__(self, b, meta):
         self.b = b
@@ -302,9 +310,8 @@ class Report:
             cells = []
             for k in kinds:
                 a, c = get(f"{k}-scale-{small}"), get(f"{k}-scale-{big}")
-                ma, mc = median(a), median(c)
                 cells += [spread(a, fmt), spread(c, fmt),
-                          fmt_ratio(mc / ma if ma and mc else None)]
+                          spread(round_ratios(c, a), fmt_ratio)]
             return cells
 
         for w, label, unit in SCALE_ROWS:
@@ -438,15 +445,16 @@ class Report:
         return f"grew {max(g) / MiB:+,.1f} MiB (worst round)", max(g) <= 0
 
     def scale_mode_name(self):
+        """The target name of the mode the scale phase ran in (tc-MODE, or
+        tc for the daemon as it is), None when it did not run."""
         sc = self.b.scale
         if not sc:
             return None
         for n, d in sc["desc"].items():
             if n.startswith("tc-scale"):
-                for m in self.tcs:
-                    if m != "tc" and f"cache_mode={m[3:]}" in d:
-                        return m
-                return "tc" if "tc" in self.tcs else (self.tcs[0] if self.tcs else None)
+                opts = d.partition("-o ")[2].split(",")
+                modes = [o.partition("=")[2] for o in opts if o.startswith("cache_mode=")]
+                return f"tc-{modes[0]}" if modes else "tc"
         return None
 
     def scale_big(self):
@@ -472,15 +480,20 @@ class Report:
         def f(m):
             sc = self.b.scale
             small = f"tc-scale-{count_label(sc['sizes'][0])}"
-            a = median(sc["values"].get(w, {}).get(self.scale_big(), []))
-            c = median(sc["values"].get(w, {}).get(small, []))
-            if not a or not c:
+            a = sc["values"].get(w, {}).get(self.scale_big(), [])
+            c = sc["values"].get(w, {}).get(small, [])
+            r = round_ratios(a, c)
+            if not r:
                 return "not measured", None
-            return f"{fmt_ratio(a / c)} ({fmt_value(a)} vs {fmt_value(c)} ops/s)", a / c >= 0.8
+            return (f"{spread(r, fmt_ratio)} ({fmt_value(median(a))} vs "
+                    f"{fmt_value(median(c))} ops/s)", median(r) >= 0.8)
         return f
 
     def goals(self, out):
-        cols = self.tcs or ["tc"]
+        sm = self.scale_mode_name()
+        cols = list(self.tcs) or [sm or "tc"]
+        if sm and sm not in cols:
+            cols.append(sm)
         out.append("### Goals (issues 10 and 11)")
         out.append("")
         out.append("Each cell: the measured value (median, min–max over the rounds) and "
@@ -501,7 +514,7 @@ class Report:
                 if modes is not None and m not in modes:
                     cells.append("")
                     continue
-                if m not in self.tcs:
+                if modes is None and m not in self.tcs:
                     cells.append("not measured")
                     continue
                 txt, ok = fn(m)
