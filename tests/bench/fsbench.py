@@ -57,11 +57,11 @@ SCALE_TIMEOUT = 1800  # seconds a big store may take to mount or to unmount
 # Directories a phase leaves in a target's root: removed after a failure.
 PHASE_DIRS = ("small", "large", "fsync", "pyvalues", "diskcache", "cp", "stress")
 # stress-ng sizes of --quick and --ci: with the defaults (1 GiB for iomix,
-# sync-file and fallocate, 256 MiB for mmap) a 2 s run counts 0 or 1 bogo
+# sync-file and fallocate) a 2 s run counts 0 or 1 bogo
 # ops of the slow stressors, and CI, where all run at once, would need 4 GiB.
 # copy-file refuses less than 128 MiB.
 SMALL_STRESS_ARGS = ["--iomix-bytes", "16m", "--sync-file-bytes", "16m", "--fallocate-bytes",
-                  "16m", "--copy-file-bytes", "128m", "--mmap-bytes", "16m"]
+                  "16m", "--copy-file-bytes", "128m"]
 
 PRESETS = {
     "full": dict(files=20000, dirs=100, file_size=4096, large_mib=1024, rand_mib=256,

@@ -620,13 +620,13 @@ class Report:
     def stress_how(self):
         b = self.b
         how = (f"(one instance of each stressor, {b.p.stress_secs:g} s, --verify, "
-               "--temp-path in the mount, mmap with --mmap-file")
+               "--temp-path in the mount, mmap with --mmap-file --mmap-bytes 16m")
         if b.mode == "ci":
             how += "; CI mode: all stressors at once"
         else:
             how += "; one stressor at a time"
         if b.mode == "full":
-            how += ", stress-ng's default sizes"
+            how += ", stress-ng's default sizes otherwise"
         else:
             how += ", files of 16 MiB (copy-file 128 MiB)"
         if b.args.stress_opts:
