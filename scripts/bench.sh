@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark tiercachefs against tmpfs, a plain directory, bindfs, rclone mount
-# and python-diskcache (issue 6), in one command:
+# Benchmark tiercachefs against tmpfs, a plain directory, bindfs, rclone
+# mount, libfuse's passthrough_ll and python-diskcache (issues 6, 10, 11),
+# in one command:
 #
 #   scripts/bench.sh [--quick | --ci] [--scale] [--rounds N] [--targets a,b,c]
+#                    [--groups g,h] [--tc-modes kernel,daemon] [--tc-opts OPTS]
 #                    [--files N] [--large-mib N] ... [--tc-bin PATH]
 #                    [--tmpdir DIR] [--no-install]
 #
-#   scripts/bench.sh                 full run, 3 interleaved rounds (~10 min)
-#   scripts/bench.sh --quick         small counts, 1 round (well under a minute)
+#   scripts/bench.sh                 full run, 3 interleaved rounds (~40 min)
+#   scripts/bench.sh --quick         small counts, 1 round (about 2 minutes)
 #   scripts/bench.sh --quick --ci    tiny counts: checks every phase runs on
 #                                    every available target; exit 1 if
 #                                    tiercachefs fails one (what CI runs)
@@ -15,7 +17,9 @@
 #   scripts/bench.sh --help          every option of the driver
 #
 # This script installs the peers with apt-get (bindfs, rclone,
-# python3-diskcache; a missing one is reported and its target skipped),
+# python3-diskcache, stress-ng; a missing one is reported and its target or
+# phase skipped; passthrough_ll is compiled by the driver from libfuse3-dev's
+# examples),
 # builds tiercachefs in build-bench/ (release), makes a work directory with
 # mktemp -d under /var/tmp (the root filesystem; --tmpdir to change) and runs
 # tests/bench/fsbench.py, which mounts every target there, runs the phases
@@ -61,7 +65,7 @@ done
 # Peers, from Debian. A failure here only skips that target.
 if [ $install -eq 1 ]; then
 	missing=()
-	for p in bindfs rclone python3-diskcache; do
+	for p in bindfs rclone python3-diskcache stress-ng; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$p")
 	done

@@ -12,10 +12,15 @@ content-addressed store of tiercachefs cannot skip work by deduplication.
 
   small_files   create+write+close N files of 4 KiB in D directories; stat
                 each; open+read+close each twice (both passes recorded, the
-                second is the hot figure); unlink each
+                second is the hot figure); chmod, utimens (os.utime) and
+                rename (to a new name in the same directory) each; unlink each
   large_files   sequential write in 1 MiB writes + fsync; sequential read cold
                 (after drop_caches) and hot; random 4 KiB preads over a
                 smaller file for a fixed time (after one sequential read)
+  rand_fsync    4 KiB pwrite + fsync at random offsets in a big and in a
+                small file, for a fixed time each
+  cp_big        `cp big big2` of a big file already in the mount (coreutils
+                cp tries copy_file_range), with .stats blob_bytes around it
   py_values     N values of 1 KiB stored as files and read back
   py_diskcache  the same values through diskcache.Cache set/get
   populate      fill a directory tree with N small entries (scale phase)
@@ -28,6 +33,7 @@ import random
 import shutil
 import signal
 import struct
+import subprocess
 import time
 
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -51,6 +57,7 @@ class Recorder:
         self.target = target
         self.values = {}    # workload -> figure (ops/s or MiB/s)
         self.counters = {}  # workload -> {"ops": n, counter: delta}
+        self.failed = {}    # workload -> why its check failed
         self._before = None
 
     def begin(self):
@@ -65,6 +72,14 @@ class Recorder:
                 d[c] = after.get(c + "_total", 0) - self._before.get(c + "_total", 0)
             self.counters[workload] = d
         self._before = None
+
+    def fail(self, workload, msg):
+        """A step's check failed after it was timed: its figure goes and msg
+        is kept in .failed; the phase goes on with its next steps (their
+        figures still mean something), the driver reports the step as FAIL."""
+        self.values.pop(workload, None)
+        self.counters.pop(workload, None)
+        self.failed[workload] = msg
 
 
 def _contents(n, size, rnd):
@@ -108,7 +123,7 @@ def small_files(root, p, rnd, rec):
             bad += 1
     rec.end("stat", n, n / (time.perf_counter() - t0))
     if bad:
-        raise Failure(f"stat: {bad} of {n} files have the wrong size")
+        rec.fail("stat", f"stat: {bad} of {n} files have the wrong size")
 
     for workload in ("read1", "read2"):
         rec.begin()
@@ -120,7 +135,9 @@ def small_files(root, p, rnd, rec):
             o_close(fd)
         rec.end(workload, n, n / (time.perf_counter() - t0))
         if bad:
-            raise Failure(f"{workload}: {bad} of {n} files read back wrong")
+            rec.fail(workload, f"{workload}: {bad} of {n} files read back wrong")
+
+    paths = _metadata(paths, rec)
 
     o_unlink = os.unlink
     rec.begin()
@@ -131,6 +148,53 @@ def small_files(root, p, rnd, rec):
     for d in dirs:
         os.rmdir(d)
     os.rmdir(base)
+
+
+def _sample(seq, k=100):
+    """Up to k elements spread over seq, for checks outside the timed part."""
+    step = max(1, len(seq) // k)
+    return seq[::step]
+
+
+def _metadata(paths, rec):
+    """chmod, utimens and rename of every file, each step timed; checks a
+    sample after each step. @return the new paths (after the rename)."""
+    n = len(paths)
+    o_chmod, o_utime, o_rename = os.chmod, os.utime, os.rename
+
+    rec.begin()
+    t0 = time.perf_counter()
+    for path in paths:
+        o_chmod(path, 0o600)
+    rec.end("chmod", n, n / (time.perf_counter() - t0))
+    bad = sum(1 for p in _sample(paths) if os.stat(p).st_mode & 0o777 != 0o600)
+    if bad:
+        rec.fail("chmod", f"chmod: {bad} sampled files do not have mode 0600")
+
+    # Explicit times, different per file (a SETATTR with both times).
+    base = 1_600_000_000 * 10**9
+    rec.begin()
+    t0 = time.perf_counter()
+    for i, path in enumerate(paths):
+        t = base + i * 1000
+        o_utime(path, ns=(t, t))
+    rec.end("utime", n, n / (time.perf_counter() - t0))
+    idx = {p: i for i, p in enumerate(paths)}
+    bad = sum(1 for p in _sample(paths) if os.stat(p).st_mtime_ns != base + idx[p] * 1000)
+    if bad:
+        rec.fail("utime", f"utimens: {bad} sampled files have the wrong mtime")
+
+    new = [os.path.join(os.path.dirname(p), "r" + os.path.basename(p)) for p in paths]
+    rec.begin()
+    t0 = time.perf_counter()
+    for a, b in zip(paths, new):
+        o_rename(a, b)
+    rec.end("rename", n, n / (time.perf_counter() - t0))
+    bad = sum(1 for a, b in zip(_sample(paths), _sample(new))
+              if os.path.lexists(a) or not os.path.exists(b))
+    if bad:
+        rec.fail("rename", f"rename: {bad} sampled files are not under their new name")
+    return new
 
 
 def _write_seq(path, nbytes, rnd, fsync):
@@ -215,8 +279,92 @@ def large_files(root, p, rnd, rec, drop_caches):
     finally:
         os.close(fd)
     if short:
-        raise Failure(f"rand: {short} short reads")
+        rec.fail("rand", f"rand: {short} short reads")
     os.unlink(path)
+    os.rmdir(base)
+
+
+def _fsync_rate(path, nbytes, secs, rnd):
+    """pwrite 4 KiB + fsync at random 4 KiB-aligned offsets of the existing
+    file at path (nbytes long) for secs seconds. @return (ops, seconds)."""
+    rng = random.Random(rnd * 7919 + nbytes)
+    blocks = nbytes // 4096
+    buf = bytearray(os.urandom(4096))
+    pwrite, fsync, clock = os.pwrite, os.fsync, time.perf_counter
+    ops = 0
+    fd = os.open(path, os.O_WRONLY | O_CLOEXEC)
+    try:
+        t0 = clock()
+        deadline = t0 + secs
+        while True:
+            buf[0:16] = struct.pack("<QQ", rnd, ops)
+            if pwrite(fd, buf, rng.randrange(blocks) * 4096) != 4096:
+                raise Failure(f"short pwrite to {path}")
+            fsync(fd)
+            ops += 1
+            if clock() >= deadline:
+                break
+        return ops, clock() - t0
+    finally:
+        os.close(fd)
+
+
+def rand_fsync(root, p, rnd, rec):
+    """The cost of a small durable change against the file's size: 4 KiB
+    pwrite + fsync at random offsets in a big file, then in a small one,
+    each written and fsynced first (outside the timed part)."""
+    base = _fresh_dir(root, "fsync")
+    for workload, mib in (("fsync_big", p.fsync_big_mib), ("fsync_small", p.fsync_small_mib)):
+        path = os.path.join(base, f"{workload}.bin")
+        _write_seq(path, mib * MiB, rnd, fsync=True)
+        rec.begin()
+        ops, secs = _fsync_rate(path, mib * MiB, p.fsync_secs, rnd)
+        rec.end(workload, ops, ops / secs)
+        if os.stat(path).st_size != mib * MiB:
+            rec.fail(workload, f"{workload}: the file changed size")
+        os.unlink(path)
+    os.rmdir(base)
+
+
+def _same_sample(a, b, nbytes):
+    """True when files a and b hold the same bytes at a few offsets."""
+    offs = sorted({0, max(0, nbytes - 4096)} |
+                  {random.randrange(0, max(1, nbytes - 4096)) for _ in range(16)})
+    fa, fb = os.open(a, RFLAGS), os.open(b, RFLAGS)
+    try:
+        return all(os.pread(fa, 4096, o) == os.pread(fb, 4096, o) for o in offs)
+    finally:
+        os.close(fa)
+        os.close(fb)
+
+
+def cp_big(root, p, rnd, rec, settle):
+    """Time `cp big big2` inside the target, big written (and fsynced)
+    before. settle() waits for the target's background work, outside the
+    timed part. Records the seconds as "cp", and for a tiercachefs
+    "cp_blob_before"/"cp_blob_after", the .stats blob_bytes around the cp."""
+    base = _fresh_dir(root, "cp")
+    big, big2 = os.path.join(base, "big"), os.path.join(base, "big2")
+    nbytes = p.cp_mib * MiB
+    _write_seq(big, nbytes, rnd, fsync=True)
+    settle()
+    before = rec.target.stats().get("blob_bytes") if rec.target.is_tc else None
+    rec.begin()
+    t0 = time.perf_counter()
+    r = subprocess.run(["cp", big, big2], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    secs = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise Failure(f"cp exited {r.returncode}: {r.stdout.strip()}")
+    rec.end("cp", 1, secs)
+    settle()
+    if before is not None:
+        rec.values["cp_blob_before"] = before
+        rec.values["cp_blob_after"] = rec.target.stats().get("blob_bytes")
+    if os.stat(big2).st_size != nbytes or not _same_sample(big, big2, nbytes):
+        rec.fail("cp", "cp: the copy differs from the original")
+    os.unlink(big2)
+    os.unlink(big)
     os.rmdir(base)
 
 
@@ -248,7 +396,7 @@ def py_values(root, p, rnd, rec):
                 bad += 1
     rec.end("get", n, n / (time.perf_counter() - t0))
     if bad:
-        raise Failure(f"get: {bad} of {n} values read back wrong")
+        rec.fail("get", f"get: {bad} of {n} values read back wrong")
     shutil.rmtree(d)
 
 
@@ -276,12 +424,21 @@ def py_diskcache(root, p, rnd, rec):
     finally:
         cache.close()
     if bad:
-        raise Failure(f"get: {bad} of {n} values read back wrong")
+        rec.fail("get", f"get: {bad} of {n} values read back wrong")
     shutil.rmtree(d)
 
 
 def populate_path(root, i):
     return os.path.join(root, "pop", f"d{i // 1000:04d}", f"e{i:07d}")
+
+
+def stat_all(root, n):
+    """stat every entry populate() made, in order. @return seconds taken."""
+    o_stat = os.stat
+    t0 = time.perf_counter()
+    for i in range(n):
+        o_stat(populate_path(root, i))
+    return time.perf_counter() - t0
 
 
 def populate_range(args):

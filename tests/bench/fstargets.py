@@ -17,10 +17,16 @@ touching the path: a stat of a hung FUSE mount would hang the benchmark.
   plain      a directory on the work directory's filesystem (the root fs)
   bindfs     Debian's bindfs (pass-through FUSE) over a tmpfs mounted here
   rclone     rclone mount of a local directory, --vfs-cache-mode full
-  tc         tiercachefs -f, its store in the work directory
-  tc-kc      the same with the kernel-caching option (-o kernel_cache)
+  passthrough_ll  libfuse's low-level example (Debian's libfuse3-dev ships
+             its source), compiled here at run time, over a tmpfs: the FUSE
+             reference peer
+  tc-MODE    tiercachefs -f -o cache_mode=MODE, its store in the work
+             directory; skipped with a line when the binary refuses the mode
+  tc         tiercachefs -f as it is (no cache_mode), when the binary knows
+             no mode or --tc-modes says so
 """
 
+import gzip
 import os
 import re
 import shutil
@@ -371,15 +377,106 @@ class RcloneTarget(FuseTarget):
                 "--cache-dir", self.cache]
 
 
+# Where Debian's libfuse3-dev puts libfuse's examples (they may be gzipped).
+EXAMPLES_DIR = "/usr/share/doc/libfuse3-dev/examples"
+# What libfuse's meson defines on Linux for passthrough_ll: without them it
+# answers fallocate with EOPNOTSUPP and has no copy_file_range.
+PTLL_DEFINES = ["-DHAVE_FALLOCATE", "-DHAVE_POSIX_FALLOCATE", "-DHAVE_COPY_FILE_RANGE"]
+
+
+def _example_source(name, dest):
+    """Copy EXAMPLES_DIR/name (or name.gz, uncompressed) to dest; Skip when
+    neither exists."""
+    src = os.path.join(EXAMPLES_DIR, name)
+    if os.path.exists(src):
+        shutil.copyfile(src, dest)
+    elif os.path.exists(src + ".gz"):
+        with gzip.open(src + ".gz", "rb") as f, open(dest, "wb") as g:
+            shutil.copyfileobj(f, g)
+    else:
+        raise Skip(f"{src} (or .gz) not found: install libfuse3-dev")
+
+
+def build_passthrough_ll(workdir):
+    """Compile libfuse's passthrough_ll example into workdir/ptll/ once per
+    run. @return the binary's path. Raises Skip with the reason when the
+    source, the compiler or the fuse3 headers are missing or it fails."""
+    out = os.path.join(workdir, "ptll")
+    binary = os.path.join(out, "passthrough_ll")
+    if os.access(binary, os.X_OK):
+        return binary
+    os.makedirs(out, exist_ok=True)
+    src = os.path.join(out, "passthrough_ll.c")
+    _example_source("passthrough_ll.c", src)
+    _example_source("passthrough_helpers.h", os.path.join(out, "passthrough_helpers.h"))
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise Skip("no C compiler to build passthrough_ll")
+    r = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise Skip(f"pkg-config fuse3: {r.stdout.strip() or 'failed'}")
+    cmd = [cc, "-O2", "-Wall"] + PTLL_DEFINES + ["-o", binary, src] + r.stdout.split()
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        lines = [l for l in r.stdout.splitlines() if l.strip()]
+        raise Skip("cannot compile passthrough_ll: " + (lines[-1] if lines else "cc failed"))
+    return binary
+
+
+class PtllTarget(FuseTarget):
+    """libfuse's passthrough_ll over a tmpfs: the FUSE reference peer."""
+    name = "passthrough_ll"
+    tool = "passthrough_ll"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.back = os.path.join(ctx.workdir, "ptll-back")
+        opts = ctx.ptll_opts
+        self.desc = ("libfuse's passthrough_ll example (libfuse3-dev, compiled here with -O2 "
+                     f"{' '.join(PTLL_DEFINES)}), -o source=a tmpfs" +
+                     (f",{opts}" if opts else " (its defaults: cache=auto, timeout=1 s, "
+                      "no writeback), multi-threaded"))
+
+    def start(self):
+        self.binary = build_passthrough_ll(self.ctx.workdir)
+        mount_tmpfs(self.back, self.ctx.tmpfs_size)
+        mnt = os.path.join(self.ctx.workdir, "mnt", self.name)
+        opts = f"source={self.back}" + (f",{self.ctx.ptll_opts}" if self.ctx.ptll_opts else "")
+        log = os.path.join(self.ctx.workdir, f"{self.name}.log")
+        self.daemon = Daemon(self.ctx.registry, [self.binary, "-f", "-o", opts, mnt], mnt, log)
+        try:
+            rc, line = self.daemon.start()
+        except Failure:
+            umount_tmpfs(self.back)
+            raise
+        if rc is not None:
+            self.daemon = None
+            umount_tmpfs(self.back)
+            raise Failure(f"passthrough_ll exited {rc} before mounting: {line}")
+        self.root = mnt
+
+    def stop(self):
+        problems = super().stop()
+        return problems + umount_tmpfs(self.back)
+
+
+def refused_option(line):
+    """True when a daemon's last line says it did not know an option."""
+    low = line.lower()
+    return "unknown option" in low or "cache_mode" in low
+
+
 class TcTarget(FuseTarget):
     """tiercachefs, -f in the background, store on the root filesystem."""
     name = "tc"
     tool = "tiercachefs"
     is_tc = True
 
-    def __init__(self, ctx, name="tc", opts=""):
+    def __init__(self, ctx, name="tc", opts="", mode=None):
         super().__init__(ctx)
         self.name = name
+        self.mode = mode  # the cache_mode= value, None for the daemon as it is
         self.opts = opts
         self.store = os.path.join(ctx.workdir, f"{name}-store")
         self.timeout = MOUNT_TIMEOUT  # the scale phase allows more
@@ -393,10 +490,8 @@ class TcTarget(FuseTarget):
         rc, line = self.daemon.start()
         if rc is not None:
             self.daemon = None
-            if self.ctx.kc_opts and self.opts.startswith(self.ctx.kc_opts) and \
-                    "option" in line.lower():
-                raise Skip(f"tiercachefs refused -o {self.ctx.kc_opts} ({line}): "
-                           "kernel-caching mode skipped")
+            if self.mode and refused_option(line):
+                raise Skip(f"tiercachefs refused -o cache_mode={self.mode} ({line})")
             raise Failure(f"tiercachefs exited {rc} before mounting: {line}")
         self.root = mnt
 
@@ -435,11 +530,17 @@ def make_targets(ctx, names):
             out.append(BindfsTarget(ctx))
         elif n == "rclone":
             out.append(RcloneTarget(ctx))
+        elif n == "passthrough_ll":
+            out.append(PtllTarget(ctx))
         elif n == "tc":
-            out.append(TcTarget(ctx, "tc", ctx.tc_opts))
-        elif n == "tc-kc":
-            if not ctx.kc_opts:
-                continue
-            opts = ctx.kc_opts + ("," + ctx.tc_opts if ctx.tc_opts else "")
-            out.append(TcTarget(ctx, "tc-kc", opts))
+            out.append(tc_target(ctx, None))
+        elif n.startswith("tc-"):
+            out.append(tc_target(ctx, n[3:]))
     return out
+
+
+def tc_target(ctx, mode, name=None, extra=""):
+    """A tiercachefs target: -o cache_mode=MODE (None: the daemon as it is)
+    plus --tc-opts and extra options, named tc-MODE or tc."""
+    opts = [o for o in (f"cache_mode={mode}" if mode else "", ctx.tc_opts, extra) if o]
+    return TcTarget(ctx, name or (f"tc-{mode}" if mode else "tc"), ",".join(opts), mode)
