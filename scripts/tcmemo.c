@@ -1611,6 +1611,7 @@ static int compute(struct tm_memo *m, int lfd)
 	}
 	status = r.status;
 	lock_release(m, lfd);
+	free(c);
 	if (tfd >= 0)
 		close(tfd);
 	if (!published)
