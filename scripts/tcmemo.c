@@ -260,6 +260,18 @@ static uint64_t get_le64(const unsigned char *p)
 	return v;
 }
 
+/* Sleep until fd is ready for events (a descriptor we inherited may be
+ * non-blocking); 0 or -errno. */
+static int wait_ready(int fd, short events)
+{
+	struct pollfd pf = { .fd = fd, .events = events };
+
+	while (poll(&pf, 1, -1) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
 /* Write all of buf; 0 or -errno. */
 static int write_all(int fd, const void *buf, size_t n)
 {
@@ -269,6 +281,8 @@ static int write_all(int fd, const void *buf, size_t n)
 		ssize_t w = write(fd, p, n);
 		if (w < 0) {
 			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN && wait_ready(fd, POLLOUT) == 0)
 				continue;
 			return -errno;
 		}
@@ -723,6 +737,8 @@ static int hash_stream(int fd, int copy, unsigned char out[24])
 	for (;;) {
 		ssize_t n = read(fd, buf, TM_IO_BUF);
 		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN && wait_ready(fd, POLLIN) == 0)
 			continue;
 		if (n < 0) {
 			rc = -errno;
@@ -1657,12 +1673,14 @@ static int memo_run(struct tm_memo *m)
 		lock_release(m, lfd);
 		return entry_replay(m, &e);
 	}
-	if (rc == -EBADMSG)
+	if (rc == -EBADMSG) {
 		tm_msg("warning: %s is damaged; running the command again",
 		       m->entry);
-	else if (rc != -ENOENT)
+		unlink(m->entry);
+	} else if (rc != -ENOENT) {
 		tm_msg("warning: cannot read %s: %s; running the command again",
 		       m->entry, strerror(-rc));
+	}
 	return compute(m, lfd);
 }
 

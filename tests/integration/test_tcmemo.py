@@ -359,6 +359,29 @@ def test_killed_run_leaves_no_entry(mnt, tmp_path):
     assert runs(side) == 2
 
 
+@pytest.mark.parametrize("damage", ["truncate", "empty", "header", "extend"])
+def test_damaged_entry_is_computed_again(mnt, tmp_path, damage):
+    """An entry that does not parse is a miss: recomputed (once, with one
+    warning) and replaced; never replayed."""
+    side = tmp_path / "side"
+    cmd = counted(side, "printf 'line1\\nline2\\n'; echo err >&2")
+    assert memo(mnt, "--", *cmd).stdout == b"line1\nline2\n"
+    entry = entry_of(mnt, "--", *cmd)
+    data = read_file(entry)
+    damaged = {"truncate": data[:-1], "empty": b"", "header": b"X" + data[1:],
+               "extend": data + b"\0"}[damage]
+    write_file(entry, damaged)
+    p = memo(mnt, "--", *cmd)
+    assert (p.returncode, p.stdout) == (0, b"line1\nline2\n")
+    assert p.stderr.startswith(b"err\n") or p.stderr.endswith(b"err\n")
+    assert b"damaged" in p.stderr and p.stderr.count(b"\n") == 2, p.stderr
+    assert runs(side) == 2
+    assert read_file(entry) == data
+    p = memo(mnt, "--", *cmd)
+    assert (p.stdout, p.stderr) == (b"line1\nline2\n", b"err\n")
+    assert runs(side) == 2
+
+
 # -- lifetimes, tags, failures ----------------------------------------------------------
 
 
