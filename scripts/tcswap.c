@@ -47,23 +47,26 @@ static int swap_paths(const char *a, const char *b)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-"Usage: tcswap OLD NEW\n"
-"Exchange OLD and NEW atomically (renameat2 RENAME_EXCHANGE): build a set\n"
-"of keys in a staging directory, then swap it with the live one.\n"
-"\n"
-"  -h, --help     show this help and exit\n"
-"  -V, --version  show the version and exit\n"
-"\n"
-"Exit status: 0 swapped, 1 the swap failed, 2 bad usage. See tcmemo(1).\n");
+	fprintf(
+	    f,
+	    "Usage: tcswap OLD NEW\n"
+	    "Exchange OLD and NEW atomically (renameat2 RENAME_EXCHANGE): "
+	    "build a set\n"
+	    "of keys in a staging directory, then swap it with the live one.\n"
+	    "\n"
+	    "  -h, --help     show this help and exit\n"
+	    "  -V, --version  show the version and exit\n"
+	    "\n"
+	    "Exit status: 0 swapped, 1 the swap failed, 2 bad usage. See "
+	    "tcmemo(1).\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct stat st;
 	int c;
@@ -79,13 +82,16 @@ int main(int argc, char **argv)
 			return 0;
 		default:
 			fprintf(stderr,
-				"tcswap: unknown option '%s' (usage: tcswap OLD NEW)\n",
+				"tcswap: unknown option '%s' (usage: tcswap "
+				"OLD NEW)\n",
 				argv[optind - 1]);
 			return 2;
 		}
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr, "tcswap: expected two paths, got %d (usage: tcswap OLD NEW)\n",
+		fprintf(stderr,
+			"tcswap: expected two paths, got %d (usage: tcswap OLD "
+			"NEW)\n",
 			argc - optind);
 		return 2;
 	}
@@ -98,10 +104,15 @@ int main(int argc, char **argv)
 	else if (e == ENOENT && lstat(b, &st) < 0)
 		fprintf(stderr, "tcswap: %s: %s\n", b, strerror(errno));
 	else if (e == EXDEV)
-		fprintf(stderr, "tcswap: cannot swap %s and %s: not on the same filesystem\n",
+		fprintf(stderr,
+			"tcswap: cannot swap %s and %s: not on the same "
+			"filesystem\n",
 			a, b);
 	else if (e == EINVAL || e == ENOSYS)
-		fprintf(stderr, "tcswap: cannot swap %s and %s: %s (the filesystem or kernel cannot exchange paths, or one is inside the other)\n",
+		fprintf(stderr,
+			"tcswap: cannot swap %s and %s: %s (the filesystem or "
+			"kernel cannot exchange paths, or one is inside the "
+			"other)\n",
 			a, b, strerror(e));
 	else
 		fprintf(stderr, "tcswap: cannot swap %s and %s: %s\n", a, b,
