@@ -286,6 +286,7 @@ def test_lock_wait_times_out_and_runs_uncached(mnt, tmp_path):
     holder = subprocess.Popen([tcmemo_bin(), "-C", str(mnt), "--", *cmd],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
+    waiter = None
     try:
         wait_until(lambda: runs(side) == 1, 30, "the first run to start")
         waiter = subprocess.Popen([tcmemo_bin(), "-C", str(mnt), "-w", "1s", "--", *cmd],
@@ -301,7 +302,7 @@ def test_lock_wait_times_out_and_runs_uncached(mnt, tmp_path):
         assert holder.communicate(timeout=RUN_TIMEOUT * SLOW) == (b"out\n", b"")
     finally:
         go.touch()
-        for p in (holder, locals().get("waiter")):
+        for p in (holder, waiter):
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait()
