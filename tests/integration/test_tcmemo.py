@@ -178,6 +178,25 @@ def test_stdin_is_part_of_the_key(mnt, tmp_path):
     assert runs(side) == 4
 
 
+def test_terminal_stdin_is_not_read(mnt, tmp_path):
+    """A terminal on stdin is left to the command (tcmemo does not wait for
+    it to end) and enters the key as "a terminal"."""
+    side = tmp_path / "side"
+    cmd = counted(side, '[ -t 0 ] && echo stdin is a terminal')
+    primary, secondary = os.openpty()
+    try:
+        for _ in range(2):
+            p = memo(mnt, "--", *cmd, stdin=secondary)
+            assert (p.returncode, p.stdout) == (0, b"stdin is a terminal\n")
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert runs(side) == 1
+    # Not the same key as an empty stdin.
+    assert memo(mnt, "--", *cmd).returncode == 1
+    assert runs(side) == 2
+
+
 def test_files_are_part_of_the_key(mnt, tmp_path):
     side = tmp_path / "side"
     src = tmp_path / "input.txt"
