@@ -60,6 +60,8 @@ run_pass() {
 	echo "=== $name: integration tests"
 	local out="$dir/pytest.out"
 	TIERCACHEFS_BIN="$top/$dir/fs/tiercachefs" \
+		TCMEMO_BIN="$top/$dir/scripts/tcmemo" \
+		TCSWAP_BIN="$top/$dir/scripts/tcswap" \
 		$py -m pytest -p no:cacheprovider -q -rfE --timeout=300 \
 		tests/integration 2>&1 | tee "$out"
 	count_pytest "$out"

@@ -39,6 +39,18 @@ def tc_bin():
     return os.path.abspath(p)
 
 
+def tcmemo_bin():
+    """The tcmemo under test: $TCMEMO_BIN, else build/scripts/tcmemo."""
+    p = os.environ.get("TCMEMO_BIN") or str(REPO / "build" / "scripts" / "tcmemo")
+    return os.path.abspath(p)
+
+
+def tcswap_bin():
+    """The tcswap under test: $TCSWAP_BIN, else build/scripts/tcswap."""
+    p = os.environ.get("TCSWAP_BIN") or str(REPO / "build" / "scripts" / "tcswap")
+    return os.path.abspath(p)
+
+
 def daemon_prefix():
     """What runs the daemon: valgrind under TC_VALGRIND=1, else nothing."""
     return VALGRIND_CMD if VALGRIND else []
