@@ -7,20 +7,9 @@
  */
 #include "util.h"
 
-#include <xxhash.h>
-
 /* Above the size up to which contents may live inline in the index
  * (64 KiB by default), so each content has a blob file to damage. */
 #define BLOB_LEN (256 * 1024)
-
-static void xxh_hex(const void *data, size_t len, char out[33])
-{
-	XXH128_canonical_t c;
-
-	XXH128_canonicalFromHash(&c, XXH3_128bits(data, len));
-	for (int i = 0; i < 16; i++)
-		sprintf(out + 2 * i, "%02x", c.digest[i]);
-}
 
 static void close_engine(struct tcu *fx)
 {
@@ -93,7 +82,7 @@ static void test_check_and_fix(void **state)
 	close(fd);
 	/* An orphan blob: valid content, no row. */
 	tcu_fill(orphan, BLOB_LEN, 4);
-	xxh_hex(orphan, BLOB_LEN, orphan_hash);
+	tcu_xxh_hex(orphan, BLOB_LEN, orphan_hash);
 	tcu_store_path(fx, TCU_BLOB, orphan_hash, path, sizeof(path));
 	{
 		char dir[PATH_MAX];
