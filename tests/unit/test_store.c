@@ -9,6 +9,7 @@
  * Crashes are simulated with fork(): the child opens the store, does its
  * work and _exit()s without closing the engine; the parent reopens.
  */
+#include "engine_i.h"
 #include "util.h"
 
 #include <sys/wait.h>
@@ -132,11 +133,109 @@ static void test_close_publishes_open_handles(void **state)
 			 0);
 	assert_int_equal(tcu_write_all(w, "unreleased", 10, 0), 0);
 	/* Closing the engine publishes and frees w. */
-	tc_engine_close(fx->eng);
+	assert_int_equal(tc_engine_close(fx->eng), 0);
 	fx->eng = NULL;
 	tcu_open(fx);
 	tcu_assert_value(fx, "k", "unreleased");
 	tc_engine_close(NULL); /* a no-op */
+}
+
+/* A publish that fails at close: its error is what close returns, and it
+ * is logged as an error (the daemon exits 1 with it). */
+static void test_close_reports_failed_publish(void **state)
+{
+	struct tcu *fx = *state;
+	/* static: the engine may outlive this frame if an assert fails */
+	static struct tcu_faults flt;
+	static struct tcu_logcap lc;
+	const size_t len = 100 * 1024; /* over inline_max: a blob file */
+	char *buf = malloc(len), tmp[PATH_MAX];
+	struct tc_attr a;
+	struct tc_file *w;
+	int rc;
+
+	assert_non_null(buf);
+	memset(&lc, 0, sizeof(lc));
+	fx->cfg.log_fn = tcu_logcap_fn;
+	fx->cfg.log_ctx = &lc;
+	tcu_use_faults(fx, &flt);
+	tcu_put(fx, "k", "before");
+	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "new", S_IFREG | 0644,
+				   O_WRONLY | O_CREAT, &fx->ctx, &a, &w),
+			 0);
+	tcu_fill(buf, len, 1);
+	assert_int_equal(tcu_write_all(w, buf, len, 0), 0);
+	assert_int_equal(lc.by_level[TC_LOG_ERR], 0);
+
+	/* The disk fills up; the handle is never released. */
+	flt.write_errno = ENOSPC;
+	rc = tc_engine_close(fx->eng);
+	fx->eng = NULL;
+	assert_int_equal(rc, -ENOSPC);
+	assert_true(lc.by_level[TC_LOG_ERR] >= 1);
+	assert_non_null(strstr(lc.first_err, "publish"));
+	free(buf);
+
+	/* The store is sound: the new entry empty, the rest intact. */
+	fx->cfg.log_fn = tcu_log;
+	fx->cfg.log_ctx = fx;
+	fx->cfg.blob_ops = NULL;
+	tcu_open(fx);
+	tcu_assert_value(fx, "k", "before");
+	tcu_assert_value(fx, "new", "");
+	assert_int_equal(tcu_dir_count(tcu_store_path(fx, TCU_TMP, NULL, tmp,
+						      sizeof(tmp))),
+			 0);
+}
+
+/* A clean close marks the index, so the next open trusts its counters;
+ * after a crash, the open checks the index and counts again. */
+static void test_clean_mark(void **state)
+{
+	struct tcu *fx = *state;
+	pid_t pid;
+	int status;
+
+	tcu_put_fill(fx, "a", 1000, 1);
+	tcu_put_fill(fx, "b", 300000, 2);
+	tcu_put_fill(fx, "b2", 300000, 2); /* shares b's blob */
+	tcu_reopen(fx);
+	assert_true(fx->eng->ix.clean);
+	tcu_assert_stat(fx->eng, "disk_items", 3);
+	tcu_assert_stat(fx->eng, "disk_bytes", 601000);
+	tcu_assert_stat(fx->eng, "blob_bytes", 301000);
+
+	tc_engine_close(fx->eng);
+	fx->eng = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct tc_engine *eng;
+		char val[500];
+
+		if (tc_engine_open(&fx->cfg, &eng))
+			_exit(10);
+		tcu_fill(val, sizeof(val), 3);
+		if (tcu_put_at(eng, &fx->ctx, TC_ROOT_INO, "c", val,
+			       sizeof(val)) ||
+		    tc_unlink(eng, TC_ROOT_INO, "a"))
+			_exit(11);
+		_exit(0); /* crash */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	tcu_open(fx);
+	assert_false(fx->eng->ix.clean);
+	tcu_assert_stat(fx->eng, "disk_items", 3);
+	tcu_assert_stat(fx->eng, "disk_bytes", 600500);
+	tcu_assert_stat(fx->eng, "blob_bytes", 300500);
+	tcu_reopen(fx);
+	assert_true(fx->eng->ix.clean);
+	tcu_assert_stat(fx->eng, "disk_items", 3);
+	tcu_assert_stat(fx->eng, "disk_bytes", 600500);
+	tcu_assert_stat(fx->eng, "blob_bytes", 300500);
 }
 
 /* Child process: try to open the store; exit 0 on -EBUSY, 1 on success,
@@ -362,6 +461,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_store_created, tcu_teardown),
 		T(test_reopen_persistence),
 		T(test_close_publishes_open_handles),
+		T(test_close_reports_failed_publish),
+		T(test_clean_mark),
 		T(test_second_opener_refused),
 		T(test_open_errors),
 		T(test_crash_after_fsync),

@@ -860,6 +860,7 @@ struct tcu_logcap {
 	int by_level[8];     /**< of them, per level (TC_LOG_*) */
 	int last_level;
 	char last[512];      /**< the last message, formatted */
+	char first_err[512]; /**< the first TC_LOG_ERR message */
 };
 
 static inline void tcu_logcap_fn(void *ctx, int level, const char *fmt,
@@ -874,6 +875,8 @@ static inline void tcu_logcap_fn(void *ctx, int level, const char *fmt,
 		lc->by_level[level]++;
 	lc->last_level = level;
 	vsnprintf(lc->last, sizeof(lc->last), fmt, ap);
+	if (level == TC_LOG_ERR && !lc->first_err[0])
+		snprintf(lc->first_err, sizeof(lc->first_err), "%s", lc->last);
 	fprintf(stderr, "engine[%d]: %s\n", level, lc->last);
 }
 
