@@ -204,6 +204,166 @@ static void test_publish_at_last_release(void **state)
 	tcu_assert_value(fx, "k", "two writers");
 }
 
+/* Content of more than inline_max (64 KiB by default): a blob file. */
+#define BLOB_LEN (256 * 1024)
+
+/* fsync publishes at once, durably; without unpublished writes it makes
+ * the published blob durable. */
+static void test_fsync_publishes(void **state)
+{
+	struct tcu *fx = *state;
+	/* static: the engine may outlive this frame if an assert fails */
+	static struct tcu_faults flt;
+	char h[33], want[33], *buf = malloc(BLOB_LEN);
+	struct tc_attr a;
+	struct tc_file *w;
+
+	assert_non_null(buf);
+	tcu_use_faults(fx, &flt);
+	tcu_put(fx, "k", "v1");
+	tcu_hash(fx, "k", h);
+	tcu_xxh_hex("v1", 2, want);
+	assert_string_equal(h, want);
+
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY | O_TRUNC, &w),
+			 0);
+	tcu_fill(buf, BLOB_LEN, 1);
+	assert_int_equal(tcu_write_all(w, buf, BLOB_LEN, 0), 0);
+	tcu_hash(fx, "k", h); /* the published content: still v1 */
+	assert_string_equal(h, want);
+	flt.fsyncs = 0;
+	assert_int_equal(tc_fsync(w, false), 0);
+	tcu_fill_hex(BLOB_LEN, 1, want);
+	tcu_hash(fx, "k", h);
+	assert_string_equal(h, want);
+	assert_true(flt.fsyncs >= 1); /* the blob, made durable */
+
+	flt.fsyncs = 0;
+	assert_int_equal(tc_fsync(w, true), 0);
+	assert_true(flt.fsyncs >= 1);
+	assert_int_equal(tc_release(w), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	tcu_hash(fx, "k", h);
+	assert_string_equal(h, want);
+	free(buf);
+	tcu_drop_faults(fx);
+	tcu_open(fx);
+	tcu_assert_fill(fx, "k", BLOB_LEN, 1);
+}
+
+/* A handle's published content is readable without copying, through a
+ * descriptor, when it is in a blob file; otherwise -EAGAIN. */
+static void test_read_fd(void **state)
+{
+	struct tcu *fx = *state;
+	char *got = malloc(BLOB_LEN), *want = malloc(BLOB_LEN);
+	struct tc_attr a;
+	struct tc_file *f;
+	int fd = -1;
+
+	assert_non_null(got);
+	assert_non_null(want);
+	fx->cfg.max_ram_item = 1024; /* the large one is read from disk */
+	tcu_reopen(fx);
+	tcu_put_fill(fx, "big", BLOB_LEN, 1);
+	tcu_put(fx, "small", "s");
+	tcu_put(fx, "empty", "");
+
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "big", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_read_fd(f, &fd), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, got, BLOB_LEN, 0), BLOB_LEN);
+	tcu_fill(want, BLOB_LEN, 1);
+	assert_memory_equal(got, want, BLOB_LEN);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "small", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_read_fd(f, &fd), -EAGAIN); /* in RAM */
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "empty", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_read_fd(f, &fd), -EAGAIN);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	free(got);
+	free(want);
+}
+
+/* The kernel may keep its page cache when nothing was published since the
+ * inode was last opened. */
+static void test_keep_cache(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+	struct tc_file *f, *w;
+
+	tcu_put(fx, "k", "v1");
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_release(f), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_true(tc_file_keep_cache(f));
+	assert_int_equal(tc_release(f), 0);
+
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY | O_TRUNC, &w),
+			 0);
+	assert_int_equal(tcu_write_all(w, "v2", 2, 0), 0);
+	assert_int_equal(tc_release(w), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_false(tc_file_keep_cache(f));
+	assert_int_equal(tc_release(f), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_true(tc_file_keep_cache(f));
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+}
+
+static void test_handle_errors(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+	struct tc_file *f;
+	char buf[4];
+
+	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "k", S_IFREG | 0644,
+				   O_RDWR | O_CREAT, &fx->ctx, &a, &f),
+			 0);
+	assert_int_equal(tc_write(f, "x", 1, -1), -EINVAL);
+	assert_int_equal(tc_read(f, buf, 1, -1), -EINVAL);
+	/* Past disk_size (10 GiB by default): too big for the tier. */
+	assert_int_equal(tc_write(f, "x", 1, (off_t)10 << 30), -EFBIG);
+	assert_int_equal(tc_write(f, "ok", 2, 0), 2);
+	assert_int_equal(tc_release(f), 0);
+	tcu_assert_value(fx, "k", "ok");
+
+	/* A write-only handle cannot read. */
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY, &f), 0);
+	assert_int_equal(tc_read(f, buf, sizeof(buf), 0), -EBADF);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+
+	/* Only regular files open. */
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600,
+				  &fx->ctx, &a),
+			 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), -EINVAL);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_symlink(fx->eng, TC_ROOT_INO, "ln", "k", &fx->ctx,
+				    &a),
+			 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), -EINVAL);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_open(fx->eng, UINT64_C(0x7ffffffffff), O_RDONLY,
+				 &f),
+			 -ENOENT);
+	assert_int_equal(tc_release(NULL), 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* setattr and truncation                                             */
 /* ------------------------------------------------------------------ */
@@ -256,6 +416,60 @@ static void test_setattr(void **state)
 	assert_int_equal(tc_setattr(fx->eng, UINT64_C(0x7ffffffffff), &st,
 				    TC_SET_MODE, NULL, &out),
 			 -ENOENT);
+}
+
+/* A truncation without a writable handle is published at once; with one,
+ * by that handle's last close. */
+static void test_truncate_publishing(void **state)
+{
+	struct tcu *fx = *state;
+	struct stat st = { 0 };
+	struct tc_attr a, out;
+	struct tc_file *w;
+	char h[33], want[33];
+
+	tcu_put(fx, "k", "0123456789");
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
+
+	st.st_size = 4;
+	assert_int_equal(tc_setattr(fx->eng, a.st.st_ino, &st, TC_SET_SIZE,
+				    NULL, &out),
+			 0);
+	assert_int_equal(out.st.st_size, 4);
+	tcu_hash(fx, "k", h);
+	tcu_xxh_hex("0123", 4, want);
+	assert_string_equal(h, want);
+
+	/* A writer is open: visible at once, published at its close. */
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY, &w), 0);
+	st.st_size = 2;
+	assert_int_equal(tc_setattr(fx->eng, a.st.st_ino, &st, TC_SET_SIZE,
+				    NULL, &out),
+			 0);
+	tcu_assert_value(fx, "k", "01");
+	tcu_hash(fx, "k", h);
+	assert_string_equal(h, want);
+	assert_int_equal(tc_release(w), 0);
+	tcu_hash(fx, "k", h);
+	tcu_xxh_hex("01", 2, want);
+	assert_string_equal(h, want);
+
+	/* Through the handle (ftruncate): its flush publishes. */
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDWR, &w), 0);
+	st.st_size = 1;
+	assert_int_equal(tc_setattr(fx->eng, a.st.st_ino, &st, TC_SET_SIZE, w,
+				    &out),
+			 0);
+	tcu_hash(fx, "k", h);
+	assert_string_equal(h, want);
+	assert_int_equal(tc_flush(w), 0);
+	tcu_hash(fx, "k", h);
+	tcu_xxh_hex("0", 1, want);
+	assert_string_equal(h, want);
+	assert_int_equal(tc_release(w), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	tcu_reopen(fx);
+	tcu_assert_value(fx, "k", "0");
 }
 
 /* ------------------------------------------------------------------ */
@@ -596,7 +810,12 @@ int main(void)
 		T(test_write_offsets),
 		T(test_dirty_visible_before_publish),
 		T(test_publish_at_last_release),
+		T(test_fsync_publishes),
+		T(test_read_fd),
+		T(test_keep_cache),
+		T(test_handle_errors),
 		T(test_setattr),
+		T(test_truncate_publishing),
 		T(test_threads_no_torn_values),
 #undef T
 	};

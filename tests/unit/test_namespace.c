@@ -3,7 +3,9 @@
  * Unit tests of the namespace (engine/namespace.c): lookup, getattr, mknod
  * of every node type, symlink and readlink, hard links, unlink and rmdir,
  * readdir with resumable cookies and readdirplus references, each with the
- * errors tiercache.h documents. Rename is in test_rename.c.
+ * errors tiercache.h documents; name rules, misses (counted once per
+ * program, taken back by a creation), setgid directories and statfs.
+ * Rename is in test_rename.c.
  */
 #include "util.h"
 
@@ -467,6 +469,237 @@ static void test_symlink(void **state)
 	assert_false(tcu_present(fx, "ln2"));
 }
 
+/* ------------------------------------------------------------------ */
+/* Names, misses, special cases                                       */
+/* ------------------------------------------------------------------ */
+
+static void test_name_rules(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+	char target[4097], buf[4097];
+	uint64_t d;
+
+	tcu_put(fx, "k", "v");
+	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
+	/* Empty names and names with a slash. */
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "", &a), -EINVAL);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "d/k", &a), -EINVAL);
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "a/b", S_IFREG | 0644,
+				  &fx->ctx, &a),
+			 -EINVAL);
+	assert_int_equal(tc_symlink(fx->eng, TC_ROOT_INO, "", "t", &fx->ctx,
+				    &a),
+			 -EINVAL);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, ""), -EINVAL);
+	assert_int_equal(tc_rmdir(fx->eng, TC_ROOT_INO, "d/"), -EINVAL);
+	assert_int_equal(tc_link(fx->eng, tcu_ino_at(fx->eng, TC_ROOT_INO, "k"),
+				 d, "x/y", &a),
+			 -EINVAL);
+	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "k", d, "x/y", 0),
+			 -EINVAL);
+	tcu_assert_value(fx, "k", "v");
+
+	/* "." and "..". */
+	assert_int_equal(tc_rmdir(fx->eng, d, "."), -EINVAL);
+	assert_int_equal(tc_rmdir(fx->eng, d, ".."), -ENOTEMPTY);
+	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "d"), d);
+
+	/* Types mknod does not make. */
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "l", S_IFLNK | 0777,
+				  &fx->ctx, &a),
+			 -EINVAL);
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "n", 0644, &fx->ctx,
+				  &a),
+			 -EINVAL);
+	assert_false(tcu_present(fx, "l"));
+
+	/* Symlink targets: not empty, shorter than PATH_MAX. */
+	assert_int_equal(tc_symlink(fx->eng, TC_ROOT_INO, "ln", "", &fx->ctx,
+				    &a),
+			 -ENOENT);
+	memset(target, 't', 4096);
+	target[4096] = '\0';
+	assert_int_equal(tc_symlink(fx->eng, TC_ROOT_INO, "ln", target,
+				    &fx->ctx, &a),
+			 -ENAMETOOLONG);
+	target[4095] = '\0';
+	assert_int_equal(tc_symlink(fx->eng, TC_ROOT_INO, "ln", target,
+				    &fx->ctx, &a),
+			 0);
+	assert_int_equal(a.st.st_size, 4095);
+	assert_int_equal(tc_readlink(fx->eng, a.st.st_ino, buf, sizeof(buf)),
+			 0);
+	assert_string_equal(buf, target);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+}
+
+static void test_misses(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+	uint64_t d, k;
+
+	tcu_put(fx, "k", "v");
+	k = tcu_ino_at(fx->eng, TC_ROOT_INO, "k");
+	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
+	tc_engine_reset_stats(fx->eng);
+
+	/* A lookup of an absent name is a miss; the kernel asking again at
+	 * once (revalidation, then a fresh lookup) is the same one. */
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "x", &a), -ENOENT);
+	tcu_assert_stat(fx->eng, "misses", 1);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "x", &a), -ENOENT);
+	tcu_assert_stat(fx->eng, "misses", 1);
+	/* Later, it is another program asking: another miss. */
+	tcu_advance(fx, TCU_SEC);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "x", &a), -ENOENT);
+	tcu_assert_stat(fx->eng, "misses", 2);
+	/* Another name, or the same name in another directory. */
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "y", &a), -ENOENT);
+	assert_int_equal(tc_lookup(fx->eng, d, "y", &a), -ENOENT);
+	tcu_assert_stat(fx->eng, "misses", 4);
+
+	/* A miss the name's creation follows was a put: taken back, by
+	 * mknod, symlink, link and rename alike. */
+	tcu_advance(fx, TCU_SEC);
+	assert_int_equal(tc_lookup(fx->eng, d, "n1", &a), -ENOENT);
+	assert_int_equal(tc_mknod(fx->eng, d, "n1", S_IFIFO | 0600, &fx->ctx,
+				  &a),
+			 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_lookup(fx->eng, d, "n2", &a), -ENOENT);
+	assert_int_equal(tc_symlink(fx->eng, d, "n2", "t", &fx->ctx, &a), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_lookup(fx->eng, d, "n3", &a), -ENOENT);
+	assert_int_equal(tc_link(fx->eng, k, d, "n3", &a), 0);
+	tc_forget(fx->eng, k, 1);
+	assert_int_equal(tc_lookup(fx->eng, d, "n4", &a), -ENOENT);
+	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "k", d, "n4", 0), 0);
+	tcu_assert_stat(fx->eng, "misses", 4);
+
+	/* No directory to look in: an error, not a miss. */
+	assert_int_equal(tc_lookup(fx->eng, UINT64_C(0x7ffffffffff), "z", &a),
+			 -ENOENT);
+	assert_int_equal(tc_lookup(fx->eng, k, "z", &a), -ENOTDIR);
+	tcu_assert_stat(fx->eng, "misses", 4);
+}
+
+static void test_removed_directory_and_inode(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a, root;
+	struct listing *l = calloc(1, sizeof(*l));
+	uint64_t d, k;
+
+	assert_non_null(l);
+	assert_int_equal(tc_getattr(fx->eng, TC_ROOT_INO, &root), 0);
+	assert_int_equal(root.st.st_nlink, 2);
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "d", S_IFDIR | 0755,
+				  &fx->ctx, &a),
+			 0);
+	d = a.st.st_ino;
+	assert_int_equal(a.st.st_nlink, 2);
+	/* A subdirectory's ".." is a link to its parent. */
+	assert_int_equal(tc_getattr(fx->eng, TC_ROOT_INO, &root), 0);
+	assert_int_equal(root.st.st_nlink, 3);
+
+	/* Removed while the kernel still knows it: nothing can go in. */
+	assert_int_equal(tc_rmdir(fx->eng, TC_ROOT_INO, "d"), 0);
+	assert_int_equal(tc_getattr(fx->eng, TC_ROOT_INO, &root), 0);
+	assert_int_equal(root.st.st_nlink, 2);
+	assert_int_equal(tc_lookup(fx->eng, d, "x", &a), -ENOENT);
+	assert_int_equal(tc_mknod(fx->eng, d, "x", S_IFREG | 0644, &fx->ctx,
+				  &a),
+			 -ENOENT);
+	assert_int_equal(tc_readdir(fx->eng, d, 0, false, collect, l),
+			 -ENOENT);
+	tc_forget(fx->eng, d, 1);
+
+	/* An unlinked inode cannot get a name back. */
+	tcu_put(fx, "k", "v");
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
+	k = a.st.st_ino;
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
+	assert_int_equal(tc_link(fx->eng, k, TC_ROOT_INO, "back", &a), -ENOENT);
+	assert_false(tcu_present(fx, "back"));
+	tc_forget(fx->eng, k, 1);
+	free(l);
+}
+
+static void test_setgid_directory(void **state)
+{
+	struct tcu *fx = *state;
+	struct stat st = { 0 };
+	struct tc_attr a;
+	uint64_t g;
+
+	g = tcu_mkdir_at(fx, TC_ROOT_INO, "g");
+	st.st_mode = 02775;
+	st.st_gid = 4242;
+	assert_int_equal(tc_setattr(fx->eng, g, &st, TC_SET_MODE | TC_SET_GID,
+				    NULL, &a),
+			 0);
+	assert_int_equal(a.st.st_mode & 07777, 02775);
+	/* New entries take the directory's group; a new directory its
+	 * setgid bit too. */
+	assert_int_equal(tc_mknod(fx->eng, g, "f", S_IFREG | 0666, &fx->ctx,
+				  &a),
+			 0);
+	assert_int_equal(a.st.st_gid, 4242);
+	assert_int_equal(a.st.st_mode & 07777, 0644);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_mknod(fx->eng, g, "sub", S_IFDIR | 0777, &fx->ctx,
+				  &a),
+			 0);
+	assert_int_equal(a.st.st_gid, 4242);
+	assert_int_equal(a.st.st_mode & 07777, 02755);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	/* Elsewhere, the caller's group. */
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "f", S_IFREG | 0666,
+				  &fx->ctx, &a),
+			 0);
+	assert_int_equal(a.st.st_gid, fx->ctx.gid);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+}
+
+static void test_statfs(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_statfs sf;
+	struct tc_attr a;
+	uint64_t ino;
+
+	tc_statfs(fx->eng, &sf);
+	assert_int_equal(sf.items, 0);
+	assert_int_equal(sf.used_bytes, 0);
+	assert_int_equal(sf.limit_bytes, 10ull << 30);
+	assert_int_equal(sf.limit_items, 0);
+
+	tcu_put_fill(fx, "a", 1000, 1);
+	tcu_put_fill(fx, "b", 2000, 2);
+	tcu_mkdir_at(fx, TC_ROOT_INO, "d"); /* directories hold nothing */
+	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "b");
+	assert_int_equal(tc_link(fx->eng, ino, TC_ROOT_INO, "b2", &a), 0);
+	tc_forget(fx->eng, ino, 1);
+	tc_statfs(fx->eng, &sf);
+	assert_int_equal(sf.items, 2); /* a link is the same entry */
+	assert_int_equal(sf.used_bytes, 3000);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "a"), 0);
+	tc_statfs(fx->eng, &sf);
+	assert_int_equal(sf.items, 1);
+	assert_int_equal(sf.used_bytes, 2000);
+
+	/* Without disk_size, the store's filesystem is the limit. */
+	fx->cfg.disk_size = 0;
+	fx->cfg.disk_items = 5;
+	tcu_reopen(fx);
+	tc_statfs(fx->eng, &sf);
+	assert_true(sf.limit_bytes >= sf.used_bytes && sf.limit_bytes > 0);
+	assert_int_equal(sf.limit_items, 5);
+	assert_int_equal(sf.items, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +712,11 @@ int main(void)
 		T(test_readdir_cookies),
 		T(test_readdir_plus_and_root),
 		T(test_symlink),
+		T(test_name_rules),
+		T(test_misses),
+		T(test_removed_directory_and_inode),
+		T(test_setgid_directory),
+		T(test_statfs),
 #undef T
 	};
 
