@@ -818,7 +818,8 @@ static void test_lru_oldest(void **state)
 	z = make(f, TC_ROOT_INO, "z", S_IFREG | 0644, 10);
 	mm = make(f, TC_ROOT_INO, "m", S_IFREG | 0644, 30);
 	k = make(f, TC_ROOT_INO, "q", S_IFREG | 0644, 20);
-	assert_int_equal(tc_index_dentry_insert(&f->ix, TC_ROOT_INO, "c", k), 0);
+	assert_int_equal(tc_index_dentry_insert(&f->ix, TC_ROOT_INO, "c", k),
+			 0);
 	b = make(f, TC_ROOT_INO, "b", S_IFREG | 0644, 10);
 	a = make(f, TC_ROOT_INO, "a", S_IFREG | 0644, 20);
 	/* Neither a directory nor an unlinked file is a candidate. */

@@ -210,7 +210,8 @@ static void test_table_grows(void **state)
 	}
 	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
 	for (int i = 0; i < N; i++)
-		assert_int_equal(tc_node_get_locked(eng, inos[i], &nodes[i]), 0);
+		assert_int_equal(tc_node_get_locked(eng, inos[i], &nodes[i]),
+				 0);
 	assert_int_equal(eng->nnodes, base + N);
 	assert_true(eng->nbuckets > buckets);
 	assert_true(eng->nbuckets >= eng->nnodes);

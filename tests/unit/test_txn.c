@@ -50,7 +50,8 @@ static void test_rollback_restores_counters(void **state)
 	assert_int_equal(tc_node_drop_locked(eng, ino, NULL), 0);
 	tc_txn_account_locked(eng, 500, 2);
 	assert_int_equal(eng->size.disk_items, 3);
-	assert_int_equal(eng->size.disk_bytes, before.disk_bytes - BLOB_LEN + 500);
+	assert_int_equal(eng->size.disk_bytes,
+			 before.disk_bytes - BLOB_LEN + 500);
 	assert_int_equal(eng->size.blob_bytes, before.blob_bytes - BLOB_LEN);
 	assert_int_equal(eng->n_doomed, 1);
 

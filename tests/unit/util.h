@@ -864,7 +864,8 @@ struct tcu_logcap {
 };
 
 static inline void tcu_logcap_fn(void *ctx, int level, const char *fmt,
-				 va_list ap) __attribute__((format(printf, 3, 0)));
+				 va_list ap)
+	__attribute__((format(printf, 3, 0)));
 static inline void tcu_logcap_fn(void *ctx, int level, const char *fmt,
 				 va_list ap)
 {
