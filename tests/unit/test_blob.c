@@ -11,7 +11,6 @@
 #include "util.h"
 
 #include <sys/wait.h>
-#include <xxhash.h>
 
 /* Contents of blob-file tests: well above the size up to which contents
  * may live inline in the index (64 KiB by default), so they have a file. */
@@ -24,35 +23,6 @@ static char *big_buf(int which)
 	static char bufs[2][BLOB_LEN];
 
 	return bufs[which];
-}
-
-/* XXH3-128 of @p data as 32 lowercase hex digits (canonical order). */
-static void xxh_hex(const void *data, size_t len, char out[33])
-{
-	XXH128_hash_t h = XXH3_128bits(data, len);
-	XXH128_canonical_t c;
-
-	XXH128_canonicalFromHash(&c, h);
-	for (int i = 0; i < 16; i++)
-		sprintf(out + 2 * i, "%02x", c.digest[i]);
-}
-
-static void fill_hex(size_t len, unsigned int seed, char out[33])
-{
-	char *buf = malloc(len ? len : 1);
-
-	assert_non_null(buf);
-	tcu_fill(buf, len, seed);
-	xxh_hex(buf, len, out);
-	free(buf);
-}
-
-static bool blob_exists(struct tcu *fx, const char *hash)
-{
-	char path[PATH_MAX];
-
-	return tcu_exists(tcu_store_path(fx, TCU_BLOB, hash, path,
-					 sizeof(path)));
 }
 
 static int blob_count(struct tcu *fx)
@@ -70,22 +40,22 @@ static void test_hash_is_xxh3_128(void **state)
 
 	tcu_put(fx, "hello", "hello");
 	tcu_hash(fx, "hello", got);
-	xxh_hex("hello", 5, want);
+	tcu_xxh_hex("hello", 5, want);
 	assert_string_equal(got, want);
 
 	tcu_put_fill(fx, "big", 100000, 5);
 	tcu_hash(fx, "big", got);
-	fill_hex(100000, 5, want);
+	tcu_fill_hex(100000, 5, want);
 	assert_string_equal(got, want);
 
 	tcu_put(fx, "empty", "");
 	tcu_hash(fx, "empty", got);
-	xxh_hex("", 0, want);
+	tcu_xxh_hex("", 0, want);
 	assert_string_equal(got, want);
 
 	/* The blob is named by the hash. */
 	tcu_hash(fx, "big", got);
-	assert_true(blob_exists(fx, got));
+	assert_true(tcu_blob_exists(fx, got));
 }
 
 static void test_dedup(void **state)
@@ -100,7 +70,7 @@ static void test_dedup(void **state)
 	assert_string_equal(ha, hb);
 
 	/* Two keys, one blob file; logical bytes count twice, physical once. */
-	assert_true(blob_exists(fx, ha));
+	assert_true(tcu_blob_exists(fx, ha));
 	assert_int_equal(blob_count(fx), 1);
 	tcu_assert_stat(fx->eng, "disk_items", 2);
 	tcu_assert_stat(fx->eng, "disk_bytes", 2 * BLOB_LEN);
@@ -108,7 +78,7 @@ static void test_dedup(void **state)
 
 	/* Deleting one keeps the other readable, from the disk tier. */
 	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "a"), 0);
-	assert_true(blob_exists(fx, ha));
+	assert_true(tcu_blob_exists(fx, ha));
 	tcu_flush_ram(fx);
 	tcu_assert_fill(fx, "b", BLOB_LEN, 1);
 	tcu_assert_stat(fx->eng, "disk_items", 1);
@@ -117,7 +87,7 @@ static void test_dedup(void **state)
 
 	/* The blob goes with the last reference. */
 	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "b"), 0);
-	assert_false(blob_exists(fx, ha));
+	assert_false(tcu_blob_exists(fx, ha));
 	assert_int_equal(blob_count(fx), 0);
 	tcu_assert_stat(fx->eng, "disk_items", 0);
 	tcu_assert_stat(fx->eng, "disk_bytes", 0);
@@ -137,8 +107,8 @@ static void test_dedup_across_overwrite(void **state)
 	tcu_put_fill(fx, "a", BLOB_LEN, 2);
 	tcu_hash(fx, "a", hy);
 	assert_string_not_equal(hx, hy);
-	assert_true(blob_exists(fx, hx));
-	assert_true(blob_exists(fx, hy));
+	assert_true(tcu_blob_exists(fx, hx));
+	assert_true(tcu_blob_exists(fx, hy));
 	tcu_flush_ram(fx);
 	tcu_assert_fill(fx, "b", BLOB_LEN, 1);
 	tcu_assert_fill(fx, "a", BLOB_LEN, 2);
@@ -146,8 +116,8 @@ static void test_dedup_across_overwrite(void **state)
 
 	/* Overwriting b with a's content: the old blob goes, one remains. */
 	tcu_put_fill(fx, "b", BLOB_LEN, 2);
-	assert_false(blob_exists(fx, hx));
-	assert_true(blob_exists(fx, hy));
+	assert_false(tcu_blob_exists(fx, hx));
+	assert_true(tcu_blob_exists(fx, hy));
 	assert_int_equal(blob_count(fx), 1);
 	tcu_assert_stat(fx->eng, "blob_bytes", BLOB_LEN);
 
@@ -162,10 +132,10 @@ static void test_dedup_across_overwrite(void **state)
 	}
 	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "a"), 0);
 	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "b"), 0);
-	assert_true(blob_exists(fx, hy));
+	assert_true(tcu_blob_exists(fx, hy));
 	tcu_assert_fill(fx, "a2", BLOB_LEN, 2);
 	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "a2"), 0);
-	assert_false(blob_exists(fx, hy));
+	assert_false(tcu_blob_exists(fx, hy));
 	tcu_assert_stat(fx->eng, "blob_bytes", 0);
 }
 
@@ -190,7 +160,7 @@ static void test_blob_pinned_by_references(void **state)
 	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
 	tc_forget(fx->eng, a.st.st_ino, 1);
 	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
-	assert_true(blob_exists(fx, h));
+	assert_true(tcu_blob_exists(fx, h));
 	assert_int_equal(tcu_read_all(f, &got, &n), 0);
 	assert_int_equal(n, BLOB_LEN);
 	{
@@ -201,15 +171,15 @@ static void test_blob_pinned_by_references(void **state)
 	}
 	free(got);
 	assert_int_equal(tc_release(f), 0);
-	assert_false(blob_exists(fx, h));
+	assert_false(tcu_blob_exists(fx, h));
 
 	/* So does a lookup reference. */
 	tcu_put_fill(fx, "k", BLOB_LEN, 9);
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
 	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
-	assert_true(blob_exists(fx, h));
+	assert_true(tcu_blob_exists(fx, h));
 	tc_forget(fx->eng, a.st.st_ino, 1);
-	assert_false(blob_exists(fx, h));
+	assert_false(tcu_blob_exists(fx, h));
 }
 
 /* Write @p len bytes of @p data to @p path (creating directories). */
@@ -248,7 +218,7 @@ static void test_crash_leftovers(void **state)
 		    (int)sizeof(path));
 	write_file(path, "x", 1);
 	tcu_fill(orphan, BLOB_LEN, 2);
-	xxh_hex(orphan, BLOB_LEN, h_orphan);
+	tcu_xxh_hex(orphan, BLOB_LEN, h_orphan);
 	write_file(tcu_store_path(fx, TCU_BLOB, h_orphan, path, sizeof(path)),
 		   orphan, BLOB_LEN);
 	free(orphan);
@@ -270,7 +240,7 @@ static void test_crash_leftovers(void **state)
 		assert_string_equal(h, h_orphan);
 	}
 	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "again"), 0);
-	assert_false(blob_exists(fx, h_orphan));
+	assert_false(tcu_blob_exists(fx, h_orphan));
 	tcu_assert_fill(fx, "keep", BLOB_LEN, 1);
 }
 
@@ -284,8 +254,8 @@ static void crash_unlinked_open_inode(struct tcu *fx, size_t len)
 	pid_t pid;
 	int status;
 
-	fill_hex(len, 3, h_gone);
-	fill_hex(len, 4, h_old);
+	tcu_fill_hex(len, 3, h_gone);
+	tcu_fill_hex(len, 4, h_old);
 	tc_engine_close(fx->eng);
 	fx->eng = NULL;
 
@@ -326,7 +296,7 @@ static void crash_unlinked_open_inode(struct tcu *fx, size_t len)
 	tcu_open(fx);
 	tcu_maintain(fx);
 	assert_false(tcu_present(fx, "gone"));
-	assert_false(blob_exists(fx, h_gone));
+	assert_false(tcu_blob_exists(fx, h_gone));
 	assert_int_equal(tcu_index_content(fx, h_gone, false), -ENOENT);
 	/* The store has the old content, whole. */
 	tcu_assert_fill(fx, "old", len, 4);
@@ -419,12 +389,12 @@ static void test_inline_dedup(void **state)
 	{
 		char want[33];
 
-		fill_hex(SMALL, 1, want);
+		tcu_fill_hex(SMALL, 1, want);
 		assert_string_equal(ha, want);
 	}
 
 	/* In the index, once; no file. */
-	assert_false(blob_exists(fx, ha));
+	assert_false(tcu_blob_exists(fx, ha));
 	assert_int_equal(blob_count(fx), 0);
 	assert_int_equal(tcu_index_content(fx, ha, false), 1);
 	tcu_assert_stat(fx->eng, "disk_items", 2);
@@ -455,8 +425,8 @@ static void test_inline_boundary(void **state)
 	tcu_put_fill(fx, "over", SMALL + 1, 2); /* one byte more */
 	tcu_hash(fx, "at", h_at);
 	tcu_hash(fx, "over", h_over);
-	assert_false(blob_exists(fx, h_at));
-	assert_true(blob_exists(fx, h_over));
+	assert_false(tcu_blob_exists(fx, h_at));
+	assert_true(tcu_blob_exists(fx, h_over));
 	assert_int_equal(tcu_index_content(fx, h_at, false), 1);
 	assert_int_equal(tcu_index_content(fx, h_over, false), 0);
 	tcu_assert_fill(fx, "at", SMALL, 1);
@@ -469,7 +439,7 @@ static void test_inline_boundary(void **state)
 		char h[33];
 
 		tcu_hash(fx, "tiny", h);
-		assert_true(blob_exists(fx, h));
+		assert_true(tcu_blob_exists(fx, h));
 		assert_int_equal(tcu_index_content(fx, h, false), 0);
 	}
 	/* What was inline stays readable. */
@@ -487,13 +457,13 @@ static void test_inline_file_transitions(void **state)
 	/* small -> large: the inline content goes, a file comes. */
 	tcu_put_fill(fx, "k", BLOB_LEN, 2);
 	tcu_hash(fx, "k", h2);
-	assert_true(blob_exists(fx, h2));
+	assert_true(tcu_blob_exists(fx, h2));
 	assert_int_equal(tcu_index_content(fx, h1, false), -ENOENT);
 	tcu_assert_fill(fx, "k", BLOB_LEN, 2);
 	/* large -> small: the file goes. */
 	tcu_put_fill(fx, "k", SMALL, 3);
 	tcu_hash(fx, "k", h3);
-	assert_false(blob_exists(fx, h2));
+	assert_false(tcu_blob_exists(fx, h2));
 	assert_int_equal(tcu_index_content(fx, h2, false), -ENOENT);
 	assert_int_equal(tcu_index_content(fx, h3, false), 1);
 	assert_int_equal(blob_count(fx), 0);
@@ -535,84 +505,17 @@ static void test_inline_crash_unlinked_open_inode(void **state)
 /* Fault injection                                                    */
 /* ------------------------------------------------------------------ */
 
-struct faults {
-	int write_errno; /* pwrite fails with this when non-zero */
-	int read_errno;
-	int fsync_errno;
-	int writes, reads, fsyncs; /* calls seen */
-};
-
-static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t n,
-			off_t off)
-{
-	struct faults *f = ctx;
-
-	__atomic_add_fetch(&f->writes, 1, __ATOMIC_RELAXED);
-	if (f->write_errno) {
-		errno = f->write_errno;
-		return -1;
-	}
-	return pwrite(fd, buf, n, off);
-}
-
-static ssize_t f_pread(void *ctx, int fd, void *buf, size_t n, off_t off)
-{
-	struct faults *f = ctx;
-
-	__atomic_add_fetch(&f->reads, 1, __ATOMIC_RELAXED);
-	if (f->read_errno) {
-		errno = f->read_errno;
-		return -1;
-	}
-	return pread(fd, buf, n, off);
-}
-
-static int f_fsync(void *ctx, int fd)
-{
-	struct faults *f = ctx;
-
-	__atomic_add_fetch(&f->fsyncs, 1, __ATOMIC_RELAXED);
-	if (f->fsync_errno) {
-		errno = f->fsync_errno;
-		return -1;
-	}
-	return fsync(fd);
-}
-
-static void use_faults(struct tcu *fx, struct faults *flt,
-		       struct tc_blob_ops *ops)
-{
-	tc_engine_close(fx->eng); /* it may still use the old ops */
-	fx->eng = NULL;
-	memset(flt, 0, sizeof(*flt));
-	ops->pwrite = f_pwrite;
-	ops->pread = f_pread;
-	ops->fsync = f_fsync;
-	ops->ctx = flt;
-	fx->cfg.blob_ops = ops;
-	tcu_open(fx);
-}
-
-/* Close the engine while the ops (on the test's stack) are still alive. */
-static void drop_faults(struct tcu *fx)
-{
-	tc_engine_close(fx->eng);
-	fx->eng = NULL;
-	fx->cfg.blob_ops = NULL;
-}
-
 static void test_enospc_keeps_previous(void **state)
 {
 	struct tcu *fx = *state;
 	/* static: the engine may outlive this frame if an assert fails */
-	static struct faults flt;
-	static struct tc_blob_ops ops;
+	static struct tcu_faults flt;
 	struct tc_attr a;
 	struct tc_file *f;
 	char *buf = big_buf(1);
 	int rw, rf;
 
-	use_faults(fx, &flt, &ops);
+	tcu_use_faults(fx, &flt);
 	tcu_put_fill(fx, "k", BLOB_LEN, 1);
 	assert_true(flt.writes > 0); /* blob writes go through the ops */
 
@@ -654,38 +557,36 @@ static void test_enospc_keeps_previous(void **state)
 			     memcmp(got, buf, BLOB_LEN) == 0));
 		free(got);
 	}
-	drop_faults(fx);
+	tcu_drop_faults(fx);
 }
 
 static void test_read_eio(void **state)
 {
 	struct tcu *fx = *state;
 	/* static: the engine may outlive this frame if an assert fails */
-	static struct faults flt;
-	static struct tc_blob_ops ops;
+	static struct tcu_faults flt;
 
-	use_faults(fx, &flt, &ops);
+	tcu_use_faults(fx, &flt);
 	tcu_put_fill(fx, "k", BLOB_LEN, 1);
 	tcu_flush_ram(fx);
 	flt.read_errno = EIO;
 	assert_int_equal(tcu_get(fx, "k"), -EIO);
 	assert_true(flt.reads > 0);
 	flt.read_errno = 0;
-	drop_faults(fx);
+	tcu_drop_faults(fx);
 }
 
 static void test_fsync_eio(void **state)
 {
 	struct tcu *fx = *state;
 	/* static: the engine may outlive this frame if an assert fails */
-	static struct faults flt;
-	static struct tc_blob_ops ops;
+	static struct tcu_faults flt;
 	struct tc_attr a;
 	struct tc_file *f;
 	char *buf = big_buf(1);
 
 	fx->cfg.sync = TC_SYNC_FSYNC;
-	use_faults(fx, &flt, &ops);
+	tcu_use_faults(fx, &flt);
 	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "k", S_IFREG | 0644,
 				   O_WRONLY | O_CREAT, &fx->ctx, &a, &f),
 			 0);
@@ -699,7 +600,7 @@ static void test_fsync_eio(void **state)
 
 	/* sync=never: fsync is never called, even on request. */
 	fx->cfg.sync = TC_SYNC_NEVER;
-	use_faults(fx, &flt, &ops);
+	tcu_use_faults(fx, &flt);
 	flt.fsync_errno = EIO;
 	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "n", S_IFREG | 0644,
 				   O_WRONLY | O_CREAT, &fx->ctx, &a, &f),
@@ -711,7 +612,7 @@ static void test_fsync_eio(void **state)
 	assert_int_equal(flt.fsyncs, 0);
 	flt.fsync_errno = 0;
 	tcu_assert_fill(fx, "n", BLOB_LEN, 1);
-	drop_faults(fx);
+	tcu_drop_faults(fx);
 }
 
 int main(void)

@@ -3,24 +3,14 @@
  * Unit tests of the offline integrity check (engine/check.c, tc_check()):
  * a sound store passes; a store with a missing blob, a corrupt blob, an
  * orphan blob and a leftover temporary file is reported, repaired with
- * fix, and passes afterwards; a store in use is refused.
+ * fix, and passes afterwards; a store in use is refused; blob files are
+ * read through the blob ops table.
  */
 #include "util.h"
-
-#include <xxhash.h>
 
 /* Above the size up to which contents may live inline in the index
  * (64 KiB by default), so each content has a blob file to damage. */
 #define BLOB_LEN (256 * 1024)
-
-static void xxh_hex(const void *data, size_t len, char out[33])
-{
-	XXH128_canonical_t c;
-
-	XXH128_canonicalFromHash(&c, XXH3_128bits(data, len));
-	for (int i = 0; i < 16; i++)
-		sprintf(out + 2 * i, "%02x", c.digest[i]);
-}
 
 static void close_engine(struct tcu *fx)
 {
@@ -93,7 +83,7 @@ static void test_check_and_fix(void **state)
 	close(fd);
 	/* An orphan blob: valid content, no row. */
 	tcu_fill(orphan, BLOB_LEN, 4);
-	xxh_hex(orphan, BLOB_LEN, orphan_hash);
+	tcu_xxh_hex(orphan, BLOB_LEN, orphan_hash);
 	tcu_store_path(fx, TCU_BLOB, orphan_hash, path, sizeof(path));
 	{
 		char dir[PATH_MAX];
@@ -192,6 +182,42 @@ static void test_check_inline(void **state)
 	tcu_assert_stat(fx->eng, "blob_bytes", 4096 + BLOB_LEN);
 }
 
+/* Blob files are read through the ops table: a read that fails is a blob
+ * that cannot be trusted. */
+static void test_check_reads_through_ops(void **state)
+{
+	struct tcu *fx = *state;
+	static struct tcu_faults flt;
+	struct tc_check_report rep;
+
+	tcu_put_fill(fx, "file", BLOB_LEN, 1);
+	tcu_put(fx, "inline", "small");
+	close_engine(fx);
+	tcu_faults_init(&flt);
+	flt.read_errno = EIO;
+	assert_int_equal(tc_check(fx->store, false, &flt.ops, &rep, tcu_log,
+				  NULL),
+			 1);
+	assert_true(flt.reads > 0);
+	assert_int_equal(rep.entries, 2);
+	assert_int_equal(rep.corrupt_blobs, 1);
+	assert_int_equal(rep.missing_blobs, 0);
+	assert_int_equal(rep.orphan_blobs, 0);
+
+	/* The file itself is fine: working ops (counted) find nothing. */
+	flt.read_errno = 0;
+	flt.reads = 0;
+	assert_int_equal(tc_check(fx->store, false, &flt.ops, &rep, tcu_log,
+				  NULL),
+			 0);
+	assert_true(flt.reads > 0);
+	assert_int_equal(rep.corrupt_blobs, 0);
+	assert_int_equal(tc_check(fx->store, false, NULL, &rep, tcu_log, NULL),
+			 0);
+	tcu_open(fx);
+	tcu_assert_fill(fx, "file", BLOB_LEN, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -200,6 +226,7 @@ int main(void)
 		T(test_check_busy),
 		T(test_check_and_fix),
 		T(test_check_inline),
+		T(test_check_reads_through_ops),
 #undef T
 	};
 

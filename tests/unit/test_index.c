@@ -1,1125 +1,1090 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of the namespace (engine/index.c): the POSIX tree the index
- * holds. Round trips of create/lookup/getattr/setattr, put/get/delete,
- * rename of files and directories with replace, NOREPLACE and EXCHANGE,
- * hard links, unlink/rmdir, readdir with resumable cookies, symlinks and
- * extended attributes, each with the errors the header documents.
+ * Unit tests of the index layer (engine/index.c, engine/index_query.c):
+ * a struct tc_index opened directly on a temporary store, no engine around
+ * it, driven through the tc_index_* functions of engine_i.h. Inode rows,
+ * dentries, names, listings, blob rows, pending blob files, user.*
+ * attributes, tags, the scans eviction, expiry and flush walk, meta and the
+ * directory flags, the clean-shutdown mark and its counters, and the
+ * refusal of a newer format and of a file that is no index.
+ *
+ * The index asserts its lock in debug builds: each test holds it from
+ * setup to teardown, as the engine lock would be held.
  */
+#include "engine_i.h"
 #include "util.h"
 
-#include <sys/xattr.h>
-
-/* ------------------------------------------------------------------ */
-/* create / lookup / getattr / setattr                                */
-/* ------------------------------------------------------------------ */
-
-static void test_create_lookup_getattr(void **state)
-{
-	struct tcu *fx = *state;
-	struct tc_attr c, l, g;
-	struct tc_file *f;
-
-	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "k", S_IFREG | 0666,
-				   O_WRONLY | O_CREAT, &fx->ctx, &c, &f),
-			 0);
-	assert_true(S_ISREG(c.st.st_mode));
-	assert_int_equal(c.st.st_mode & 07777, 0644); /* umask 022 applied */
-	assert_int_equal(c.st.st_size, 0);
-	assert_int_equal(c.st.st_nlink, 1);
-	assert_int_equal(c.st.st_uid, fx->ctx.uid);
-	assert_int_equal(c.st.st_gid, fx->ctx.gid);
-	assert_int_not_equal(c.st.st_ino, TC_ROOT_INO);
-	assert_int_equal(tc_file_ino(f), c.st.st_ino);
-	assert_int_equal(tcu_write_all(f, "hello", 5, 0), 0);
-	/* Sizes include unpublished writes. */
-	assert_int_equal(tc_getattr(fx->eng, c.st.st_ino, &g), 0);
-	assert_int_equal(g.st.st_size, 5);
-	assert_int_equal(tc_release(f), 0);
-
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &l), 0);
-	assert_int_equal(l.st.st_ino, c.st.st_ino);
-	assert_int_equal(l.st.st_size, 5);
-	assert_true(S_ISREG(l.st.st_mode));
-	assert_true(l.valid_ns > 0); /* no TTL: may be cached forever */
-	assert_int_equal(tc_getattr(fx->eng, l.st.st_ino, &g), 0);
-	assert_int_equal(g.st.st_ino, l.st.st_ino);
-	assert_int_equal(g.st.st_size, 5);
-	assert_int_equal(g.st.st_mode, l.st.st_mode);
-	tc_forget(fx->eng, l.st.st_ino, 1);
-	tc_forget(fx->eng, c.st.st_ino, 1);
-
-	tcu_assert_value(fx, "k", "hello");
-
-	/* The root is a directory. */
-	assert_int_equal(tc_getattr(fx->eng, TC_ROOT_INO, &g), 0);
-	assert_true(S_ISDIR(g.st.st_mode));
-	assert_int_equal(tc_getattr(fx->eng, UINT64_C(0x7ffffffffff), &g),
-			 -ENOENT);
-}
-
-static void test_lookup_errors(void **state)
-{
-	struct tcu *fx = *state;
-	struct tc_attr a;
-	char longname[TC_NAME_MAX + 2];
-	uint64_t file;
-
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "absent", &a),
-			 -ENOENT);
-	tcu_put(fx, "file", "x");
-	file = tcu_ino_at(fx->eng, TC_ROOT_INO, "file");
-	assert_int_equal(tc_lookup(fx->eng, file, "x", &a), -ENOTDIR);
-
-	memset(longname, 'n', TC_NAME_MAX + 1);
-	longname[TC_NAME_MAX + 1] = '\0';
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, longname, &a),
-			 -ENAMETOOLONG);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, longname,
-				  S_IFREG | 0644, &fx->ctx, &a),
-			 -ENAMETOOLONG);
-	/* 255 bytes is allowed. */
-	longname[TC_NAME_MAX] = '\0';
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO, longname,
-				    "long", 4),
-			 0);
-	tcu_assert_value(fx, longname, "long");
-
-	/* Existing name, missing or non-directory parent. */
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "file", S_IFREG | 0644,
-				  &fx->ctx, &a),
-			 -EEXIST);
-	assert_int_equal(tc_mknod(fx->eng, UINT64_C(0x7ffffffffff), "x",
-				  S_IFREG | 0644, &fx->ctx, &a),
-			 -ENOENT);
-	assert_int_equal(tc_mknod(fx->eng, file, "x", S_IFREG | 0644,
-				  &fx->ctx, &a),
-			 -ENOTDIR);
-
-	/* Device nodes and the reserved .stats give EPERM. */
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "chr", S_IFCHR | 0644,
-				  &fx->ctx, &a),
-			 -EPERM);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "blk", S_IFBLK | 0644,
-				  &fx->ctx, &a),
-			 -EPERM);
-	/* The daemon owns .stats: to the engine it is an ordinary name. */
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, ".stats", &a),
-			 -ENOENT);
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO, ".stats",
-				    "x", 1),
-			 0);
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, ".stats", &a), 0);
-	tc_forget(fx->eng, (uint64_t)a.st.st_ino, 1);
-}
-
-static void test_mknod_types(void **state)
-{
-	struct tcu *fx = *state;
-	struct tc_attr a, l;
-
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600,
-				  &fx->ctx, &a),
-			 0);
-	assert_true(S_ISFIFO(a.st.st_mode));
-	tc_forget(fx->eng, a.st.st_ino, 1);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "sock",
-				  S_IFSOCK | 0600, &fx->ctx, &a),
-			 0);
-	assert_true(S_ISSOCK(a.st.st_mode));
-	tc_forget(fx->eng, a.st.st_ino, 1);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "dir", S_IFDIR | 0777,
-				  &fx->ctx, &a),
-			 0);
-	assert_true(S_ISDIR(a.st.st_mode));
-	assert_int_equal(a.st.st_mode & 07777, 0755);
-	tc_forget(fx->eng, a.st.st_ino, 1);
-
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "fifo", &l), 0);
-	assert_true(S_ISFIFO(l.st.st_mode));
-	tc_forget(fx->eng, l.st.st_ino, 1);
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "dir", &l), 0);
-	assert_true(S_ISDIR(l.st.st_mode));
-	tc_forget(fx->eng, l.st.st_ino, 1);
-}
-
-static void test_setattr(void **state)
-{
-	struct tcu *fx = *state;
-	struct tc_attr a, out;
-	struct stat st;
-	uint64_t ino, dir;
-
-	tcu_put(fx, "k", "0123456789");
-	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "k");
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
-
-	memset(&st, 0, sizeof(st));
-	st.st_mode = 0600;
-	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_MODE, NULL, &out),
-			 0);
-	assert_int_equal(out.st.st_mode & 07777, 0600);
-	assert_true(S_ISREG(out.st.st_mode)); /* type kept */
-
-	st.st_mtim.tv_sec = 1234567890;
-	st.st_mtim.tv_nsec = 5;
-	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_MTIME, NULL,
-				    &out),
-			 0);
-	assert_int_equal(out.st.st_mtim.tv_sec, 1234567890);
-
-	/* Truncate, then extend: the extension reads as zeros. */
-	st.st_size = 4;
-	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_SIZE, NULL, &out),
-			 0);
-	assert_int_equal(out.st.st_size, 4);
-	tcu_assert_value(fx, "k", "0123");
-	st.st_size = 6;
-	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_SIZE, NULL, &out),
-			 0);
-	tcu_assert_value_at(fx, TC_ROOT_INO, "k", "0123\0\0", 6);
-
-	assert_int_equal(tc_getattr(fx->eng, ino, &out), 0);
-	assert_int_equal(out.st.st_mode & 07777, 0600);
-	assert_int_equal(out.st.st_size, 6);
-	tc_forget(fx->eng, a.st.st_ino, 1);
-
-	dir = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
-	st.st_size = 0;
-	assert_int_equal(tc_setattr(fx->eng, dir, &st, TC_SET_SIZE, NULL, &out),
-			 -EISDIR);
-	assert_int_equal(tc_setattr(fx->eng, UINT64_C(0x7ffffffffff), &st,
-				    TC_SET_MODE, NULL, &out),
-			 -ENOENT);
-}
-
-/* ------------------------------------------------------------------ */
-/* put / get / delete, writes at offsets                              */
-/* ------------------------------------------------------------------ */
-
-static void test_put_get_delete(void **state)
-{
-	struct tcu *fx = *state;
-	char *got = NULL;
-	size_t n;
-
-	tcu_put(fx, "key", "first value");
-	tcu_assert_value(fx, "key", "first value");
-	/* Overwrite with a shorter value: nothing of the old one remains. */
-	tcu_put(fx, "key", "2nd");
-	tcu_assert_value(fx, "key", "2nd");
-	/* Empty value. */
-	tcu_put(fx, "empty", "");
-	tcu_assert_value(fx, "empty", "");
-	/* Binary value with NULs, larger than a page. */
-	tcu_put_fill(fx, "bin", 100000, 7);
-	tcu_assert_fill(fx, "bin", 100000, 7);
-
-	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "key"), 0);
-	assert_false(tcu_present(fx, "key"));
-	assert_int_equal(tcu_get_at(fx->eng, TC_ROOT_INO, "key", &got, &n),
-			 -ENOENT);
-	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "key"), -ENOENT);
-	/* The others are untouched. */
-	tcu_assert_value(fx, "empty", "");
-	tcu_assert_fill(fx, "bin", 100000, 7);
-	/* The name can be reused. */
-	tcu_put(fx, "key", "third");
-	tcu_assert_value(fx, "key", "third");
-}
-
-static void test_write_offsets(void **state)
-{
-	struct tcu *fx = *state;
-	struct tc_attr a;
-	struct tc_file *f;
-	char buf[16];
-
-	/* A write past the end leaves a hole that reads as zeros. */
-	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "k", S_IFREG | 0644,
-				   O_RDWR | O_CREAT, &fx->ctx, &a, &f),
-			 0);
-	assert_int_equal(tcu_write_all(f, "ab", 2, 0), 0);
-	assert_int_equal(tcu_write_all(f, "yz", 2, 6), 0);
-	assert_int_equal(tcu_write_all(f, "CD", 2, 1), 0); /* overlapping */
-	assert_int_equal(tc_read(f, buf, sizeof(buf), 0), 8);
-	assert_memory_equal(buf, "aCD\0\0\0yz", 8);
-	assert_int_equal(tc_read(f, buf, sizeof(buf), 8), 0);
-	assert_int_equal(tc_read(f, buf, 3, 6), 2);
-	assert_int_equal(tc_release(f), 0);
-	tcu_assert_value_at(fx, TC_ROOT_INO, "k", "aCD\0\0\0yz", 8);
-
-	/* O_APPEND writes at the end whatever the offset. */
-	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY | O_APPEND, &f),
-			 0);
-	assert_int_equal(tc_write(f, "++", 2, 0), 2);
-	assert_int_equal(tc_release(f), 0);
-	tcu_assert_value_at(fx, TC_ROOT_INO, "k", "aCD\0\0\0yz++", 10);
-
-	/* A read-only handle cannot write. */
-	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
-	assert_int_equal(tc_write(f, "x", 1, 0), -EBADF);
-	assert_int_equal(tc_release(f), 0);
-
-	/* O_TRUNC empties it. */
-	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY | O_TRUNC, &f),
-			 0);
-	assert_int_equal(tc_release(f), 0);
-	tcu_assert_value(fx, "k", "");
-	tc_forget(fx->eng, a.st.st_ino, 1);
-
-	/* Directories cannot be opened as files. */
-	assert_int_equal(tc_open(fx->eng, TC_ROOT_INO, O_RDONLY, &f), -EISDIR);
-}
-
-/* ------------------------------------------------------------------ */
-/* rename                                                             */
-/* ------------------------------------------------------------------ */
-
-static void test_rename_file(void **state)
-{
-	struct tcu *fx = *state;
-	uint64_t ino, d;
-
-	tcu_put(fx, "a", "A");
-	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "a");
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "a", TC_ROOT_INO, "b",
-				   0),
-			 0);
-	assert_false(tcu_present(fx, "a"));
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "b"), ino);
-	tcu_assert_value(fx, "b", "A");
-
-	/* Into another directory. */
-	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "b", d, "c", 0), 0);
-	assert_false(tcu_present(fx, "b"));
-	assert_int_equal(tcu_ino_at(fx->eng, d, "c"), ino);
-	tcu_assert_value_at(fx, d, "c", "A", 1);
-
-	/* Onto itself: nothing changes. */
-	assert_int_equal(tc_rename(fx->eng, d, "c", d, "c", 0), 0);
-	tcu_assert_value_at(fx, d, "c", "A", 1);
-
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "absent", TC_ROOT_INO,
-				   "x", 0),
-			 -ENOENT);
-	assert_int_equal(tc_rename(fx->eng, d, "c", UINT64_C(0x7ffffffffff),
-				   "x", 0),
-			 -ENOENT);
-	assert_int_equal(tc_rename(fx->eng, d, "c", d, "x", 1u << 7), -EINVAL);
-	tcu_assert_value_at(fx, d, "c", "A", 1);
-}
-
-static void test_rename_replace(void **state)
-{
-	struct tcu *fx = *state;
-	struct tc_attr a;
-	struct tc_file *f;
-	char *got = NULL;
-	size_t n;
-	uint64_t src;
-
-	tcu_put(fx, "src", "new content");
-	tcu_put(fx, "dst", "old content");
-	src = tcu_ino_at(fx->eng, TC_ROOT_INO, "src");
-
-	/* A reader of the replaced target keeps its content. */
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "dst", &a), 0);
-	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
-
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "src", TC_ROOT_INO,
-				   "dst", 0),
-			 0);
-	assert_false(tcu_present(fx, "src"));
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "dst"), src);
-	tcu_assert_value(fx, "dst", "new content");
-
-	assert_int_equal(tcu_read_all(f, &got, &n), 0);
-	assert_string_equal(got, "old content");
-	free(got);
-	assert_int_equal(tc_release(f), 0);
-	tc_forget(fx->eng, a.st.st_ino, 1);
-	/* The replaced inode is gone with its last reference. */
-	assert_int_equal(tc_getattr(fx->eng, a.st.st_ino, &a), -ENOENT);
-}
-
-static void test_rename_noreplace(void **state)
-{
-	struct tcu *fx = *state;
-
-	tcu_put(fx, "a", "A");
-	tcu_put(fx, "b", "B");
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "a", TC_ROOT_INO, "b",
-				   TC_RENAME_NOREPLACE),
-			 -EEXIST);
-	tcu_assert_value(fx, "a", "A");
-	tcu_assert_value(fx, "b", "B");
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "a", TC_ROOT_INO, "c",
-				   TC_RENAME_NOREPLACE),
-			 0);
-	assert_false(tcu_present(fx, "a"));
-	tcu_assert_value(fx, "c", "A");
-	/* Both flags at once are invalid. */
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "b", TC_ROOT_INO, "c",
-				   TC_RENAME_NOREPLACE | TC_RENAME_EXCHANGE),
-			 -EINVAL);
-	tcu_assert_value(fx, "b", "B");
-	tcu_assert_value(fx, "c", "A");
-}
-
-static void test_rename_exchange(void **state)
-{
-	struct tcu *fx = *state;
-	uint64_t a, b, d, inner;
-
-	tcu_put(fx, "a", "A");
-	tcu_put(fx, "b", "B");
-	a = tcu_ino_at(fx->eng, TC_ROOT_INO, "a");
-	b = tcu_ino_at(fx->eng, TC_ROOT_INO, "b");
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "a", TC_ROOT_INO, "b",
-				   TC_RENAME_EXCHANGE),
-			 0);
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "a"), b);
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "b"), a);
-	tcu_assert_value(fx, "a", "B");
-	tcu_assert_value(fx, "b", "A");
-
-	/* A file with a directory, across parents. */
-	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
-	inner = tcu_mkdir_at(fx, d, "inner");
-	tcu_assert_value(fx, "a", "B");
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "a", d, "inner",
-				   TC_RENAME_EXCHANGE),
-			 0);
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "a"), inner);
-	assert_int_equal(tcu_ino_at(fx->eng, d, "inner"), b);
-	tcu_assert_value_at(fx, d, "inner", "B", 1);
-
-	/* Exchange needs both names. */
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "b", TC_ROOT_INO,
-				   "absent", TC_RENAME_EXCHANGE),
-			 -ENOENT);
-	tcu_assert_value(fx, "b", "A");
-}
-
-static void test_rename_dir(void **state)
-{
-	struct tcu *fx = *state;
-	uint64_t d, sub, e, f, other;
-	struct tc_attr a;
-
-	/* d/sub/leaf, d/top */
-	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
-	sub = tcu_mkdir_at(fx, d, "sub");
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, sub, "leaf", "L", 1), 0);
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "top", "T", 1), 0);
-	e = tcu_mkdir_at(fx, TC_ROOT_INO, "e");
-
-	/* Move the whole tree under e as "moved". */
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "d", e, "moved", 0), 0);
-	assert_false(tcu_present(fx, "d"));
-	assert_int_equal(tcu_ino_at(fx->eng, e, "moved"), d);
-	assert_int_equal(tcu_ino_at(fx->eng, d, "sub"), sub);
-	tcu_assert_value_at(fx, sub, "leaf", "L", 1);
-	tcu_assert_value_at(fx, d, "top", "T", 1);
-
-	/* A directory cannot move into its own subtree. */
-	assert_int_equal(tc_rename(fx->eng, e, "moved", sub, "x", 0), -EINVAL);
-	assert_int_equal(tc_rename(fx->eng, e, "moved", d, "x", 0), -EINVAL);
-	assert_int_equal(tcu_ino_at(fx->eng, e, "moved"), d);
-
-	/* Over a non-empty directory: ENOTEMPTY; over an empty one: ok. */
-	f = tcu_mkdir_at(fx, TC_ROOT_INO, "f");
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, f, "x", "x", 1), 0);
-	assert_int_equal(tc_rename(fx->eng, e, "moved", TC_ROOT_INO, "f", 0),
-			 -ENOTEMPTY);
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "f"), f);
-	other = tcu_mkdir_at(fx, TC_ROOT_INO, "empty");
-	assert_int_equal(tc_rename(fx->eng, e, "moved", TC_ROOT_INO, "empty",
-				   0),
-			 0);
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "empty"), d);
-	assert_int_equal(tc_getattr(fx->eng, other, &a), -ENOENT);
-	tcu_assert_value_at(fx, sub, "leaf", "L", 1);
-
-	/* File over directory, directory over file. */
-	tcu_put(fx, "file", "F");
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "file", TC_ROOT_INO,
-				   "empty", 0),
-			 -EISDIR);
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "empty", TC_ROOT_INO,
-				   "file", 0),
-			 -ENOTDIR);
-	tcu_assert_value(fx, "file", "F");
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "empty"), d);
-}
-
-/* ------------------------------------------------------------------ */
-/* link / unlink / rmdir                                              */
-/* ------------------------------------------------------------------ */
-
-static void test_link_unlink(void **state)
-{
-	struct tcu *fx = *state;
-	struct tc_attr a, g;
-	struct tc_file *f;
-	uint64_t ino, d;
-
-	tcu_put(fx, "a", "shared");
-	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "a");
-	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
-	assert_int_equal(tc_link(fx->eng, ino, d, "b", &a), 0);
-	assert_int_equal(a.st.st_ino, ino);
-	assert_int_equal(a.st.st_nlink, 2);
-	tc_forget(fx->eng, ino, 1);
-	assert_int_equal(tcu_ino_at(fx->eng, d, "b"), ino);
-	tcu_assert_value_at(fx, d, "b", "shared", 6);
-
-	/* A write through one name is seen through the other. */
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "b", "changed", 7),
-			 0);
-	tcu_assert_value(fx, "a", "changed");
-
-	/* Errors. */
-	assert_int_equal(tc_link(fx->eng, ino, TC_ROOT_INO, "a", &a), -EEXIST);
-	assert_int_equal(tc_link(fx->eng, d, TC_ROOT_INO, "dlink", &a), -EPERM);
-	assert_int_equal(tc_link(fx->eng, UINT64_C(0x7ffffffffff), TC_ROOT_INO,
-				 "x", &a),
-			 -ENOENT);
-
-	/* Unlinking one name keeps the other. */
-	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "a"), 0);
-	assert_false(tcu_present(fx, "a"));
-	tcu_assert_value_at(fx, d, "b", "changed", 7);
-	assert_int_equal(tc_getattr(fx->eng, ino, &g), 0);
-	assert_int_equal(g.st.st_nlink, 1);
-
-	/* An unlinked inode stays readable through an open handle. */
-	assert_int_equal(tc_lookup(fx->eng, d, "b", &a), 0);
-	assert_int_equal(tc_open(fx->eng, ino, O_RDONLY, &f), 0);
-	assert_int_equal(tc_unlink(fx->eng, d, "b"), 0);
-	assert_int_equal(tcu_ino_at(fx->eng, d, "b"), 0);
-	{
-		char *got = NULL;
-		size_t n;
-
-		assert_int_equal(tcu_read_all(f, &got, &n), 0);
-		assert_string_equal(got, "changed");
-		free(got);
-	}
-	assert_int_equal(tc_getattr(fx->eng, ino, &g), 0);
-	assert_int_equal(g.st.st_nlink, 0);
-	assert_int_equal(tc_release(f), 0);
-	tc_forget(fx->eng, ino, 1);
-	/* ... and disappears with its last reference. */
-	assert_int_equal(tc_getattr(fx->eng, ino, &g), -ENOENT);
-}
-
-static void test_unlink_rmdir_errors(void **state)
-{
-	struct tcu *fx = *state;
-	uint64_t d;
-
-	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
-	tcu_put(fx, "f", "x");
-	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "d"), -EISDIR);
-	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "absent"), -ENOENT);
-	assert_int_equal(tc_rmdir(fx->eng, TC_ROOT_INO, "f"), -ENOTDIR);
-	assert_int_equal(tc_rmdir(fx->eng, TC_ROOT_INO, "absent"), -ENOENT);
-
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "inner", "i", 1), 0);
-	assert_int_equal(tc_rmdir(fx->eng, TC_ROOT_INO, "d"), -ENOTEMPTY);
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "d"), d);
-	assert_int_equal(tc_unlink(fx->eng, d, "inner"), 0);
-	assert_int_equal(tc_rmdir(fx->eng, TC_ROOT_INO, "d"), 0);
-	assert_false(tcu_present(fx, "d"));
-	tcu_assert_value(fx, "f", "x");
-}
-
-/* ------------------------------------------------------------------ */
-/* readdir                                                            */
-/* ------------------------------------------------------------------ */
-
-#define MAX_DIRENTS 128
-
-struct listing {
-	int n;         /* entries taken */
-	int limit;     /* take at most this many per call */
-	uint64_t last; /* cookie of the last taken entry */
-	char names[MAX_DIRENTS][32];
-	uint64_t inos[MAX_DIRENTS];
-	mode_t modes[MAX_DIRENTS];
-	off_t sizes[MAX_DIRENTS];
-	int taken_this_call;
+struct ixf {
+	char dir[64];
+	int64_t now;
+	struct tc_base base;
+	struct tc_mutex lock;
+	struct tc_index ix;
+	struct tc_index_counters c;
 };
 
-static int collect(void *ctx, const char *name, const struct tc_attr *attr,
-		   uint64_t off)
+static int64_t ixf_clock(void *ctx)
 {
-	struct listing *l = ctx;
+	return ((struct ixf *)ctx)->now;
+}
 
-	if (l->taken_this_call >= l->limit || l->n >= MAX_DIRENTS)
-		return 1;
-	snprintf(l->names[l->n], sizeof(l->names[0]), "%s", name);
-	l->inos[l->n] = attr->st.st_ino;
-	l->modes[l->n] = attr->st.st_mode;
-	l->sizes[l->n] = attr->st.st_size;
-	l->n++;
-	l->taken_this_call++;
-	l->last = off;
+/* Open (creating) the index of store @dir into @ix. */
+static int ix_open_at(struct ixf *f, const char *dir, struct tc_index *ix,
+		      bool create, struct tc_index_counters *c)
+{
+	memset(ix, 0, sizeof(*ix));
+	memset(c, 0, sizeof(*c));
+	return tc_index_open(ix, dir, &f->base, &f->lock, false, create, c);
+}
+
+static void ix_reopen(struct ixf *f)
+{
+	tc_index_close(&f->ix);
+	assert_int_equal(ix_open_at(f, f->dir, &f->ix, true, &f->c), 0);
+}
+
+static int ix_setup(void **state)
+{
+	struct ixf *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	strcpy(f->dir, "/tmp/tcindex.XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	f->now = TCU_EPOCH_NS;
+	f->base = (struct tc_base){ tcu_log, NULL, TC_LOG_WARNING, ixf_clock,
+				    f };
+	tc_mutex_init(&f->lock);
+	tc_mutex_lock(&f->lock);
+	if (ix_open_at(f, f->dir, &f->ix, true, &f->c)) {
+		tc_index_close(&f->ix);
+		tc_mutex_unlock(&f->lock);
+		tcu_rm_rf(f->dir);
+		free(f);
+		return -1;
+	}
+	*state = f;
 	return 0;
 }
 
-/* List @ino in pages of @page entries; returns the number of calls. */
-static int list_paged(struct tcu *fx, uint64_t ino, struct listing *l,
-		      int page, bool plus)
+static int ix_teardown(void **state)
 {
-	uint64_t off = 0;
-	int calls = 0;
+	struct ixf *f = *state;
 
-	l->limit = page;
-	for (;;) {
-		l->taken_this_call = 0;
-		assert_int_equal(tc_readdir(fx->eng, ino, off, plus, collect,
-					    l),
-				 0);
-		calls++;
-		if (l->taken_this_call == 0)
-			break;
-		off = l->last;
-		assert_true(calls < 1000);
-	}
-	return calls;
+	tc_index_close(&f->ix);
+	tc_mutex_unlock(&f->lock);
+	tc_mutex_destroy(&f->lock);
+	tcu_rm_rf(f->dir);
+	free(f);
+	return 0;
 }
 
-static int find_name(const struct listing *l, const char *name)
+/* A row of type @mode with nothing optional set. */
+static struct tc_inode row(uint32_t mode)
 {
-	int found = -1;
+	struct tc_inode m = { 0 };
 
-	for (int i = 0; i < l->n; i++) {
-		if (strcmp(l->names[i], name) == 0) {
-			if (found >= 0)
-				fail_msg("\"%s\" listed twice", name);
-			found = i;
-		}
-	}
-	return found;
+	m.mode = mode;
+	m.nlink = S_ISDIR(mode) ? 2 : 1;
+	m.uid = 1000;
+	m.gid = 100;
+	m.atime = m.mtime = m.ctime = TCU_EPOCH_NS;
+	m.ttl = m.dttl = -1;
+	m.ttl_mode = m.dttl_mode = -1;
+	m.lru = TCU_EPOCH_NS;
+	return m;
 }
 
-static void test_readdir_cookies(void **state)
+static uint64_t insert(struct ixf *f, struct tc_inode *m)
 {
-	struct tcu *fx = *state;
-	struct listing *l = calloc(1, sizeof(*l));
-	uint64_t d;
-	char name[16];
-	int i, k;
+	assert_int_equal(tc_index_inode_insert(&f->ix, m), 0);
+	assert_true(m->ino > TC_ROOT_INO);
+	return m->ino;
+}
 
-	assert_non_null(l);
-	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
-	for (i = 0; i < 20; i++) {
-		snprintf(name, sizeof(name), "f%02d", i);
-		assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, name, name,
-					    strlen(name)),
-				 0);
-	}
-	tcu_mkdir_at(fx, d, "subdir");
+/* A new inode of type @mode named @parent/@name, last used at @lru. */
+static uint64_t make(struct ixf *f, uint64_t parent, const char *name,
+		     uint32_t mode, int64_t lru)
+{
+	struct tc_inode m = row(mode);
+	uint64_t ino;
 
-	/* Pages of 5: every entry exactly once, "." and ".." included. */
-	list_paged(fx, d, l, 5, false);
-	assert_int_equal(l->n, 23);
-	k = find_name(l, ".");
-	assert_true(k >= 0);
-	assert_int_equal(l->inos[k], d);
-	k = find_name(l, "..");
-	assert_true(k >= 0);
-	assert_int_equal(l->inos[k], TC_ROOT_INO);
-	for (i = 0; i < 20; i++) {
-		snprintf(name, sizeof(name), "f%02d", i);
-		k = find_name(l, name);
-		if (k < 0)
-			fail_msg("%s not listed", name);
-		assert_int_equal(l->inos[k], tcu_ino_at(fx->eng, d, name));
-		assert_true(S_ISREG(l->modes[k]));
-	}
-	k = find_name(l, "subdir");
-	assert_true(k >= 0);
-	assert_true(S_ISDIR(l->modes[k]));
-	assert_null(find_name(l, ".stats") >= 0 ? "stats" : NULL);
+	m.lru = lru;
+	ino = insert(f, &m);
+	assert_int_equal(tc_index_dentry_insert(&f->ix, parent, name, ino), 0);
+	return ino;
+}
 
-	/* One entry per call gives the same listing. */
-	memset(l, 0, sizeof(*l));
-	list_paged(fx, d, l, 1, false);
-	assert_int_equal(l->n, 23);
+static void hash_of(const char *s, uint8_t h[TC_HASH_LEN])
+{
+	tc_hash_buf(s, strlen(s), h);
+}
 
-	/* Entries removed mid-listing: the rest still come exactly once. */
-	memset(l, 0, sizeof(*l));
-	l->limit = 8;
-	assert_int_equal(tc_readdir(fx->eng, d, 0, false, collect, l), 0);
-	assert_int_equal(l->n, 8);
-	{
-		uint64_t off = l->last;
-		bool removed[20] = { false };
+/* ------------------------------------------------------------------ */
+/* Inode rows                                                         */
+/* ------------------------------------------------------------------ */
 
-		/* remove two listed entries and two not yet listed */
-		for (i = 0; i < 20; i += 5) {
-			snprintf(name, sizeof(name), "f%02d", i);
-			assert_int_equal(tc_unlink(fx->eng, d, name), 0);
-			removed[i] = true;
-		}
-		for (;;) {
-			l->taken_this_call = 0;
-			assert_int_equal(tc_readdir(fx->eng, d, off, false,
-						    collect, l),
-					 0);
-			if (l->taken_this_call == 0)
-				break;
-			off = l->last;
-		}
-		for (i = 0; i < 20; i++) {
-			snprintf(name, sizeof(name), "f%02d", i);
-			k = find_name(l, name); /* fails on duplicates */
-			if (!removed[i] && k < 0)
-				fail_msg("%s lost after a removal", name);
-		}
-	}
+static void test_inode_round_trip(void **state)
+{
+	struct ixf *f = *state;
+	struct tc_inode m = row(S_IFREG | 0640), got, bare, d;
+	char buf[16];
+	uint64_t ino, sym;
 
-	/* An empty directory lists "." and ".." only. */
-	memset(l, 0, sizeof(*l));
-	list_paged(fx, tcu_ino_at(fx->eng, d, "subdir"), l, 100, false);
-	assert_int_equal(l->n, 2);
+	/* The root exists from the start. */
+	assert_int_equal(tc_index_inode_get(&f->ix, TC_ROOT_INO, &got), 0);
+	assert_true(S_ISDIR(got.mode));
+	assert_int_equal(got.nlink, 2);
 
-	/* Errors. */
-	assert_int_equal(tc_readdir(fx->eng, tcu_ino_at(fx->eng, d, "f01"), 0,
-				    false, collect, l),
-			 -ENOTDIR);
-	assert_int_equal(tc_readdir(fx->eng, UINT64_C(0x7ffffffffff), 0, false,
-				    collect, l),
+	m.rdev = 0;
+	m.size = 42;
+	m.atime = 11;
+	m.mtime = 12;
+	m.ctime = 13;
+	m.hash_set = true;
+	for (int i = 0; i < TC_HASH_LEN; i++)
+		m.hash[i] = (uint8_t)(i * 17);
+	m.ttl = 5 * TCU_SEC;
+	m.ttl_mode = TC_TTL_SLIDING;
+	m.dttl = 7 * TCU_SEC;
+	m.dttl_mode = TC_TTL_ABSOLUTE;
+	m.expires = TCU_EPOCH_NS + TCU_HOUR;
+	strcpy(m.schema, "v1.2");
+	m.lru = 99;
+	ino = insert(f, &m);
+	assert_int_equal(tc_index_inode_get(&f->ix, ino, &got), 0);
+	assert_int_equal(got.ino, ino);
+	assert_int_equal(got.mode, S_IFREG | 0640);
+	assert_int_equal(got.uid, 1000);
+	assert_int_equal(got.gid, 100);
+	assert_int_equal(got.nlink, 1);
+	assert_int_equal(got.size, 42);
+	assert_int_equal(got.atime, 11);
+	assert_int_equal(got.mtime, 12);
+	assert_int_equal(got.ctime, 13);
+	assert_true(got.hash_set);
+	assert_memory_equal(got.hash, m.hash, TC_HASH_LEN);
+	assert_int_equal(got.ttl, 5 * TCU_SEC);
+	assert_int_equal(got.ttl_mode, TC_TTL_SLIDING);
+	assert_int_equal(got.dttl, 7 * TCU_SEC);
+	assert_int_equal(got.dttl_mode, TC_TTL_ABSOLUTE);
+	assert_int_equal(got.expires, TCU_EPOCH_NS + TCU_HOUR);
+	assert_string_equal(got.schema, "v1.2");
+	assert_int_equal(got.lru, 99);
+
+	/* Unset fields read back unset. */
+	bare = row(S_IFREG | 0600);
+	ino = insert(f, &bare);
+	assert_int_equal(tc_index_inode_get(&f->ix, ino, &got), 0);
+	assert_false(got.hash_set);
+	assert_int_equal(got.ttl, -1);
+	assert_int_equal(got.ttl_mode, -1);
+	assert_int_equal(got.dttl, -1);
+	assert_int_equal(got.dttl_mode, -1);
+	assert_int_equal(got.expires, 0);
+	assert_string_equal(got.schema, "");
+
+	/* Only regular files have a recency. */
+	d = row(S_IFDIR | 0755);
+	d.lru = 77;
+	insert(f, &d);
+	assert_int_equal(tc_index_inode_get(&f->ix, d.ino, &got), 0);
+	assert_int_equal(got.lru, 0);
+
+	/* Update. */
+	got = bare;
+	got.ino = ino;
+	got.size = 1234;
+	got.ttl = TCU_MIN;
+	got.expires = 555;
+	strcpy(got.schema, "s");
+	assert_int_equal(tc_index_inode_update(&f->ix, &got), 0);
+	assert_int_equal(tc_index_inode_get(&f->ix, ino, &got), 0);
+	assert_int_equal(got.size, 1234);
+	assert_int_equal(got.ttl, TCU_MIN);
+	assert_int_equal(got.expires, 555);
+	assert_string_equal(got.schema, "s");
+
+	/* A symlink's target. */
+	m = row(S_IFLNK | 0777);
+	m.target = "a/b";
+	m.size = 3;
+	sym = insert(f, &m);
+	assert_int_equal(tc_index_readlink(&f->ix, sym, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "a/b");
+	assert_int_equal(tc_index_readlink(&f->ix, sym, buf, 4), 0);
+	assert_int_equal(tc_index_readlink(&f->ix, sym, buf, 3), -ERANGE);
+
+	assert_int_equal(tc_index_inode_get(&f->ix, UINT64_C(0x7ffffffffff),
+					    &got),
 			 -ENOENT);
-	free(l);
 }
 
-static void test_readdir_plus_and_root(void **state)
+static int count_tag(void *ctx, const char *tag)
 {
-	struct tcu *fx = *state;
-	struct listing *l = calloc(1, sizeof(*l));
-	int k;
+	(void)tag;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_inode_purge(void **state)
+{
+	struct ixf *f = *state;
+	struct tc_inode m = row(S_IFREG | 0644), got;
+	char tags[1][65] = { "t" };
+	uint64_t ino, other, *inos, next;
+	size_t n;
+	int ntags = 0;
+	char buf[8];
+
+	ino = insert(f, &m);
+	m = row(S_IFREG | 0644);
+	other = insert(f, &m);
+	assert_int_equal(tc_index_xattr_set(&f->ix, ino, "user.a", "1", 1), 0);
+	assert_int_equal(tc_index_xattr_set(&f->ix, other, "user.a", "2", 1),
+			 0);
+	assert_int_equal(tc_index_tags_set(&f->ix, ino, tags, 1), 0);
+	assert_int_equal(tc_index_tags_set(&f->ix, other, tags, 1), 0);
+
+	/* The row goes with its attributes and tags; the other stays. */
+	assert_int_equal(tc_index_inode_purge(&f->ix, ino), 0);
+	assert_int_equal(tc_index_inode_get(&f->ix, ino, &got), -ENOENT);
+	assert_int_equal(tc_index_xattr_get(&f->ix, ino, "user.a", buf,
+					    sizeof(buf)),
+			 -ENODATA);
+	assert_int_equal(tc_index_tags_of(&f->ix, ino, count_tag, &ntags), 0);
+	assert_int_equal(ntags, 0);
+	assert_int_equal(tc_index_tag_inos(&f->ix, "t", &inos, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(inos[0], other);
+	free(inos);
+	assert_int_equal(tc_index_xattr_get(&f->ix, other, "user.a", buf,
+					    sizeof(buf)),
+			 1);
+
+	/* Inode numbers are never reused, not even the last one's. */
+	assert_int_equal(tc_index_inode_purge(&f->ix, other), 0);
+	m = row(S_IFREG | 0644);
+	next = insert(f, &m);
+	assert_true(next > other);
+}
+
+static void test_set_lru_and_orphans(void **state)
+{
+	struct ixf *f = *state;
+	struct tc_inode m = row(S_IFREG | 0644), got;
+	uint64_t ino, dir, gone, *orph;
+	size_t n;
+
+	m.lru = 100;
+	m.expires = 1000;
+	ino = insert(f, &m);
+	dir = make(f, TC_ROOT_INO, "d", S_IFDIR | 0755, 0);
+
+	/* Recency only moves forward. */
+	assert_int_equal(tc_index_set_lru(&f->ix, ino, 50, 0), 0);
+	assert_int_equal(tc_index_inode_get(&f->ix, ino, &got), 0);
+	assert_int_equal(got.lru, 100);
+	assert_int_equal(got.expires, 1000);
+	assert_int_equal(tc_index_set_lru(&f->ix, ino, 200, 0), 0);
+	assert_int_equal(tc_index_inode_get(&f->ix, ino, &got), 0);
+	assert_int_equal(got.lru, 200);
+	assert_int_equal(got.expires, 1000); /* 0: deadline unchanged */
+	assert_int_equal(tc_index_set_lru(&f->ix, ino, 300, 5000), 0);
+	assert_int_equal(tc_index_inode_get(&f->ix, ino, &got), 0);
+	assert_int_equal(got.lru, 300);
+	assert_int_equal(got.expires, 5000);
+	/* A directory has no recency to set. */
+	assert_int_equal(tc_index_set_lru(&f->ix, dir, 400, 0), 0);
+	assert_int_equal(tc_index_inode_get(&f->ix, dir, &got), 0);
+	assert_int_equal(got.lru, 0);
+
+	/* Orphans: rows without links. */
+	assert_int_equal(tc_index_orphans(&f->ix, &orph, &n), 0);
+	assert_int_equal(n, 0);
+	free(orph);
+	m = row(S_IFREG | 0644);
+	m.nlink = 0;
+	gone = insert(f, &m);
+	assert_int_equal(tc_index_orphans(&f->ix, &orph, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(orph[0], gone);
+	free(orph);
+}
+
+/* ------------------------------------------------------------------ */
+/* Dentries and names                                                 */
+/* ------------------------------------------------------------------ */
+
+static void test_dentries(void **state)
+{
+	struct ixf *f = *state;
+	static const char odd[] = "\xff\x01 odd \x7f";
+	uint64_t d, file, got, parent;
+
+	d = make(f, TC_ROOT_INO, "d", S_IFDIR | 0755, 0);
+	file = make(f, d, "f", S_IFREG | 0644, 1);
+	assert_int_equal(tc_index_dentry_get(&f->ix, TC_ROOT_INO, "d", &got),
+			 0);
+	assert_int_equal(got, d);
+	assert_int_equal(tc_index_dentry_get(&f->ix, d, "f", &got), 0);
+	assert_int_equal(got, file);
+	assert_int_equal(tc_index_dentry_get(&f->ix, d, "absent", &got),
+			 -ENOENT);
+	assert_int_equal(tc_index_dentry_get(&f->ix, TC_ROOT_INO, "f", &got),
+			 -ENOENT);
+	/* A name is unique in its directory. */
+	assert_int_equal(tc_index_dentry_insert(&f->ix, d, "f", d), -EEXIST);
+	/* Names are bytes. */
+	assert_int_equal(tc_index_dentry_insert(&f->ix, d, odd, file), 0);
+	assert_int_equal(tc_index_dentry_get(&f->ix, d, odd, &got), 0);
+	assert_int_equal(got, file);
+
+	assert_false(tc_index_dir_empty(&f->ix, d));
+	assert_true(tc_index_dir_empty(&f->ix, file));
+	assert_int_equal(tc_index_parent_of(&f->ix, file, &parent), 0);
+	assert_int_equal(parent, d);
+	assert_int_equal(tc_index_parent_of(&f->ix, TC_ROOT_INO, &parent),
+			 -ENOENT);
+
+	/* Move across directories. */
+	assert_int_equal(tc_index_dentry_move(&f->ix, d, "f", TC_ROOT_INO,
+					      "g"),
+			 0);
+	assert_int_equal(tc_index_dentry_get(&f->ix, d, "f", &got), -ENOENT);
+	assert_int_equal(tc_index_dentry_get(&f->ix, TC_ROOT_INO, "g", &got),
+			 0);
+	assert_int_equal(got, file);
+
+	/* Delete one name, then every name of the inode. */
+	assert_int_equal(tc_index_dentry_delete(&f->ix, TC_ROOT_INO, "g"), 0);
+	assert_int_equal(tc_index_dentry_get(&f->ix, TC_ROOT_INO, "g", &got),
+			 -ENOENT);
+	assert_int_equal(tc_index_dentry_insert(&f->ix, TC_ROOT_INO, "h",
+						file),
+			 0);
+	assert_int_equal(tc_index_dentries_drop(&f->ix, file), 0);
+	assert_int_equal(tc_index_dentry_get(&f->ix, TC_ROOT_INO, "h", &got),
+			 -ENOENT);
+	assert_int_equal(tc_index_dentry_get(&f->ix, d, odd, &got), -ENOENT);
+	assert_true(tc_index_dir_empty(&f->ix, d));
+	assert_int_equal(tc_index_parent_of(&f->ix, file, &parent), -ENOENT);
+}
+
+static void test_transactions(void **state)
+{
+	struct ixf *f = *state;
+	uint64_t got;
+
+	assert_false(tc_index_in_txn(&f->ix));
+	assert_int_equal(tc_index_begin(&f->ix), 0);
+	assert_true(tc_index_in_txn(&f->ix));
+	make(f, TC_ROOT_INO, "undone", S_IFREG | 0644, 1);
+	tc_index_rollback(&f->ix);
+	assert_false(tc_index_in_txn(&f->ix));
+	assert_int_equal(tc_index_dentry_get(&f->ix, TC_ROOT_INO, "undone",
+					     &got),
+			 -ENOENT);
+
+	assert_int_equal(tc_index_begin(&f->ix), 0);
+	make(f, TC_ROOT_INO, "kept", S_IFREG | 0644, 1);
+	assert_int_equal(tc_index_commit(&f->ix, true), 0);
+	assert_false(tc_index_in_txn(&f->ix));
+	assert_int_equal(tc_index_checkpoint(&f->ix), 0);
+	ix_reopen(f);
+	assert_int_equal(tc_index_dentry_get(&f->ix, TC_ROOT_INO, "kept", &got),
+			 0);
+	/* A rollback without a transaction does nothing. */
+	tc_index_rollback(&f->ix);
+	assert_false(tc_index_in_txn(&f->ix));
+}
+
+#define MAX_NAMES 16
+
+struct names {
+	int n, stop_after;
+	uint64_t parent[MAX_NAMES], ino[MAX_NAMES];
+	char name[MAX_NAMES][32];
+};
+
+static int collect_name(void *ctx, uint64_t parent, const char *name,
+			size_t len, uint64_t ino)
+{
+	struct names *s = ctx;
+
+	assert_true(s->n < MAX_NAMES && len < sizeof(s->name[0]));
+	s->parent[s->n] = parent;
+	s->ino[s->n] = ino;
+	memcpy(s->name[s->n], name, len); /* not NUL-terminated */
+	s->name[s->n][len] = '\0';
+	s->n++;
+	return s->stop_after && s->n >= s->stop_after;
+}
+
+/* Index of @parent/@name in @s (exactly once), or -1. */
+static int find_name(const struct names *s, uint64_t parent, const char *name)
+{
+	int at = -1;
+
+	for (int i = 0; i < s->n; i++)
+		if (s->parent[i] == parent && !strcmp(s->name[i], name)) {
+			assert_int_equal(at, -1);
+			at = i;
+		}
+	return at;
+}
+
+static void test_names_of(void **state)
+{
+	struct ixf *f = *state;
+	struct names s = { 0 };
+	uint64_t d, sub, file, x, lone;
+	struct tc_inode m = row(S_IFREG | 0644);
+
+	d = make(f, TC_ROOT_INO, "d", S_IFDIR | 0755, 0);
+	file = make(f, TC_ROOT_INO, "a", S_IFREG | 0644, 1);
+	assert_int_equal(tc_index_dentry_insert(&f->ix, d, "b", file), 0);
+	assert_int_equal(tc_index_dentry_insert(&f->ix, d, "c", file), 0);
+	lone = insert(f, &m);
+
+	assert_int_equal(tc_index_names_of(&f->ix, file, collect_name, &s), 0);
+	assert_int_equal(s.n, 3);
+	assert_true(find_name(&s, TC_ROOT_INO, "a") >= 0);
+	assert_true(find_name(&s, d, "b") >= 0);
+	assert_true(find_name(&s, d, "c") >= 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(s.ino[i], file);
+
+	/* A nonzero return stops the iteration. */
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 1;
+	assert_int_equal(tc_index_names_of(&f->ix, file, collect_name, &s), 0);
+	assert_int_equal(s.n, 1);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(tc_index_names_of(&f->ix, lone, collect_name, &s), 0);
+	assert_int_equal(s.n, 0);
+
+	/* Every name in a directory and below it, not beside it. */
+	sub = make(f, d, "sub", S_IFDIR | 0755, 0);
+	x = make(f, sub, "x", S_IFREG | 0644, 1);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(tc_index_subtree_names(&f->ix, d, collect_name, &s),
+			 0);
+	assert_int_equal(s.n, 4);
+	assert_true(find_name(&s, d, "b") >= 0);
+	assert_true(find_name(&s, d, "c") >= 0);
+	assert_int_equal(s.ino[find_name(&s, d, "sub")], sub);
+	assert_int_equal(s.ino[find_name(&s, sub, "x")], x);
+	assert_int_equal(find_name(&s, TC_ROOT_INO, "a"), -1);
+}
+
+struct dirents {
+	struct ixf *f;
+	int n, stop_after;
+	uint64_t id[32], ino[32];
+	char name[32][8];
+};
+
+static int collect_dirent(void *ctx, uint64_t id, const char *name,
+			  size_t len, const struct tc_inode *m)
+{
+	struct dirents *l = ctx;
+	struct tc_inode again;
+
+	assert_true(l->n < 32 && len < sizeof(l->name[0]));
+	memcpy(l->name[l->n], name, len); /* not NUL-terminated */
+	l->name[l->n][len] = '\0';
+	/* The callback may use the other index functions. */
+	assert_int_equal(tc_index_inode_get(&l->f->ix, m->ino, &again), 0);
+	assert_int_equal(again.mode, m->mode);
+	l->id[l->n] = id;
+	l->ino[l->n] = m->ino;
+	l->n++;
+	return l->stop_after && l->n >= l->stop_after;
+}
+
+static void test_list_dir_paging(void **state)
+{
+	struct ixf *f = *state;
+	struct dirents *l = calloc(1, sizeof(*l));
+	uint64_t d, inos[10];
+	char name[8];
 
 	assert_non_null(l);
-	tcu_put(fx, "one", "1");
-	tcu_put(fx, "two", "22");
-
-	/* The engine's root lists no .stats (the daemon adds it). */
-	list_paged(fx, TC_ROOT_INO, l, 2, true);
-	assert_int_equal(l->n, 4);
-	assert_true(find_name(l, ".stats") < 0);
-	k = find_name(l, "two");
-	assert_true(k >= 0);
-	assert_int_equal(l->sizes[k], 2);
-	assert_int_equal(l->inos[k], tcu_ino_at(fx->eng, TC_ROOT_INO, "two"));
-	/* With plus, each regular entry taken holds a lookup reference:
-	 * an unlinked entry stays reachable until it is forgotten. */
-	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "two"), 0);
-	{
-		struct tc_attr g;
-		uint64_t ino = l->inos[k];
-
-		assert_int_equal(tc_getattr(fx->eng, ino, &g), 0);
-		assert_int_equal(g.st.st_nlink, 0);
-		tc_forget(fx->eng, ino, 1);
-		assert_int_equal(tc_getattr(fx->eng, ino, &g), -ENOENT);
+	d = make(f, TC_ROOT_INO, "d", S_IFDIR | 0755, 0);
+	/* Created in reverse name order: a listing follows creation. */
+	for (int i = 9; i >= 0; i--) {
+		snprintf(name, sizeof(name), "n%02d", i);
+		inos[i] = make(f, d, name, S_IFREG | 0644, 1);
 	}
-	k = find_name(l, "one");
-	assert_true(k >= 0);
-	tc_forget(fx->eng, l->inos[k], 1);
+	l->f = f;
+	assert_int_equal(tc_index_list_dir(&f->ix, d, 0, collect_dirent, l), 0);
+	assert_int_equal(l->n, 10);
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "n%02d", 9 - i);
+		assert_string_equal(l->name[i], name);
+		assert_int_equal(l->ino[i], inos[9 - i]);
+		if (i)
+			assert_true(l->id[i] > l->id[i - 1]);
+	}
+
+	/* Resume after the 4th entry's id: the 6 others, in order. */
+	{
+		uint64_t after = l->id[3], ids[10];
+
+		memcpy(ids, l->id, sizeof(ids));
+		memset(l, 0, sizeof(*l));
+		l->f = f;
+		assert_int_equal(tc_index_list_dir(&f->ix, d, after,
+						   collect_dirent, l),
+				 0);
+		assert_int_equal(l->n, 6);
+		for (int i = 0; i < 6; i++)
+			assert_int_equal(l->id[i], ids[4 + i]);
+	}
+
+	/* A nonzero return stops the listing. */
+	memset(l, 0, sizeof(*l));
+	l->f = f;
+	l->stop_after = 3;
+	assert_int_equal(tc_index_list_dir(&f->ix, d, 0, collect_dirent, l), 0);
+	assert_int_equal(l->n, 3);
+	memset(l, 0, sizeof(*l));
+	l->f = f;
+	assert_int_equal(tc_index_list_dir(&f->ix, inos[0], 0, collect_dirent,
+					   l),
+			 0);
+	assert_int_equal(l->n, 0);
 	free(l);
 }
 
 /* ------------------------------------------------------------------ */
-/* symlink                                                            */
+/* Blob rows and pending blob files                                   */
 /* ------------------------------------------------------------------ */
 
-static void test_symlink(void **state)
+static void test_blob_rows(void **state)
 {
-	struct tcu *fx = *state;
-	struct tc_attr a, l;
-	char buf[64];
-	uint64_t file;
+	struct ixf *f = *state;
+	static const char data[] = "inline data";
+	uint8_t hi[TC_HASH_LEN], hf[TC_HASH_LEN], hu[TC_HASH_LEN];
+	char buf[32];
+	int64_t refs;
+	uint64_t size;
+	bool file;
 
-	assert_int_equal(tc_symlink(fx->eng, TC_ROOT_INO, "ln", "some/target",
-				    &fx->ctx, &a),
-			 0);
-	assert_true(S_ISLNK(a.st.st_mode));
-	assert_int_equal(a.st.st_size, strlen("some/target"));
-	tc_forget(fx->eng, a.st.st_ino, 1);
+	hash_of(data, hi);
+	hash_of("file", hf);
+	hash_of("unknown", hu);
 
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "ln", &l), 0);
-	assert_int_equal(l.st.st_ino, a.st.st_ino);
-	assert_true(S_ISLNK(l.st.st_mode));
-	assert_int_equal(tc_readlink(fx->eng, l.st.st_ino, buf, sizeof(buf)),
-			 0);
-	assert_string_equal(buf, "some/target");
-	assert_int_equal(tc_readlink(fx->eng, l.st.st_ino, buf, 5), -ERANGE);
-	tc_forget(fx->eng, l.st.st_ino, 1);
+	/* Inline: the first reference inserts the row with the data. */
+	assert_int_equal(tc_index_blob_refs(&f->ix, hi), 0);
+	assert_int_equal(tc_index_blob_ref(&f->ix, hi, strlen(data), data), 0);
+	assert_int_equal(tc_index_blob_refs(&f->ix, hi), 1);
+	assert_true(tc_index_blob_is_inline(&f->ix, hi));
+	assert_int_equal(tc_index_blob_data(&f->ix, hi, buf, strlen(data)), 0);
+	assert_memory_equal(buf, data, strlen(data));
+	assert_int_equal(tc_index_blob_data(&f->ix, hi, buf, strlen(data) - 1),
+			 -EIO);
+	assert_int_equal(tc_index_blob_ref(&f->ix, hi, strlen(data), NULL), 0);
+	assert_int_equal(tc_index_blob_refs(&f->ix, hi), 2);
+	assert_true(tc_index_blob_is_inline(&f->ix, hi)); /* data kept */
 
-	assert_int_equal(tc_symlink(fx->eng, TC_ROOT_INO, "ln", "other",
-				    &fx->ctx, &a),
-			 -EEXIST);
-	tcu_put(fx, "file", "x");
-	file = tcu_ino_at(fx->eng, TC_ROOT_INO, "file");
-	assert_int_equal(tc_readlink(fx->eng, file, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(tc_index_blob_unref(&f->ix, hi, &refs, &size, &file),
+			 0);
+	assert_int_equal(refs, 1);
+	assert_int_equal(size, strlen(data));
+	assert_false(file);
+	assert_int_equal(tc_index_blob_unref(&f->ix, hi, &refs, &size, &file),
+			 0);
+	assert_int_equal(refs, 0);
+	assert_int_equal(tc_index_blob_delete(&f->ix, hi), 0);
+	assert_int_equal(tc_index_blob_refs(&f->ix, hi), 0);
+	assert_false(tc_index_blob_is_inline(&f->ix, hi));
+	assert_int_equal(tc_index_blob_data(&f->ix, hi, buf, strlen(data)),
+			 -ENOENT);
 
-	/* A symlink renames and unlinks like a file. */
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "ln", TC_ROOT_INO,
-				   "ln2", 0),
+	/* In a file: no data in the index. */
+	assert_int_equal(tc_index_blob_ref(&f->ix, hf, 1000, NULL), 0);
+	assert_false(tc_index_blob_is_inline(&f->ix, hf));
+	assert_int_equal(tc_index_blob_data(&f->ix, hf, buf, 4), -ENOENT);
+	assert_int_equal(tc_index_blob_unref(&f->ix, hf, &refs, &size, &file),
 			 0);
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "ln2", &l), 0);
-	assert_int_equal(tc_readlink(fx->eng, l.st.st_ino, buf, sizeof(buf)),
+	assert_int_equal(refs, 0);
+	assert_int_equal(size, 1000);
+	assert_true(file);
+
+	/* An unknown blob reports one reference. */
+	assert_int_equal(tc_index_blob_unref(&f->ix, hu, &refs, &size, &file),
 			 0);
-	assert_string_equal(buf, "some/target");
-	tc_forget(fx->eng, l.st.st_ino, 1);
-	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "ln2"), 0);
-	assert_false(tcu_present(fx, "ln2"));
+	assert_int_equal(refs, 1);
+	assert_int_equal(size, 0);
+	assert_false(file);
+	assert_int_equal(tc_index_blob_refs(&f->ix, hu), 0);
 }
 
-/* ------------------------------------------------------------------ */
-/* xattrs                                                             */
-/* ------------------------------------------------------------------ */
-
-/* True when NUL-separated @list of @len bytes holds @name. */
-static bool list_has(const char *list, ssize_t len, const char *name)
+static bool has_hash(uint8_t (*v)[TC_HASH_LEN], size_t n, const uint8_t *h)
 {
-	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(list + i) + 1)
-		if (strcmp(list + i, name) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(v[i], h, TC_HASH_LEN))
 			return true;
 	return false;
 }
 
-static void test_xattr_user(void **state)
+static void test_pending(void **state)
 {
-	struct tcu *fx = *state;
-	char buf[256], list[1024];
-	char *big;
-	ssize_t n;
-	uint64_t ino;
+	struct ixf *f = *state;
+	uint8_t (*v)[TC_HASH_LEN];
+	uint8_t h1[TC_HASH_LEN], h2[TC_HASH_LEN];
+	size_t n;
 
-	tcu_put(fx, "k", "v");
-	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "k");
+	hash_of("one", h1);
+	hash_of("two", h2);
+	assert_int_equal(tc_index_pending_list(&f->ix, &v, &n), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	assert_int_equal(tc_index_pending_add(&f->ix, h1), 0);
+	assert_int_equal(tc_index_pending_add(&f->ix, h1), 0); /* once */
+	assert_int_equal(tc_index_pending_add(&f->ix, h2), 0);
+	assert_int_equal(tc_index_pending_list(&f->ix, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(has_hash(v, n, h1));
+	assert_true(has_hash(v, n, h2));
+	free(v);
+	assert_int_equal(tc_index_pending_del(&f->ix, h1), 0);
+	assert_int_equal(tc_index_pending_del(&f->ix, h1), 0);
+	assert_int_equal(tc_index_pending_list(&f->ix, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_memory_equal(v[0], h2, TC_HASH_LEN);
+	free(v);
+	/* Pending rows are kept across a reopen (a crash's record). */
+	ix_reopen(f);
+	assert_int_equal(tc_index_pending_list(&f->ix, &v, &n), 0);
+	assert_int_equal(n, 1);
+	free(v);
+}
 
-	assert_int_equal(tc_getxattr(fx->eng, ino, "user.color", buf,
-				     sizeof(buf)),
+/* ------------------------------------------------------------------ */
+/* user.* attributes and tags                                         */
+/* ------------------------------------------------------------------ */
+
+static void test_xattrs(void **state)
+{
+	struct ixf *f = *state;
+	struct tc_inode m = row(S_IFREG | 0644);
+	static const char want[] = "user.a\0user.bb\0user.c";
+	char buf[64];
+	uint64_t ino, other;
+
+	ino = insert(f, &m);
+	m = row(S_IFREG | 0644);
+	other = insert(f, &m);
+	assert_int_equal(tc_index_xattr_get(&f->ix, ino, "user.a", buf,
+					    sizeof(buf)),
 			 -ENODATA);
-	assert_int_equal(tc_setxattr(fx->eng, ino, "user.color", "blue", 4, 0),
+	/* Inserted out of order; listed by name. */
+	assert_int_equal(tc_index_xattr_set(&f->ix, ino, "user.c", "a\0b", 3),
 			 0);
-	assert_int_equal(tc_getxattr(fx->eng, ino, "user.color", NULL, 0), 4);
-	assert_int_equal(tc_getxattr(fx->eng, ino, "user.color", buf,
-				     sizeof(buf)),
-			 4);
-	assert_memory_equal(buf, "blue", 4);
-	assert_int_equal(tc_getxattr(fx->eng, ino, "user.color", buf, 2),
-			 -ERANGE);
+	assert_int_equal(tc_index_xattr_set(&f->ix, ino, "user.a", "1", 1), 0);
+	assert_int_equal(tc_index_xattr_set(&f->ix, ino, "user.bb", NULL, 0),
+			 0);
 
-	/* CREATE / REPLACE. */
-	assert_int_equal(tc_setxattr(fx->eng, ino, "user.color", "red", 3,
-				     XATTR_CREATE),
-			 -EEXIST);
-	assert_int_equal(tc_setxattr(fx->eng, ino, "user.shape", "x", 1,
-				     XATTR_REPLACE),
-			 -ENODATA);
-	assert_int_equal(tc_setxattr(fx->eng, ino, "user.color", "red", 3,
-				     XATTR_REPLACE),
-			 0);
-	assert_int_equal(tc_getxattr(fx->eng, ino, "user.color", buf,
-				     sizeof(buf)),
-			 3);
-	assert_memory_equal(buf, "red", 3);
-	/* Empty and binary values. */
-	assert_int_equal(tc_setxattr(fx->eng, ino, "user.empty", "", 0, 0), 0);
-	assert_int_equal(tc_getxattr(fx->eng, ino, "user.empty", buf,
-				     sizeof(buf)),
-			 0);
-	assert_int_equal(tc_setxattr(fx->eng, ino, "user.bin", "a\0b", 3, 0),
-			 0);
-	assert_int_equal(tc_getxattr(fx->eng, ino, "user.bin", buf,
-				     sizeof(buf)),
+	assert_int_equal(tc_index_xattr_get(&f->ix, ino, "user.c", NULL, 0), 3);
+	assert_int_equal(tc_index_xattr_get(&f->ix, ino, "user.c", buf,
+					    sizeof(buf)),
 			 3);
 	assert_memory_equal(buf, "a\0b", 3);
+	assert_int_equal(tc_index_xattr_get(&f->ix, ino, "user.c", buf, 2),
+			 -ERANGE);
+	assert_int_equal(tc_index_xattr_get(&f->ix, ino, "user.bb", buf,
+					    sizeof(buf)),
+			 0);
+	/* Setting again replaces the value. */
+	assert_int_equal(tc_index_xattr_set(&f->ix, ino, "user.a", "22", 2), 0);
+	assert_int_equal(tc_index_xattr_get(&f->ix, ino, "user.a", buf,
+					    sizeof(buf)),
+			 2);
+	assert_memory_equal(buf, "22", 2);
 
-	/* Listing: stored names and readable user.tiercache.* ones. */
-	n = tc_listxattr(fx->eng, ino, NULL, 0);
-	assert_true(n > 0 && n < (ssize_t)sizeof(list));
-	assert_int_equal(tc_listxattr(fx->eng, ino, list, sizeof(list)), n);
-	assert_true(list_has(list, n, "user.color"));
-	assert_true(list_has(list, n, "user.empty"));
-	assert_true(list_has(list, n, "user.bin"));
-	assert_int_equal(tc_listxattr(fx->eng, ino, list, 3), -ERANGE);
+	/* Listing: total length with or without room. */
+	assert_int_equal(tc_index_xattr_list(&f->ix, ino, NULL, 0),
+			 sizeof(want));
+	memset(buf, 'X', sizeof(buf));
+	assert_int_equal(tc_index_xattr_list(&f->ix, ino, buf, sizeof(buf)),
+			 sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+	assert_int_equal(tc_index_xattr_list(&f->ix, other, buf, sizeof(buf)),
+			 0);
 
-	/* Remove. */
-	assert_int_equal(tc_removexattr(fx->eng, ino, "user.color"), 0);
-	assert_int_equal(tc_getxattr(fx->eng, ino, "user.color", buf,
-				     sizeof(buf)),
+	/* Length of the listing without one name. */
+	assert_int_equal(tc_index_xattr_names_len(&f->ix, ino, "user.a"),
+			 sizeof("user.bb") + sizeof("user.c"));
+	assert_int_equal(tc_index_xattr_names_len(&f->ix, ino, "user.zzz"),
+			 sizeof(want));
+	assert_int_equal(tc_index_xattr_names_len(&f->ix, other, "user.a"), 0);
+
+	assert_int_equal(tc_index_xattr_delete(&f->ix, ino, "user.bb"), 0);
+	assert_int_equal(tc_index_xattr_delete(&f->ix, ino, "user.bb"),
 			 -ENODATA);
-	assert_int_equal(tc_removexattr(fx->eng, ino, "user.color"), -ENODATA);
-	n = tc_listxattr(fx->eng, ino, list, sizeof(list));
-	assert_true(n > 0);
-	assert_false(list_has(list, n, "user.color"));
-
-	/* Largest value: 64 KiB; one byte more is E2BIG. */
-	big = malloc(TC_XATTR_SIZE_MAX + 1);
-	assert_non_null(big);
-	tcu_fill(big, TC_XATTR_SIZE_MAX + 1, 3);
-	assert_int_equal(tc_setxattr(fx->eng, ino, "user.big", big,
-				     TC_XATTR_SIZE_MAX, 0),
-			 0);
-	{
-		char *back = malloc(TC_XATTR_SIZE_MAX);
-
-		assert_non_null(back);
-		assert_int_equal(tc_getxattr(fx->eng, ino, "user.big", back,
-					     TC_XATTR_SIZE_MAX),
-				 TC_XATTR_SIZE_MAX);
-		assert_memory_equal(back, big, TC_XATTR_SIZE_MAX);
-		free(back);
-	}
-	assert_int_equal(tc_setxattr(fx->eng, ino, "user.big2", big,
-				     TC_XATTR_SIZE_MAX + 1, 0),
-			 -E2BIG);
-	free(big);
-
-	/* Other namespaces are not supported. */
-	assert_int_equal(tc_setxattr(fx->eng, ino, "trusted.x", "1", 1, 0),
-			 -ENOTSUP);
-	assert_int_equal(tc_setxattr(fx->eng, ino, "security.x", "1", 1, 0),
-			 -ENOTSUP);
-	assert_int_equal(tc_getxattr(fx->eng, ino, "system.x", buf,
-				     sizeof(buf)),
-			 -ENOTSUP);
-	assert_int_equal(tc_removexattr(fx->eng, ino, "trusted.x"), -ENOTSUP);
-
-	/* Directories and symlinks carry user xattrs too. */
-	{
-		uint64_t d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
-
-		assert_int_equal(tc_setxattr(fx->eng, d, "user.d", "dd", 2, 0),
-				 0);
-		assert_int_equal(tc_getxattr(fx->eng, d, "user.d", buf,
-					     sizeof(buf)),
-				 2);
-	}
-	/* Stored xattrs follow the inode through a rename. */
-	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "k", TC_ROOT_INO,
-				   "k2", 0),
-			 0);
-	assert_int_equal(tcu_xattr_at(fx->eng, TC_ROOT_INO, "k2", "user.bin",
-				      buf, sizeof(buf)),
-			 3);
+	assert_int_equal(tc_index_xattr_delete(&f->ix, other, "user.a"),
+			 -ENODATA);
+	assert_int_equal(tc_index_xattr_list(&f->ix, ino, buf, sizeof(buf)),
+			 sizeof("user.a") + sizeof("user.c"));
+	assert_memory_equal(buf, "user.a\0user.c", sizeof("user.a\0user.c"));
 }
 
-/* listxattr and user.tiercache.*: the attributes set on the entry are
- * listed; the computed ones are read by name only, so cp -a and rsync -aX
- * do not try to write read-only attributes back (tiercachefs.8, decided
- * after tiercachefs(8), EXTENDED ATTRIBUTES was written). */
-static void test_listxattr_tiercache(void **state)
-{
-	struct tcu *fx = *state;
-	char list[1024];
-	ssize_t n;
-	uint64_t ino;
+struct tag_list {
+	int n, stop_after;
+	char tag[8][65];
+};
 
-	tcu_put(fx, "k", "v");
-	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "k");
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "tags", "t",
-				     1, 0),
-			 0);
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "ttl", "1h",
-				     2, 0),
-			 0);
-	n = tc_listxattr(fx->eng, ino, list, sizeof(list));
-	assert_true(n > 0);
-	/* Set by the user: listed. */
-	assert_true(list_has(list, n, TC_XATTR_PREFIX "tags"));
-	assert_true(list_has(list, n, TC_XATTR_PREFIX "ttl"));
-	/* Write-only controls: never listed. */
-	assert_false(list_has(list, n, TC_XATTR_PREFIX "flush"));
-	assert_false(list_has(list, n, TC_XATTR_PREFIX "evict_tag"));
-	n = tc_listxattr(fx->eng, TC_ROOT_INO, list, sizeof(list));
-	assert_true(n >= 0);
-	assert_false(list_has(list, n, TC_XATTR_PREFIX "flush"));
-	assert_false(list_has(list, n, TC_XATTR_PREFIX "reset_stats"));
-	/* Computed, read-only: readable by name, not listed. */
-	n = tc_listxattr(fx->eng, ino, list, sizeof(list));
-	assert_false(list_has(list, n, TC_XATTR_PREFIX "hash"));
-	assert_false(list_has(list, n, TC_XATTR_PREFIX "tier"));
-	assert_false(list_has(list, n, TC_XATTR_PREFIX "expires"));
-	assert_int_equal(tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "hash", NULL,
-				     0),
-			 32);
-	assert_true(tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "tier", NULL,
-				0) > 0);
-	assert_true(tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "expires", NULL,
-				0) > 0);
-	/* Not set: not listed. */
-	assert_false(list_has(list, n, TC_XATTR_PREFIX "schema"));
+static int collect_tag(void *ctx, const char *tag)
+{
+	struct tag_list *t = ctx;
+
+	assert_true(t->n < 8);
+	snprintf(t->tag[t->n++], sizeof(t->tag[0]), "%s", tag);
+	return t->stop_after && t->n >= t->stop_after;
 }
 
-static void test_xattr_tiercache(void **state)
+static void test_tags(void **state)
 {
-	struct tcu *fx = *state;
-	char buf[128];
-	uint64_t ino, d;
-	ssize_t n;
+	struct ixf *f = *state;
+	struct tc_inode m = row(S_IFREG | 0644);
+	char tags[3][65] = { "b", "a", "c" }, one[1][65] = { "a" },
+	     z[1][65] = { "z" };
+	struct tag_list t = { 0 };
+	uint64_t ino, other, *inos;
+	size_t n;
 
-	tcu_put(fx, "k", "v");
-	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "k");
+	ino = insert(f, &m);
+	m = row(S_IFREG | 0644);
+	other = insert(f, &m);
 
-	/* Read-only attributes. */
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "hash",
-				     "00", 2, 0),
-			 -EPERM);
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "tier",
-				     "ram", 3, 0),
-			 -EPERM);
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "expires",
-				     "1", 1, 0),
-			 -EPERM);
-	n = tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "hash", buf, sizeof(buf));
-	assert_int_equal(n, 32);
-	for (int i = 0; i < 32; i++)
-		assert_non_null(strchr("0123456789abcdef", buf[i]));
+	/* In the order written. */
+	assert_int_equal(tc_index_tags_set(&f->ix, ino, tags, 3), 0);
+	assert_int_equal(tc_index_tags_of(&f->ix, ino, collect_tag, &t), 0);
+	assert_int_equal(t.n, 3);
+	assert_string_equal(t.tag[0], "b");
+	assert_string_equal(t.tag[1], "a");
+	assert_string_equal(t.tag[2], "c");
+	memset(&t, 0, sizeof(t));
+	t.stop_after = 1;
+	assert_int_equal(tc_index_tags_of(&f->ix, ino, collect_tag, &t), 0);
+	assert_int_equal(t.n, 1);
 
-	/* No TTL: no expiry, no ttl attribute. */
-	assert_int_equal(tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "expires",
-				     buf, sizeof(buf)),
-			 -ENODATA);
+	assert_int_equal(tc_index_tags_set(&f->ix, other, one, 1), 0);
+	assert_int_equal(tc_index_tag_inos(&f->ix, "a", &inos, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true((inos[0] == ino && inos[1] == other) ||
+		    (inos[0] == other && inos[1] == ino));
+	free(inos);
 
-	/* ttl: malformed values change nothing. */
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "ttl",
-				     "soon", 4, 0),
-			 -EINVAL);
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "ttl",
-				     "-5", 2, 0),
-			 -EINVAL);
-	assert_int_equal(tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "expires",
-				     buf, sizeof(buf)),
-			 -ENODATA);
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "ttl", "1h",
-				     2, 0),
+	/* Setting replaces every tag. */
+	assert_int_equal(tc_index_tags_set(&f->ix, ino, z, 1), 0);
+	assert_int_equal(tc_index_tag_inos(&f->ix, "a", &inos, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(inos[0], other);
+	free(inos);
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(tc_index_tags_of(&f->ix, ino, collect_tag, &t), 0);
+	assert_int_equal(t.n, 1);
+	assert_string_equal(t.tag[0], "z");
+	assert_int_equal(tc_index_tags_set(&f->ix, ino, NULL, 0), 0);
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(tc_index_tags_of(&f->ix, ino, collect_tag, &t), 0);
+	assert_int_equal(t.n, 0);
+	assert_int_equal(tc_index_tag_inos(&f->ix, "z", &inos, &n), 0);
+	assert_int_equal(n, 0);
+	free(inos);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scans                                                              */
+/* ------------------------------------------------------------------ */
+
+static void test_lru_oldest(void **state)
+{
+	struct ixf *f = *state;
+	struct tc_inode m;
+	uint64_t z, mm, k, b, a, out[8];
+	size_t n;
+
+	/* Inserted so that inode numbers do not give the expected order:
+	 * lru 10: b, z; lru 20: a, k (names q and c: its key is c);
+	 * lru 30: m. */
+	z = make(f, TC_ROOT_INO, "z", S_IFREG | 0644, 10);
+	mm = make(f, TC_ROOT_INO, "m", S_IFREG | 0644, 30);
+	k = make(f, TC_ROOT_INO, "q", S_IFREG | 0644, 20);
+	assert_int_equal(tc_index_dentry_insert(&f->ix, TC_ROOT_INO, "c", k),
 			 0);
-	n = tcu_xattr_at(fx->eng, TC_ROOT_INO, "k", TC_XATTR_PREFIX "expires",
-			 buf, sizeof(buf));
-	assert_true(n > 0);
-	assert_int_equal(strtoll(buf, NULL, 10),
-			 TCU_EPOCH_NS / TCU_SEC + 3600);
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "ttl",
-				     "none", 4, 0),
-			 0);
-	assert_int_equal(tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "expires",
-				     buf, sizeof(buf)),
-			 -ENODATA);
+	b = make(f, TC_ROOT_INO, "b", S_IFREG | 0644, 10);
+	a = make(f, TC_ROOT_INO, "a", S_IFREG | 0644, 20);
+	/* Neither a directory nor an unlinked file is a candidate. */
+	make(f, TC_ROOT_INO, "dir", S_IFDIR | 0755, 1);
+	m = row(S_IFREG | 0644);
+	m.lru = 1;
+	m.nlink = 0;
+	insert(f, &m);
 
-	/* ttl_mode. */
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "ttl_mode",
-				     "sliding", 7, 0),
-			 0);
-	n = tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "ttl_mode", buf,
-			sizeof(buf));
-	assert_int_equal(n, 7);
-	assert_memory_equal(buf, "sliding", 7);
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "ttl_mode",
-				     "forever", 7, 0),
-			 -EINVAL);
+	assert_int_equal(tc_index_lru_oldest(&f->ix, out, 8, &n), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(out[0], b);
+	assert_int_equal(out[1], z);
+	assert_int_equal(out[2], a);
+	assert_int_equal(out[3], k);
+	assert_int_equal(out[4], mm);
+	assert_int_equal(tc_index_lru_oldest(&f->ix, out, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0], b);
+	assert_int_equal(out[1], z);
+}
 
-	/* tags: valid lists round-trip, invalid ones change nothing. */
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "tags",
-				     "demo,text", 9, 0),
-			 0);
-	n = tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "tags", buf, sizeof(buf));
-	assert_int_equal(n, 9);
-	assert_memory_equal(buf, "demo,text", 9);
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "tags",
-				     "bad tag", 7, 0),
-			 -EINVAL);
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "tags",
-				     "a,,b", 4, 0),
-			 -EINVAL);
-	n = tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "tags", buf, sizeof(buf));
-	assert_int_equal(n, 9);
-	{
-		/* 33 tags is one too many. */
-		char many[33 * 4];
-		size_t len = 0;
+static int cmp_u64(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
 
-		for (int i = 0; i < 33; i++)
-			len += (size_t)sprintf(many + len, "%s%02d",
-					       i ? "," : "", i);
-		assert_int_equal(tc_setxattr(fx->eng, ino,
-					     TC_XATTR_PREFIX "tags", many,
-					     len, 0),
-				 -EINVAL);
-		/* 32 is fine. */
-		len = (size_t)(strrchr(many, ',') - many);
-		assert_int_equal(tc_setxattr(fx->eng, ino,
-					     TC_XATTR_PREFIX "tags", many,
-					     len, 0),
+	return a < b ? -1 : a > b;
+}
+
+static void test_expired(void **state)
+{
+	struct ixf *f = *state;
+	struct tc_inode m;
+	uint64_t e100, e200, out[8];
+	size_t n;
+
+	m = row(S_IFREG | 0644);
+	m.expires = 100;
+	e100 = insert(f, &m);
+	m = row(S_IFREG | 0644);
+	m.expires = 300;
+	insert(f, &m);
+	m = row(S_IFREG | 0644);
+	m.expires = 200;
+	e200 = insert(f, &m);
+	m = row(S_IFREG | 0644); /* never expires */
+	insert(f, &m);
+	m = row(S_IFREG | 0644);
+	m.expires = 50;
+	m.nlink = 0; /* already unlinked */
+	insert(f, &m);
+
+	assert_int_equal(tc_index_expired(&f->ix, 99, out, 8, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(tc_index_expired(&f->ix, 200, out, 8, &n), 0);
+	assert_int_equal(n, 2);
+	qsort(out, n, sizeof(out[0]), cmp_u64);
+	assert_int_equal(out[0], e100);
+	assert_int_equal(out[1], e200);
+	assert_int_equal(tc_index_expired(&f->ix, 200, out, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(out[0] == e100 || out[0] == e200);
+}
+
+static void test_nondirs_paging(void **state)
+{
+	struct ixf *f = *state;
+	struct tc_inode m;
+	uint64_t want[4], out[8], after = 0;
+	size_t n, total = 0;
+	int calls = 0;
+
+	make(f, TC_ROOT_INO, "d", S_IFDIR | 0755, 0);
+	want[0] = make(f, TC_ROOT_INO, "f1", S_IFREG | 0644, 1);
+	want[1] = make(f, TC_ROOT_INO, "ln", S_IFLNK | 0777, 0);
+	make(f, TC_ROOT_INO, "d2", S_IFDIR | 0755, 0);
+	want[2] = make(f, TC_ROOT_INO, "fifo", S_IFIFO | 0600, 0);
+	m = row(S_IFREG | 0644);
+	m.nlink = 0;
+	insert(f, &m);
+	want[3] = make(f, TC_ROOT_INO, "f2", S_IFREG | 0644, 1);
+
+	/* Pages of 3, ascending, resumed after the last inode seen. */
+	do {
+		assert_int_equal(tc_index_nondirs(&f->ix, after, out, 3, &n),
 				 0);
+		for (size_t i = 0; i < n; i++) {
+			assert_true(total < 4);
+			assert_int_equal(out[i], want[total]);
+			total++;
+		}
+		if (n)
+			after = out[n - 1];
+		calls++;
+	} while (n == 3);
+	assert_int_equal(total, 4);
+	assert_int_equal(calls, 2);
+}
+
+/* ------------------------------------------------------------------ */
+/* meta, the clean mark, formats                                      */
+/* ------------------------------------------------------------------ */
+
+static void test_dir_flags(void **state)
+{
+	struct ixf *f = *state;
+	struct tc_index other;
+	struct tc_index_counters c;
+	struct tc_inode m;
+	char dir[96];
+	int64_t flags = -1;
+
+	/* Found by scanning the directories, once. */
+	m = row(S_IFDIR | 0755);
+	strcpy(m.schema, "s1");
+	insert(f, &m);
+	m = row(S_IFDIR | 0755);
+	m.ttl = TCU_HOUR;
+	insert(f, &m);
+	assert_int_equal(tc_index_dir_flags(&f->ix, &flags), 0);
+	assert_int_equal(flags, TC_DIR_SCHEMA | TC_DIR_TTL);
+
+	/* Then kept in meta: what meta says is what counts. */
+	assert_int_equal(tc_index_meta_set(&f->ix, "dir_flags", TC_DIR_TTL), 0);
+	assert_int_equal(tc_index_dir_flags(&f->ix, &flags), 0);
+	assert_int_equal(flags, TC_DIR_TTL);
+	ix_reopen(f);
+	assert_int_equal(tc_index_dir_flags(&f->ix, &flags), 0);
+	assert_int_equal(flags, TC_DIR_TTL);
+
+	/* Regular files with a schema or a ttl are not directories. */
+	snprintf(dir, sizeof(dir), "%s/other", f->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(ix_open_at(f, dir, &other, true, &c), 0);
+	m = row(S_IFREG | 0644);
+	strcpy(m.schema, "s1");
+	m.ttl = TCU_HOUR;
+	assert_int_equal(tc_index_inode_insert(&other, &m), 0);
+	assert_int_equal(tc_index_dir_flags(&other, &flags), 0);
+	assert_int_equal(flags, 0);
+	tc_index_close(&other);
+}
+
+static void test_clean_mark_counters(void **state)
+{
+	struct ixf *f = *state;
+	struct tc_inode m = row(S_IFREG | 0644);
+	const struct tc_index_counters fake = { .disk_bytes = 7,
+						.disk_items = 3,
+						.blob_bytes = 5 };
+	uint8_t h[TC_HASH_LEN];
+
+	/* A new store was not shut down cleanly: it is checked in full. */
+	assert_false(f->ix.clean);
+	assert_int_equal(f->c.disk_items, 0);
+	hash_of("content", h);
+	m.size = 1000;
+	m.hash_set = true;
+	memcpy(m.hash, h, TC_HASH_LEN);
+	insert(f, &m);
+	assert_int_equal(tc_index_blob_ref(&f->ix, h, 1000, NULL), 0);
+
+	/* Without the mark, the counters are counted from the rows. */
+	ix_reopen(f);
+	assert_false(f->ix.clean);
+	assert_int_equal(f->c.disk_items, 1);
+	assert_int_equal(f->c.disk_bytes, 1000);
+	assert_int_equal(f->c.blob_bytes, 1000);
+
+	/* With it, they are the ones it recorded (no counting), once. */
+	assert_int_equal(tc_index_mark_clean(&f->ix, &fake), 0);
+	ix_reopen(f);
+	assert_true(f->ix.clean);
+	assert_int_equal(f->c.disk_bytes, 7);
+	assert_int_equal(f->c.disk_items, 3);
+	assert_int_equal(f->c.blob_bytes, 5);
+	ix_reopen(f);
+	assert_false(f->ix.clean);
+	assert_int_equal(f->c.disk_items, 1);
+	assert_int_equal(f->c.disk_bytes, 1000);
+	assert_int_equal(f->c.blob_bytes, 1000);
+}
+
+static void index_path(struct ixf *f, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/index.db", f->dir);
+}
+
+static void test_newer_format_refused(void **state)
+{
+	struct ixf *f = *state;
+	uint64_t got;
+
+	make(f, TC_ROOT_INO, "k", S_IFREG | 0644, 1);
+	assert_int_equal(tc_index_meta_set(&f->ix, "format",
+					   TC_FORMAT_VERSION + 1),
+			 0);
+	tc_index_close(&f->ix);
+	assert_int_equal(ix_open_at(f, f->dir, &f->ix, true, &f->c),
+			 -EPROTONOSUPPORT);
+	tc_index_close(&f->ix);
+	/* Refused without a change: back at the format it knows, the same
+	 * store opens with its content. */
+	{
+		sqlite3 *db;
+		char path[PATH_MAX];
+
+		index_path(f, path, sizeof(path));
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db,
+					      "UPDATE meta SET value = 1 WHERE"
+					      " key = 'format'",
+					      NULL, NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(db);
 	}
-
-	/* schema. */
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "schema",
-				     "v1.2+b", 6, 0),
+	assert_int_equal(ix_open_at(f, f->dir, &f->ix, true, &f->c), 0);
+	assert_int_equal(tc_index_dentry_get(&f->ix, TC_ROOT_INO, "k", &got),
 			 0);
-	n = tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "schema", buf,
-			sizeof(buf));
-	assert_int_equal(n, 6);
-	assert_memory_equal(buf, "v1.2+b", 6);
-	assert_int_equal(tc_setxattr(fx->eng, ino, TC_XATTR_PREFIX "schema",
-				     "v 1", 3, 0),
-			 -EINVAL);
+}
 
-	/* Unknown tiercache attribute: not something stored. */
-	assert_int_equal(tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "nonsense",
-				     buf, sizeof(buf)),
-			 -ENODATA);
+static void test_garbage_refused(void **state)
+{
+	struct ixf *f = *state;
+	char path[PATH_MAX], garbage[8192];
+	FILE *fp;
 
-	/* A malformed control value is EINVAL and changes nothing. */
-	assert_int_equal(tcu_root_ctl(fx, "flush", "bogus"), -EINVAL);
-	tcu_assert_value(fx, "k", "v");
+	tc_index_close(&f->ix);
+	index_path(f, path, sizeof(path));
+	tcu_fill(garbage, sizeof(garbage), 1);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(garbage, 1, sizeof(garbage), fp),
+			 sizeof(garbage));
+	fclose(fp);
+	assert_int_equal(ix_open_at(f, f->dir, &f->ix, true, &f->c), -EPROTO);
+	tc_index_close(&f->ix);
 
-	/* A directory's ttl is a default for entries created below. */
-	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
-	assert_int_equal(tc_setxattr(fx->eng, d, TC_XATTR_PREFIX "ttl", "10m",
-				     3, 0),
-			 0);
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "child", "c", 1), 0);
-	n = tcu_xattr_at(fx->eng, d, "child", TC_XATTR_PREFIX "expires", buf,
-			 sizeof(buf));
-	assert_true(n > 0);
-	assert_int_equal(strtoll(buf, NULL, 10), TCU_EPOCH_NS / TCU_SEC + 600);
+	/* An empty store, not to be created: no index there. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(ix_open_at(f, f->dir, &f->ix, false, &f->c), -EPROTO);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
-		T(test_create_lookup_getattr),
-		T(test_lookup_errors),
-		T(test_mknod_types),
-		T(test_setattr),
-		T(test_put_get_delete),
-		T(test_write_offsets),
-		T(test_rename_file),
-		T(test_rename_replace),
-		T(test_rename_noreplace),
-		T(test_rename_exchange),
-		T(test_rename_dir),
-		T(test_link_unlink),
-		T(test_unlink_rmdir_errors),
-		T(test_readdir_cookies),
-		T(test_readdir_plus_and_root),
-		T(test_symlink),
-		T(test_xattr_user),
-		T(test_xattr_tiercache),
-		T(test_listxattr_tiercache),
+#define T(f) cmocka_unit_test_setup_teardown(f, ix_setup, ix_teardown)
+		T(test_inode_round_trip),
+		T(test_inode_purge),
+		T(test_set_lru_and_orphans),
+		T(test_dentries),
+		T(test_transactions),
+		T(test_names_of),
+		T(test_list_dir_paging),
+		T(test_blob_rows),
+		T(test_pending),
+		T(test_xattrs),
+		T(test_tags),
+		T(test_lru_oldest),
+		T(test_expired),
+		T(test_nondirs_paging),
+		T(test_dir_flags),
+		T(test_clean_mark_counters),
+		T(test_newer_format_refused),
+		T(test_garbage_refused),
 #undef T
 	};
 

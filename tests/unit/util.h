@@ -12,7 +12,13 @@
  * reference rules: every lookup/create/mknod they make is balanced by a
  * tc_forget() before they return. What the tests know of the store's layout
  * on disk is kept in one function, tcu_store_path(), so a layout change
- * (e.g. small blobs moving inline into the index) is one edit here.
+ * (e.g. small blobs moving inline into the index) is one edit here. The
+ * exception is the last section, compiled only into tests that include
+ * "engine_i.h" before this file: helpers that reach internal state.
+ *
+ * Also shared: a blob ops table that fails on demand (tcu_faults, STYLE
+ * point 13), a log callback that records what the engine said
+ * (tcu_logcap), and the XXH3-128 of a buffer as the engine names it.
  *
  * Everything is static inline: each test file is its own executable.
  */
@@ -37,6 +43,7 @@
 
 #include <cmocka.h>
 #include <sqlite3.h>
+#include <xxhash.h>
 
 #include "tiercache.h"
 
@@ -713,5 +720,192 @@ static inline double tcu_stat(struct tc_engine *eng, const char *name)
 			fail_msg("stat %s: got %.0f, expected %.0f", (name), \
 				 v_, (double)(want));                        \
 	} while (0)
+
+/* ------------------------------------------------------------------ */
+/* Hashes, listings                                                   */
+/* ------------------------------------------------------------------ */
+
+/** XXH3-128 of @p data as 32 lowercase hex digits (canonical order): the
+ *  name the engine gives a content. */
+static inline void tcu_xxh_hex(const void *data, size_t len, char out[33])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(data, len));
+	for (int i = 0; i < 16; i++)
+		sprintf(out + 2 * i, "%02x", c.digest[i]);
+}
+
+/** Hash (hex) of @p len bytes of tcu_fill(@p seed). */
+static inline void tcu_fill_hex(size_t len, unsigned int seed, char out[33])
+{
+	char *buf = malloc(len ? len : 1);
+
+	assert_non_null(buf);
+	tcu_fill(buf, len, seed);
+	tcu_xxh_hex(buf, len, out);
+	free(buf);
+}
+
+/** True when the blob file of content @p hash (hex) exists. */
+static inline bool tcu_blob_exists(const struct tcu *fx, const char *hash)
+{
+	char path[PATH_MAX];
+
+	return tcu_exists(tcu_store_path(fx, TCU_BLOB, hash, path,
+					 sizeof(path)));
+}
+
+/** True when the NUL-separated list @p list of @p len bytes (a listxattr
+ *  result) holds @p name. */
+static inline bool tcu_list_has(const char *list, ssize_t len,
+				const char *name)
+{
+	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(list + i) + 1)
+		if (strcmp(list + i, name) == 0)
+			return true;
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fault injection                                                    */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A blob ops table (tc_config.blob_ops, tc_check()) that passes calls to
+ * libc until told to fail: a nonzero *_errno makes every such call fail
+ * with that errno. Counts the calls. Give it static storage in a test: an
+ * engine still open when an assertion fails must not see a dead frame.
+ */
+struct tcu_faults {
+	int write_errno, read_errno, fsync_errno;
+	int writes, reads, fsyncs; /* calls seen; atomic */
+	struct tc_blob_ops ops;    /* ops.ctx is this struct */
+};
+
+static inline ssize_t tcu_f_pwrite(void *ctx, int fd, const void *buf,
+				   size_t n, off_t off)
+{
+	struct tcu_faults *f = ctx;
+
+	__atomic_add_fetch(&f->writes, 1, __ATOMIC_RELAXED);
+	if (f->write_errno) {
+		errno = f->write_errno;
+		return -1;
+	}
+	return pwrite(fd, buf, n, off);
+}
+
+static inline ssize_t tcu_f_pread(void *ctx, int fd, void *buf, size_t n,
+				  off_t off)
+{
+	struct tcu_faults *f = ctx;
+
+	__atomic_add_fetch(&f->reads, 1, __ATOMIC_RELAXED);
+	if (f->read_errno) {
+		errno = f->read_errno;
+		return -1;
+	}
+	return pread(fd, buf, n, off);
+}
+
+static inline int tcu_f_fsync(void *ctx, int fd)
+{
+	struct tcu_faults *f = ctx;
+
+	__atomic_add_fetch(&f->fsyncs, 1, __ATOMIC_RELAXED);
+	if (f->fsync_errno) {
+		errno = f->fsync_errno;
+		return -1;
+	}
+	return fsync(fd);
+}
+
+/** Reset @p f: no faults, no calls counted, its ops table ready. */
+static inline const struct tc_blob_ops *tcu_faults_init(struct tcu_faults *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->ops.pwrite = tcu_f_pwrite;
+	f->ops.pread = tcu_f_pread;
+	f->ops.fsync = tcu_f_fsync;
+	f->ops.ctx = f;
+	return &f->ops;
+}
+
+/** Reopen fx->eng with blob I/O through @p f (reset first). */
+static inline void tcu_use_faults(struct tcu *fx, struct tcu_faults *f)
+{
+	tc_engine_close(fx->eng); /* it may still use the old ops */
+	fx->eng = NULL;
+	fx->cfg.blob_ops = tcu_faults_init(f);
+	tcu_open(fx);
+}
+
+/** Close the engine while the ops table is still alive; the next open
+ *  uses the libc calls again. */
+static inline void tcu_drop_faults(struct tcu *fx)
+{
+	tc_engine_close(fx->eng);
+	fx->eng = NULL;
+	fx->cfg.blob_ops = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Log capture                                                        */
+/* ------------------------------------------------------------------ */
+
+/** What a tcu_logcap_fn() callback saw (set cfg.log_ctx to one). */
+struct tcu_logcap {
+	int calls;           /**< messages passed to the callback */
+	int by_level[8];     /**< of them, per level (TC_LOG_*) */
+	int last_level;
+	char last[512];      /**< the last message, formatted */
+	char first_err[512]; /**< the first TC_LOG_ERR message */
+};
+
+static inline void tcu_logcap_fn(void *ctx, int level, const char *fmt,
+				 va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static inline void tcu_logcap_fn(void *ctx, int level, const char *fmt,
+				 va_list ap)
+{
+	struct tcu_logcap *lc = ctx;
+
+	lc->calls++;
+	if (level >= 0 && level < 8)
+		lc->by_level[level]++;
+	lc->last_level = level;
+	vsnprintf(lc->last, sizeof(lc->last), fmt, ap);
+	if (level == TC_LOG_ERR && !lc->first_err[0])
+		snprintf(lc->first_err, sizeof(lc->first_err), "%s", lc->last);
+	fprintf(stderr, "engine[%d]: %s\n", level, lc->last);
+}
+
+/* ------------------------------------------------------------------ */
+/* Internal state (tests that include "engine_i.h" first)             */
+/* ------------------------------------------------------------------ */
+
+#ifdef TC_ENGINE_I_H
+
+/** The index row of @p ino, read under the engine lock: 0 or -ENOENT. */
+static inline int tcu_row(struct tc_engine *eng, uint64_t ino,
+			  struct tc_inode *out)
+{
+	int rc;
+
+	tc_lock(eng);
+	rc = tc_index_inode_get(&eng->ix, ino, out);
+	tc_unlock(eng);
+	return rc;
+}
+
+/** Binary form of the 32-hex-digit hash @p hex; fails the test when
+ *  malformed. */
+static inline void tcu_hash_bin(const char *hex, uint8_t out[TC_HASH_LEN])
+{
+	assert_int_equal(tc_hash_parse(hex, out), 0);
+}
+
+#endif /* TC_ENGINE_I_H */
 
 #endif /* TC_TEST_UTIL_H */

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of the engine as a whole (engine/engine.c): the lifecycle
- * (open, close, reopen, the store lock), when dirty state is visible and
- * when it is published, concurrency (many threads on shared keys, no value
- * ever torn) and scale (100,000 entries).
+ * Unit tests of content (engine/content.c): writes at offsets, O_APPEND and
+ * O_TRUNC, when dirty state is visible (at once, to every handle) and when
+ * it is published (the last writable handle's flush or release, fsync, a
+ * truncate without a writer), reads, tc_read_fd, setattr and truncation,
+ * and many threads on shared keys never reading a torn value.
  *
  * Crashes are simulated with fork(): the child opens the store, does its
  * work and _exit()s without closing the engine; the parent reopens.
@@ -12,6 +13,85 @@
 
 #include <pthread.h>
 #include <sys/wait.h>
+
+/* ------------------------------------------------------------------ */
+/* put / get / delete, writes at offsets                              */
+/* ------------------------------------------------------------------ */
+
+static void test_put_get_delete(void **state)
+{
+	struct tcu *fx = *state;
+	char *got = NULL;
+	size_t n;
+
+	tcu_put(fx, "key", "first value");
+	tcu_assert_value(fx, "key", "first value");
+	/* Overwrite with a shorter value: nothing of the old one remains. */
+	tcu_put(fx, "key", "2nd");
+	tcu_assert_value(fx, "key", "2nd");
+	/* Empty value. */
+	tcu_put(fx, "empty", "");
+	tcu_assert_value(fx, "empty", "");
+	/* Binary value with NULs, larger than a page. */
+	tcu_put_fill(fx, "bin", 100000, 7);
+	tcu_assert_fill(fx, "bin", 100000, 7);
+
+	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "key"), 0);
+	assert_false(tcu_present(fx, "key"));
+	assert_int_equal(tcu_get_at(fx->eng, TC_ROOT_INO, "key", &got, &n),
+			 -ENOENT);
+	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "key"), -ENOENT);
+	/* The others are untouched. */
+	tcu_assert_value(fx, "empty", "");
+	tcu_assert_fill(fx, "bin", 100000, 7);
+	/* The name can be reused. */
+	tcu_put(fx, "key", "third");
+	tcu_assert_value(fx, "key", "third");
+}
+
+static void test_write_offsets(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+	struct tc_file *f;
+	char buf[16];
+
+	/* A write past the end leaves a hole that reads as zeros. */
+	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "k", S_IFREG | 0644,
+				   O_RDWR | O_CREAT, &fx->ctx, &a, &f),
+			 0);
+	assert_int_equal(tcu_write_all(f, "ab", 2, 0), 0);
+	assert_int_equal(tcu_write_all(f, "yz", 2, 6), 0);
+	assert_int_equal(tcu_write_all(f, "CD", 2, 1), 0); /* overlapping */
+	assert_int_equal(tc_read(f, buf, sizeof(buf), 0), 8);
+	assert_memory_equal(buf, "aCD\0\0\0yz", 8);
+	assert_int_equal(tc_read(f, buf, sizeof(buf), 8), 0);
+	assert_int_equal(tc_read(f, buf, 3, 6), 2);
+	assert_int_equal(tc_release(f), 0);
+	tcu_assert_value_at(fx, TC_ROOT_INO, "k", "aCD\0\0\0yz", 8);
+
+	/* O_APPEND writes at the end whatever the offset. */
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY | O_APPEND, &f),
+			 0);
+	assert_int_equal(tc_write(f, "++", 2, 0), 2);
+	assert_int_equal(tc_release(f), 0);
+	tcu_assert_value_at(fx, TC_ROOT_INO, "k", "aCD\0\0\0yz++", 10);
+
+	/* A read-only handle cannot write. */
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_write(f, "x", 1, 0), -EBADF);
+	assert_int_equal(tc_release(f), 0);
+
+	/* O_TRUNC empties it. */
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY | O_TRUNC, &f),
+			 0);
+	assert_int_equal(tc_release(f), 0);
+	tcu_assert_value(fx, "k", "");
+	tc_forget(fx->eng, a.st.st_ino, 1);
+
+	/* Directories cannot be opened as files. */
+	assert_int_equal(tc_open(fx->eng, TC_ROOT_INO, O_RDONLY, &f), -EISDIR);
+}
 
 /* ------------------------------------------------------------------ */
 /* Dirty state and publishing                                         */
@@ -124,280 +204,272 @@ static void test_publish_at_last_release(void **state)
 	tcu_assert_value(fx, "k", "two writers");
 }
 
-/* A child crashes after fsync, with more unpublished writes: the store has
- * exactly what was published. */
-static void test_crash_after_fsync(void **state)
+/* Content of more than inline_max (64 KiB by default): a blob file. */
+#define BLOB_LEN (256 * 1024)
+
+/* fsync publishes at once, durably; without unpublished writes it makes
+ * the published blob durable. */
+static void test_fsync_publishes(void **state)
 {
 	struct tcu *fx = *state;
-	pid_t pid;
-	int status;
+	/* static: the engine may outlive this frame if an assert fails */
+	static struct tcu_faults flt;
+	char h[33], want[33], *buf = malloc(BLOB_LEN);
+	struct tc_attr a;
+	struct tc_file *w;
 
-	tc_engine_close(fx->eng);
-	fx->eng = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct tc_engine *eng;
-		struct tc_attr a;
-		struct tc_file *w;
+	assert_non_null(buf);
+	tcu_use_faults(fx, &flt);
+	tcu_put(fx, "k", "v1");
+	tcu_hash(fx, "k", h);
+	tcu_xxh_hex("v1", 2, want);
+	assert_string_equal(h, want);
 
-		if (tc_engine_open(&fx->cfg, &eng))
-			_exit(10);
-		if (tcu_put_at(eng, &fx->ctx, TC_ROOT_INO, "k", "first", 5))
-			_exit(11);
-		if (tc_lookup(eng, TC_ROOT_INO, "k", &a) ||
-		    tc_open(eng, a.st.st_ino, O_WRONLY | O_TRUNC, &w))
-			_exit(12);
-		if (tcu_write_all(w, "second", 6, 0) || tc_fsync(w, false))
-			_exit(13);
-		if (tcu_write_all(w, "THIRD!", 6, 0))
-			_exit(14);
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY | O_TRUNC, &w),
+			 0);
+	tcu_fill(buf, BLOB_LEN, 1);
+	assert_int_equal(tcu_write_all(w, buf, BLOB_LEN, 0), 0);
+	tcu_hash(fx, "k", h); /* the published content: still v1 */
+	assert_string_equal(h, want);
+	flt.fsyncs = 0;
+	assert_int_equal(tc_fsync(w, false), 0);
+	tcu_fill_hex(BLOB_LEN, 1, want);
+	tcu_hash(fx, "k", h);
+	assert_string_equal(h, want);
+	assert_true(flt.fsyncs >= 1); /* the blob, made durable */
+
+	flt.fsyncs = 0;
+	assert_int_equal(tc_fsync(w, true), 0);
+	assert_true(flt.fsyncs >= 1);
+	assert_int_equal(tc_release(w), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	tcu_hash(fx, "k", h);
+	assert_string_equal(h, want);
+	free(buf);
+	tcu_drop_faults(fx);
 	tcu_open(fx);
-	tcu_assert_value(fx, "k", "second");
+	tcu_assert_fill(fx, "k", BLOB_LEN, 1);
 }
 
-/* ------------------------------------------------------------------ */
-/* Lifecycle                                                          */
-/* ------------------------------------------------------------------ */
-
-static void test_reopen_persistence(void **state)
+/* A handle's published content is readable without copying, through a
+ * descriptor, when it is in a blob file; otherwise -EAGAIN. */
+static void test_read_fd(void **state)
 {
 	struct tcu *fx = *state;
-	uint64_t d, sub, f, ln, lnk, gone;
+	char *got = malloc(BLOB_LEN), *want = malloc(BLOB_LEN);
 	struct tc_attr a;
-	char buf[64], h[33], h2[33];
+	struct tc_file *f;
+	int fd = -1;
 
-	d = tcu_mkdir_at(fx, TC_ROOT_INO, "dir");
-	sub = tcu_mkdir_at(fx, d, "sub");
-	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, sub, "file", "payload",
-				    7),
+	assert_non_null(got);
+	assert_non_null(want);
+	fx->cfg.max_ram_item = 1024; /* the large one is read from disk */
+	tcu_reopen(fx);
+	tcu_put_fill(fx, "big", BLOB_LEN, 1);
+	tcu_put(fx, "small", "s");
+	tcu_put(fx, "empty", "");
+
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "big", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_read_fd(f, &fd), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, got, BLOB_LEN, 0), BLOB_LEN);
+	tcu_fill(want, BLOB_LEN, 1);
+	assert_memory_equal(got, want, BLOB_LEN);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "small", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_read_fd(f, &fd), -EAGAIN); /* in RAM */
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "empty", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_read_fd(f, &fd), -EAGAIN);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	free(got);
+	free(want);
+}
+
+/* The kernel may keep its page cache when nothing was published since the
+ * inode was last opened. */
+static void test_keep_cache(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+	struct tc_file *f, *w;
+
+	tcu_put(fx, "k", "v1");
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_release(f), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_true(tc_file_keep_cache(f));
+	assert_int_equal(tc_release(f), 0);
+
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY | O_TRUNC, &w),
 			 0);
-	f = tcu_ino_at(fx->eng, sub, "file");
-	assert_int_equal(tc_link(fx->eng, f, TC_ROOT_INO, "hard", &a), 0);
-	tc_forget(fx->eng, f, 1);
-	assert_int_equal(tc_symlink(fx->eng, d, "ln", "sub/file", &fx->ctx, &a),
+	assert_int_equal(tcu_write_all(w, "v2", 2, 0), 0);
+	assert_int_equal(tc_release(w), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_false(tc_file_keep_cache(f));
+	assert_int_equal(tc_release(f), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_true(tc_file_keep_cache(f));
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+}
+
+static void test_handle_errors(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+	struct tc_file *f;
+	char buf[4];
+
+	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "k", S_IFREG | 0644,
+				   O_RDWR | O_CREAT, &fx->ctx, &a, &f),
 			 0);
-	ln = a.st.st_ino;
-	tc_forget(fx->eng, ln, 1);
+	assert_int_equal(tc_write(f, "x", 1, -1), -EINVAL);
+	assert_int_equal(tc_read(f, buf, 1, -1), -EINVAL);
+	/* Past disk_size (10 GiB by default): too big for the tier. */
+	assert_int_equal(tc_write(f, "x", 1, (off_t)10 << 30), -EFBIG);
+	assert_int_equal(tc_write(f, "ok", 2, 0), 2);
+	assert_int_equal(tc_release(f), 0);
+	tcu_assert_value(fx, "k", "ok");
+
+	/* A write-only handle cannot read. */
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY, &f), 0);
+	assert_int_equal(tc_read(f, buf, sizeof(buf), 0), -EBADF);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+
+	/* Only regular files open. */
 	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600,
 				  &fx->ctx, &a),
 			 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), -EINVAL);
 	tc_forget(fx->eng, a.st.st_ino, 1);
-	assert_int_equal(tc_setxattr(fx->eng, f, "user.note", "kept", 4, 0), 0);
-	assert_int_equal(tc_setxattr(fx->eng, f, TC_XATTR_PREFIX "tags",
-				     "t1,t2", 5, 0),
+	assert_int_equal(tc_symlink(fx->eng, TC_ROOT_INO, "ln", "k", &fx->ctx,
+				    &a),
 			 0);
-	assert_int_equal(tc_setxattr(fx->eng, f, TC_XATTR_PREFIX "ttl", "2h",
-				     2, 0),
-			 0);
-	{
-		struct stat st = { .st_mode = 0640 };
-
-		assert_int_equal(tc_setattr(fx->eng, f, &st, TC_SET_MODE, NULL,
-					    &a),
-				 0);
-	}
-	tcu_put_fill(fx, "big", 300000, 11);
-	tcu_hash(fx, "big", h);
-	tcu_put(fx, "gone", "deleted before close");
-	gone = tcu_ino_at(fx->eng, TC_ROOT_INO, "gone");
-	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "gone"), 0);
-
-	tcu_reopen(fx);
-
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "dir"), d);
-	assert_int_equal(tcu_ino_at(fx->eng, d, "sub"), sub);
-	assert_int_equal(tcu_ino_at(fx->eng, sub, "file"), f);
-	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "hard"), f);
-	tcu_assert_value_at(fx, sub, "file", "payload", 7);
-	tcu_assert_value(fx, "hard", "payload");
-	assert_int_equal(tc_getattr(fx->eng, f, &a), 0);
-	assert_int_equal(a.st.st_nlink, 2);
-	assert_int_equal(a.st.st_mode & 07777, 0640);
-	assert_int_equal(tc_readlink(fx->eng, ln, buf, sizeof(buf)), 0);
-	assert_string_equal(buf, "sub/file");
-	assert_int_equal(tc_getxattr(fx->eng, f, "user.note", buf, sizeof(buf)),
-			 4);
-	assert_memory_equal(buf, "kept", 4);
-	assert_int_equal(tc_getxattr(fx->eng, f, TC_XATTR_PREFIX "tags", buf,
-				     sizeof(buf)),
-			 5);
-	assert_memory_equal(buf, "t1,t2", 5);
-	assert_true(tcu_xattr_at(fx->eng, TC_ROOT_INO, "hard",
-				 TC_XATTR_PREFIX "expires", buf,
-				 sizeof(buf)) > 0);
-	assert_int_equal(strtoll(buf, NULL, 10), TCU_EPOCH_NS / TCU_SEC + 7200);
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "fifo", &a), 0);
-	assert_true(S_ISFIFO(a.st.st_mode));
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), -EINVAL);
 	tc_forget(fx->eng, a.st.st_ino, 1);
-	tcu_assert_fill(fx, "big", 300000, 11);
-	tcu_hash(fx, "big", h2);
-	assert_string_equal(h, h2);
-	assert_false(tcu_present(fx, "gone"));
-
-	/* Inode numbers are never reused, across a reopen too. */
-	tcu_put(fx, "new", "n");
-	lnk = tcu_ino_at(fx->eng, TC_ROOT_INO, "new");
-	assert_int_not_equal(lnk, gone);
+	assert_int_equal(tc_open(fx->eng, UINT64_C(0x7ffffffffff), O_RDONLY,
+				 &f),
+			 -ENOENT);
+	assert_int_equal(tc_release(NULL), 0);
 }
 
-static void test_close_publishes_open_handles(void **state)
+/* ------------------------------------------------------------------ */
+/* setattr and truncation                                             */
+/* ------------------------------------------------------------------ */
+
+static void test_setattr(void **state)
 {
 	struct tcu *fx = *state;
-	struct tc_attr a;
-	struct tc_file *w;
+	struct tc_attr a, out;
+	struct stat st;
+	uint64_t ino, dir;
 
-	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "k", S_IFREG | 0644,
-				   O_WRONLY | O_CREAT, &fx->ctx, &a, &w),
+	tcu_put(fx, "k", "0123456789");
+	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "k");
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
+
+	memset(&st, 0, sizeof(st));
+	st.st_mode = 0600;
+	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_MODE, NULL, &out),
 			 0);
-	assert_int_equal(tcu_write_all(w, "unreleased", 10, 0), 0);
-	/* Closing the engine publishes and frees w. */
-	tc_engine_close(fx->eng);
-	fx->eng = NULL;
-	tcu_open(fx);
-	tcu_assert_value(fx, "k", "unreleased");
-	tc_engine_close(NULL); /* a no-op */
+	assert_int_equal(out.st.st_mode & 07777, 0600);
+	assert_true(S_ISREG(out.st.st_mode)); /* type kept */
+
+	st.st_mtim.tv_sec = 1234567890;
+	st.st_mtim.tv_nsec = 5;
+	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_MTIME, NULL,
+				    &out),
+			 0);
+	assert_int_equal(out.st.st_mtim.tv_sec, 1234567890);
+
+	/* Truncate, then extend: the extension reads as zeros. */
+	st.st_size = 4;
+	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_SIZE, NULL, &out),
+			 0);
+	assert_int_equal(out.st.st_size, 4);
+	tcu_assert_value(fx, "k", "0123");
+	st.st_size = 6;
+	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_SIZE, NULL, &out),
+			 0);
+	tcu_assert_value_at(fx, TC_ROOT_INO, "k", "0123\0\0", 6);
+
+	assert_int_equal(tc_getattr(fx->eng, ino, &out), 0);
+	assert_int_equal(out.st.st_mode & 07777, 0600);
+	assert_int_equal(out.st.st_size, 6);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+
+	dir = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
+	st.st_size = 0;
+	assert_int_equal(tc_setattr(fx->eng, dir, &st, TC_SET_SIZE, NULL, &out),
+			 -EISDIR);
+	assert_int_equal(tc_setattr(fx->eng, UINT64_C(0x7ffffffffff), &st,
+				    TC_SET_MODE, NULL, &out),
+			 -ENOENT);
 }
 
-/* Child process: try to open the store; exit 0 on -EBUSY, 1 on success,
- * 2 on anything else. */
-static int open_in_child(struct tcu *fx)
-{
-	pid_t pid = fork();
-	int status;
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct tc_engine *eng = NULL;
-		int rc = tc_engine_open(&fx->cfg, &eng);
-
-		if (rc == -EBUSY)
-			_exit(0);
-		if (rc == 0)
-			_exit(1); /* no close: leave the store alone */
-		_exit(2);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
-}
-
-static void test_second_opener_refused(void **state)
+/* A truncation without a writable handle is published at once; with one,
+ * by that handle's last close. */
+static void test_truncate_publishing(void **state)
 {
 	struct tcu *fx = *state;
-	struct tc_engine *second = NULL;
+	struct stat st = { 0 };
+	struct tc_attr a, out;
 	struct tc_file *w;
-	struct tc_attr a;
-	int rc;
+	char h[33], want[33];
 
-	/* Live state the refused opener must not disturb: a published key,
-	 * and a write in progress. */
-	tcu_put(fx, "k", "value");
-	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "w", S_IFREG | 0644,
-				   O_WRONLY | O_CREAT, &fx->ctx, &a, &w),
+	tcu_put(fx, "k", "0123456789");
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
+
+	st.st_size = 4;
+	assert_int_equal(tc_setattr(fx->eng, a.st.st_ino, &st, TC_SET_SIZE,
+				    NULL, &out),
 			 0);
-	assert_int_equal(tcu_write_all(w, "in progress", 11, 0), 0);
+	assert_int_equal(out.st.st_size, 4);
+	tcu_hash(fx, "k", h);
+	tcu_xxh_hex("0123", 4, want);
+	assert_string_equal(h, want);
 
-	/* Another process is refused. */
-	assert_int_equal(open_in_child(fx), 0);
-	/* So is a second engine in this process. */
-	rc = tc_engine_open(&fx->cfg, &second);
-	if (rc == 0)
-		tc_engine_close(second);
-	assert_int_equal(rc, -EBUSY);
-	assert_true(strlen(tc_engine_last_error()) > 0);
+	/* A writer is open: visible at once, published at its close. */
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY, &w), 0);
+	st.st_size = 2;
+	assert_int_equal(tc_setattr(fx->eng, a.st.st_ino, &st, TC_SET_SIZE,
+				    NULL, &out),
+			 0);
+	tcu_assert_value(fx, "k", "01");
+	tcu_hash(fx, "k", h);
+	assert_string_equal(h, want);
+	assert_int_equal(tc_release(w), 0);
+	tcu_hash(fx, "k", h);
+	tcu_xxh_hex("01", 2, want);
+	assert_string_equal(h, want);
 
-	/* The first engine is unaffected. */
-	tcu_assert_value(fx, "k", "value");
-	tcu_assert_value(fx, "w", "in progress");
+	/* Through the handle (ftruncate): its flush publishes. */
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDWR, &w), 0);
+	st.st_size = 1;
+	assert_int_equal(tc_setattr(fx->eng, a.st.st_ino, &st, TC_SET_SIZE, w,
+				    &out),
+			 0);
+	tcu_hash(fx, "k", h);
+	assert_string_equal(h, want);
+	assert_int_equal(tc_flush(w), 0);
+	tcu_hash(fx, "k", h);
+	tcu_xxh_hex("0", 1, want);
+	assert_string_equal(h, want);
 	assert_int_equal(tc_release(w), 0);
 	tc_forget(fx->eng, a.st.st_ino, 1);
-	tcu_assert_value(fx, "w", "in progress");
-	tcu_put(fx, "k2", "after");
-
-	/* Once closed, the store can be opened again. */
-	tc_engine_close(fx->eng);
-	fx->eng = NULL;
-	assert_int_equal(open_in_child(fx), 1);
-	tcu_open(fx);
-	tcu_assert_value(fx, "k2", "after");
-}
-
-static void test_open_errors(void **state)
-{
-	struct tcu *fx = *state;
-	struct tc_config cfg;
-	struct tc_engine *eng = NULL;
-	char path[PATH_MAX];
-
-	/* A store that is a file, not a directory. */
-	tc_config_init(&cfg);
-	snprintf(path, sizeof(path), "%s/file", fx->dir);
-	{
-		FILE *fp = fopen(path, "w");
-
-		assert_non_null(fp);
-		fclose(fp);
-	}
-	cfg.store = path;
-	cfg.background = false;
-	assert_true(tc_engine_open(&cfg, &eng) < 0);
-	assert_null(eng);
-	assert_true(strlen(tc_engine_last_error()) > 0);
-
-	/* A corrupt index: -EPROTO. */
-	tc_engine_close(fx->eng);
-	fx->eng = NULL;
-	{
-		FILE *fp = fopen(tcu_store_path(fx, TCU_INDEX, NULL, path,
-						sizeof(path)),
-				 "w");
-
-		assert_non_null(fp);
-		fputs("this is not an SQLite database, not even close......"
-		      "..............................................",
-		      fp);
-		fclose(fp);
-	}
-	tcu_store_path(fx, TCU_INDEX, NULL, path, sizeof(path));
-	{
-		char wal[PATH_MAX + 8];
-
-		snprintf(wal, sizeof(wal), "%s-wal", path);
-		unlink(wal);
-		snprintf(wal, sizeof(wal), "%s-shm", path);
-		unlink(wal);
-	}
-	assert_int_equal(tc_engine_open(&fx->cfg, &eng), -EPROTO);
-	assert_true(strlen(tc_engine_last_error()) > 0);
-}
-
-static void test_store_created(void **state)
-{
-	struct tcu *fx = tcu_new();
-	struct stat st;
-	char path[PATH_MAX];
-
-	(void)state;
-	assert_non_null(fx);
-	/* A store directory that does not exist yet: created, mode 0700. */
-	snprintf(fx->store, sizeof(fx->store), "%s/new", fx->dir);
-	tcu_open(fx);
-	assert_int_equal(stat(fx->store, &st), 0);
-	assert_true(S_ISDIR(st.st_mode));
-	assert_int_equal(st.st_mode & 0777, 0700);
-	assert_true(tcu_exists(tcu_store_path(fx, TCU_INDEX, NULL, path,
-					      sizeof(path))));
-	assert_true(tcu_exists(tcu_store_path(fx, TCU_TMP, NULL, path,
-					      sizeof(path))));
-	tcu_put(fx, "k", "v");
-	tcu_assert_value(fx, "k", "v");
-	*state = fx; /* teardown removes it */
+	tcu_reopen(fx);
+	tcu_assert_value(fx, "k", "0");
 }
 
 /* ------------------------------------------------------------------ */
@@ -730,82 +802,21 @@ static void test_threads_no_torn_values(void **state)
 	}
 }
 
-/* ------------------------------------------------------------------ */
-/* Scale                                                              */
-/* ------------------------------------------------------------------ */
-
-#define MANY 100000
-
-static int count_cb(void *ctx, const char *name, const struct tc_attr *attr,
-		    uint64_t off)
-{
-	uint64_t *n = ctx;
-
-	(void)name;
-	(void)attr;
-	(void)off;
-	(*n)++;
-	return 0;
-}
-
-static void test_100k_entries(void **state)
-{
-	struct tcu *fx = *state;
-	char name[32], val[32];
-	struct tc_statfs sf;
-	uint64_t d, n = 0;
-
-	fx->cfg.sync = TC_SYNC_NEVER;
-	tcu_reopen(fx);
-	d = tcu_mkdir_at(fx, TC_ROOT_INO, "many");
-	for (int i = 0; i < MANY; i++) {
-		int len = snprintf(val, sizeof(val), "value-%d", i);
-		int rc;
-
-		snprintf(name, sizeof(name), "key%06d", i);
-		rc = tcu_put_at(fx->eng, &fx->ctx, d, name, val, (size_t)len);
-		if (rc)
-			fail_msg("put %s: %s", name, strerror(-rc));
-	}
-	tc_statfs(fx->eng, &sf);
-	assert_int_equal(sf.items, MANY);
-	tcu_assert_stat(fx->eng, "disk_items", MANY);
-
-	for (int i = 0; i < MANY; i++) {
-		int len = snprintf(val, sizeof(val), "value-%d", i);
-
-		snprintf(name, sizeof(name), "key%06d", i);
-		tcu_assert_value_at(fx, d, name, val, (size_t)len);
-	}
-	assert_int_equal(tc_readdir(fx->eng, d, 0, false, count_cb, &n), 0);
-	assert_int_equal(n, MANY + 2);
-
-	/* And after a reopen. */
-	tcu_reopen(fx);
-	for (int i = 0; i < MANY; i += 97) {
-		int len = snprintf(val, sizeof(val), "value-%d", i);
-
-		snprintf(name, sizeof(name), "key%06d", i);
-		tcu_assert_value_at(fx, d, name, val, (size_t)len);
-	}
-	tc_statfs(fx->eng, &sf);
-	assert_int_equal(sf.items, MANY);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
+		T(test_put_get_delete),
+		T(test_write_offsets),
 		T(test_dirty_visible_before_publish),
 		T(test_publish_at_last_release),
-		T(test_crash_after_fsync),
-		T(test_reopen_persistence),
-		T(test_close_publishes_open_handles),
-		T(test_second_opener_refused),
-		T(test_open_errors),
-		cmocka_unit_test_teardown(test_store_created, tcu_teardown),
+		T(test_fsync_publishes),
+		T(test_read_fd),
+		T(test_keep_cache),
+		T(test_handle_errors),
+		T(test_setattr),
+		T(test_truncate_publishing),
 		T(test_threads_no_torn_values),
-		T(test_100k_entries),
 #undef T
 	};
 

@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the node table (engine/node.c) on a live engine, through
+ * its internal functions under the engine lock: nodes pinned and unpinned,
+ * kept by the kernel's lookup references and by open handles, an unlinked
+ * inode's row purged when its last reference goes, the table growing, the
+ * access-time batch reaching the index only when applied, the inodes a
+ * crash left without links, and invalidation lists collected under the
+ * lock and delivered through tc_engine_set_inval() after it.
+ */
+#include "engine_i.h"
+#include "util.h"
+
+/* Above inline_max (64 KiB by default): the content has a blob file. */
+#define BLOB_LEN (256 * 1024)
+
+static struct tc_node *find(struct tc_engine *eng, uint64_t ino)
+{
+	struct tc_node *n;
+
+	tc_lock(eng);
+	n = tc_node_find_locked(eng, ino);
+	tc_unlock(eng);
+	return n;
+}
+
+/* Open @ino for reading and release it at once: one get. */
+static void read_once(struct tcu *fx, uint64_t ino)
+{
+	struct tc_file *f;
+
+	assert_int_equal(tc_open(fx->eng, ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_release(f), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* References                                                         */
+/* ------------------------------------------------------------------ */
+
+static void test_get_pin_unpin_release(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	struct tc_node *n, *again;
+	uint64_t ino;
+
+	tcu_put(fx, "k", "v");
+	ino = tcu_ino_at(eng, TC_ROOT_INO, "k");
+	tc_lock(eng);
+	/* Nothing holds it: not in the table. */
+	assert_null(tc_node_find_locked(eng, ino));
+	assert_int_equal(tc_node_get_locked(eng, ino, &n), 0);
+	assert_int_equal(n->ino, ino);
+	assert_int_equal(n->pins, 1);
+	assert_true(S_ISREG(n->meta.mode));
+	assert_int_equal(n->meta.size, 1);
+	assert_ptr_equal(tc_node_find_locked(eng, ino), n);
+	assert_int_equal(tc_node_get_locked(eng, ino, &again), 0);
+	assert_ptr_equal(again, n);
+	assert_int_equal(n->pins, 2);
+	/* A release while pinned does nothing. */
+	tc_node_release_locked(eng, n);
+	assert_ptr_equal(tc_node_find_locked(eng, ino), n);
+	tc_node_unpin_locked(eng, n);
+	assert_int_equal(n->pins, 1);
+	assert_ptr_equal(tc_node_find_locked(eng, ino), n);
+	tc_node_unpin_locked(eng, n);
+	assert_null(tc_node_find_locked(eng, ino));
+	/* An unknown inode is no node. */
+	assert_int_equal(tc_node_get_locked(eng, UINT64_C(0x7ffffffffff), &n),
+			 -ENOENT);
+	assert_null(tc_node_find_locked(eng, UINT64_C(0x7ffffffffff)));
+	tc_unlock(eng);
+	/* tc_node_unpin() takes the lock itself. */
+	tc_lock(eng);
+	assert_int_equal(tc_node_get_locked(eng, ino, &n), 0);
+	tc_unlock(eng);
+	tc_node_unpin(eng, n);
+	assert_null(find(eng, ino));
+}
+
+static void test_lookup_and_open_keep_node(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	struct tc_attr a;
+	struct tc_file *f;
+	struct tc_node *n;
+
+	tcu_put(fx, "k", "v");
+	assert_int_equal(tc_lookup(eng, TC_ROOT_INO, "k", &a), 0);
+	n = find(eng, a.st.st_ino);
+	assert_non_null(n);
+	assert_int_equal(n->nlookup, 1);
+	assert_int_equal(n->pins, 0);
+	assert_int_equal(tc_lookup(eng, TC_ROOT_INO, "k", &a), 0);
+	assert_int_equal(n->nlookup, 2);
+	tc_forget(eng, a.st.st_ino, 1);
+	assert_ptr_equal(find(eng, a.st.st_ino), n);
+	assert_int_equal(n->nlookup, 1);
+
+	/* An open handle keeps it past the last forget (more forgets than
+	 * lookups count as all of them). */
+	assert_int_equal(tc_open(eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(n->nopen, 1);
+	tc_forget(eng, a.st.st_ino, 5);
+	assert_int_equal(n->nlookup, 0);
+	assert_ptr_equal(find(eng, a.st.st_ino), n);
+	assert_int_equal(tc_release(f), 0);
+	assert_null(find(eng, a.st.st_ino));
+	/* A forget of a node not in the table is harmless. */
+	tc_forget(eng, a.st.st_ino, 1);
+	tcu_assert_value(fx, "k", "v");
+}
+
+static void test_unlinked_row_purged_at_last_reference(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	struct tc_inode row;
+	struct tc_attr a;
+	struct tc_file *f;
+	uint8_t h[TC_HASH_LEN];
+	char hex[33];
+
+	tcu_put_fill(fx, "k", BLOB_LEN, 1);
+	tcu_hash(fx, "k", hex);
+	tcu_hash_bin(hex, h);
+	assert_int_equal(tc_lookup(eng, TC_ROOT_INO, "k", &a), 0);
+	assert_int_equal(tc_open(eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_unlink(eng, TC_ROOT_INO, "k"), 0);
+
+	/* No name, but a row (nlink 0) and its blob, while referenced. */
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
+	assert_int_equal(row.nlink, 0);
+	assert_true(tcu_blob_exists(fx, hex));
+	assert_int_equal(tc_release(f), 0);
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
+	assert_true(tcu_blob_exists(fx, hex));
+
+	/* The last reference takes the row and the blob. */
+	tc_forget(eng, a.st.st_ino, 1);
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), -ENOENT);
+	assert_false(tcu_blob_exists(fx, hex));
+	tc_lock(eng);
+	assert_int_equal(tc_index_blob_refs(&eng->ix, h), 0);
+	tc_unlock(eng);
+	tcu_assert_stat(eng, "blob_bytes", 0);
+}
+
+static void test_drop_live_node(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	struct tc_inval_list inv = { 0 };
+	struct tc_inode row;
+	struct tc_attr a;
+	struct tc_node *n;
+
+	tcu_put(fx, "k", "v");
+	assert_int_equal(tc_lookup(eng, TC_ROOT_INO, "k", &a), 0);
+	n = find(eng, a.st.st_ino);
+	assert_non_null(n);
+
+	/* Dropped (as by eviction) while the kernel holds it: the names go,
+	 * the row stays unlinked until the last forget. */
+	tc_lock(eng);
+	assert_int_equal(tc_txn_begin_locked(eng), 0);
+	assert_int_equal(tc_node_drop_locked(eng, a.st.st_ino, &inv), 0);
+	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
+	assert_int_equal(n->meta.nlink, 0);
+	assert_int_equal(eng->size.disk_items, 0);
+	tc_unlock(eng);
+	assert_int_equal(inv.n, 1);
+	assert_int_equal(inv.v[0].parent, TC_ROOT_INO);
+	assert_string_equal(inv.v[0].name, "k");
+	tc_inval_deliver(eng, &inv);
+	assert_false(tcu_present(fx, "k"));
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
+	assert_int_equal(row.nlink, 0);
+	tc_forget(eng, a.st.st_ino, 1);
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), -ENOENT);
+
+	/* Dropping what is already gone is no error. */
+	tc_lock(eng);
+	assert_int_equal(tc_node_drop_locked(eng, a.st.st_ino, NULL), 0);
+	tc_unlock(eng);
+}
+
+static void test_table_grows(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	enum { N = 3000 };
+	static uint64_t inos[N];
+	static struct tc_node *nodes[N];
+	size_t buckets = eng->nbuckets, base = eng->nnodes;
+
+	tc_lock(eng);
+	assert_int_equal(tc_txn_begin_locked(eng), 0);
+	for (int i = 0; i < N; i++) {
+		struct tc_inode m = { 0 };
+
+		m.mode = S_IFREG | 0644;
+		m.nlink = 1;
+		m.ttl = m.dttl = -1;
+		m.ttl_mode = m.dttl_mode = -1;
+		assert_int_equal(tc_index_inode_insert(&eng->ix, &m), 0);
+		inos[i] = m.ino;
+	}
+	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(tc_node_get_locked(eng, inos[i], &nodes[i]),
+				 0);
+	assert_int_equal(eng->nnodes, base + N);
+	assert_true(eng->nbuckets > buckets);
+	assert_true(eng->nbuckets >= eng->nnodes);
+	/* Every node is still found after the rehashing. */
+	for (int i = 0; i < N; i++)
+		assert_ptr_equal(tc_node_find_locked(eng, inos[i]), nodes[i]);
+	for (int i = 0; i < N; i++)
+		tc_node_unpin_locked(eng, nodes[i]);
+	assert_int_equal(eng->nnodes, base);
+	for (int i = 0; i < N; i += 97)
+		assert_null(tc_node_find_locked(eng, inos[i]));
+	tc_unlock(eng);
+}
+
+static void test_drop_orphans(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	struct tc_inode m, row;
+	uint8_t h[TC_HASH_LEN];
+	char hex[33];
+	uint64_t ino;
+
+	tcu_put_fill(fx, "k", BLOB_LEN, 1);
+	tcu_hash(fx, "k", hex);
+	tcu_hash_bin(hex, h);
+	ino = tcu_ino_at(eng, TC_ROOT_INO, "k");
+
+	/* What a crash leaves: an inode without links that still holds a
+	 * reference to a blob another entry shares. */
+	assert_int_equal(tcu_row(eng, ino, &m), 0);
+	m.nlink = 0;
+	tc_lock(eng);
+	assert_int_equal(tc_txn_begin_locked(eng), 0);
+	assert_int_equal(tc_index_inode_insert(&eng->ix, &m), 0);
+	assert_int_equal(tc_blob_ref_locked(eng, h, BLOB_LEN, NULL, false), 0);
+	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
+	assert_int_equal(tc_index_blob_refs(&eng->ix, h), 2);
+	assert_int_equal(tc_node_drop_orphans_locked(eng), 0);
+	assert_int_equal(tc_index_blob_refs(&eng->ix, h), 1);
+	tc_unlock(eng);
+	assert_int_equal(tcu_row(eng, m.ino, &row), -ENOENT);
+	assert_int_equal(tcu_row(eng, ino, &row), 0);
+	assert_true(tcu_blob_exists(fx, hex));
+	tcu_flush_ram(fx);
+	tcu_assert_fill(fx, "k", BLOB_LEN, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Access times                                                       */
+/* ------------------------------------------------------------------ */
+
+static void test_atime_batch(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	struct tc_inode row;
+	struct tc_attr a;
+	struct tc_node *n;
+	int64_t t0, t1, deadline;
+
+	tcu_put(fx, "k", "v");
+	assert_int_equal(tc_lookup(eng, TC_ROOT_INO, "k", &a), 0);
+	n = find(eng, a.st.st_ino);
+	assert_non_null(n);
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
+	t0 = row.lru;
+	assert_int_equal(t0, TCU_EPOCH_NS);
+
+	/* A read records its time in the node only. */
+	tcu_advance(fx, 2 * TCU_SEC);
+	t1 = fx->now;
+	read_once(fx, a.st.st_ino);
+	assert_int_equal(n->meta.lru, t1);
+	assert_true(n->atime_pending);
+	assert_int_equal(eng->n_atimes, 1);
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
+	assert_int_equal(row.lru, t0);
+	/* Another read within a second costs nothing. */
+	tcu_advance(fx, TCU_SEC / 2);
+	read_once(fx, a.st.st_ino);
+	assert_int_equal(n->meta.lru, t1);
+	assert_int_equal(eng->n_atimes, 1);
+
+	/* Maintenance applies the batch. */
+	tcu_maintain(fx);
+	assert_false(n->atime_pending);
+	assert_int_equal(eng->n_atimes, 0);
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
+	assert_int_equal(row.lru, t1);
+
+	/* A sliding deadline moves in the node, then in the row. */
+	assert_int_equal(tc_setxattr(eng, a.st.st_ino, TC_XATTR_PREFIX "ttl",
+				     "10m", 3, 0),
+			 0);
+	assert_int_equal(tc_setxattr(eng, a.st.st_ino,
+				     TC_XATTR_PREFIX "ttl_mode", "sliding", 7,
+				     0),
+			 0);
+	tcu_advance(fx, 2 * TCU_SEC);
+	deadline = fx->now + 10 * TCU_MIN;
+	read_once(fx, a.st.st_ino);
+	assert_int_equal(n->meta.expires, deadline);
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
+	assert_true(row.expires < deadline);
+	tc_lock(eng);
+	assert_int_equal(tc_txn_begin_locked(eng), 0);
+	assert_int_equal(tc_node_apply_atimes_locked(eng), 0);
+	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
+	tc_unlock(eng);
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
+	assert_int_equal(row.expires, deadline);
+	assert_int_equal(row.lru, fx->now);
+
+	/* A node leaving the table writes its pending time first. */
+	tcu_advance(fx, 2 * TCU_SEC);
+	read_once(fx, a.st.st_ino);
+	assert_true(n->atime_pending);
+	tc_forget(eng, a.st.st_ino, 1);
+	assert_null(find(eng, a.st.st_ino));
+	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
+	assert_int_equal(row.lru, fx->now);
+	assert_int_equal(row.expires, fx->now + 10 * TCU_MIN);
+}
+
+/* ------------------------------------------------------------------ */
+/* Invalidations                                                      */
+/* ------------------------------------------------------------------ */
+
+struct seen {
+	int n;
+	uint64_t parent[8], ino[8];
+	char name[8][16];
+};
+
+static void on_inval(void *ctx, uint64_t parent, const char *name,
+		     uint64_t ino)
+{
+	struct seen *s = ctx;
+
+	assert_true(s->n < 8);
+	s->parent[s->n] = parent;
+	s->ino[s->n] = ino;
+	snprintf(s->name[s->n], sizeof(s->name[0]), "%s", name);
+	s->n++;
+}
+
+static void test_inval_collect_and_deliver(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	struct tc_inval_list inv = { 0 };
+	struct seen s = { 0 };
+	struct tc_attr a;
+	uint64_t ino, d;
+
+	tcu_put(fx, "k", "v");
+	ino = tcu_ino_at(eng, TC_ROOT_INO, "k");
+	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
+	assert_int_equal(tc_link(eng, ino, d, "k2", &a), 0);
+	tc_forget(eng, ino, 1);
+
+	/* Collected under the lock: every name of the inode. */
+	tc_lock(eng);
+	tc_inval_names_locked(eng, ino, &inv);
+	tc_unlock(eng);
+	assert_int_equal(inv.n, 2);
+
+	/* Delivered without it, to the callback, and the list emptied. */
+	tc_engine_set_inval(eng, on_inval, &s);
+	tc_inval_deliver(eng, &inv);
+	assert_int_equal(inv.n, 0);
+	assert_null(inv.v);
+	assert_int_equal(s.n, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(s.ino[i], ino);
+		if (s.parent[i] == TC_ROOT_INO)
+			assert_string_equal(s.name[i], "k");
+		else if (s.parent[i] == d)
+			assert_string_equal(s.name[i], "k2");
+		else
+			fail_msg("invalidation of parent %llu",
+				 (unsigned long long)s.parent[i]);
+	}
+
+	/* Names are copied, @len bytes of them. */
+	tc_inval_add(&inv, 7, "abcdef", 3, 9);
+	tc_inval_deliver(eng, &inv);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.name[2], "abc");
+	assert_int_equal(s.parent[2], 7);
+	assert_int_equal(s.ino[2], 9);
+
+	/* Without a callback the list is only freed. */
+	tc_engine_set_inval(eng, NULL, NULL);
+	for (int i = 0; i < 40; i++) /* past the first growth */
+		tc_inval_add(&inv, 1, "x", 1, (uint64_t)i);
+	assert_int_equal(inv.n, 40);
+	tc_inval_deliver(eng, &inv);
+	assert_int_equal(inv.n, 0);
+	assert_int_equal(s.n, 3);
+	/* An empty list is fine too. */
+	tc_inval_deliver(eng, &inv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
+		T(test_get_pin_unpin_release),
+		T(test_lookup_and_open_keep_node),
+		T(test_unlinked_row_purged_at_last_reference),
+		T(test_drop_live_node),
+		T(test_table_grows),
+		T(test_drop_orphans),
+		T(test_atime_batch),
+		T(test_inval_collect_and_deliver),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
