@@ -126,9 +126,15 @@ void tc_txn_rollback_locked(struct tc_engine *eng)
 	eng->size = eng->saved;
 	eng->n_doomed = eng->op_doomed;
 	names_truncate(&eng->group_names, eng->op_names);
-	if (!tc_index_in_txn(&eng->ix) ||
-	    tc_index_rollback_to(&eng->ix) != 0)
+	if (eng->group_ops == 0) {
+		/* Nothing else in the group: end it with the operation. */
+		tc_index_rollback(&eng->ix);
+		eng->group_open = false;
+	} else if (!tc_index_in_txn(&eng->ix)) {
 		group_lost_locked(eng, -EIO);
+	} else if (tc_index_rollback_to(&eng->ix) != 0) {
+		group_lost_locked(eng, -EIO);
+	}
 	/* Nodes are pinned by the caller for the operation's length. */
 	for (size_t i = 0; i < eng->n_op_nodes; i++)
 		(void)!tc_index_inode_get(&eng->ix, eng->op_nodes[i]->ino,

@@ -167,7 +167,7 @@ static void test_drop_live_node(void **state)
 	tc_lock(eng);
 	assert_int_equal(tc_txn_begin_locked(eng), 0);
 	assert_int_equal(tc_node_drop_locked(eng, a.st.st_ino, &inv), 0);
-	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
+	assert_int_equal(tc_txn_commit_locked(eng), 0);
 	assert_int_equal(n->meta.nlink, 0);
 	assert_int_equal(eng->size.disk_items, 0);
 	tc_unlock(eng);
@@ -205,10 +205,11 @@ static void test_table_grows(void **state)
 		m.nlink = 1;
 		m.ttl = m.dttl = -1;
 		m.ttl_mode = m.dttl_mode = -1;
+		m.ino = ++eng->last_ino;
 		assert_int_equal(tc_index_inode_insert(&eng->ix, &m), 0);
 		inos[i] = m.ino;
 	}
-	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
+	assert_int_equal(tc_txn_commit_locked(eng), 0);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(tc_node_get_locked(eng, inos[i], &nodes[i]),
 				 0);
@@ -246,9 +247,10 @@ static void test_drop_orphans(void **state)
 	m.nlink = 0;
 	tc_lock(eng);
 	assert_int_equal(tc_txn_begin_locked(eng), 0);
+	m.ino = ++eng->last_ino;
 	assert_int_equal(tc_index_inode_insert(&eng->ix, &m), 0);
 	assert_int_equal(tc_blob_ref_locked(eng, h, BLOB_LEN, NULL, false), 0);
-	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
+	assert_int_equal(tc_txn_commit_locked(eng), 0);
 	assert_int_equal(tc_index_blob_refs(&eng->ix, h), 2);
 	assert_int_equal(tc_node_drop_orphans_locked(eng), 0);
 	assert_int_equal(tc_index_blob_refs(&eng->ix, h), 1);
@@ -320,7 +322,7 @@ static void test_atime_batch(void **state)
 	tc_lock(eng);
 	assert_int_equal(tc_txn_begin_locked(eng), 0);
 	assert_int_equal(tc_node_apply_atimes_locked(eng), 0);
-	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
+	assert_int_equal(tc_txn_commit_locked(eng), 0);
 	tc_unlock(eng);
 	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
 	assert_int_equal(row.expires, deadline);

@@ -85,7 +85,7 @@ static void test_commit_reaps_doomed_blobs(void **state)
 	assert_int_equal(tc_index_blob_refs(&eng->ix, h), 0);
 	/* Until the commit, the file stays: a rollback may need it. */
 	assert_true(tcu_blob_exists(fx, hex));
-	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
+	assert_int_equal(tc_txn_commit_locked(eng), 0);
 	assert_false(tcu_blob_exists(fx, hex));
 	assert_int_equal(eng->n_doomed, 0);
 	tc_unlock(eng);
@@ -111,7 +111,7 @@ static void test_commit_keeps_rereferenced_blob(void **state)
 	assert_int_equal(tc_blob_unref_locked(eng, h), 0);
 	assert_int_equal(eng->n_doomed, 1);
 	assert_int_equal(tc_blob_ref_locked(eng, h, BLOB_LEN, NULL, false), 0);
-	assert_int_equal(tc_txn_commit_locked(eng, false), 0);
+	assert_int_equal(tc_txn_commit_locked(eng), 0);
 	assert_int_equal(tc_index_blob_refs(&eng->ix, h), 1);
 	tc_unlock(eng);
 
