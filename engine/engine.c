@@ -1262,7 +1262,8 @@ out:
 }
 
 int tc_mknod(struct tc_engine *eng, uint64_t parent, const char *name,
-	     mode_t mode, const struct tc_ctx *ctx, struct tc_attr *out)
+	     mode_t mode, dev_t rdev, const struct tc_ctx *ctx,
+	     struct tc_attr *out)
 {
 	struct tc_inode m = { 0 };
 	struct tc_node *n;
@@ -1276,7 +1277,10 @@ int tc_mknod(struct tc_engine *eng, uint64_t parent, const char *name,
 		break;
 	case S_IFCHR:
 	case S_IFBLK:
-		return -EPERM;
+		/* Stored inert: a FUSE mount is nodev, so opening one as a
+		 * device is refused by the kernel; only the numbers matter. */
+		m.rdev = (uint64_t)rdev;
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -2995,5 +2999,93 @@ int tc_removexattr(struct tc_engine *eng, uint64_t ino, const char *name)
 	if (!rc && sqlite3_changes(eng->db) == 0)
 		rc = -ENODATA;
 	pthread_mutex_unlock(&eng->lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* fallocate                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Zero [@off, @off + @len) of dirty state that covers it (node->lock). */
+static int dirty_zero(struct tc_engine *eng, struct tc_dirty *d, uint64_t off,
+		      uint64_t len)
+{
+	static const char zero[65536];
+
+	while (len > 0) {
+		size_t k = len > sizeof(zero) ? sizeof(zero) : (size_t)len;
+		int rc = dirty_write(eng, d, zero, k, off);
+
+		if (rc)
+			return rc;
+		off += k;
+		len -= k;
+	}
+	return 0;
+}
+
+int tc_fallocate(struct tc_file *f, int mode, off_t off, off_t len)
+{
+	struct tc_engine *eng = f->eng;
+	struct tc_node *n = f->node;
+	uint64_t size, end, zero_end;
+	bool zero, grow;
+	mode_t type;
+	int rc = 0;
+
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	switch (mode) {
+	case 0:
+	case FALLOC_FL_KEEP_SIZE:
+		zero = false;
+		break;
+	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+	case FALLOC_FL_ZERO_RANGE:
+	case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
+		zero = true;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	grow = !(mode & FALLOC_FL_KEEP_SIZE);
+	if ((f->flags & O_ACCMODE) == O_RDONLY)
+		return -EBADF;
+	pthread_mutex_lock(&eng->lock);
+	type = n->meta.mode & S_IFMT;
+	pthread_mutex_unlock(&eng->lock);
+	if (S_ISDIR(type))
+		return -EISDIR;
+	if (!S_ISREG(type))
+		return -ENODEV;
+	end = (uint64_t)off + (uint64_t)len; /* both < 2^63: no wrap */
+	if (end > INT64_MAX || (eng->disk_size && end > eng->disk_size))
+		return -EFBIG;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->dirty) {
+		size = n->dirty->size;
+	} else {
+		pthread_mutex_lock(&eng->lock);
+		size = n->meta.size;
+		pthread_mutex_unlock(&eng->lock);
+	}
+	zero_end = end < size ? end : size;
+	zero = zero && (uint64_t)off < zero_end;
+	grow = grow && end > size;
+	if (!zero && !grow)
+		goto out; /* the bytes and the size stay: no dirty state */
+	rc = dirty_begin(eng, n, false);
+	if (!rc && zero)
+		rc = dirty_zero(eng, n->dirty, (uint64_t)off,
+				zero_end - (uint64_t)off);
+	if (!rc && grow)
+		rc = dirty_truncate(eng, n->dirty, end);
+	if (!rc) {
+		n->dirty->mtime = tc_now(eng);
+		n->dirty->written = true;
+	}
+out:
+	pthread_mutex_unlock(&n->lock);
 	return rc;
 }

@@ -76,7 +76,7 @@ static void test_lookup_errors(void **state)
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, longname, &a),
 			 -ENAMETOOLONG);
 	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, longname,
-				  S_IFREG | 0644, &fx->ctx, &a),
+				  S_IFREG | 0644, 0, &fx->ctx, &a),
 			 -ENAMETOOLONG);
 	/* 255 bytes is allowed. */
 	longname[TC_NAME_MAX] = '\0';
@@ -87,24 +87,21 @@ static void test_lookup_errors(void **state)
 
 	/* Existing name, missing or non-directory parent. */
 	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "file", S_IFREG | 0644,
-				  &fx->ctx, &a),
+				  0, &fx->ctx, &a),
 			 -EEXIST);
 	assert_int_equal(tc_mknod(fx->eng, UINT64_C(0x7ffffffffff), "x",
-				  S_IFREG | 0644, &fx->ctx, &a),
+				  S_IFREG | 0644, 0, &fx->ctx, &a),
 			 -ENOENT);
-	assert_int_equal(tc_mknod(fx->eng, file, "x", S_IFREG | 0644,
-				  &fx->ctx, &a),
-			 -ENOTDIR);
+	assert_int_equal(
+	    tc_mknod(fx->eng, file, "x", S_IFREG | 0644, 0, &fx->ctx, &a),
+	    -ENOTDIR);
 
-	/* Device nodes and the reserved .stats give EPERM. */
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "chr", S_IFCHR | 0644,
-				  &fx->ctx, &a),
-			 -EPERM);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "blk", S_IFBLK | 0644,
-				  &fx->ctx, &a),
-			 -EPERM);
+	/* The reserved .stats gives EPERM; an unknown file type EINVAL. */
+	assert_int_equal(
+	    tc_mknod(fx->eng, TC_ROOT_INO, "bad", 0644, 0, &fx->ctx, &a),
+	    -EINVAL);
 	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, TC_STATS_NAME,
-				  S_IFREG | 0644, &fx->ctx, &a),
+				  S_IFREG | 0644, 0, &fx->ctx, &a),
 			 -EPERM);
 	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO,
 				    TC_STATS_NAME, "x", 1),
@@ -128,17 +125,17 @@ static void test_mknod_types(void **state)
 	struct tc_attr a, l;
 
 	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600,
-				  &fx->ctx, &a),
+				  0, &fx->ctx, &a),
 			 0);
 	assert_true(S_ISFIFO(a.st.st_mode));
 	tc_forget(fx->eng, a.st.st_ino, 1);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "sock",
-				  S_IFSOCK | 0600, &fx->ctx, &a),
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "sock", S_IFSOCK | 0600,
+				  0, &fx->ctx, &a),
 			 0);
 	assert_true(S_ISSOCK(a.st.st_mode));
 	tc_forget(fx->eng, a.st.st_ino, 1);
 	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "dir", S_IFDIR | 0777,
-				  &fx->ctx, &a),
+				  0, &fx->ctx, &a),
 			 0);
 	assert_true(S_ISDIR(a.st.st_mode));
 	assert_int_equal(a.st.st_mode & 07777, 0755);
