@@ -20,8 +20,9 @@ part ways:
   command line          -h/--help, -V/--version, -f/--foreground,
                         -d/--debug/-o debug, sizes such as 16MB and the
                         values refused
-  systemd               scripts/tiercachefs@.service passes systemd-analyze
-                        verify and its ExecStart/ExecStop lines mount and
+  systemd               scripts/tiercachefs@.service and the man page's
+                        mount unit pass systemd-analyze verify; the service's
+                        ExecStartPre/ExecStart/ExecStop lines mount and
                         unmount
   README                stands on its own
 
@@ -407,6 +408,20 @@ def test_systemd_unit_verifies(tmp_path):
     d.mkdir()
     (d / UNIT.name).write_text(text.replace(binary, tc_bin()))
     r = run(["systemd-analyze", "verify", "--man=no", str(d / "tiercachefs@mnt-cache.service")],
+            check=False, cwd=d)
+    assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), r
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
+def test_systemd_mount_unit_of_man_page_verifies(tmp_path):
+    man = (REPO / "tiercachefs.8").read_text()
+    after = man.split("mnt\\-cache.mount", 1)[1]
+    block = after.split(".EX\n", 1)[1].split(".EE\n", 1)[0].replace("\\-", "-")
+    assert "Type=fuse.tiercachefs" in block and "Where=/mnt/cache" in block
+    d = tmp_path / "units"
+    d.mkdir()
+    (d / "mnt-cache.mount").write_text(block)
+    r = run(["systemd-analyze", "verify", "--man=no", str(d / "mnt-cache.mount")],
             check=False, cwd=d)
     assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), r
 
