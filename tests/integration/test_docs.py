@@ -337,6 +337,25 @@ def test_foreground_and_debug_long_forms(tmp_path, output_checker, flags):
         assert "unique:" not in m.output()
 
 
+def test_command_line_forms(tmp_path, output_checker):
+    """Combined short flags, -o given twice, a \\, inside a value, and the
+    positional arguments before the options (as mount.fuse3 passes them)."""
+    mnt = tmp_path / "mnt"
+    store = tmp_path / "a,b"
+    cmd = [*daemon_prefix(), tc_bin(), str(mnt), "-fs", "-o",
+           "store=" + str(store).replace(",", "\\,") + ",ram_size=1M", "-o", "disk_size=2G"]
+    m = start_exact(cmd, mnt, tmp_path, output_checker, "forms")
+    try:
+        s = tc_stats(mnt)
+        assert s["ram_limit_bytes"] == 1 << 20 and s["disk_limit_bytes"] == 2 << 30
+        assert (store / "index.db").exists()
+        assert m.proc.poll() is None  # -f of -fs: still in the foreground
+    finally:
+        m.stop()
+    assert m.rc == 0, m.output()
+    m.rc_checked = True
+
+
 # (value, bytes): every form the size parser takes
 SIZES = [("16M", 16 << 20), ("16m", 16 << 20), ("16MB", 16 << 20), ("16mb", 16 << 20),
          ("16777216", 16 << 20), ("512K", 512 << 10), ("512kB", 512 << 10), ("3G", 3 << 30),
