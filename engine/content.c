@@ -10,8 +10,7 @@
  * index instead) and commits one transaction that points the inode at it
  * and moves blob reference counts. A crash before the commit leaves the
  * old content; after it, the new. The last writable handle's close
- * publishes (and fsync does); a truncate without a writable handle
- * publishes at once.
+ * publishes (and fsync does). Truncation and fallocate are in setattr.c.
  *
  * Reads. A get (open for reading) pins the content: a RAM item (a hit, or
  * promoted from its blob after verifying the hash) or, for items larger
@@ -200,8 +199,7 @@ static ssize_t content_read(struct tc_content *c, void *buf, size_t size,
 	return n < 0 ? -errno : n;
 }
 
-/* Create @n's dirty state from its current content (or empty). */
-static int dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
+int tc_content_dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
 			       bool empty)
 {
 	struct tc_dirty *d;
@@ -235,8 +233,7 @@ static int dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
 	return 0;
 }
 
-/* Drop @n's dirty state (node->lock held). */
-static void dirty_end_nlocked(struct tc_engine *eng, struct tc_node *n)
+void tc_content_dirty_end_nlocked(struct tc_engine *eng, struct tc_node *n)
 {
 	TC_ASSERT_NLOCKED(n);
 	tc_dirty_free(&eng->blobs, n->dirty);
@@ -393,7 +390,7 @@ int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 	tc_count(eng, write_bytes, d->size);
 	content_set_nlocked(n, published_content(eng, d, hash, tc_now(eng),
 						 ram_ttl));
-	dirty_end_nlocked(eng, n);
+	tc_content_dirty_end_nlocked(eng, n);
 	tc_inval_deliver(eng, &inv);
 	/* Published; durable once its group is committed and synced. */
 	return durable ? tc_commit_sync(eng) : 0;
@@ -419,8 +416,8 @@ static int open_node(struct tc_engine *eng, struct tc_node *n, int flags,
 	f->flags = flags;
 	tc_mutex_lock(&n->lock);
 	if (flags & O_TRUNC && acc != O_RDONLY) {
-		dirty_end_nlocked(eng, n);
-		rc = dirty_begin_nlocked(eng, n, true);
+		tc_content_dirty_end_nlocked(eng, n);
+		rc = tc_content_dirty_begin_nlocked(eng, n, true);
 	} else if (acc != O_WRONLY && !n->dirty) {
 		if (!n->content)
 			rc = load_content_nlocked(eng, n, &hit);
@@ -579,7 +576,7 @@ ssize_t tc_write(struct tc_file *f, const void *buf, size_t size, off_t off)
 	if (off < 0)
 		return -EINVAL;
 	tc_mutex_lock(&n->lock);
-	rc = dirty_begin_nlocked(eng, n, false);
+	rc = tc_content_dirty_begin_nlocked(eng, n, false);
 	if (rc)
 		goto out;
 	if (f->flags & O_APPEND)
@@ -692,7 +689,7 @@ int tc_release(struct tc_file *f)
 			/* Nobody can publish it any more: drop it. */
 			tc_err(eng, "publishing inode %llu failed: %s",
 			       (unsigned long long)n->ino, strerror(-rc));
-			dirty_end_nlocked(eng, n);
+			tc_content_dirty_end_nlocked(eng, n);
 		}
 	}
 	/* Content is swapped under node->lock (readers hold it to look at
@@ -729,114 +726,4 @@ uint64_t tc_file_ino(const struct tc_file *f)
 bool tc_file_keep_cache(const struct tc_file *f)
 {
 	return f->keep_cache;
-}
-
-/* ------------------------------------------------------------------ */
-/* Attributes                                                         */
-/* ------------------------------------------------------------------ */
-
-static int setattr_size(struct tc_engine *eng, struct tc_node *n,
-			uint64_t size, struct tc_file *f)
-{
-	bool writers, had_dirty;
-	int rc;
-
-	if (S_ISDIR(n->meta.mode))
-		return -EISDIR;
-	if (!S_ISREG(n->meta.mode))
-		return -EINVAL;
-	if (eng->disk_size && size > eng->disk_size)
-		return -EFBIG;
-	tc_mutex_lock(&n->lock);
-	tc_lock(eng);
-	writers = n->nwriters > 0;
-	tc_unlock(eng);
-	had_dirty = n->dirty != NULL;
-	rc = dirty_begin_nlocked(eng, n, size == 0);
-	if (!rc)
-		rc = tc_dirty_truncate(&eng->blobs, n->dirty, size);
-	if (!rc) {
-		n->dirty->mtime = tc_now(eng);
-		n->dirty->written = true;
-	}
-	/* Without a writable handle nobody else will publish it: publish
-	 * now, and when that fails the truncation must not stay visible. */
-	if (!writers && (!f || (f->flags & O_ACCMODE) == O_RDONLY)) {
-		if (!rc)
-			rc = tc_content_publish_nlocked(eng, n, false);
-		if (rc && !had_dirty && n->dirty)
-			dirty_end_nlocked(eng, n);
-	}
-	tc_mutex_unlock(&n->lock);
-	return rc;
-}
-
-static int64_t ts_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * TC_NS_PER_S + ts->tv_nsec;
-}
-
-/* Apply the metadata bits of @to_set to @m. */
-static void apply_meta(struct tc_inode *m, const struct stat *st, int to_set,
-		       int64_t now)
-{
-	if (to_set & TC_SET_MODE)
-		m->mode = (m->mode & S_IFMT) | (st->st_mode & 07777);
-	if (to_set & TC_SET_UID)
-		m->uid = st->st_uid;
-	if (to_set & TC_SET_GID)
-		m->gid = st->st_gid;
-	if (to_set & TC_SET_ATIME)
-		m->atime = ts_ns(&st->st_atim);
-	if (to_set & TC_SET_ATIME_NOW)
-		m->atime = now;
-	if (to_set & (TC_SET_MTIME | TC_SET_MTIME_NOW))
-		m->mtime = to_set & TC_SET_MTIME_NOW ? now
-						      : ts_ns(&st->st_mtim);
-	if (to_set & TC_SET_CTIME)
-		m->ctime = ts_ns(&st->st_ctim);
-	else if (to_set & ~TC_SET_SIZE)
-		m->ctime = now;
-}
-
-int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
-	       int to_set, struct tc_file *f, struct tc_attr *out)
-{
-	struct tc_node *n;
-	int rc;
-
-	tc_lock(eng);
-	rc = tc_node_get_locked(eng, ino, &n);
-	tc_unlock(eng);
-	if (rc)
-		return rc;
-	if (to_set & TC_SET_SIZE) {
-		rc = setattr_size(eng, n, (uint64_t)st->st_size, f);
-		if (rc)
-			goto out;
-	}
-	if (to_set & ~TC_SET_SIZE) {
-		tc_lock(eng);
-		rc = tc_txn_begin_locked(eng);
-		if (!rc) {
-			apply_meta(&n->meta, st, to_set, tc_now(eng));
-			rc = tc_txn_end_locked(
-				eng, tc_index_inode_update(&eng->ix, &n->meta));
-			if (rc)
-				tc_node_reload_locked(eng, &n, 1);
-		}
-		tc_unlock(eng);
-	}
-	/* Unpublished writes must not override an explicit mtime. */
-	if (!rc && to_set & (TC_SET_MTIME | TC_SET_MTIME_NOW)) {
-		tc_mutex_lock(&n->lock);
-		if (n->dirty)
-			n->dirty->mtime = n->meta.mtime;
-		tc_mutex_unlock(&n->lock);
-	}
-out:
-	if (!rc)
-		tc_node_attr(eng, n, out);
-	tc_node_unpin(eng, n);
-	return rc;
 }

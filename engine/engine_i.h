@@ -905,6 +905,12 @@ int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
  * dirty state and the previous content stay as they were. */
 int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 			       bool durable) TC_WUR;
+/* Create @n's dirty state from its current content (or empty, when
+ * @empty), unless it has one. */
+int tc_content_dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
+				   bool empty) TC_WUR;
+/* Drop @n's dirty state unpublished. */
+void tc_content_dirty_end_nlocked(struct tc_engine *eng, struct tc_node *n);
 
 /* ------------------------------------------------------------------ */
 /* cacheattr.c: user.tiercache.*                                      */

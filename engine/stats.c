@@ -23,7 +23,7 @@ static const struct stat_def counter_defs[] = {
 	C(puts, "Contents published (writes made visible)."),
 	C(deletes, "Entries removed by unlink or rename over them."),
 	C(ram_evictions, "Items evicted from the RAM tier."),
-	C(disk_evictions, "Entries evicted from the disk tier."),
+	C(disk_evictions, "Entries removed from the disk tier by LRU eviction, evict_tag or flush=disk|all."),
 	C(expirations, "Entries removed because their TTL passed."),
 	C(schema_discards, "Entries discarded for a schema mismatch."),
 	C(promotions, "Contents promoted from disk into RAM."),
@@ -57,9 +57,11 @@ void tc_engine_stats(struct tc_engine *eng, tc_stat_fn fn, void *ctx)
 	blob_bytes = eng->size.blob_bytes;
 	tc_unlock(eng);
 
-	fn(ctx, "ram_items", "Items in the RAM tier.", TC_STAT_GAUGE,
-	   (double)ram_items);
-	fn(ctx, "ram_bytes", "Bytes of content in the RAM tier.",
+	fn(ctx, "ram_items",
+	   "Distinct contents in the RAM tier (names sharing a content count once).",
+	   TC_STAT_GAUGE, (double)ram_items);
+	fn(ctx, "ram_bytes",
+	   "Bytes of the distinct contents in the RAM tier (each counted once).",
 	   TC_STAT_GAUGE, (double)ram_bytes);
 	fn(ctx, "ram_limit_bytes", "RAM tier byte limit (0: none).",
 	   TC_STAT_GAUGE, (double)eng->ram_size);

@@ -273,14 +273,20 @@ int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
 	       int to_set, struct tc_file *f, struct tc_attr *out) TC_WUR;
 
 /**
- * Create a node of type S_IFREG, S_IFDIR, S_IFIFO or S_IFSOCK in @p parent,
- * owned by @p ctx (group from a setgid parent, which a new directory
- * inherits). Takes a lookup reference.
- * @return 0, -EEXIST, -ENOENT, -ENOTDIR, -EPERM (device nodes, and the
- *         reserved .stats at the root), -ENAMETOOLONG, -EINVAL.
+ * Create a node of type S_IFREG, S_IFDIR, S_IFIFO, S_IFSOCK, S_IFCHR or
+ * S_IFBLK in @p parent, owned by @p ctx (group from a setgid parent, which a
+ * new directory inherits). Takes a lookup reference.
+ * @param rdev  device number of a S_IFCHR or S_IFBLK node, stored and
+ *              reported as st_rdev (the node is never opened as a device:
+ *              a FUSE mount is nodev); ignored for the other types.
+ * Whether the caller may create a device node (CAP_MKNOD) is the kernel's
+ * check, made before the request reaches the daemon.
+ * @return 0, -EEXIST, -ENOENT, -ENOTDIR, -EPERM (the reserved .stats at the
+ *         root), -ENAMETOOLONG, -EINVAL (another file type).
  */
 int tc_mknod(struct tc_engine *eng, uint64_t parent, const char *name,
-	     mode_t mode, const struct tc_ctx *ctx, struct tc_attr *out) TC_WUR;
+	     mode_t mode, dev_t rdev, const struct tc_ctx *ctx,
+	     struct tc_attr *out) TC_WUR;
 
 /** Create a symlink to @p target. Lookup reference as tc_mknod(). */
 int tc_symlink(struct tc_engine *eng, uint64_t parent, const char *name,
@@ -410,6 +416,24 @@ int tc_read_fd(struct tc_file *f, int *fd) TC_WUR;
  */
 ssize_t tc_write(struct tc_file *f, const void *buf, size_t size,
 		 off_t off) TC_WUR;
+
+/**
+ * fallocate(2) on an open file, with the Linux FALLOC_FL_* bits in @p mode:
+ *  - 0: allocate; when @p off + @p len is past the end, the file grows to
+ *    it with zeros;
+ *  - FALLOC_FL_KEEP_SIZE: allocate without growing: nothing changes (the
+ *    store has no preallocation; later writes take space as usual);
+ *  - FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: the bytes of the range
+ *    that lie within the file become zeros, the size stays;
+ *  - FALLOC_FL_ZERO_RANGE, with or without FALLOC_FL_KEEP_SIZE: the range
+ *    reads as zeros; without KEEP_SIZE the file grows to cover it.
+ * A change is dirty state, published like a write (tc_flush(), tc_fsync(),
+ * tc_release()). Checks in vfs_fallocate()'s order.
+ * @return 0, or -EINVAL (@p off < 0 or @p len <= 0), -EOPNOTSUPP (any other
+ *         mode), -EBADF (read-only handle), -EISDIR, -ENODEV (not a regular
+ *         file), -EFBIG (@p off + @p len past disk_size), -ENOSPC, -EIO.
+ */
+int tc_fallocate(struct tc_file *f, int mode, off_t off, off_t len) TC_WUR;
 
 /**
  * The program closed a descriptor of this handle: publish the dirty state if

@@ -356,10 +356,11 @@ static void tcfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct tc_attr a;
 	int rc;
 
-	(void)rdev; /* device nodes are refused by the engine (EPERM) */
+	/* The kernel has checked CAP_MKNOD for device nodes; the mount is
+	 * nodev, so they are stored with their numbers and stay inert. */
 	if (tcfs_refuse_reserved(req, parent, name))
 		return;
-	rc = tc_mknod(tcfs_of(req)->eng, parent, name, mode, &c, &a);
+	rc = tc_mknod(tcfs_of(req)->eng, parent, name, mode, rdev, &c, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -651,6 +652,17 @@ static void tcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		return;
 	}
 	fuse_reply_err(req, -tc_fsync(tcfs_file(fi), datasync != 0));
+}
+
+static void tcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			   off_t len, struct fuse_file_info *fi)
+{
+	if (ino == TCFS_STATS_INO) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	/* Never ENOSYS: the kernel would stop asking for every mode. */
+	fuse_reply_err(req, -tc_fallocate(tcfs_file(fi), mode, off, len));
 }
 
 /* ------------------------------------------------------------------ */
@@ -965,6 +977,7 @@ const struct fuse_lowlevel_ops tcfs_ops = {
     .flush = tcfs_flush,
     .release = tcfs_release,
     .fsync = tcfs_fsync,
+    .fallocate = tcfs_fallocate,
     .opendir = tcfs_opendir,
     .readdir = tcfs_readdir,
     .readdirplus = tcfs_readdirplus,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install dependencies, build, and run every test: the engine's unit tests and
 # the integration tests against a mounted tiercachefs, once with a normal
-# build and once with AddressSanitizer + UndefinedBehaviorSanitizer.
+# build and once with AddressSanitizer + UndefinedBehaviorSanitizer, and
+# mandoc's linter on the man page.
 # Ends with one line counting all tests: "N passed, N failed".
 #
 #   scripts/test.sh              everything
@@ -80,6 +81,16 @@ count_plain() {
 }
 
 run_pass "normal" build
+
+# The man page passes mandoc's linter with no message at all (style
+# messages included): one counted check.
+echo "=== mandoc -T lint tiercachefs.8"
+if lint=$(mandoc -T lint tiercachefs.8 2>&1) && [ -z "$lint" ]; then
+	passed=$((passed + 1))
+else
+	echo "${lint:-mandoc failed}"
+	failed=$((failed + 1))
+fi
 if [ -z "${TC_QUICK:-}" ]; then
 	run_pass "sanitizers" build-san -Dsanitize=true -Dbuildtype=debug
 

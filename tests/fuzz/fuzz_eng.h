@@ -121,7 +121,7 @@ static inline uint64_t fz_eng_mkdir(struct fz_eng *fx, uint64_t parent,
 				    const char *name)
 {
 	struct tc_attr attr;
-	int rc = tc_mknod(fx->eng, parent, name, S_IFDIR | 0755, &fx->ctx,
+	int rc = tc_mknod(fx->eng, parent, name, S_IFDIR | 0755, 0, &fx->ctx,
 			  &attr);
 
 	FZ_CHECK(rc == 0, "mkdir %s: %s", name, strerror(-rc));

@@ -12,10 +12,10 @@
  * O_TRUNC, O_APPEND), write at an offset, read, truncate (through a handle
  * or not), flush, fsync, release, unlink, rename (plain, NOREPLACE,
  * EXCHANGE, invalid flags), link, mkdir, rmdir, mknod (FIFO, socket,
- * device, bad type), symlink, readlink, readdir (plain and plus, resumed
- * from cookies), user.* xattrs, getattr, holding and forgetting lookup
- * references, flush=ram/disk, maintenance with the clock moved on, and
- * closing and reopening the engine.
+ * character and block devices with their numbers, bad type), symlink,
+ * readlink, readdir (plain and plus, resumed from cookies), user.* xattrs,
+ * getattr, holding and forgetting lookup references, flush=ram/disk,
+ * maintenance with the clock moved on, and closing and reopening the engine.
  *
  * Names: "a".."h", plus ".stats", "", "x/y", a 255-byte and a 256-byte
  * name. Parents: the root, the paths a, b, a/b, b/c (walked with
@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 
 #include "fuzz_eng.h"
 
@@ -60,7 +61,7 @@
  * writes from exhausting memory: past it, large sizes shrink. */
 #define MODEL_BYTES_MAX ((size_t)32 << 20)
 
-enum mtype { M_REG, M_DIR, M_FIFO, M_LNK, M_SOCK };
+enum mtype { M_REG, M_DIR, M_FIFO, M_LNK, M_SOCK, M_CHR, M_BLK };
 
 struct mdent {
 	char *name;
@@ -89,6 +90,7 @@ struct mnode {
 	bool ux[NUX];
 	struct fz_buf uxv[NUX];
 	char *target; /* symlinks */
+	dev_t rdev;   /* device nodes */
 };
 
 struct handle {
@@ -427,8 +429,8 @@ static bool is_ancestor(int anc, int i)
 
 static mode_t type_bits(enum mtype t)
 {
-	static const mode_t bits[] = { S_IFREG, S_IFDIR, S_IFIFO, S_IFLNK,
-					S_IFSOCK };
+	static const mode_t bits[] = { S_IFREG,	 S_IFDIR, S_IFIFO, S_IFLNK,
+					S_IFSOCK, S_IFCHR, S_IFBLK };
 
 	return bits[t];
 }
@@ -460,6 +462,9 @@ static void check_attr(int i, const struct tc_attr *a, const char *what)
 	FZ_CHECK((a->st.st_mode & 07777) == m->perm,
 		 "%s: permissions %o, model %o", what,
 		 (unsigned)a->st.st_mode & 07777, (unsigned)m->perm);
+	FZ_CHECK(a->st.st_rdev == m->rdev, "%s: rdev %#llx, model %#llx", what,
+		 (unsigned long long)a->st.st_rdev,
+		 (unsigned long long)m->rdev);
 	FZ_CHECK((uint64_t)a->st.st_nlink == nlink_of(i),
 		 "%s: nlink %llu, model %u", what,
 		 (unsigned long long)a->st.st_nlink, nlink_of(i));
@@ -1320,6 +1325,7 @@ static void op_make(struct fz_in *in, int kind)
 	struct tc_attr a;
 	const char *name;
 	mode_t mode;
+	dev_t rdev = 0;
 	int p, want = 0, rc, i;
 	enum mtype type;
 
@@ -1353,8 +1359,11 @@ static void op_make(struct fz_in *in, int kind)
 			break;
 		case S_IFCHR:
 		case S_IFBLK:
-			want = -EPERM;
-			type = M_FIFO;
+			/* Numbers from the name, so no input byte is spent
+			 * (the corpus keeps its meaning). */
+			type = S_ISCHR(mode) ? M_CHR : M_BLK;
+			rdev = makedev(1 + (unsigned char)name[0] % 250,
+				       (unsigned)strlen(name) * 4099);
 			break;
 		case S_IFIFO:
 			type = M_FIFO;
@@ -1380,13 +1389,15 @@ static void op_make(struct fz_in *in, int kind)
 		rc = tc_symlink(M.fx.eng, N(p)->ino, name, target, &M.fx.ctx,
 				&a);
 	else
-		rc = tc_mknod(M.fx.eng, N(p)->ino, name, mode, &M.fx.ctx, &a);
+		rc = tc_mknod(M.fx.eng, N(p)->ino, name, mode, rdev, &M.fx.ctx,
+			      &a);
 	FZ_CHECK(rc == want, "%s '%s' mode %o: %d (%s), model %d (%s)",
 		 kind < 0 ? "symlink" : "mknod", name, (unsigned)mode, rc,
 		 strerror(-rc), want, strerror(-want));
 	if (rc)
 		return;
 	i = node_new(type, a.st.st_ino);
+	N(i)->rdev = rdev;
 	if (type == M_DIR && (N(p)->perm & S_ISGID))
 		N(i)->perm |= S_ISGID; /* a new directory inherits it */
 	if (type == M_LNK) {

@@ -124,9 +124,9 @@ def test_fio_concurrent_verify(tc_mount, tmp_path):
 
 # -- stress-ng ---------------------------------------------------------------------------------
 
-# Stressors that exercise a filesystem; all run at once. fallocate is not
-# implemented (EOPNOTSUPP) and stress-ng copes; fsize is left out (it checks
-# RLIMIT_FSIZE handling of fallocate, which is the kernel's FUSE code).
+# Stressors that exercise a filesystem; all run at once. fsize is left out
+# (it checks RLIMIT_FSIZE handling of fallocate, which is the kernel's FUSE
+# code, not ours).
 STRESSORS = ["hdd", "dentry", "dir", "dirdeep", "rename", "link", "symlink", "flock", "lockf",
              "fcntl", "lockofd", "locka", "lease", "seek", "xattr", "utime", "chdir",
              "filename", "getdent", "io", "readahead", "chmod", "chown", "copy-file", "iomix",

@@ -406,7 +406,7 @@ static void test_errnos(void **state)
 			 0);
 	sym = a.st.st_ino;
 	tc_forget(fx->eng, sym, 1);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600,
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600, 0,
 				  &fx->ctx, &a),
 			 0);
 	fifo = a.st.st_ino;

@@ -9,6 +9,8 @@
  */
 #include "util.h"
 
+#include <sys/sysmacros.h>
+
 /* ------------------------------------------------------------------ */
 /* lookup / getattr / mknod                                           */
 /* ------------------------------------------------------------------ */
@@ -75,7 +77,7 @@ static void test_lookup_errors(void **state)
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, longname, &a),
 			 -ENAMETOOLONG);
 	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, longname,
-				  S_IFREG | 0644, &fx->ctx, &a),
+				  S_IFREG | 0644, 0, &fx->ctx, &a),
 			 -ENAMETOOLONG);
 	/* 255 bytes is allowed. */
 	longname[TC_NAME_MAX] = '\0';
@@ -85,23 +87,16 @@ static void test_lookup_errors(void **state)
 	tcu_assert_value(fx, longname, "long");
 
 	/* Existing name, missing or non-directory parent. */
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "file", S_IFREG | 0644,
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "file", S_IFREG | 0644, 0,
 				  &fx->ctx, &a),
 			 -EEXIST);
 	assert_int_equal(tc_mknod(fx->eng, UINT64_C(0x7ffffffffff), "x",
-				  S_IFREG | 0644, &fx->ctx, &a),
+				  S_IFREG | 0644, 0, &fx->ctx, &a),
 			 -ENOENT);
-	assert_int_equal(tc_mknod(fx->eng, file, "x", S_IFREG | 0644,
+	assert_int_equal(tc_mknod(fx->eng, file, "x", S_IFREG | 0644, 0,
 				  &fx->ctx, &a),
 			 -ENOTDIR);
 
-	/* Device nodes and the reserved .stats give EPERM. */
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "chr", S_IFCHR | 0644,
-				  &fx->ctx, &a),
-			 -EPERM);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "blk", S_IFBLK | 0644,
-				  &fx->ctx, &a),
-			 -EPERM);
 	/* The daemon owns .stats: to the engine it is an ordinary name. */
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, ".stats", &a),
 			 -ENOENT);
@@ -117,17 +112,17 @@ static void test_mknod_types(void **state)
 	struct tcu *fx = *state;
 	struct tc_attr a, l;
 
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600,
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600, 0,
 				  &fx->ctx, &a),
 			 0);
 	assert_true(S_ISFIFO(a.st.st_mode));
 	tc_forget(fx->eng, a.st.st_ino, 1);
 	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "sock",
-				  S_IFSOCK | 0600, &fx->ctx, &a),
+				  S_IFSOCK | 0600, 0, &fx->ctx, &a),
 			 0);
 	assert_true(S_ISSOCK(a.st.st_mode));
 	tc_forget(fx->eng, a.st.st_ino, 1);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "dir", S_IFDIR | 0777,
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "dir", S_IFDIR | 0777, 0,
 				  &fx->ctx, &a),
 			 0);
 	assert_true(S_ISDIR(a.st.st_mode));
@@ -485,7 +480,7 @@ static void test_name_rules(void **state)
 	/* Empty names and names with a slash. */
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "", &a), -EINVAL);
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "d/k", &a), -EINVAL);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "a/b", S_IFREG | 0644,
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "a/b", S_IFREG | 0644, 0,
 				  &fx->ctx, &a),
 			 -EINVAL);
 	assert_int_equal(tc_symlink(fx->eng, TC_ROOT_INO, "", "t", &fx->ctx,
@@ -506,10 +501,10 @@ static void test_name_rules(void **state)
 	assert_int_equal(tcu_ino_at(fx->eng, TC_ROOT_INO, "d"), d);
 
 	/* Types mknod does not make. */
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "l", S_IFLNK | 0777,
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "l", S_IFLNK | 0777, 0,
 				  &fx->ctx, &a),
 			 -EINVAL);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "n", 0644, &fx->ctx,
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "n", 0644, 0, &fx->ctx,
 				  &a),
 			 -EINVAL);
 	assert_false(tcu_present(fx, "l"));
@@ -564,7 +559,7 @@ static void test_misses(void **state)
 	 * mknod, symlink, link and rename alike. */
 	tcu_advance(fx, TCU_SEC);
 	assert_int_equal(tc_lookup(fx->eng, d, "n1", &a), -ENOENT);
-	assert_int_equal(tc_mknod(fx->eng, d, "n1", S_IFIFO | 0600, &fx->ctx,
+	assert_int_equal(tc_mknod(fx->eng, d, "n1", S_IFIFO | 0600, 0, &fx->ctx,
 				  &a),
 			 0);
 	tc_forget(fx->eng, a.st.st_ino, 1);
@@ -595,7 +590,7 @@ static void test_removed_directory_and_inode(void **state)
 	assert_non_null(l);
 	assert_int_equal(tc_getattr(fx->eng, TC_ROOT_INO, &root), 0);
 	assert_int_equal(root.st.st_nlink, 2);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "d", S_IFDIR | 0755,
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "d", S_IFDIR | 0755, 0,
 				  &fx->ctx, &a),
 			 0);
 	d = a.st.st_ino;
@@ -609,7 +604,7 @@ static void test_removed_directory_and_inode(void **state)
 	assert_int_equal(tc_getattr(fx->eng, TC_ROOT_INO, &root), 0);
 	assert_int_equal(root.st.st_nlink, 2);
 	assert_int_equal(tc_lookup(fx->eng, d, "x", &a), -ENOENT);
-	assert_int_equal(tc_mknod(fx->eng, d, "x", S_IFREG | 0644, &fx->ctx,
+	assert_int_equal(tc_mknod(fx->eng, d, "x", S_IFREG | 0644, 0, &fx->ctx,
 				  &a),
 			 -ENOENT);
 	assert_int_equal(tc_readdir(fx->eng, d, 0, false, collect, l),
@@ -643,20 +638,20 @@ static void test_setgid_directory(void **state)
 	assert_int_equal(a.st.st_mode & 07777, 02775);
 	/* New entries take the directory's group; a new directory its
 	 * setgid bit too. */
-	assert_int_equal(tc_mknod(fx->eng, g, "f", S_IFREG | 0666, &fx->ctx,
+	assert_int_equal(tc_mknod(fx->eng, g, "f", S_IFREG | 0666, 0, &fx->ctx,
 				  &a),
 			 0);
 	assert_int_equal(a.st.st_gid, 4242);
 	assert_int_equal(a.st.st_mode & 07777, 0644);
 	tc_forget(fx->eng, a.st.st_ino, 1);
-	assert_int_equal(tc_mknod(fx->eng, g, "sub", S_IFDIR | 0777, &fx->ctx,
+	assert_int_equal(tc_mknod(fx->eng, g, "sub", S_IFDIR | 0777, 0, &fx->ctx,
 				  &a),
 			 0);
 	assert_int_equal(a.st.st_gid, 4242);
 	assert_int_equal(a.st.st_mode & 07777, 02755);
 	tc_forget(fx->eng, a.st.st_ino, 1);
 	/* Elsewhere, the caller's group. */
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "f", S_IFREG | 0666,
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "f", S_IFREG | 0666, 0,
 				  &fx->ctx, &a),
 			 0);
 	assert_int_equal(a.st.st_gid, fx->ctx.gid);
@@ -700,6 +695,76 @@ static void test_statfs(void **state)
 	assert_int_equal(sf.items, 1);
 }
 
+/* ------------------------------------------------------------------ */
+/* Device nodes                                                       */
+/* ------------------------------------------------------------------ */
+
+static void test_mknod_devices(void **state)
+{
+	struct tcu *fx = *state;
+	const dev_t null = makedev(1, 3), disk = makedev(259, 65537);
+	struct tc_attr a;
+	struct tc_file *f;
+	uint64_t chr, blk;
+
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "null", S_IFCHR | 0666,
+				  null, &fx->ctx, &a),
+			 0);
+	assert_true(S_ISCHR(a.st.st_mode));
+	assert_int_equal(a.st.st_mode & 07777, 0644); /* umask 022 */
+	assert_int_equal(a.st.st_rdev, null);
+	assert_int_equal(a.st.st_size, 0);
+	chr = a.st.st_ino;
+	tc_forget(fx->eng, chr, 1);
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "disk", S_IFBLK | 0600,
+				  disk, &fx->ctx, &a),
+			 0);
+	assert_true(S_ISBLK(a.st.st_mode));
+	assert_int_equal(a.st.st_rdev, disk);
+	assert_int_equal(major(a.st.st_rdev), 259);
+	assert_int_equal(minor(a.st.st_rdev), 65537);
+	blk = a.st.st_ino;
+	tc_forget(fx->eng, blk, 1);
+	/* Other types ignore rdev. */
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600,
+				  null, &fx->ctx, &a),
+			 0);
+	assert_int_equal(a.st.st_rdev, 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "null", S_IFCHR | 0666,
+				  null, &fx->ctx, &a),
+			 -EEXIST);
+
+	/* No content: not opened through the engine. */
+	assert_int_equal(tc_open(fx->eng, chr, O_RDONLY, &f), -EINVAL);
+
+	/* Link, rename, getattr keep the numbers; after a reopen too. */
+	assert_int_equal(tc_link(fx->eng, chr, TC_ROOT_INO, "null2", &a), 0);
+	assert_int_equal(a.st.st_nlink, 2);
+	assert_int_equal(a.st.st_rdev, null);
+	tc_forget(fx->eng, chr, 1);
+	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "disk", TC_ROOT_INO,
+				   "sda", 0),
+			 0);
+	tcu_reopen(fx);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "null2", &a), 0);
+	assert_true(S_ISCHR(a.st.st_mode));
+	assert_int_equal(a.st.st_rdev, null);
+	assert_int_equal(a.st.st_nlink, 2);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "sda", &a), 0);
+	assert_true(S_ISBLK(a.st.st_mode));
+	assert_int_equal(a.st.st_rdev, disk);
+	assert_int_equal(tc_getattr(fx->eng, a.st.st_ino, &a), 0);
+	assert_int_equal(a.st.st_rdev, disk);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "null"), 0);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "null2"), 0);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "sda"), 0);
+	assert_false(tcu_present(fx, "null2"));
+	/* Device nodes are not cache items. */
+	tcu_assert_stat(fx->eng, "disk_items", 0);
+}
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +782,7 @@ int main(void)
 		T(test_removed_directory_and_inode),
 		T(test_setgid_directory),
 		T(test_statfs),
+		T(test_mknod_devices),
 #undef T
 	};
 

@@ -500,6 +500,37 @@ static void test_evict_tag_and_flush(void **state)
 	tc_engine_set_inval(fx->eng, NULL, NULL);
 }
 
+static void test_disk_lru_ties_by_name(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+	uint64_t ad, z, d;
+
+	/* Ties go by the entry's own name, not its path: z/a goes before
+	 * a/b. With several names, the smallest counts. */
+	disk_config(fx, 0, 3);
+	z = tcu_mkdir_at(fx, TC_ROOT_INO, "z");
+	d = tcu_mkdir_at(fx, TC_ROOT_INO, "a");
+	/* Created last among the first three, so neither creation order
+	 * nor inode number would pick it. */
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "b", "2", 1), 0);
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "c", "3", 1), 0);
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, z, "a", "1", 1), 0);
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "d", "4", 1), 0);
+	assert_int_equal(tc_lookup(fx->eng, z, "a", &a), -ENOENT);
+	ad = tcu_ino_at(fx->eng, d, "d");
+	assert_int_equal(tc_link(fx->eng, ad, TC_ROOT_INO, "0", &a), 0);
+	tc_forget(fx->eng, ad, 1);
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO, "e", "5", 1),
+			 0);
+	/* a/d, also named "0", went; b and c stay. */
+	assert_false(tcu_present(fx, "0"));
+	assert_int_equal(tc_lookup(fx->eng, d, "d", &a), -ENOENT);
+	tcu_assert_value_at(fx, d, "b", "2", 1);
+	tcu_assert_value_at(fx, d, "c", "3", 1);
+	tcu_assert_value(fx, "e", "5");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -515,6 +546,7 @@ int main(void)
 		T(test_expire_control),
 		T(test_schema),
 		T(test_evict_tag_and_flush),
+		T(test_disk_lru_ties_by_name),
 #undef T
 	};
 

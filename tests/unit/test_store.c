@@ -60,7 +60,7 @@ static void test_reopen_persistence(void **state)
 			 0);
 	ln = a.st.st_ino;
 	tc_forget(fx->eng, ln, 1);
-	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600,
+	assert_int_equal(tc_mknod(fx->eng, TC_ROOT_INO, "fifo", S_IFIFO | 0600, 0,
 				  &fx->ctx, &a),
 			 0);
 	tc_forget(fx->eng, a.st.st_ino, 1);

@@ -604,7 +604,7 @@ static inline uint64_t tcu_mkdir_at(struct tcu *fx, uint64_t parent,
 				    const char *name)
 {
 	struct tc_attr attr;
-	int rc = tc_mknod(fx->eng, parent, name, S_IFDIR | 0755, &fx->ctx,
+	int rc = tc_mknod(fx->eng, parent, name, S_IFDIR | 0755, 0, &fx->ctx,
 			  &attr);
 
 	if (rc)

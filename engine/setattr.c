@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Changing a file without write(2): setattr (truncation, mode, owner,
+ * times) and fallocate (allocate, keep-size, punch-hole, zero-range).
+ *
+ * Both go through the node's shared dirty state (content.c) like writes
+ * do, so every handle sees the change at once and it is published with
+ * the rest. A truncation without a writable handle is published at once
+ * (nobody else would); fallocate that changes neither the bytes nor the
+ * size creates no dirty state. The contents hold no holes: punched and
+ * zeroed ranges are zeros, and allocation beyond the size zero-fills.
+ * Metadata changes are one operation each (txn.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_i.h"
+
+static int setattr_size(struct tc_engine *eng, struct tc_node *n,
+			uint64_t size, struct tc_file *f)
+{
+	bool writers, had_dirty;
+	int rc;
+
+	if (S_ISDIR(n->meta.mode))
+		return -EISDIR;
+	if (!S_ISREG(n->meta.mode))
+		return -EINVAL;
+	if (eng->disk_size && size > eng->disk_size)
+		return -EFBIG;
+	tc_mutex_lock(&n->lock);
+	tc_lock(eng);
+	writers = n->nwriters > 0;
+	tc_unlock(eng);
+	had_dirty = n->dirty != NULL;
+	rc = tc_content_dirty_begin_nlocked(eng, n, size == 0);
+	if (!rc)
+		rc = tc_dirty_truncate(&eng->blobs, n->dirty, size);
+	if (!rc) {
+		n->dirty->mtime = tc_now(eng);
+		n->dirty->written = true;
+	}
+	/* Without a writable handle nobody else will publish it: publish
+	 * now, and when that fails the truncation must not stay visible. */
+	if (!writers && (!f || (f->flags & O_ACCMODE) == O_RDONLY)) {
+		if (!rc)
+			rc = tc_content_publish_nlocked(eng, n, false);
+		if (rc && !had_dirty && n->dirty)
+			tc_content_dirty_end_nlocked(eng, n);
+	}
+	tc_mutex_unlock(&n->lock);
+	return rc;
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * TC_NS_PER_S + ts->tv_nsec;
+}
+
+/* Apply the metadata bits of @to_set to @m. */
+static void apply_meta(struct tc_inode *m, const struct stat *st, int to_set,
+		       int64_t now)
+{
+	if (to_set & TC_SET_MODE)
+		m->mode = (m->mode & S_IFMT) | (st->st_mode & 07777);
+	if (to_set & TC_SET_UID)
+		m->uid = st->st_uid;
+	if (to_set & TC_SET_GID)
+		m->gid = st->st_gid;
+	if (to_set & TC_SET_ATIME)
+		m->atime = ts_ns(&st->st_atim);
+	if (to_set & TC_SET_ATIME_NOW)
+		m->atime = now;
+	if (to_set & (TC_SET_MTIME | TC_SET_MTIME_NOW))
+		m->mtime = to_set & TC_SET_MTIME_NOW ? now
+						      : ts_ns(&st->st_mtim);
+	if (to_set & TC_SET_CTIME)
+		m->ctime = ts_ns(&st->st_ctim);
+	else if (to_set & ~TC_SET_SIZE)
+		m->ctime = now;
+}
+
+int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
+	       int to_set, struct tc_file *f, struct tc_attr *out)
+{
+	struct tc_node *n;
+	int rc;
+
+	tc_lock(eng);
+	rc = tc_node_get_locked(eng, ino, &n);
+	tc_unlock(eng);
+	if (rc)
+		return rc;
+	if (to_set & TC_SET_SIZE) {
+		rc = setattr_size(eng, n, (uint64_t)st->st_size, f);
+		if (rc)
+			goto out;
+	}
+	if (to_set & ~TC_SET_SIZE) {
+		tc_lock(eng);
+		rc = tc_txn_begin_locked(eng);
+		if (!rc) {
+			apply_meta(&n->meta, st, to_set, tc_now(eng));
+			rc = tc_txn_end_locked(
+				eng, tc_index_inode_update(&eng->ix, &n->meta));
+			if (rc)
+				tc_node_reload_locked(eng, &n, 1);
+		}
+		tc_unlock(eng);
+	}
+	/* Unpublished writes must not override an explicit mtime. */
+	if (!rc && to_set & (TC_SET_MTIME | TC_SET_MTIME_NOW)) {
+		tc_mutex_lock(&n->lock);
+		if (n->dirty)
+			n->dirty->mtime = n->meta.mtime;
+		tc_mutex_unlock(&n->lock);
+	}
+out:
+	if (!rc)
+		tc_node_attr(eng, n, out);
+	tc_node_unpin(eng, n);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* fallocate                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Zero [@off, @off + @len) of dirty state that covers it (node->lock). */
+static int dirty_zero(struct tc_engine *eng, struct tc_dirty *d, uint64_t off,
+		      uint64_t len)
+{
+	static const char zero[65536];
+
+	while (len > 0) {
+		size_t k = len > sizeof(zero) ? sizeof(zero) : (size_t)len;
+		int rc = tc_dirty_write(&eng->blobs, d, zero, k, off);
+
+		if (rc)
+			return rc;
+		off += k;
+		len -= k;
+	}
+	return 0;
+}
+
+int tc_fallocate(struct tc_file *f, int mode, off_t off, off_t len)
+{
+	struct tc_engine *eng = f->eng;
+	struct tc_node *n = f->node;
+	uint64_t size, end, zero_end;
+	bool zero, grow;
+	mode_t type;
+	int rc = 0;
+
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	switch (mode) {
+	case 0:
+	case FALLOC_FL_KEEP_SIZE:
+		zero = false;
+		break;
+	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+	case FALLOC_FL_ZERO_RANGE:
+	case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
+		zero = true;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	grow = !(mode & FALLOC_FL_KEEP_SIZE);
+	if ((f->flags & O_ACCMODE) == O_RDONLY)
+		return -EBADF;
+	tc_lock(eng);
+	type = n->meta.mode & S_IFMT;
+	tc_unlock(eng);
+	if (S_ISDIR(type))
+		return -EISDIR;
+	if (!S_ISREG(type))
+		return -ENODEV;
+	end = (uint64_t)off + (uint64_t)len; /* both < 2^63: no wrap */
+	if (end > INT64_MAX || (eng->disk_size && end > eng->disk_size))
+		return -EFBIG;
+
+	tc_mutex_lock(&n->lock);
+	if (n->dirty) {
+		size = n->dirty->size;
+	} else {
+		tc_lock(eng);
+		size = n->meta.size;
+		tc_unlock(eng);
+	}
+	zero_end = end < size ? end : size;
+	zero = zero && (uint64_t)off < zero_end;
+	grow = grow && end > size;
+	if (!zero && !grow)
+		goto out; /* the bytes and the size stay: no dirty state */
+	rc = tc_content_dirty_begin_nlocked(eng, n, false);
+	if (!rc && zero)
+		rc = dirty_zero(eng, n->dirty, (uint64_t)off,
+				zero_end - (uint64_t)off);
+	if (!rc && grow)
+		rc = tc_dirty_truncate(&eng->blobs, n->dirty, end);
+	if (!rc) {
+		n->dirty->mtime = tc_now(eng);
+		n->dirty->written = true;
+	}
+out:
+	tc_mutex_unlock(&n->lock);
+	return rc;
+}
