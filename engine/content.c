@@ -18,6 +18,20 @@
  * than max_ram_item, the blob file's descriptor. Reads copy from the pinned
  * content without any engine lock. Promotion happens in one place,
  * load_from_disk(), kept out of the hit path (STYLE point 7).
+ *
+ * Without handles (tc_config::handleless_writes, the daemon's
+ * cache_mode=kernel). The kernel opens and closes files without telling
+ * us and keeps written pages until it writes them back, so reads and
+ * writes name only the inode (tc_read_ino() & co.) and work on the same
+ * node state as handles. A read loads the content onto the node and it
+ * stays there while the kernel holds the inode, marked as read; each
+ * maintenance round (tc_content_maintain()) lets go of content nobody read
+ * since the round before, so a RAM item is not pinned for as long as the
+ * kernel remembers a name. Publishing has no last close to wait for: the
+ * end of a writeback pass (tc_writeback_done(), for dirty state still in
+ * memory), fsync, the release of the last writable handle of a create, a
+ * quiet period without writes (maintenance), and unmount publish; a
+ * truncate alone does not, the writes after it complete it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -230,7 +244,7 @@ static int dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
 		tc_dirty_free(&eng->blobs, d);
 		return rc;
 	}
-	d->mtime = tc_now(eng);
+	d->mtime = d->touched = tc_now(eng);
 	n->dirty = d;
 	return 0;
 }
@@ -578,7 +592,7 @@ ssize_t tc_write(struct tc_file *f, const void *buf, size_t size, off_t off)
 	}
 	rc = tc_dirty_write(&eng->blobs, n->dirty, buf, size, (uint64_t)off);
 	if (!rc) {
-		n->dirty->mtime = tc_now(eng);
+		n->dirty->mtime = n->dirty->touched = tc_now(eng);
 		n->dirty->written = true;
 	}
 out:
@@ -733,12 +747,15 @@ static int setattr_size(struct tc_engine *eng, struct tc_node *n,
 	if (!rc)
 		rc = tc_dirty_truncate(&eng->blobs, n->dirty, size);
 	if (!rc) {
-		n->dirty->mtime = tc_now(eng);
+		n->dirty->mtime = n->dirty->touched = tc_now(eng);
 		n->dirty->written = true;
 	}
 	/* Without a writable handle nobody else will publish it: publish
-	 * now, and when that fails the truncation must not stay visible. */
-	if (!writers && (!f || (f->flags & O_ACCMODE) == O_RDONLY)) {
+	 * now, and when that fails the truncation must not stay visible.
+	 * Unless writes come without handles: then an O_TRUNC open is this
+	 * truncate, and the writes that follow complete the version. */
+	if (!writers && !eng->handleless &&
+	    (!f || (f->flags & O_ACCMODE) == O_RDONLY)) {
 		if (!rc)
 			rc = tc_content_publish_nlocked(eng, n, false);
 		if (rc && !had_dirty && n->dirty)
@@ -746,6 +763,21 @@ static int setattr_size(struct tc_engine *eng, struct tc_node *n,
 	}
 	tc_mutex_unlock(&n->lock);
 	return rc;
+}
+
+/* The bits of a SETATTR that only sets times. */
+#define TIMES_ONLY                                                           \
+	(TC_SET_ATIME | TC_SET_MTIME | TC_SET_ATIME_NOW | TC_SET_MTIME_NOW |  \
+	 TC_SET_CTIME)
+
+static bool has_dirty(struct tc_node *n)
+{
+	bool dirty;
+
+	tc_mutex_lock(&n->lock);
+	dirty = n->dirty != NULL;
+	tc_mutex_unlock(&n->lock);
+	return dirty;
 }
 
 static int64_t ts_ns(const struct timespec *ts)
@@ -793,9 +825,13 @@ int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
 			goto out;
 	}
 	if (to_set & ~TC_SET_SIZE) {
+		bool later = eng->handleless && !(to_set & ~TIMES_ONLY) &&
+			     has_dirty(n);
 		tc_lock(eng);
 		apply_meta(&n->meta, st, to_set, tc_now(eng));
-		rc = tc_index_inode_update(&eng->ix, &n->meta);
+		/* The kernel's times at the end of a writeback: the publish
+		 * that follows writes the row (one transaction, not two). */
+		rc = later ? 0 : tc_index_inode_update(&eng->ix, &n->meta);
 		if (rc)
 			tc_node_reload_locked(eng, &n, 1);
 		tc_unlock(eng);
@@ -812,4 +848,264 @@ out:
 		tc_node_attr(eng, n, out);
 	tc_node_unpin(eng, n);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Without handles                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Pinned node of regular file @ino. */
+static int ino_node(struct tc_engine *eng, uint64_t ino, struct tc_node **out)
+{
+	struct tc_node *n;
+	int rc;
+
+	tc_lock(eng);
+	rc = tc_node_get_locked(eng, ino, &n);
+	if (!rc && !S_ISREG(n->meta.mode)) {
+		rc = S_ISDIR(n->meta.mode) ? -EISDIR : -EINVAL;
+		tc_node_unpin_locked(eng, n);
+	}
+	tc_unlock(eng);
+	if (!rc)
+		*out = n;
+	return rc;
+}
+
+/* The published content of @n for a read without a handle, loaded (a get,
+ * counted by tier, with recency) when the node holds none. */
+static int ino_content_nlocked(struct tc_engine *eng, struct tc_node *n)
+{
+	bool hit;
+	int rc;
+
+	TC_ASSERT_NLOCKED(n);
+	n->content_read = true;
+	if (n->content)
+		return 0;
+	rc = load_content_nlocked(eng, n, &hit);
+	if (rc)
+		return rc;
+	if (!n->content->ram && n->content->fd < 0 && n->content->size > 0)
+		return -EIO;
+	tc_count(eng, gets, 1);
+	if (hit)
+		tc_count(eng, ram_hits, 1);
+	else
+		tc_count(eng, disk_hits, 1);
+	tc_lock(eng);
+	tc_policy_note_access_locked(eng, n, tc_now(eng));
+	tc_unlock(eng);
+	return 0;
+}
+
+ssize_t tc_read_ino(struct tc_engine *eng, uint64_t ino, void *buf,
+		    size_t size, off_t off)
+{
+	struct tc_content *c;
+	struct tc_node *n;
+	ssize_t rc;
+
+	if (off < 0)
+		return -EINVAL;
+	rc = ino_node(eng, ino, &n);
+	if (rc)
+		return rc;
+	tc_mutex_lock(&n->lock);
+	if (n->dirty) {
+		rc = tc_dirty_read(n->dirty, buf, size, (uint64_t)off);
+		tc_mutex_unlock(&n->lock);
+		goto out;
+	}
+	rc = ino_content_nlocked(eng, n);
+	if (rc) {
+		tc_mutex_unlock(&n->lock);
+		goto out;
+	}
+	c = n->content;
+	atomic_fetch_add(&c->refs, 1);
+	tc_mutex_unlock(&n->lock);
+	rc = content_read(c, buf, size, (uint64_t)off);
+	tc_node_content_unref(c);
+out:
+	if (rc > 0)
+		tc_count(eng, read_bytes, (uint64_t)rc);
+	tc_node_unpin(eng, n);
+	return rc;
+}
+
+int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, int *fd)
+{
+	struct tc_node *n;
+	int rc;
+
+	rc = ino_node(eng, ino, &n);
+	if (rc)
+		return rc;
+	tc_mutex_lock(&n->lock);
+	rc = n->dirty ? -EAGAIN : ino_content_nlocked(eng, n);
+	if (!rc && (n->content->ram || n->content->fd < 0))
+		rc = -EAGAIN;
+	if (!rc) {
+		/* A descriptor of its own: the node may let go of its copy
+		 * (a publish, maintenance) while the caller still splices. */
+		*fd = fcntl(n->content->fd, F_DUPFD_CLOEXEC, 0);
+		if (*fd < 0)
+			rc = -errno;
+	}
+	tc_mutex_unlock(&n->lock);
+	tc_node_unpin(eng, n);
+	return rc;
+}
+
+ssize_t tc_write_ino(struct tc_engine *eng, uint64_t ino, const void *buf,
+		     size_t size, off_t off)
+{
+	struct tc_node *n;
+	uint64_t end;
+	int rc;
+
+	if (off < 0)
+		return -EINVAL;
+	end = (uint64_t)off + size;
+	if (end < (uint64_t)off || (eng->disk_size && end > eng->disk_size))
+		return -EFBIG;
+	rc = ino_node(eng, ino, &n);
+	if (rc)
+		return rc;
+	tc_mutex_lock(&n->lock);
+	rc = dirty_begin_nlocked(eng, n, false);
+	if (!rc)
+		rc = tc_dirty_write(&eng->blobs, n->dirty, buf, size,
+				    (uint64_t)off);
+	if (!rc) {
+		n->dirty->mtime = n->dirty->touched = tc_now(eng);
+		n->dirty->written = true;
+	}
+	tc_mutex_unlock(&n->lock);
+	tc_node_unpin(eng, n);
+	return rc ? rc : (ssize_t)size;
+}
+
+int tc_publish_ino(struct tc_engine *eng, uint64_t ino, bool durable)
+{
+	struct tc_node *n;
+	int rc;
+
+	rc = ino_node(eng, ino, &n);
+	if (rc)
+		return rc;
+	tc_mutex_lock(&n->lock);
+	if (n->dirty)
+		rc = tc_content_publish_nlocked(eng, n, durable);
+	else if (durable && eng->sync != TC_SYNC_NEVER)
+		rc = sync_published_nlocked(eng, n);
+	tc_mutex_unlock(&n->lock);
+	tc_node_unpin(eng, n);
+	return rc;
+}
+
+int tc_writeback_done(struct tc_engine *eng, uint64_t ino)
+{
+	struct tc_node *n;
+	int rc;
+
+	if (ino_node(eng, ino, &n))
+		return 0;
+	tc_mutex_lock(&n->lock);
+	rc = n->dirty && n->dirty->fd < 0
+		     ? tc_content_publish_nlocked(eng, n, false)
+		     : 0;
+	tc_mutex_unlock(&n->lock);
+	tc_node_unpin(eng, n);
+	return rc;
+}
+
+void tc_touch(struct tc_engine *eng, uint64_t ino)
+{
+	struct tc_node *n;
+
+	tc_lock(eng);
+	n = tc_node_find_locked(eng, ino);
+	if (n && S_ISREG(n->meta.mode))
+		tc_policy_note_access_locked(eng, n, tc_now(eng));
+	tc_unlock(eng);
+}
+
+/* Pin every node maintenance may have work for, into a new array. */
+static struct tc_node **maintain_candidates(struct tc_engine *eng,
+					    size_t *count)
+{
+	struct tc_node **v = NULL, **nv;
+	size_t n = 0, cap = 0;
+
+	tc_lock(eng);
+	for (size_t b = 0; b < eng->nbuckets; b++) {
+		for (struct tc_node *x = eng->nodes[b]; x; x = x->hnext) {
+			/* A peek without node->lock, as the node table's own
+			 * release does: the work is decided under it. */
+			if (x->nopen || !S_ISREG(x->meta.mode) ||
+			    (!x->content && !x->dirty))
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				nv = realloc(v, cap * sizeof(*v));
+				if (!nv)
+					goto out; /* the next round goes on */
+				v = nv;
+			}
+			x->pins++;
+			v[n++] = x;
+		}
+	}
+out:
+	tc_unlock(eng);
+	*count = n;
+	return v;
+}
+
+int tc_content_maintain(struct tc_engine *eng)
+{
+	int64_t now = tc_now(eng);
+	struct tc_node **v;
+	size_t count;
+	int first = 0;
+
+	v = maintain_candidates(eng, &count);
+	for (size_t i = 0; i < count; i++) {
+		struct tc_node *n = v[i];
+		struct tc_content *c = NULL;
+		uint32_t nopen, nwriters;
+		int rc = 0;
+
+		tc_mutex_lock(&n->lock);
+		tc_lock(eng);
+		nopen = n->nopen;
+		nwriters = n->nwriters;
+		tc_unlock(eng);
+		if (eng->handleless && n->dirty && !nwriters &&
+		    now - n->dirty->touched >= eng->quiet_ns) {
+			rc = tc_content_publish_nlocked(eng, n, false);
+			if (rc) {
+				tc_err(eng, "publishing inode %llu after its "
+					    "writes: %s (tried again)",
+				       (unsigned long long)n->ino,
+				       strerror(-rc));
+				if (!first)
+					first = rc;
+			}
+		}
+		/* No handle pins it (its reads use the node's descriptor
+		 * unreferenced) and nobody read it since the last round. */
+		if (!nopen && !n->dirty && !n->content_read) {
+			c = n->content;
+			n->content = NULL;
+		}
+		n->content_read = false;
+		tc_mutex_unlock(&n->lock);
+		tc_node_content_unref(c);
+		tc_node_unpin(eng, n);
+	}
+	free(v);
+	return first;
 }

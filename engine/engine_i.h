@@ -501,6 +501,8 @@ struct tc_dirty {
 	bool written;     /* written or truncated since it began (an O_TRUNC
 			   * open alone waits for the last close) */
 	int64_t mtime;
+	int64_t touched;  /* last write or truncate (content.c: the quiet
+			   * period of handle-less writes) */
 };
 
 struct tc_dirty *tc_dirty_new(void);
@@ -546,6 +548,8 @@ struct tc_node {
 	struct tc_mutex lock;    /* protects dirty and content */
 	struct tc_dirty *dirty;
 	struct tc_content *content;
+	bool content_read;       /* read without a handle since the last
+				  * maintenance round; node->lock */
 };
 
 struct tc_file {
@@ -590,6 +594,8 @@ struct tc_engine {
 	enum tc_ttl_mode ttl_mode;
 	char *schema;
 	enum tc_sync sync;
+	bool handleless;   /* tc_config::handleless_writes */
+	int64_t quiet_ns;  /* tc_config::quiet_ns */
 	struct tc_tag_rule_i *rules;
 	size_t n_rules;
 
@@ -799,6 +805,11 @@ int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
  * dirty state and the previous content stay as they were. */
 int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 			       bool durable) TC_WUR;
+/* A maintenance round of content without handles: publish dirty state no
+ * writable handle holds after the quiet period, let go of loaded content
+ * no handle holds and nobody read since the previous round. Returns the
+ * first publish error (the dirty state is kept, tried again next round). */
+int tc_content_maintain(struct tc_engine *eng) TC_WUR;
 
 /* ------------------------------------------------------------------ */
 /* cacheattr.c: user.tiercache.*                                      */

@@ -44,6 +44,7 @@ void tc_config_init(struct tc_config *cfg)
 	cfg->inline_max = UINT64_C(64) << 10;
 	cfg->background = true;
 	cfg->log_level = TC_LOG_INFO;
+	cfg->quiet_ns = TC_NS_PER_S;
 }
 
 /* mkdir -p, the last component with mode 0700. */
@@ -201,6 +202,8 @@ static struct tc_engine *engine_new(const struct tc_config *cfg)
 	eng->ttl_ns = cfg->ttl_ns;
 	eng->ttl_mode = cfg->ttl_mode;
 	eng->sync = cfg->sync;
+	eng->handleless = cfg->handleless_writes;
+	eng->quiet_ns = cfg->quiet_ns;
 	tc_mutex_init(&eng->lock);
 	pthread_mutex_init(&eng->inval_lock, NULL);
 	pthread_mutex_init(&eng->thread_lock, NULL);
@@ -353,6 +356,11 @@ int tc_engine_maintain(struct tc_engine *eng)
 	struct tc_inval_list inv = { 0 };
 	int rc;
 
+	/* First, so the access times and the sweep see what it published. */
+	rc = tc_content_maintain(eng);
+	if (rc)
+		tc_warn(eng, "maintenance: a quiet publish failed: %s",
+			strerror(-rc));
 	tc_ram_expire(eng->ram, tc_now(eng));
 	tc_lock(eng);
 	rc = tc_node_flush_atimes_locked(eng);
