@@ -63,6 +63,7 @@ enum tcfs_cache_mode {
 
 /* The default cache_mode. */
 #define TCFS_CACHE_DEFAULT TCFS_CACHE_DAEMON
+#define TCFS_CACHE_DEFAULT_NAME "daemon"
 
 /* The default revalidate=: how long the kernel may trust an entry in
  * cache_mode=kernel before it asks again. */
