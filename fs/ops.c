@@ -192,7 +192,7 @@ static void tcfs_stats_open(fuse_req_t req, struct fuse_file_info *fi)
 		return;
 	}
 	t = calloc(1, sizeof(*t));
-	if (!t || tcfs_stats_render(tcfs_of(req)->eng, t) < 0) {
+	if (!t || tcfs_stats_render(tcfs_of(req)->eng, false, t) < 0) {
 		if (t)
 			tcfs_text_free(t);
 		free(t);

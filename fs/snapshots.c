@@ -102,7 +102,7 @@ int tcfs_snap_new(struct tcfs_snaps *s, struct tc_engine *eng,
 
 	if (!p)
 		return -ENOMEM;
-	if (tcfs_stats_render(eng, &p->text) < 0) {
+	if (tcfs_stats_render(eng, true, &p->text) < 0) {
 		snap_free(p);
 		return -ENOMEM;
 	}

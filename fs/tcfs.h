@@ -263,11 +263,12 @@ extern const struct fuse_lowlevel_ops tcfs_ops;
 
 /**
  * Render the engine's statistics in the Prometheus text exposition format
- * into @p out (which must be zeroed). @return 0 or -ENOMEM; free @p out with
+ * into @p out (which must be zeroed), with the cache_mode in force
+ * (@p kernel) and the HELP texts of that mode. @return 0 or -ENOMEM; free @p out with
  * tcfs_text_free() in both cases.
  */
-int tcfs_stats_render(struct tc_engine *eng, struct tcfs_text *out)
-    __attribute__((warn_unused_result));
+int tcfs_stats_render(struct tc_engine *eng, bool kernel,
+		      struct tcfs_text *out) __attribute__((warn_unused_result));
 
 /** Append @p n bytes of @p s to @p t (errors are kept in t->err). */
 void tcfs_text_add(struct tcfs_text *t, const char *s, size_t n);
