@@ -351,6 +351,8 @@ int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 	TC_ASSERT_NLOCKED(n);
 	if (!d)
 		return 0;
+	if (d->failed)
+		return d->failed;
 	if (eng->sync == TC_SYNC_CLOSE)
 		durable = true;
 	if (eng->sync == TC_SYNC_NEVER)
@@ -883,7 +885,13 @@ static int ino_content_nlocked(struct tc_engine *eng, struct tc_node *n)
 	n->content_read = true;
 	if (n->content)
 		return 0;
+	/* Dropped as corrupt: the kernel retries a failed read, once per
+	 * page; count and log the corruption once. */
+	if (n->corrupt)
+		return -EIO;
 	rc = load_content_nlocked(eng, n, &hit);
+	if (rc == -EIO)
+		n->corrupt = true;
 	if (rc)
 		return rc;
 	if (!n->content->ram && n->content->fd < 0 && n->content->size > 0)
@@ -968,19 +976,24 @@ ssize_t tc_write_ino(struct tc_engine *eng, uint64_t ino, const void *buf,
 	if (off < 0)
 		return -EINVAL;
 	end = (uint64_t)off + size;
-	if (end < (uint64_t)off || (eng->disk_size && end > eng->disk_size))
-		return -EFBIG;
 	rc = ino_node(eng, ino, &n);
 	if (rc)
 		return rc;
 	tc_mutex_lock(&n->lock);
 	rc = dirty_begin_nlocked(eng, n, false);
+	if (!rc && (end < (uint64_t)off ||
+		    (eng->disk_size && end > eng->disk_size)))
+		rc = -EFBIG;
 	if (!rc)
 		rc = tc_dirty_write(&eng->blobs, n->dirty, buf, size,
 				    (uint64_t)off);
 	if (!rc) {
 		n->dirty->mtime = n->dirty->touched = tc_now(eng);
 		n->dirty->written = true;
+	} else if (n->dirty && !n->dirty->failed) {
+		/* The kernel reports this at close or fsync; what the other
+		 * writes of this version left must not be published. */
+		n->dirty->failed = rc;
 	}
 	tc_mutex_unlock(&n->lock);
 	tc_node_unpin(eng, n);
@@ -1066,6 +1079,7 @@ out:
 
 int tc_content_maintain(struct tc_engine *eng)
 {
+	struct tc_inval_list inv = { 0 };
 	int64_t now = tc_now(eng);
 	struct tc_node **v;
 	size_t count;
@@ -1083,17 +1097,30 @@ int tc_content_maintain(struct tc_engine *eng)
 		nopen = n->nopen;
 		nwriters = n->nwriters;
 		tc_unlock(eng);
-		if (eng->handleless && n->dirty && !nwriters &&
-		    now - n->dirty->touched >= eng->quiet_ns) {
+		if (eng->handleless && n->dirty && n->dirty->failed &&
+		    !nwriters) {
+			/* A version some of whose writes failed: the program
+			 * was told (at close or fsync); keep the one before. */
+			tc_warn(eng, "inode %llu: dropping writes that were "
+				     "not all stored (%s)",
+				(unsigned long long)n->ino,
+				strerror(-n->dirty->failed));
+			dirty_end_nlocked(eng, n);
+			tc_inval_add_inode(&inv, n->ino);
+		} else if (eng->handleless && n->dirty && !nwriters &&
+			   now - n->dirty->touched >= eng->quiet_ns) {
 			rc = tc_content_publish_nlocked(eng, n, false);
-			if (rc) {
+			if (rc && !n->dirty->complained) {
+				/* Kept and tried again each round (space may
+				 * come back); logged once. */
 				tc_err(eng, "publishing inode %llu after its "
 					    "writes: %s (tried again)",
 				       (unsigned long long)n->ino,
 				       strerror(-rc));
-				if (!first)
-					first = rc;
+				n->dirty->complained = true;
 			}
+			if (rc && !first)
+				first = rc;
 		}
 		/* No handle pins it (its reads use the node's descriptor
 		 * unreferenced) and nobody read it since the last round. */
@@ -1107,5 +1134,6 @@ int tc_content_maintain(struct tc_engine *eng)
 		tc_node_unpin(eng, n);
 	}
 	free(v);
+	tc_inval_deliver(eng, &inv);
 	return first;
 }

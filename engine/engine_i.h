@@ -503,6 +503,9 @@ struct tc_dirty {
 	int64_t mtime;
 	int64_t touched;  /* last write or truncate (content.c: the quiet
 			   * period of handle-less writes) */
+	int failed;       /* a handle-less write into it failed (-errno):
+			   * never published, dropped by maintenance */
+	bool complained;  /* a failed quiet publish was logged */
 };
 
 struct tc_dirty *tc_dirty_new(void);
@@ -550,6 +553,8 @@ struct tc_node {
 	struct tc_content *content;
 	bool content_read;       /* read without a handle since the last
 				  * maintenance round; node->lock */
+	bool corrupt;            /* its blob failed verification: reads
+				  * without a handle fail; node->lock */
 };
 
 struct tc_file {
@@ -673,6 +678,9 @@ void tc_txn_account_locked(struct tc_engine *eng, int64_t dbytes,
 
 void tc_inval_add(struct tc_inval_list *l, uint64_t parent, const char *name,
 		  size_t len, uint64_t ino);
+/* Queue an invalidation of the kernel's attributes and pages of @ino (its
+ * content changed under the same inode number; tc_inval_fn's NULL name). */
+void tc_inval_add_inode(struct tc_inval_list *l, uint64_t ino);
 /* Queue an invalidation of every name of @ino. */
 void tc_inval_names_locked(struct tc_engine *eng, uint64_t ino,
 			   struct tc_inval_list *inv);

@@ -78,12 +78,21 @@ static struct tc_file *tcfs_file(const struct fuse_file_info *fi)
 	return (struct tc_file *)(uintptr_t)fi->fh;
 }
 
+/* Deadlines closer than this are not halved (see tcfs_timeout_of). */
+#define TCFS_HALVE_MIN_NS INT64_C(50000000)
+
 /* Timeout of a reply, in seconds: what the entry allows, at most
  * fs->timeout_max_ns (60 s, or revalidate= in kernel mode). */
 static double tcfs_timeout_of(const struct tcfs *fs, int64_t valid_ns)
 {
 	if (valid_ns <= 0)
 		return 0.0;
+	/* Kernel mode: revalidations are our only sign of reads, so an entry
+	 * with a deadline is looked up again halfway to it, while a sliding
+	 * one can still be kept alive (and an expired one is gone sooner). */
+	if (fs->kernel && valid_ns != INT64_MAX &&
+	    valid_ns > TCFS_HALVE_MIN_NS)
+		valid_ns /= 2;
 	if (valid_ns >= fs->timeout_max_ns)
 		return (double)fs->timeout_max_ns / 1e9;
 	return (double)valid_ns / 1e9;
@@ -1085,6 +1094,12 @@ static void tcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
+	/* Kernel mode: what the kernel wrote back may wait for a quiet
+	 * period; the computed attributes (hash, tier) describe what was
+	 * written, so publish it first. */
+	if (tcfs_of(req)->kernel &&
+	    strncmp(name, TC_XATTR_PREFIX, strlen(TC_XATTR_PREFIX)) == 0)
+		(void)!tc_publish_ino(tcfs_of(req)->eng, ino, false);
 	if (size > 0) {
 		buf = malloc(size);
 		if (!buf) {
