@@ -156,6 +156,24 @@ def test_expiry_seen_within_revalidate(tc_mount):
     assert time.monotonic() - t0 >= 0.9  # not before its deadline
 
 
+def test_sliding_entry_lives_while_read_and_expires_after(tc_mount):
+    """Reads the kernel serves keep a sliding entry alive through the
+    revalidations they cause; once nothing touches it, it expires within
+    its ttl plus revalidate=."""
+    m = mount_kernel(tc_mount, "ttl=1,ttl_mode=sliding")
+    f = m.path / "s"
+    write_file(f, b"slide")
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end:
+        assert read_file(f) == b"slide", "sliding entry gone while read"
+        time.sleep(0.1)
+    last = time.monotonic()
+    # wait without touching the name; then look once
+    time.sleep((1 + REVALIDATE + 1) * SLOW)  # the lifetime under test, not a synchronisation
+    assert gone(f), "sliding entry alive after its ttl with nobody using it"
+    assert time.monotonic() - last >= 1
+
+
 def test_open_descriptor_reads_evicted_entry(tc_mount):
     m = mount_kernel(tc_mount)
     f = m.path / "big"
