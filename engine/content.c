@@ -27,11 +27,13 @@
  * stays there while the kernel holds the inode, marked as read; each
  * maintenance round (tc_content_maintain()) lets go of content nobody read
  * since the round before, so a RAM item is not pinned for as long as the
- * kernel remembers a name. Publishing has no last close to wait for: the
- * end of a writeback pass (tc_writeback_done(), for dirty state still in
- * memory), fsync, the release of the last writable handle of a create, a
- * quiet period without writes (maintenance), and unmount publish; a
- * truncate alone does not, the writes after it complete it.
+ * kernel remembers a name. Publishing has no last close to wait for:
+ * fsync, the release of the last writable handle of a create, a rename of
+ * the file (tc_publish_name()), a quiet period without writes
+ * (maintenance), and unmount publish; a truncate alone does not, the
+ * writes after it complete it. (The SETATTR of times the kernel sends
+ * after a writeback is no such signal: a background pass may send it
+ * before its writes are served, and a close may send none.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1018,20 +1020,28 @@ int tc_publish_ino(struct tc_engine *eng, uint64_t ino, bool durable)
 	return rc;
 }
 
-int tc_writeback_done(struct tc_engine *eng, uint64_t ino)
+int tc_publish_name(struct tc_engine *eng, uint64_t parent,
+		    const char *name)
 {
-	struct tc_node *n;
+	struct tc_inval_list inv = { 0 };
+	struct tc_node *n = NULL;
+	uint64_t ino = 0;
 	int rc;
 
-	if (ino_node(eng, ino, &n))
+	if (tc_ns_check_name(name))
 		return 0;
-	tc_mutex_lock(&n->lock);
-	rc = n->dirty && n->dirty->fd < 0
-		     ? tc_content_publish_nlocked(eng, n, false)
-		     : 0;
-	tc_mutex_unlock(&n->lock);
-	tc_node_unpin(eng, n);
-	return rc;
+	tc_lock(eng);
+	rc = tc_ns_find_locked(eng, parent, name, &n, &inv);
+	if (!rc) {
+		ino = n->ino;
+		tc_node_unpin_locked(eng, n);
+	}
+	tc_unlock(eng);
+	tc_inval_deliver(eng, &inv);
+	if (rc)
+		return 0;
+	rc = tc_publish_ino(eng, ino, false);
+	return rc == -EISDIR || rc == -EINVAL || rc == -ENOENT ? 0 : rc;
 }
 
 void tc_touch(struct tc_engine *eng, uint64_t ino)

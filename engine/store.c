@@ -277,7 +277,9 @@ static int close_nodes(struct tc_engine *eng)
 			int rc = 0;
 
 			tc_mutex_lock(&n->lock);
-			if (n->dirty)
+			/* (A version one of whose writes failed is not
+			 * published: its writer was told at close or fsync.) */
+			if (n->dirty && !n->dirty->failed)
 				rc = tc_content_publish_nlocked(eng, n, false);
 			if (rc) {
 				tc_err(eng, "unmount: publishing inode %llu "

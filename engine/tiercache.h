@@ -156,8 +156,8 @@ struct tc_config {
 	 *  without a writable handle does not publish at once: it starts dirty
 	 *  state that the writes after it complete; and dirty state that no
 	 *  writable handle holds is published by tc_engine_maintain() once no
-	 *  write has arrived for @p quiet_ns (besides tc_writeback_done(),
-	 *  tc_publish_ino() and tc_engine_close()). Default false. */
+	 *  write has arrived for @p quiet_ns (besides tc_publish_ino(),
+	 *  tc_publish_name() and tc_engine_close()). Default false. */
 	bool handleless_writes;
 	/** Quiet period of @p handleless_writes; default 1 s. */
 	int64_t quiet_ns;
@@ -489,16 +489,14 @@ ssize_t tc_write_ino(struct tc_engine *eng, uint64_t ino, const void *buf,
 int tc_publish_ino(struct tc_engine *eng, uint64_t ino, bool durable) TC_WUR;
 
 /**
- * The kernel finished a writeback pass of @p ino (the SETATTR of mtime and
- * ctime that ends it, at close among others). Publishes the dirty state
- * when it is held in memory (up to 1 MiB: cheap to begin again). Larger
- * dirty state is left to tc_publish_ino(), the quiet period and
- * tc_engine_close(): the kernel ends the passes it makes in the middle of a
- * long write the same way, and republishing a large file at each of them
- * would copy it again and again. @return as tc_publish_ino(); 0 for
- * inodes that are not regular files.
+ * Publish the dirty state of the entry @p name in directory @p parent, if
+ * it has any (a rename of it is coming: whoever wrote it has closed it, and
+ * after a crash the new name must hold a whole version). No lookup
+ * reference is taken and nothing is counted. @return 0 (also when there is
+ * no such regular file), or the error of publishing as tc_publish_ino().
  */
-int tc_writeback_done(struct tc_engine *eng, uint64_t ino) TC_WUR;
+int tc_publish_name(struct tc_engine *eng, uint64_t parent,
+		    const char *name) TC_WUR;
 
 /**
  * The kernel revalidated @p ino (a lookup after its entry timeout): LRU

@@ -33,10 +33,9 @@
  * cached directories never reach us, so a hot open+read+close costs no
  * round trip. READ and WRITE then come without handles (fh 0, or the
  * handle of a create): they go to the engine by inode (tc_read_ino() &
- * co.), and the engine publishes at the end of each writeback (the
- * SETATTR of times the kernel sends after writing a file's pages back,
- * at close among others), at fsync, at the release of a create's handle,
- * after a quiet period and at unmount. ATOMIC_O_TRUNC stays off: with no
+ * co.), and the engine publishes at fsync, at the release of a create's
+ * handle, before a rename of the file, before a computed attribute is
+ * read, after a quiet period and at unmount. ATOMIC_O_TRUNC stays off: with no
  * OPEN the kernel would truncate only its own copy, so an O_TRUNC open
  * arrives as SETATTR(size). Entry and attribute timeouts are bounded by
  * revalidate= and each entry's deadline, and every lookup is a
@@ -416,14 +415,6 @@ static int tcfs_set_mask(int valid)
 	return mask;
 }
 
-/* The SETATTR that ends the kernel's writeback of a file: mtime and
- * ctime (and nothing else: an explicit utime of a written file also
- * flushes the file first, and may end its writes as well). */
-#define TCFS_WRITEBACK_TIMES (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME)
-#define TCFS_TIME_BITS                                                      \
-	(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | \
-	 FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)
-
 static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			 int to_set, struct fuse_file_info *fi)
 {
@@ -436,12 +427,11 @@ static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	/* Kernel mode: the SETATTR of mtime and ctime that follows a
+	 * writeback is no signal to publish on: a background pass may send
+	 * it before its WRITEs are served, and a close whose writes did not
+	 * change the times sends none (tiercachefs(8), CACHE MODES). */
 	rc = tc_setattr(fs->eng, ino, attr, tcfs_set_mask(to_set), f, &a);
-	/* Publish before replying: the program's close() waits for this
-	 * reply, so what it wrote is published when close() returns. */
-	if (rc == 0 && fs->kernel && (to_set & TCFS_WRITEBACK_TIMES) &&
-	    !(to_set & ~TCFS_TIME_BITS))
-		rc = tc_writeback_done(fs->eng, ino);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -537,6 +527,16 @@ static void tcfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -tc_rmdir(tcfs_of(req)->eng, parent, name));
 }
 
+/* Kernel mode: publish what was written to @name before it is renamed
+ * (the write-then-rename idiom: close() has returned, so the kernel's
+ * writes of it have all been served; after a crash the new name must hold
+ * a whole version). Nothing is counted: a miss is only a lookup's. */
+static void tcfs_publish_name(fuse_req_t req, fuse_ino_t parent,
+			      const char *name)
+{
+	(void)!tc_publish_name(tcfs_of(req)->eng, parent, name);
+}
+
 static void tcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			fuse_ino_t newparent, const char *newname,
 			unsigned int flags)
@@ -554,6 +554,11 @@ static void tcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (flags & ~(unsigned int)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
 		fuse_reply_err(req, EINVAL);
 		return;
+	}
+	if (tcfs_of(req)->kernel) {
+		tcfs_publish_name(req, parent, name);
+		if (flags & RENAME_EXCHANGE)
+			tcfs_publish_name(req, newparent, newname);
 	}
 	fuse_reply_err(req, -tc_rename(tcfs_of(req)->eng, parent, name,
 				       newparent, newname, tcflags));
@@ -660,6 +665,50 @@ static int tcfs_open_existing(struct tc_engine *eng, fuse_ino_t parent,
 	return rc;
 }
 
+/*
+ * Kernel mode: create without a handle. Once the kernel has had ENOSYS for
+ * an OPEN it sends no RELEASE for the files it creates either (measured on
+ * 6.18), so a handle would never be freed; the node is made as by mknod,
+ * its writes come by inode like any other's, and fh 0 tells a RELEASE that
+ * still comes (before the first OPEN) that there is nothing to free.
+ */
+static void tcfs_create_kernel(fuse_req_t req, fuse_ino_t parent,
+			       const char *name, mode_t mode,
+			       struct fuse_file_info *fi)
+{
+	struct tc_engine *eng = tcfs_of(req)->eng;
+	struct tc_ctx c = tcfs_ctx(req);
+	struct fuse_entry_param e;
+	struct stat zero;
+	struct tc_attr a;
+	int rc;
+
+	rc = tc_mknod(eng, parent, name, (mode & 07777) | S_IFREG, &c, &a);
+	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
+		rc = tc_lookup(eng, parent, name, &a);
+		if (rc == 0 && S_ISDIR(a.st.st_mode)) {
+			tc_forget(eng, a.st.st_ino, 1);
+			rc = -EISDIR;
+		} else if (rc == 0 && (fi->flags & O_TRUNC) &&
+			   (fi->flags & O_ACCMODE) != O_RDONLY) {
+			memset(&zero, 0, sizeof(zero));
+			rc = tc_setattr(eng, a.st.st_ino, &zero, TC_SET_SIZE,
+					NULL, &a);
+			if (rc < 0)
+				tc_forget(eng, a.st.st_ino, 1);
+		}
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = 0;
+	fi->keep_cache = 1;
+	tcfs_entry_fill(req, &e, &a);
+	if (fuse_reply_create(req, &e, fi) != 0)
+		tc_forget(eng, e.ino, 1);
+}
+
 static void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, struct fuse_file_info *fi)
 {
@@ -671,6 +720,10 @@ static void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (tcfs_refuse_reserved(req, parent, name))
 		return;
+	if (tcfs_of(req)->kernel) {
+		tcfs_create_kernel(req, parent, name, mode, fi);
+		return;
+	}
 	rc = tc_create(eng, parent, name, mode, fi->flags, &c, &a, &f);
 	if (rc == -EEXIST && !(fi->flags & O_EXCL))
 		rc = tcfs_open_existing(eng, parent, name, fi->flags, &a, &f);

@@ -825,7 +825,7 @@ static void hl_assert_read(struct tcu *fx, uint64_t ino, const char *want)
 	assert_memory_equal(buf, want, (size_t)n);
 }
 
-static void test_ino_write_then_writeback_publishes(void **state)
+static void test_ino_write_then_rename_publishes(void **state)
 {
 	struct tcu *fx = *state;
 	char before[33], after[33], ref[33];
@@ -842,11 +842,12 @@ static void test_ino_write_then_writeback_publishes(void **state)
 	hl_assert_read(fx, ino, "new value!");
 	tcu_hash(fx, "k", after);
 	assert_string_equal(after, before);
-	/* The kernel's end of writeback publishes dirty state in memory. */
-	assert_int_equal(tc_writeback_done(fx->eng, ino), 0);
+	/* A rename is coming: what was written is published first. */
+	assert_int_equal(tc_publish_name(fx->eng, TC_ROOT_INO, "k"), 0);
 	tcu_hash(fx, "k", after);
 	assert_string_equal(after, ref);
-	assert_int_equal(tc_writeback_done(fx->eng, TC_ROOT_INO), 0);
+	assert_int_equal(tc_publish_name(fx->eng, TC_ROOT_INO, "absent"), 0);
+	assert_int_equal(tc_publish_name(fx->eng, TC_ROOT_INO, ""), 0);
 	tc_forget(fx->eng, ino, 1);
 	tcu_reopen(fx);
 	tcu_assert_value(fx, "k", "new value!");
@@ -1040,7 +1041,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_store_created, tcu_teardown),
 		T(test_threads_no_torn_values),
 		T(test_100k_entries),
-		T(test_ino_write_then_writeback_publishes),
+		T(test_ino_write_then_rename_publishes),
 		T(test_ino_truncate_waits_for_writes),
 		T(test_ino_publish_and_fsync),
 		T(test_ino_read_keeps_content_while_read),
