@@ -34,6 +34,7 @@ Environment (CI-sized defaults):
 """
 
 import errno
+import pytest
 import fcntl
 import os
 import random
@@ -423,6 +424,7 @@ def crash_cycles(tc_mount, tmp_path, cycles, opts=""):
 
 # -- the dead mount a SIGKILL leaves ------------------------------------------------------
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_dead_mount_after_sigkill(tc_mount):
     """After SIGKILL the mount point is a dead FUSE mount (ENOTCONN) until
     `fusermount3 -u` (or -uz) clears it; then the store mounts again with

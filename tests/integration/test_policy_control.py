@@ -73,6 +73,7 @@ def test_flush_ram(tc_mount):
                   ram_bytes=1000, ram_evictions=0)
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 @pytest.mark.parametrize("what", ["disk", "all"])
 def test_flush_disk_removes_every_entry(tc_mount, what):
     """flush=disk|all removes every non-directory entry (files, hard links,
@@ -109,6 +110,7 @@ def test_flush_disk_removes_every_entry(tc_mount, what):
     assert ls(r) == ["d"] and ls(r / "d") == ["again", "e"]
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_expire_runs_the_sweep_now(tc_mount):
     """expire drops every expired entry at once (counted, gone from the
     gauges) and nothing else; their blobs are freed soon after."""
@@ -256,6 +258,7 @@ def df(path):
     return tuple(int(x) for x in out.split())
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_df_shows_the_disk_tier(tc_mount):
     """df: size is disk_size; used is the logical bytes of all entries
     (duplicates count twice though stored once) and follows writes,

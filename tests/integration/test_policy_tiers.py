@@ -274,6 +274,7 @@ def test_disk_lru_eviction_by_items(tc_mount):
                   ram_items=3, ram_bytes=1200, blob_bytes=1200, puts=5, deletes=0)
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_disk_lru_eviction_by_size(tc_mount):
     """disk_size=100K: writes evict LRU entries until the logical size fits."""
     m = tc_mount(opts="disk_size=100K")

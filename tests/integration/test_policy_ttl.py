@@ -242,6 +242,7 @@ ttl = 1h
 """
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_each_source_expires_in_time(tc_mount, tmp_path):
     """Each source really ends a lifetime, and a longer one of higher
     precedence really keeps an entry: own ttl 2s beats a 1h tag rule and a
@@ -308,6 +309,7 @@ def du_bytes(path):
     return int(run(["du", "-sb", str(path)]).stdout.split()[0])
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_sweep_reclaims_blob_space(tc_mount):
     """Entries that expire without ever being looked up again are dropped by
     the background sweep: blob files leave STORE/blobs and the gauges fall to

@@ -102,6 +102,7 @@ def test_ram_tier_gauges(tc_mount):
     assert s["tiercache_ram_hits_total"] >= 1
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_duplicate_content_stored_once(mnt):
     s0 = read_stats(mnt)
     data = os.urandom(200_000)
@@ -112,6 +113,7 @@ def test_duplicate_content_stored_once(mnt):
     assert s1["tiercache_blob_bytes"] - s0["tiercache_blob_bytes"] < 400_000
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_stats_regenerated_at_each_open(mnt):
     with open(mnt / ".stats", "rb") as held:
         first = held.read()
