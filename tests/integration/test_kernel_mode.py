@@ -62,7 +62,9 @@ def test_stats_says_kernel_mode(tc_mount):
     assert "cache_mode=kernel" in help_gets
 
 
-def test_cache_mode_in_config_file_and_bad_value(tc_mount, tmp_path, tc_run):
+def test_cache_mode_in_config_file_and_bad_value(tc_mount, tmp_path, tc_run, monkeypatch):
+    import conftest
+    monkeypatch.setattr(conftest, "CACHE_MODE_ENV", "")  # the file decides here
     cfg = write_config(tmp_path / "tc.ini", "[mount]\ncache_mode = kernel\nrevalidate = 2s\n")
     m = tc_mount(opts=f"config={cfg}")
     assert 'cache_mode{mode="kernel"} 1' in read_file(m.path / ".stats").decode()
