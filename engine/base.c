@@ -171,3 +171,18 @@ void tc_inval_add(struct tc_inval_list *l, uint64_t parent, const char *name,
 		return;
 	l->v[l->n++] = (struct tc_inval){ parent, ino, copy };
 }
+
+void tc_inval_add_inode(struct tc_inval_list *l, uint64_t ino)
+{
+	struct tc_inval *v;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return; /* the kernel's attributes time out instead */
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct tc_inval){ 0, ino, NULL };
+}

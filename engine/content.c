@@ -17,6 +17,8 @@
  * than max_ram_item, the blob file's descriptor. Reads copy from the pinned
  * content without any engine lock. Promotion happens in one place,
  * load_from_disk(), kept out of the hit path (STYLE point 7).
+ *
+ * I/O without a handle (cache_mode=kernel) is in nohandle.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -149,8 +151,8 @@ out:
  * Load the published content of @n and pin it on the node. The hit path is
  * a RAM probe and a pin; *@ram_hit says which tier served it.
  */
-static int load_content_nlocked(struct tc_engine *eng, struct tc_node *n,
-				bool *ram_hit)
+int tc_content_load_nlocked(struct tc_engine *eng, struct tc_node *n,
+			    bool *ram_hit)
 {
 	int64_t now = tc_now(eng);
 	struct tc_content *c;
@@ -180,8 +182,8 @@ static int load_content_nlocked(struct tc_engine *eng, struct tc_node *n,
 	return 0;
 }
 
-static ssize_t content_read(struct tc_content *c, void *buf, size_t size,
-			    uint64_t off)
+ssize_t tc_content_read(struct tc_content *c, void *buf, size_t size,
+			uint64_t off)
 {
 	ssize_t n;
 
@@ -213,10 +215,10 @@ int tc_content_dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
 	if (!d)
 		return -ENOMEM;
 	if (!empty && !n->content)
-		rc = load_content_nlocked(eng, n, &hit);
+		rc = tc_content_load_nlocked(eng, n, &hit);
 	for (uint64_t off = 0; !empty && !rc && off < n->content->size;) {
 		char buf[COPY_CHUNK];
-		ssize_t k = content_read(n->content, buf, sizeof(buf), off);
+		ssize_t k = tc_content_read(n->content, buf, sizeof(buf), off);
 		if (k <= 0) {
 			rc = k ? (int)k : -EIO;
 			break;
@@ -228,7 +230,7 @@ int tc_content_dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
 		tc_dirty_free(&eng->blobs, d);
 		return rc;
 	}
-	d->mtime = tc_now(eng);
+	d->mtime = d->touched = tc_now(eng);
 	n->dirty = d;
 	return 0;
 }
@@ -335,6 +337,8 @@ int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 	TC_ASSERT_NLOCKED(n);
 	if (!d)
 		return 0;
+	if (d->failed)
+		return d->failed;
 	if (eng->sync == TC_SYNC_CLOSE)
 		durable = true;
 	if (eng->sync == TC_SYNC_NEVER)
@@ -420,7 +424,7 @@ static int open_node(struct tc_engine *eng, struct tc_node *n, int flags,
 		rc = tc_content_dirty_begin_nlocked(eng, n, true);
 	} else if (acc != O_WRONLY && !n->dirty) {
 		if (!n->content)
-			rc = load_content_nlocked(eng, n, &hit);
+			rc = tc_content_load_nlocked(eng, n, &hit);
 		else
 			hit = n->content->ram || n->content->size == 0;
 		if (!rc && n->content && !n->content->ram &&
@@ -530,7 +534,7 @@ ssize_t tc_read(struct tc_file *f, void *buf, size_t size, off_t off)
 	}
 	if (!n->content) {
 		bool hit;
-		rc = load_content_nlocked(f->eng, n, &hit);
+		rc = tc_content_load_nlocked(f->eng, n, &hit);
 		if (rc) {
 			tc_mutex_unlock(&n->lock);
 			return rc;
@@ -539,7 +543,7 @@ ssize_t tc_read(struct tc_file *f, void *buf, size_t size, off_t off)
 	c = n->content;
 	atomic_fetch_add(&c->refs, 1);
 	tc_mutex_unlock(&n->lock);
-	rc = content_read(c, buf, size, (uint64_t)off);
+	rc = tc_content_read(c, buf, size, (uint64_t)off);
 	tc_node_content_unref(c);
 out:
 	if (rc > 0)
@@ -588,7 +592,7 @@ ssize_t tc_write(struct tc_file *f, const void *buf, size_t size, off_t off)
 	}
 	rc = tc_dirty_write(&eng->blobs, n->dirty, buf, size, (uint64_t)off);
 	if (!rc) {
-		n->dirty->mtime = tc_now(eng);
+		n->dirty->mtime = n->dirty->touched = tc_now(eng);
 		n->dirty->written = true;
 	}
 out:
@@ -638,7 +642,7 @@ int tc_flush(struct tc_file *f)
 }
 
 /* Published at close without fsync: make the blob and the index durable. */
-static int sync_published_nlocked(struct tc_engine *eng, struct tc_node *n)
+int tc_content_sync_nlocked(struct tc_engine *eng, struct tc_node *n)
 {
 	struct tc_inode m;
 	int fd, rc = 0;
@@ -664,7 +668,7 @@ int tc_fsync(struct tc_file *f, bool datasync)
 	if (n->dirty)
 		rc = tc_content_publish_nlocked(eng, n, true);
 	else if (eng->sync != TC_SYNC_NEVER)
-		rc = sync_published_nlocked(eng, n);
+		rc = tc_content_sync_nlocked(eng, n);
 	tc_mutex_unlock(&n->lock);
 	return rc ? rc : lost_error(eng, n);
 }

@@ -539,6 +539,11 @@ struct tc_dirty {
 	bool written;     /* written or truncated since it began (an O_TRUNC
 			   * open alone waits for the last close) */
 	int64_t mtime;
+	int64_t touched;  /* last write or truncate (content.c: the quiet
+			   * period of handle-less writes) */
+	int failed;       /* a handle-less write into it failed (-errno):
+			   * never published, dropped by maintenance */
+	bool complained;  /* a failed quiet publish was logged */
 };
 
 struct tc_dirty *tc_dirty_new(void);
@@ -586,6 +591,10 @@ struct tc_node {
 	struct tc_mutex lock;    /* protects dirty and content */
 	struct tc_dirty *dirty;
 	struct tc_content *content;
+	bool content_read;       /* read without a handle since the last
+				  * maintenance round; node->lock */
+	bool corrupt;            /* its blob failed verification: reads
+				  * without a handle fail; node->lock */
 };
 
 struct tc_file {
@@ -623,6 +632,8 @@ struct tc_engine {
 	enum tc_ttl_mode ttl_mode;
 	char *schema;
 	enum tc_sync sync;
+	bool handleless;   /* tc_config::handleless_writes */
+	int64_t quiet_ns;  /* tc_config::quiet_ns */
 	struct tc_tag_rule_i *rules;
 	size_t n_rules;
 
@@ -754,6 +765,9 @@ void tc_txn_account_locked(struct tc_engine *eng, int64_t dbytes,
 /* node.c: the node table, invalidations, access times                */
 /* ------------------------------------------------------------------ */
 
+/* Queue an invalidation of the kernel's attributes and pages of @ino (its
+ * content changed under the same inode number; tc_inval_fn's NULL name). */
+void tc_inval_add_inode(struct tc_inval_list *l, uint64_t ino);
 /* Queue an invalidation of every name of @ino. */
 void tc_inval_names_locked(struct tc_engine *eng, uint64_t ino,
 			   struct tc_inval_list *inv);
@@ -911,6 +925,19 @@ int tc_content_dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
 				   bool empty) TC_WUR;
 /* Drop @n's dirty state unpublished. */
 void tc_content_dirty_end_nlocked(struct tc_engine *eng, struct tc_node *n);
+/* Load @n's published content onto the node; *@ram_hit: from RAM. */
+int tc_content_load_nlocked(struct tc_engine *eng, struct tc_node *n,
+			    bool *ram_hit) TC_WUR;
+/* Copy from loaded content @c (no lock needed: it is immutable). */
+ssize_t tc_content_read(struct tc_content *c, void *buf, size_t size,
+			uint64_t off);
+/* Make @n's published content and the index durable (a clean fsync). */
+int tc_content_sync_nlocked(struct tc_engine *eng, struct tc_node *n) TC_WUR;
+/* A maintenance round of content without handles: publish dirty state no
+ * writable handle holds after the quiet period, let go of loaded content
+ * no handle holds and nobody read since the previous round. Returns the
+ * first publish error (the dirty state is kept, tried again next round). */
+int tc_content_maintain(struct tc_engine *eng) TC_WUR;
 
 /* ------------------------------------------------------------------ */
 /* cacheattr.c: user.tiercache.*                                      */

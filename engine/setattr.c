@@ -40,12 +40,15 @@ static int setattr_size(struct tc_engine *eng, struct tc_node *n,
 	if (!rc)
 		rc = tc_dirty_truncate(&eng->blobs, n->dirty, size);
 	if (!rc) {
-		n->dirty->mtime = tc_now(eng);
+		n->dirty->mtime = n->dirty->touched = tc_now(eng);
 		n->dirty->written = true;
 	}
 	/* Without a writable handle nobody else will publish it: publish
-	 * now, and when that fails the truncation must not stay visible. */
-	if (!writers && (!f || (f->flags & O_ACCMODE) == O_RDONLY)) {
+	 * now, and when that fails the truncation must not stay visible.
+	 * Unless writes come without handles: then an O_TRUNC open is this
+	 * truncate, and the writes that follow complete the version. */
+	if (!writers && !eng->handleless &&
+	    (!f || (f->flags & O_ACCMODE) == O_RDONLY)) {
 		if (!rc)
 			rc = tc_content_publish_nlocked(eng, n, false);
 		if (rc && !had_dirty && n->dirty)
@@ -53,6 +56,21 @@ static int setattr_size(struct tc_engine *eng, struct tc_node *n,
 	}
 	tc_mutex_unlock(&n->lock);
 	return rc;
+}
+
+/* The bits of a SETATTR that only sets times. */
+#define TIMES_ONLY                                                           \
+	(TC_SET_ATIME | TC_SET_MTIME | TC_SET_ATIME_NOW | TC_SET_MTIME_NOW |  \
+	 TC_SET_CTIME)
+
+static bool has_dirty(struct tc_node *n)
+{
+	bool dirty;
+
+	tc_mutex_lock(&n->lock);
+	dirty = n->dirty != NULL;
+	tc_mutex_unlock(&n->lock);
+	return dirty;
 }
 
 static int64_t ts_ns(const struct timespec *ts)
@@ -100,9 +118,14 @@ int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
 			goto out;
 	}
 	if (to_set & ~TC_SET_SIZE) {
+		/* The kernel's times at the end of a writeback: the publish
+		 * that follows writes the row (one operation, not two). */
+		bool later = eng->handleless && !(to_set & ~TIMES_ONLY) &&
+			     has_dirty(n);
 		tc_lock(eng);
-		rc = tc_txn_begin_locked(eng);
-		if (!rc) {
+		if (later) {
+			apply_meta(&n->meta, st, to_set, tc_now(eng));
+		} else if (!(rc = tc_txn_begin_locked(eng))) {
 			apply_meta(&n->meta, st, to_set, tc_now(eng));
 			rc = tc_txn_end_locked(
 				eng, tc_index_inode_update(&eng->ix, &n->meta));
@@ -147,10 +170,10 @@ static int dirty_zero(struct tc_engine *eng, struct tc_dirty *d, uint64_t off,
 	return 0;
 }
 
-int tc_fallocate(struct tc_file *f, int mode, off_t off, off_t len)
+/* fallocate on pinned node @n; @writable: opened for writing. */
+static int fallocate_node(struct tc_engine *eng, struct tc_node *n,
+			  bool writable, int mode, off_t off, off_t len)
 {
-	struct tc_engine *eng = f->eng;
-	struct tc_node *n = f->node;
 	uint64_t size, end, zero_end;
 	bool zero, grow;
 	mode_t type;
@@ -172,7 +195,7 @@ int tc_fallocate(struct tc_file *f, int mode, off_t off, off_t len)
 		return -EOPNOTSUPP;
 	}
 	grow = !(mode & FALLOC_FL_KEEP_SIZE);
-	if ((f->flags & O_ACCMODE) == O_RDONLY)
+	if (!writable)
 		return -EBADF;
 	tc_lock(eng);
 	type = n->meta.mode & S_IFMT;
@@ -205,10 +228,34 @@ int tc_fallocate(struct tc_file *f, int mode, off_t off, off_t len)
 	if (!rc && grow)
 		rc = tc_dirty_truncate(&eng->blobs, n->dirty, end);
 	if (!rc) {
-		n->dirty->mtime = tc_now(eng);
+		n->dirty->mtime = n->dirty->touched = tc_now(eng);
 		n->dirty->written = true;
 	}
 out:
 	tc_mutex_unlock(&n->lock);
+	return rc;
+}
+
+int tc_fallocate(struct tc_file *f, int mode, off_t off, off_t len)
+{
+	return fallocate_node(f->eng, f->node,
+			      (f->flags & O_ACCMODE) != O_RDONLY, mode, off,
+			      len);
+}
+
+int tc_fallocate_ino(struct tc_engine *eng, uint64_t ino, int mode, off_t off,
+		     off_t len)
+{
+	struct tc_node *n;
+	int rc;
+
+	tc_lock(eng);
+	rc = tc_node_get_locked(eng, ino, &n);
+	tc_unlock(eng);
+	if (rc)
+		return rc;
+	/* The kernel checked that the file is open for writing. */
+	rc = fallocate_node(eng, n, true, mode, off, len);
+	tc_node_unpin(eng, n);
 	return rc;
 }

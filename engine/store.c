@@ -45,6 +45,7 @@ void tc_config_init(struct tc_config *cfg)
 	cfg->commit_interval_ns = INT64_C(5000000);
 	cfg->background = true;
 	cfg->log_level = TC_LOG_INFO;
+	cfg->quiet_ns = TC_NS_PER_S;
 }
 
 /* mkdir -p, the last component with mode 0700. */
@@ -208,6 +209,8 @@ static struct tc_engine *engine_new(const struct tc_config *cfg)
 	eng->ttl_mode = cfg->ttl_mode;
 	eng->sync = cfg->sync;
 	eng->commit_interval_ns = cfg->commit_interval_ns;
+	eng->handleless = cfg->handleless_writes;
+	eng->quiet_ns = cfg->quiet_ns;
 	tc_mutex_init(&eng->lock);
 	tc_cond_init(&eng->commit_cond);
 	pthread_mutex_init(&eng->inval_lock, NULL);
@@ -285,7 +288,9 @@ static int close_nodes(struct tc_engine *eng)
 			int rc = 0;
 
 			tc_mutex_lock(&n->lock);
-			if (n->dirty)
+			/* (A version one of whose writes failed is not
+			 * published: its writer was told at close or fsync.) */
+			if (n->dirty && !n->dirty->failed)
 				rc = tc_content_publish_nlocked(eng, n, false);
 			if (rc) {
 				tc_err(eng, "unmount: publishing inode %llu "
@@ -373,6 +378,11 @@ int tc_engine_maintain(struct tc_engine *eng)
 	struct tc_inval_list inv = { 0 };
 	int rc;
 
+	/* First, so the access times and the sweep see what it published. */
+	rc = tc_content_maintain(eng);
+	if (rc)
+		tc_warn(eng, "maintenance: a quiet publish failed: %s",
+			strerror(-rc));
 	tc_ram_expire(eng->ram, tc_now(eng));
 	tc_lock(eng);
 	tc_reserve_refill_locked(eng);

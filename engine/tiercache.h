@@ -157,6 +157,16 @@ struct tc_config {
 	tc_clock_fn clock;      /**< NULL: CLOCK_REALTIME */
 	void *clock_ctx;
 	const struct tc_blob_ops *blob_ops; /**< NULL: the libc calls */
+	/** Writes may arrive without a handle (tc_write_ino(): the kernel's
+	 *  writeback cache, tiercachefs's cache_mode=kernel). Then a truncate
+	 *  without a writable handle does not publish at once: it starts dirty
+	 *  state that the writes after it complete; and dirty state that no
+	 *  writable handle holds is published by tc_engine_maintain() once no
+	 *  write has arrived for @p quiet_ns (besides tc_publish_ino(),
+	 *  tc_publish_name() and tc_engine_close()). Default false. */
+	bool handleless_writes;
+	/** Quiet period of @p handleless_writes; default 1 s. */
+	int64_t quiet_ns;
 };
 
 /** Fill @p cfg with the defaults of tiercachefs(8), Mount options. @p cfg->store stays NULL. */
@@ -204,7 +214,10 @@ int tc_engine_maintain(struct tc_engine *eng) TC_WUR;
  * @p parent (eviction, expiry, schema discard, evict_tag, flush) without a
  * request from the kernel. The daemon tells the kernel to drop its cached
  * dentry. Called without engine locks held, possibly from the background
- * thread. @p name is valid for the call only.
+ * thread. @p name is valid for the call only. A NULL @p name means that
+ * the content or attributes of inode @p ino changed under the same inode
+ * number without a request from the kernel (@p parent is then 0): the
+ * daemon drops the kernel's cached attributes and pages of @p ino.
  */
 typedef void (*tc_inval_fn)(void *ctx, uint64_t parent, const char *name,
 			    uint64_t ino);
@@ -435,6 +448,11 @@ ssize_t tc_write(struct tc_file *f, const void *buf, size_t size,
  */
 int tc_fallocate(struct tc_file *f, int mode, off_t off, off_t len) TC_WUR;
 
+/** tc_fallocate() without a handle (cache_mode=kernel: the kernel opened
+ *  the file itself and checked it is writable). */
+int tc_fallocate_ino(struct tc_engine *eng, uint64_t ino, int mode, off_t off,
+		     off_t len) TC_WUR;
+
 /**
  * The program closed a descriptor of this handle: publish the dirty state if
  * this is the last writable handle on the inode and the content was written
@@ -457,6 +475,77 @@ int tc_fsync(struct tc_file *f, bool datasync) TC_WUR;
  * but @p f is freed in every case.
  */
 int tc_release(struct tc_file *f);
+
+/* ------------------------------------------------------------------ */
+/* Content without handles                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * When the kernel caches pages itself (tiercachefs's cache_mode=kernel) it
+ * opens files without telling the daemon: reads and writes then name only
+ * the inode. These calls work on the node's shared state, as handles do:
+ * reads see unpublished writes, writes go to the dirty state every reader
+ * sees. While the kernel holds a lookup reference on @p ino the content a
+ * read loaded stays loaded (pinned in RAM, or a blob descriptor), so later
+ * reads do not load it again; tc_engine_maintain() lets go of content not
+ * read since its previous round, so the RAM tier can still evict it. All
+ * are thread-safe; each fails with -ENOENT (unknown inode), -EISDIR or
+ * -EINVAL (not a regular file).
+ */
+
+/**
+ * Read up to @p size bytes of @p ino at @p off into @p buf. The first read
+ * that loads the content is a get (a RAM or disk hit, with LRU recency and
+ * a sliding TTL refreshed, as an open for reading in tc_open()).
+ * @return bytes read (0 at end of file), or -errno (-EIO: blob missing or
+ *         corrupt, the entry is dropped).
+ */
+ssize_t tc_read_ino(struct tc_engine *eng, uint64_t ino, void *buf,
+		    size_t size, off_t off) TC_WUR;
+
+/**
+ * Like tc_read_fd() for @p ino: when its published content is in a blob
+ * file and there are no unpublished writes, *@p fd is a new descriptor of
+ * that file (the caller closes it; it stays valid whatever happens to the
+ * entry) and the call returns 0. Otherwise -EAGAIN: use tc_read_ino().
+ * Loads the content as tc_read_ino() does.
+ */
+int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, int *fd) TC_WUR;
+
+/**
+ * Write @p size bytes at @p off of @p ino into its dirty state (@p off is
+ * exact: whoever computed it handled O_APPEND). Published like writes of a
+ * handle, or as tc_config::handleless_writes says.
+ * @return bytes written, or -EFBIG, -ENOSPC, -EIO, -EINVAL.
+ */
+ssize_t tc_write_ino(struct tc_engine *eng, uint64_t ino, const void *buf,
+		     size_t size, off_t off) TC_WUR;
+
+/**
+ * Publish the dirty state of @p ino now (nothing when there is none). With
+ * @p durable (an fsync) also make it, or the content published before,
+ * durable unless sync=never; sync=close makes every publish durable.
+ * @return 0, or the error of publishing (-ENOSPC, -EIO, -EFBIG): the
+ *         previous content stays intact and the dirty state is kept.
+ */
+int tc_publish_ino(struct tc_engine *eng, uint64_t ino, bool durable) TC_WUR;
+
+/**
+ * Publish the dirty state of the entry @p name in directory @p parent, if
+ * it has any (a rename of it is coming: whoever wrote it has closed it, and
+ * after a crash the new name must hold a whole version). No lookup
+ * reference is taken and nothing is counted. @return 0 (also when there is
+ * no such regular file), or the error of publishing as tc_publish_ino().
+ */
+int tc_publish_name(struct tc_engine *eng, uint64_t parent,
+		    const char *name) TC_WUR;
+
+/**
+ * The kernel revalidated @p ino (a lookup after its entry timeout): LRU
+ * recency and a sliding TTL are refreshed, as by a get. Cheap (no SQLite
+ * write: recency is batched). Unknown inodes are ignored.
+ */
+void tc_touch(struct tc_engine *eng, uint64_t ino);
 
 /** Inode number of an open handle. */
 uint64_t tc_file_ino(const struct tc_file *f);

@@ -19,6 +19,14 @@
  * engine never serves content for it, since a lookup or open of a removed
  * inode fails.
  *
+ * In cache_mode=kernel the kernel also caches directory listings (no
+ * OPENDIR reaches us) and keeps the pages of files it read. A removed
+ * name then also drops its directory's cached listing (an inode
+ * notification on the directory: fuse_lowlevel_notify_inval_entry only
+ * does that when the kernel still has the dentry), and a NULL name from
+ * the engine drops an inode's attributes and pages (its content changed
+ * under the same inode number).
+ *
  * Also here: tcfs_block_signals(), used by every thread the daemon starts
  * besides the FUSE workers.
  */
@@ -42,7 +50,8 @@
 
 struct tcfs_inval_item {
 	struct tcfs_inval_item *next;
-	uint64_t parent;
+	uint64_t parent; /* the directory, or the inode when !has_name */
+	bool has_name;
 	size_t namelen;
 	char name[]; /* NUL-terminated */
 };
@@ -59,17 +68,17 @@ void tcfs_inval_queue(void *ctx, uint64_t parent, const char *name,
 		      uint64_t ino)
 {
 	struct tcfs_inval *q = ctx;
-	size_t len = strlen(name);
+	size_t len = name ? strlen(name) : 0;
 	struct tcfs_inval_item *it;
 
-	(void)ino;
 	it = malloc(sizeof(*it) + len + 1);
 	if (!it)
 		return;
 	it->next = NULL;
-	it->parent = parent;
+	it->parent = name ? parent : ino;
+	it->has_name = name != NULL;
 	it->namelen = len;
-	memcpy(it->name, name, len + 1);
+	memcpy(it->name, name ? name : "", len + 1);
 
 	pthread_mutex_lock(&q->lock);
 	if (q->stop || q->len >= TCFS_INVAL_QUEUE_MAX) {
@@ -124,13 +133,22 @@ static void *tcfs_inval_thread(void *arg)
 	int rc;
 
 	while ((it = tcfs_inval_pop(q))) {
-		rc = fuse_lowlevel_notify_inval_entry(q->se, it->parent,
-						      it->name, it->namelen);
+		if (it->has_name)
+			rc = fuse_lowlevel_notify_inval_entry(
+			    q->se, it->parent, it->name, it->namelen);
+		else
+			rc = fuse_lowlevel_notify_inval_inode(q->se, it->parent,
+							      0, 0);
 		/* -ENOENT: the kernel had no such dentry, the common case. */
 		if (rc < 0 && rc != -ENOENT)
 			fuse_log(FUSE_LOG_DEBUG, "invalidating %llu/%s: %s\n",
 				 (unsigned long long)it->parent, it->name,
 				 strerror(-rc));
+		/* The directory's cached listing (offset 0, length 0: all
+		 * of its pages). -ENOENT: the kernel has not cached it. */
+		if (it->has_name && q->dirs)
+			(void)fuse_lowlevel_notify_inval_inode(q->se,
+							       it->parent, 0, 0);
 		free(it);
 	}
 	return NULL;

@@ -158,6 +158,18 @@ static void tcfs_state_init(struct tcfs *fs, int log_level)
 	memset(fs, 0, sizeof(*fs));
 	fs->log_level = log_level;
 	pthread_mutex_init(&fs->log_lock, NULL);
+	tcfs_snaps_init(&fs->snaps);
+}
+
+/* What cache_mode= and revalidate= decide for the session. */
+static void tcfs_state_mode(struct tcfs *fs, const struct tcfs_opts *o)
+{
+	fs->kernel = o->cache_mode == TCFS_CACHE_KERNEL;
+	fs->flush_publishes = o->cfg.sync == TC_SYNC_CLOSE;
+	fs->timeout_max_ns = TCFS_TIMEOUT_MAX_NS;
+	if (fs->kernel && o->revalidate_ns > 0 &&
+	    o->revalidate_ns < TCFS_TIMEOUT_MAX_NS)
+		fs->timeout_max_ns = o->revalidate_ns;
 }
 
 /* ------------------------------------------------------------------ */
@@ -361,6 +373,7 @@ static int tcfs_start(struct tcfs *fs, struct tcfs_opts *o,
 	if (!fs->se)
 		return -1; /* libfuse said why */
 	tcfs_inval_init(&fs->inval, fs->se);
+	fs->inval.dirs = fs->kernel;
 	if (tcfs_engine_start(fs, o) < 0)
 		goto fail_session;
 	if (fuse_set_signal_handlers(fs->se) < 0)
@@ -462,10 +475,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	tcfs_state_init(&fs, o.debug ? TC_LOG_DEBUG : TC_LOG_INFO);
+	tcfs_state_mode(&fs, &o);
 	if (o.check)
 		status = tcfs_check(&o, &fs);
 	else
 		status = tcfs_mount(&o, &fs);
+	tcfs_snaps_destroy(&fs.snaps);
 	pthread_mutex_destroy(&fs.log_lock);
 out:
 	tcfs_opts_free(&o);

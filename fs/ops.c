@@ -25,6 +25,23 @@
  * operation on that inode is handled by the tcfs_stats_* helpers. Every open renders the whole text
  * into the handle and opens it with direct_io, so `cat` always shows
  * exactly one fresh snapshot, whatever the size attribute says.
+ *
+ * cache_mode=kernel (tiercachefs(8)): the kernel's caches are the first
+ * tier. The init request asks for the writeback cache and the session
+ * answers OPEN, OPENDIR and FLUSH with ENOSYS, which the kernel remembers
+ * for the connection: opens of existing files, closes and listings of
+ * cached directories never reach us, so a hot open+read+close costs no
+ * round trip. READ and WRITE then come without handles (fh 0, or the
+ * handle of a create): they go to the engine by inode (tc_read_ino() &
+ * co.), and the engine publishes at fsync, at the release of a create's
+ * handle, before a rename of the file, before a computed attribute is
+ * read, after a quiet period and at unmount. ATOMIC_O_TRUNC stays off: with no
+ * OPEN the kernel would truncate only its own copy, so an O_TRUNC open
+ * arrives as SETATTR(size). Entry and attribute timeouts are bounded by
+ * revalidate= and each entry's deadline, and every lookup is a
+ * revalidation that feeds recency (tc_touch()). .stats is served by
+ * snapshots.c, one inode per lookup. With sync=close, FLUSH is answered
+ * (and publishes durably): every close then costs a round trip.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,15 +56,6 @@
 #include "tcfs.h"
 
 _Static_assert(TC_ROOT_INO == FUSE_ROOT_ID, "engine and FUSE root differ");
-
-/* Longest the kernel may cache an entry or its attributes, in ns. Every
- * change that does not come through this mount's requests (eviction,
- * expiry sweep, flush, evict_tag, a lifetime or schema change) invalidates
- * the kernel's entry (fs/inval.c), and a deadline bounds the timeout of
- * each reply (tcfs_timeout), so the kernel may keep entries for long; the
- * cap only limits how stale a lost invalidation (queue full) can leave a
- * name. */
-#define TCFS_TIMEOUT_MAX_NS 60000000000LL
 
 /* Largest write request: fewer round trips for big files. libfuse lowers it
  * to what its buffer holds. */
@@ -69,22 +77,60 @@ static struct tc_file *tcfs_file(const struct fuse_file_info *fi)
 	return (struct tc_file *)(uintptr_t)fi->fh;
 }
 
-static double tcfs_timeout(int64_t valid_ns)
+/* Deadlines closer than this are not halved (see tcfs_timeout_of). */
+#define TCFS_HALVE_MIN_NS INT64_C(50000000)
+
+/* Timeout of a reply, in seconds: what the entry allows, at most
+ * fs->timeout_max_ns (60 s, or revalidate= in kernel mode). */
+static double tcfs_timeout_of(const struct tcfs *fs, int64_t valid_ns)
 {
 	if (valid_ns <= 0)
 		return 0.0;
-	if (valid_ns >= TCFS_TIMEOUT_MAX_NS)
-		return TCFS_TIMEOUT_MAX_NS / 1e9;
+	/* Kernel mode: revalidations are our only sign of reads, so an entry
+	 * with a deadline is looked up again halfway to it, while a sliding
+	 * one can still be kept alive (and an expired one is gone sooner). */
+	if (fs->kernel && valid_ns != INT64_MAX &&
+	    valid_ns > TCFS_HALVE_MIN_NS)
+		valid_ns /= 2;
+	if (valid_ns >= fs->timeout_max_ns)
+		return (double)fs->timeout_max_ns / 1e9;
 	return (double)valid_ns / 1e9;
 }
 
-static void tcfs_entry_fill(struct fuse_entry_param *e, const struct tc_attr *a)
+static double tcfs_timeout(fuse_req_t req, int64_t valid_ns)
+{
+	return tcfs_timeout_of(tcfs_of(req), valid_ns);
+}
+
+static void tcfs_entry_fill(fuse_req_t req, struct fuse_entry_param *e,
+			    const struct tc_attr *a)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = a->st.st_ino;
 	e->attr = a->st;
-	e->attr_timeout = tcfs_timeout(a->valid_ns);
+	e->attr_timeout = tcfs_timeout(req, a->valid_ns);
 	e->entry_timeout = e->attr_timeout;
+	/* A snapshot of .stats: its attributes never change, and the next
+	 * path walk must look the name up again (snapshots.c). */
+	if (tcfs_snap_ino(e->ino))
+		e->entry_timeout = 0.0;
+}
+
+/* The inode is the virtual .stats (a snapshot of it in kernel mode). */
+static bool tcfs_is_stats_ino(fuse_ino_t ino)
+{
+	return ino == TCFS_STATS_INO || tcfs_snap_ino(ino);
+}
+
+/* Drop a lookup reference the kernel did not take. */
+static void tcfs_unref(fuse_req_t req, fuse_ino_t ino)
+{
+	struct tcfs *fs = tcfs_of(req);
+
+	if (tcfs_snap_ino(ino))
+		tcfs_snap_forget(&fs->snaps, ino, 1);
+	else if (ino != TCFS_STATS_INO)
+		tc_forget(fs->eng, ino, 1);
 }
 
 /* Reply with an entry whose lookup reference the engine took; drop it again
@@ -93,9 +139,9 @@ static void tcfs_reply_entry(fuse_req_t req, const struct tc_attr *a)
 {
 	struct fuse_entry_param e;
 
-	tcfs_entry_fill(&e, a);
-	if (fuse_reply_entry(req, &e) != 0 && e.ino != TCFS_STATS_INO)
-		tc_forget(tcfs_of(req)->eng, e.ino, 1);
+	tcfs_entry_fill(req, &e, a);
+	if (fuse_reply_entry(req, &e) != 0)
+		tcfs_unref(req, e.ino);
 }
 
 static struct tc_ctx tcfs_ctx(fuse_req_t req)
@@ -154,7 +200,7 @@ static void tcfs_stats_open(fuse_req_t req, struct fuse_file_info *fi)
 		return;
 	}
 	t = calloc(1, sizeof(*t));
-	if (!t || tcfs_stats_render(tcfs_of(req)->eng, t) < 0) {
+	if (!t || tcfs_stats_render(tcfs_of(req)->eng, false, t) < 0) {
 		if (t)
 			tcfs_text_free(t);
 		free(t);
@@ -215,11 +261,43 @@ static void tcfs_want(struct fuse_conn_info *conn, unsigned int cap)
 		conn->want |= cap;
 }
 
+/* cache_mode=kernel: the capabilities of the kernel as the first tier, or
+ * false when this kernel lacks one of them (then the session runs in
+ * daemon mode). */
+static bool tcfs_init_kernel(struct fuse_conn_info *conn)
+{
+	const unsigned int need =
+	    FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_WRITEBACK_CACHE;
+
+	if ((conn->capable & need) != need)
+		return false;
+	/* Written pages stay in the kernel until it writes them back. */
+	tcfs_want(conn, FUSE_CAP_WRITEBACK_CACHE);
+	tcfs_want(conn, FUSE_CAP_NO_OPEN_SUPPORT);
+	tcfs_want(conn, FUSE_CAP_NO_OPENDIR_SUPPORT);
+	/* No OPEN reaches us: an O_TRUNC open must come as a SETATTR. */
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	/* We drop pages ourselves when content changes under an inode;
+	 * checking mtimes would only cost GETATTRs. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	return true;
+}
+
 static void tcfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct tcfs *fs = userdata;
+
+	if (fs->kernel && !tcfs_init_kernel(conn)) {
+		fuse_log(FUSE_LOG_WARNING,
+			 "cache_mode=kernel needs a kernel with no-open "
+			 "support and the writeback cache: running as "
+			 "cache_mode=daemon\n");
+		fs->kernel = false;
+		fs->timeout_max_ns = TCFS_TIMEOUT_MAX_NS;
+	}
 	/* O_TRUNC reaches open(), so truncating opens are one request. */
-	tcfs_want(conn, FUSE_CAP_ATOMIC_O_TRUNC);
+	if (!fs->kernel)
+		tcfs_want(conn, FUSE_CAP_ATOMIC_O_TRUNC);
 	/* Reads from a blob go to the kernel by splice(2), without a copy
 	 * through our memory (see tcfs_read). */
 	tcfs_want(conn, FUSE_CAP_SPLICE_WRITE);
@@ -235,38 +313,56 @@ static void tcfs_init(void *userdata, struct fuse_conn_info *conn)
 
 static void tcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct tcfs *fs = tcfs_of(req);
 	struct tc_attr a;
 	int rc;
 
 	if (tcfs_is_stats_name(parent, name)) {
-		tcfs_stats_attr(&a);
-		tcfs_reply_entry(req, &a);
+		rc = 0;
+		if (fs->kernel)
+			rc = tcfs_snap_new(&fs->snaps, fs->eng, &a);
+		else
+			tcfs_stats_attr(&a);
+		if (rc < 0)
+			fuse_reply_err(req, -rc);
+		else
+			tcfs_reply_entry(req, &a);
 		return;
 	}
-	rc = tc_lookup(tcfs_of(req)->eng, parent, name, &a);
+	rc = tc_lookup(fs->eng, parent, name, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	/* In kernel mode a lookup of a known name is the kernel revalidating
+	 * it: the only sign of use we get for hits. */
+	if (fs->kernel)
+		tc_touch(fs->eng, a.st.st_ino);
 	tcfs_reply_entry(req, &a);
+}
+
+static void tcfs_forget_one(struct tcfs *fs, fuse_ino_t ino, uint64_t nlookup)
+{
+	if (tcfs_snap_ino(ino))
+		tcfs_snap_forget(&fs->snaps, ino, nlookup);
+	else if (ino != TCFS_STATS_INO)
+		tc_forget(fs->eng, ino, nlookup);
 }
 
 static void tcfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	if (ino != TCFS_STATS_INO)
-		tc_forget(tcfs_of(req)->eng, ino, nlookup);
+	tcfs_forget_one(tcfs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void tcfs_forget_multi(fuse_req_t req, size_t count,
 			      struct fuse_forget_data *forgets)
 {
-	struct tc_engine *eng = tcfs_of(req)->eng;
+	struct tcfs *fs = tcfs_of(req);
 	size_t i;
 
 	for (i = 0; i < count; i++)
-		if (forgets[i].ino != TCFS_STATS_INO)
-			tc_forget(eng, forgets[i].ino, forgets[i].nlookup);
+		tcfs_forget_one(fs, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -279,15 +375,18 @@ static void tcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	(void)fi;
 	if (ino == TCFS_STATS_INO) {
 		tcfs_stats_attr(&a);
-		fuse_reply_attr(req, &a.st, tcfs_timeout(a.valid_ns));
+		fuse_reply_attr(req, &a.st, tcfs_timeout(req, a.valid_ns));
 		return;
 	}
-	rc = tc_getattr(tcfs_of(req)->eng, ino, &a);
+	if (tcfs_snap_ino(ino))
+		rc = tcfs_snap_attr(&tcfs_of(req)->snaps, ino, &a);
+	else
+		rc = tc_getattr(tcfs_of(req)->eng, ino, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fuse_reply_attr(req, &a.st, tcfs_timeout(a.valid_ns));
+	fuse_reply_attr(req, &a.st, tcfs_timeout(req, a.valid_ns));
 }
 
 /* FUSE_SET_ATTR_* bits to TC_SET_* bits; others are ignored. */
@@ -319,21 +418,25 @@ static int tcfs_set_mask(int valid)
 static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			 int to_set, struct fuse_file_info *fi)
 {
+	struct tcfs *fs = tcfs_of(req);
 	struct tc_file *f = fi ? tcfs_file(fi) : NULL;
 	struct tc_attr a;
 	int rc;
 
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_stats_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	rc = tc_setattr(tcfs_of(req)->eng, ino, attr, tcfs_set_mask(to_set), f,
-			&a);
+	/* Kernel mode: the SETATTR of mtime and ctime that follows a
+	 * writeback is no signal to publish on: a background pass may send
+	 * it before its WRITEs are served, and a close whose writes did not
+	 * change the times sends none (tiercachefs(8), CACHE MODES). */
+	rc = tc_setattr(fs->eng, ino, attr, tcfs_set_mask(to_set), f, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fuse_reply_attr(req, &a.st, tcfs_timeout(a.valid_ns));
+	fuse_reply_attr(req, &a.st, tcfs_timeout(req, a.valid_ns));
 }
 
 static void tcfs_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -397,7 +500,7 @@ static void tcfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct tc_attr a;
 	int rc;
 
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_stats_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -425,6 +528,16 @@ static void tcfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -tc_rmdir(tcfs_of(req)->eng, parent, name));
 }
 
+/* Kernel mode: publish what was written to @name before it is renamed
+ * (the write-then-rename idiom: close() has returned, so the kernel's
+ * writes of it have all been served; after a crash the new name must hold
+ * a whole version). Nothing is counted: a miss is only a lookup's. */
+static void tcfs_publish_name(fuse_req_t req, fuse_ino_t parent,
+			      const char *name)
+{
+	(void)!tc_publish_name(tcfs_of(req)->eng, parent, name);
+}
+
 static void tcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			fuse_ino_t newparent, const char *newname,
 			unsigned int flags)
@@ -442,6 +555,11 @@ static void tcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (flags & ~(unsigned int)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
 		fuse_reply_err(req, EINVAL);
 		return;
+	}
+	if (tcfs_of(req)->kernel) {
+		tcfs_publish_name(req, parent, name);
+		if (flags & RENAME_EXCHANGE)
+			tcfs_publish_name(req, newparent, newname);
 	}
 	fuse_reply_err(req, -tc_rename(tcfs_of(req)->eng, parent, name,
 				       newparent, newname, tcflags));
@@ -494,7 +612,7 @@ static void tcfs_reply_opened(fuse_req_t req, struct tc_file *f,
 	 * kernel the flush round trip. */
 	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
 	if (created) {
-		tcfs_entry_fill(&e, created);
+		tcfs_entry_fill(req, &e, created);
 		rc = fuse_reply_create(req, &e, fi);
 	} else {
 		rc = fuse_reply_open(req, fi);
@@ -511,6 +629,12 @@ static void tcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct tc_file *f;
 	int rc;
 
+	/* Kernel mode: the kernel remembers this answer for the connection
+	 * and opens every existing file on its own from then on. */
+	if (tcfs_of(req)->kernel) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if (ino == TCFS_STATS_INO) {
 		tcfs_stats_open(req, fi);
 		return;
@@ -542,6 +666,50 @@ static int tcfs_open_existing(struct tc_engine *eng, fuse_ino_t parent,
 	return rc;
 }
 
+/*
+ * Kernel mode: create without a handle. Once the kernel has had ENOSYS for
+ * an OPEN it sends no RELEASE for the files it creates either (measured on
+ * 6.18), so a handle would never be freed; the node is made as by mknod,
+ * its writes come by inode like any other's, and fh 0 tells a RELEASE that
+ * still comes (before the first OPEN) that there is nothing to free.
+ */
+static void tcfs_create_kernel(fuse_req_t req, fuse_ino_t parent,
+			       const char *name, mode_t mode,
+			       struct fuse_file_info *fi)
+{
+	struct tc_engine *eng = tcfs_of(req)->eng;
+	struct tc_ctx c = tcfs_ctx(req);
+	struct fuse_entry_param e;
+	struct stat zero;
+	struct tc_attr a;
+	int rc;
+
+	rc = tc_mknod(eng, parent, name, (mode & 07777) | S_IFREG, 0, &c, &a);
+	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
+		rc = tc_lookup(eng, parent, name, &a);
+		if (rc == 0 && S_ISDIR(a.st.st_mode)) {
+			tc_forget(eng, a.st.st_ino, 1);
+			rc = -EISDIR;
+		} else if (rc == 0 && (fi->flags & O_TRUNC) &&
+			   (fi->flags & O_ACCMODE) != O_RDONLY) {
+			memset(&zero, 0, sizeof(zero));
+			rc = tc_setattr(eng, a.st.st_ino, &zero, TC_SET_SIZE,
+					NULL, &a);
+			if (rc < 0)
+				tc_forget(eng, a.st.st_ino, 1);
+		}
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = 0;
+	fi->keep_cache = 1;
+	tcfs_entry_fill(req, &e, &a);
+	if (fuse_reply_create(req, &e, fi) != 0)
+		tc_forget(eng, e.ino, 1);
+}
+
 static void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, struct fuse_file_info *fi)
 {
@@ -553,6 +721,10 @@ static void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (tcfs_refuse_reserved(req, parent, name))
 		return;
+	if (tcfs_of(req)->kernel) {
+		tcfs_create_kernel(req, parent, name, mode, fi);
+		return;
+	}
 	rc = tc_create(eng, parent, name, mode, fi->flags, &c, &a, &f);
 	if (rc == -EEXIST && !(fi->flags & O_EXCL))
 		rc = tcfs_open_existing(eng, parent, name, fi->flags, &a, &f);
@@ -582,6 +754,42 @@ static void tcfs_read_copy(fuse_req_t req, struct tc_file *f, size_t size,
 	free(buf);
 }
 
+/* Kernel mode: read by inode (no handle, or a create's: the kernel also
+ * reads pages of files opened write-only). */
+static void tcfs_read_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off)
+{
+	struct tc_engine *eng = tcfs_of(req)->eng;
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+	char *buf;
+	ssize_t n;
+	int fd;
+
+	if (tc_read_fd_ino(eng, ino, &fd) == 0) {
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		close(fd); /* the reply has been written */
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (tcfs_snap_ino(ino))
+		n = (ssize_t)tcfs_snap_read(&tcfs_of(req)->snaps, ino, buf,
+					    size, off < 0 ? 0 : (uint64_t)off);
+	else
+		n = tc_read_ino(eng, ino, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
 static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
@@ -589,6 +797,10 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct tc_file *f;
 	int fd;
 
+	if (tcfs_of(req)->kernel) {
+		tcfs_read_ino(req, ino, size, off);
+		return;
+	}
 	if (ino == TCFS_STATS_INO) {
 		tcfs_stats_read(req, size, off, fi);
 		return;
@@ -612,11 +824,17 @@ static void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	ssize_t n;
 
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_stats_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	n = tc_write(tcfs_file(fi), buf, size, off);
+	/* Kernel mode: the writeback cache computed the offset (O_APPEND
+	 * included) and may write a create's pages with fh 0 or the other
+	 * way round: the inode's dirty state is what counts. */
+	if (tcfs_of(req)->kernel)
+		n = tc_write_ino(tcfs_of(req)->eng, ino, buf, size, off);
+	else
+		n = tc_write(tcfs_file(fi), buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -626,8 +844,19 @@ static void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void tcfs_flush(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	if (ino == TCFS_STATS_INO) {
-		fuse_reply_err(req, 0);
+	struct tcfs *fs = tcfs_of(req);
+
+	if (tcfs_is_stats_ino(ino)) {
+		fuse_reply_err(req, fs->kernel && !fs->flush_publishes ? ENOSYS
+								      : 0);
+		return;
+	}
+	/* Kernel mode: ENOSYS, remembered for the connection, keeps closes
+	 * in the kernel; with sync=close every close publishes durably. */
+	if (fs->kernel) {
+		fuse_reply_err(req, fs->flush_publishes
+					? -tc_publish_ino(fs->eng, ino, true)
+					: ENOSYS);
 		return;
 	}
 	fuse_reply_err(req, -tc_flush(tcfs_file(fi)));
@@ -640,6 +869,10 @@ static void tcfs_release(fuse_req_t req, fuse_ino_t ino,
 		tcfs_stats_release(req, fi);
 		return;
 	}
+	if (!fi->fh) { /* kernel mode: a file the kernel opened itself */
+		fuse_reply_err(req, 0);
+		return;
+	}
 	/* The kernel ignores the result; the engine has logged a failure. */
 	fuse_reply_err(req, -tc_release(tcfs_file(fi)));
 }
@@ -647,8 +880,13 @@ static void tcfs_release(fuse_req_t req, fuse_ino_t ino,
 static void tcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		       struct fuse_file_info *fi)
 {
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_stats_ino(ino)) {
 		fuse_reply_err(req, 0);
+		return;
+	}
+	if (tcfs_of(req)->kernel || !fi->fh) {
+		fuse_reply_err(req, -tc_publish_ino(tcfs_of(req)->eng, ino,
+						    true));
 		return;
 	}
 	fuse_reply_err(req, -tc_fsync(tcfs_file(fi), datasync != 0));
@@ -662,7 +900,12 @@ static void tcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		return;
 	}
 	/* Never ENOSYS: the kernel would stop asking for every mode. */
-	fuse_reply_err(req, -tc_fallocate(tcfs_file(fi), mode, off, len));
+	if (tcfs_of(req)->kernel || !fi->fh)
+		fuse_reply_err(req, -tc_fallocate_ino(tcfs_of(req)->eng, ino,
+						      mode, off, len));
+	else
+		fuse_reply_err(req,
+			       -tc_fallocate(tcfs_file(fi), mode, off, len));
 }
 
 /* ------------------------------------------------------------------ */
@@ -672,6 +915,12 @@ static void tcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 static void tcfs_opendir(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
+	/* Kernel mode: the kernel caches listings; a change it did not make
+	 * drops them (inval.c). */
+	if (tcfs_of(req)->kernel) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if (ino == TCFS_STATS_INO) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -732,10 +981,13 @@ static size_t tcfs_dirbuf_add_plus(struct tcfs_dirbuf *d, const char *name,
 		tcfs_stats_attr(&stats);
 		attr = &stats;
 	}
-	tcfs_entry_fill(&e, attr);
+	tcfs_entry_fill(d->req, &e, attr);
 	ref = !tcfs_is_dot(name) && e.ino != TCFS_STATS_INO;
-	if (tcfs_is_dot(name))
-		e.ino = 0; /* attributes only: the kernel takes no reference */
+	/* attributes only, the kernel takes no reference: the dots, and in
+	 * kernel mode .stats (whose every lookup is a new snapshot) */
+	if (tcfs_is_dot(name) ||
+	    (e.ino == TCFS_STATS_INO && tcfs_of(d->req)->kernel))
+		e.ino = 0;
 	if (ref && !tcfs_dirbuf_ref_room(d)) {
 		d->oom = true;
 		return room + 1;
@@ -883,7 +1135,7 @@ static void tcfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void tcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			  const char *value, size_t size, int flags)
 {
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_stats_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -910,10 +1162,16 @@ static void tcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char *buf = NULL;
 	ssize_t n;
 
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_stats_ino(ino)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
+	/* Kernel mode: what the kernel wrote back may wait for a quiet
+	 * period; the computed attributes (hash, tier) describe what was
+	 * written, so publish it first. */
+	if (tcfs_of(req)->kernel &&
+	    strncmp(name, TC_XATTR_PREFIX, strlen(TC_XATTR_PREFIX)) == 0)
+		(void)!tc_publish_ino(tcfs_of(req)->eng, ino, false);
 	if (size > 0) {
 		buf = malloc(size);
 		if (!buf) {
@@ -931,7 +1189,7 @@ static void tcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char *buf = NULL;
 	ssize_t n;
 
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_stats_ino(ino)) {
 		tcfs_reply_xattr(req, size, NULL, 0);
 		return;
 	}
@@ -949,7 +1207,7 @@ static void tcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void tcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_stats_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}

@@ -39,6 +39,7 @@ enum tcfs_opt_kind {
 	TCFS_K_TTL_MODE,
 	TCFS_K_SYNC,
 	TCFS_K_SCHEMA,
+	TCFS_K_CACHE_MODE,
 };
 
 struct tcfs_opt_def {
@@ -64,6 +65,8 @@ static const struct tcfs_opt_def tcfs_opt_defs[] = {
     {"schema", TCFS_K_SCHEMA, TCFS_FIELD(schema), true},
     {"sync", TCFS_K_SYNC, TCFS_FIELD(cfg.sync), true},
     {"config", TCFS_K_PATH, TCFS_FIELD(config_file), false},
+    {"cache_mode", TCFS_K_CACHE_MODE, TCFS_FIELD(cache_mode), true},
+    {"revalidate", TCFS_K_DURATION, TCFS_FIELD(revalidate_ns), true},
 };
 
 #define TCFS_N_OPTS (sizeof(tcfs_opt_defs) / sizeof(tcfs_opt_defs[0]))
@@ -86,6 +89,7 @@ union tcfs_val {
 	int64_t i;
 	enum tc_ttl_mode mode;
 	enum tc_sync sync;
+	enum tcfs_cache_mode cache_mode;
 	const char *s;
 };
 
@@ -145,6 +149,9 @@ static const char *tcfs_kind_what(enum tcfs_opt_kind kind, int rc,
 	case TCFS_K_SCHEMA:
 		*hint = " ([A-Za-z0-9_.+-], at most 64)";
 		return "invalid schema version";
+	case TCFS_K_CACHE_MODE:
+		*hint = " (kernel or daemon)";
+		return "invalid mode";
 	}
 	return "invalid value";
 }
@@ -180,6 +187,15 @@ static int tcfs_opt_check(const struct tcfs_opt_def *d, const char *val,
 	case TCFS_K_SCHEMA:
 		rc = tc_schema_valid(val, strlen(val)) ? 0 : -EINVAL;
 		v->s = val;
+		break;
+	case TCFS_K_CACHE_MODE:
+		rc = 0;
+		if (strcmp(val, "kernel") == 0)
+			v->cache_mode = TCFS_CACHE_KERNEL;
+		else if (strcmp(val, "daemon") == 0)
+			v->cache_mode = TCFS_CACHE_DAEMON;
+		else
+			rc = -EINVAL;
 		break;
 	}
 	if (rc < 0) {
@@ -218,6 +234,9 @@ static int tcfs_opt_assign(struct tcfs_opts *o, const struct tcfs_opt_def *d,
 		break;
 	case TCFS_K_SYNC:
 		*(enum tc_sync *)field = v->sync;
+		break;
+	case TCFS_K_CACHE_MODE:
+		*(enum tcfs_cache_mode *)field = v->cache_mode;
 		break;
 	}
 	return 0;
@@ -753,6 +772,8 @@ int tcfs_opts_parse(int argc, char **argv, struct tcfs_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	tc_config_init(&o->cfg);
+	o->cache_mode = TCFS_CACHE_DEFAULT;
+	o->revalidate_ns = TCFS_REVALIDATE_DEFAULT_NS;
 	for (i = 1; i < argc; i++) {
 		if (!dashdash && strcmp(argv[i], "--") == 0) {
 			dashdash = true;
@@ -783,6 +804,11 @@ int tcfs_opts_parse(int argc, char **argv, struct tcfs_opts *o)
 	o->cfg.schema = o->schema;
 	o->cfg.tag_rules = o->rules;
 	o->cfg.n_tag_rules = o->n_rules;
+	/* The kernel caches pages and sends writes without handles: the
+	 * engine publishes them on its own (tiercachefs(8), cache_mode=). */
+	o->cfg.handleless_writes = o->cache_mode == TCFS_CACHE_KERNEL;
+	if (o->revalidate_ns > 0)
+		o->cfg.quiet_ns = o->revalidate_ns;
 	return 0;
 }
 
@@ -885,6 +911,11 @@ void tcfs_opts_usage(FILE *out)
 "  ttl_mode=MODE      absolute or sliding (absolute)\n"
 "  schema=VER         expected schema version at the root (none)\n"
 "  sync=WHEN          fsync, close or never (fsync)\n"
+"  cache_mode=MODE    kernel (the kernel's caches serve repeat reads and\n"
+"                     stats) or daemon (every open reaches the daemon);\n"
+"                     default " TCFS_CACHE_DEFAULT_NAME "\n"
+"  revalidate=DUR     cache_mode=kernel: how long the kernel trusts an\n"
+"                     entry before asking again (1s)\n"
 "  config=FILE        INI file: [mount] takes these options, [tag NAME]\n"
 "                     takes ttl= and ram_ttl=; the command line wins\n"
 "\n"

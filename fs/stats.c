@@ -149,24 +149,65 @@ static void tcfs_text_value(struct tcfs_text *t, double v)
 		tcfs_text_printf(t, "%.17g", v);
 }
 
+/* What the emitter needs: the text, and the mode (HELP texts say what
+ * the counters of reads count in it). */
+struct tcfs_stats_ctx {
+	struct tcfs_text *t;
+	bool kernel;
+};
+
+/* Added to the HELP of the counters of reads in cache_mode=kernel. */
+#define TCFS_KERNEL_NOTE                                                    \
+	" In cache_mode=kernel only what reaches the daemon is counted: a "  \
+	"get is the first read of a content after the kernel learned of it " \
+	"(or after the daemon let it go); repeat opens and reads the "       \
+	"kernel's caches serve are not seen."
+
+static bool tcfs_counts_reads(const char *name)
+{
+	static const char *const names[] = {"gets", "ram_hits", "disk_hits",
+					    "read_bytes", "hit_ratio"};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* tc_stat_fn: one metric family with its single sample. */
 static void tcfs_stats_emit(void *ctx, const char *name, const char *help,
 			    enum tc_stat_kind kind, double value)
 {
-	struct tcfs_text *t = ctx;
+	struct tcfs_stats_ctx *c = ctx;
+	struct tcfs_text *t = c->t;
 	char full[TCFS_METRIC_NAME_MAX];
 
 	tcfs_metric_name(full, sizeof(full), name, kind);
 	tcfs_text_printf(t, "# HELP %s ", full);
 	tcfs_text_help(t, help && *help ? help : name);
+	if (c->kernel && tcfs_counts_reads(name))
+		tcfs_text_help(t, TCFS_KERNEL_NOTE);
 	tcfs_text_printf(t, "\n# TYPE %s %s\n%s ", full,
 			 kind == TC_STAT_COUNTER ? "counter" : "gauge", full);
 	tcfs_text_value(t, value);
 	tcfs_text_printf(t, "\n");
 }
 
-int tcfs_stats_render(struct tc_engine *eng, struct tcfs_text *out)
+int tcfs_stats_render(struct tc_engine *eng, bool kernel,
+		      struct tcfs_text *out)
 {
-	tc_engine_stats(eng, tcfs_stats_emit, out);
+	struct tcfs_stats_ctx c = {.t = out, .kernel = kernel};
+
+	tc_engine_stats(eng, tcfs_stats_emit, &c);
+	/* Which mode is on: one sample per mode, 1 for the one in force. */
+	tcfs_text_printf(out,
+			 "# HELP " TCFS_METRIC_PREFIX "cache_mode Where hits "
+			 "are served (tiercachefs(8), cache_mode=): 1 for the "
+			 "mode in force.\n"
+			 "# TYPE " TCFS_METRIC_PREFIX "cache_mode gauge\n"
+			 TCFS_METRIC_PREFIX "cache_mode{mode=\"kernel\"} %d\n"
+			 TCFS_METRIC_PREFIX "cache_mode{mode=\"daemon\"} %d\n",
+			 kernel, !kernel);
 	return out->err;
 }

@@ -10,6 +10,7 @@
  *   stats.c    rendering of the engine's statistics as Prometheus text
  *   inval.c    the thread that forwards the engine's invalidations to the
  *              kernel
+ *   snapshots.c  .stats in cache_mode=kernel: one inode per snapshot
  *
  * All state lives in one struct tcfs owned by main(); libfuse hands it to
  * every operation as the session's userdata. Nothing here is global, except
@@ -40,6 +41,34 @@
 #define TCFS_STATS_NAME ".stats"
 #define TCFS_STATS_INO UINT64_C(0x7fffffffffffff00)
 
+/* In cache_mode=kernel every lookup of .stats gets a new inode from this
+ * range (snapshots.c), below TCFS_STATS_INO and far above any row id. */
+#define TCFS_SNAP_INO_MIN (UINT64_C(1) << 62)
+#define TCFS_SNAP_INO_END (UINT64_C(1) << 62 | UINT64_C(1) << 61)
+
+/* Longest the kernel may cache an entry or its attributes, in ns. Every
+ * change that does not come through this mount's requests (eviction,
+ * expiry sweep, flush, evict_tag, a lifetime or schema change) invalidates
+ * the kernel's entry (fs/inval.c), and a deadline bounds the timeout of
+ * each reply (tcfs_timeout), so the kernel may keep entries for long; the
+ * cap only limits how stale a lost invalidation (queue full) can leave a
+ * name. */
+#define TCFS_TIMEOUT_MAX_NS 60000000000LL
+
+/* Where hits are served (tiercachefs(8), cache_mode=). */
+enum tcfs_cache_mode {
+	TCFS_CACHE_KERNEL = 0,
+	TCFS_CACHE_DAEMON,
+};
+
+/* The default cache_mode. */
+#define TCFS_CACHE_DEFAULT TCFS_CACHE_DAEMON
+#define TCFS_CACHE_DEFAULT_NAME "daemon"
+
+/* The default revalidate=: how long the kernel may trust an entry in
+ * cache_mode=kernel before it asks again. */
+#define TCFS_REVALIDATE_DEFAULT_NS INT64_C(1000000000)
+
 /* ------------------------------------------------------------------ */
 /* Options (options.c)                                                 */
 /* ------------------------------------------------------------------ */
@@ -59,6 +88,8 @@ struct tcfs_opts {
 	size_t n_rules;
 	char **fuse_opts; /* pass-through -o options, unescaped, owned */
 	size_t n_fuse_opts;
+	enum tcfs_cache_mode cache_mode;
+	int64_t revalidate_ns;	  /* 0: bounded by deadlines only */
 	unsigned int cmdline_set; /* bit per option given on the command line */
 	bool foreground;
 	bool debug;
@@ -114,6 +145,7 @@ struct tcfs_inval {
 	size_t len;		      /* protected by lock */
 	bool stop;		      /* protected by lock */
 	struct fuse_session *se;      /* set before start, then read-only */
+	bool dirs;		      /* set before start, then read-only */
 	pthread_t thread;
 	bool started;
 };
@@ -124,7 +156,13 @@ void tcfs_inval_init(struct tcfs_inval *q, struct fuse_session *se);
 /** Start the notifying thread. @return 0 or -errno. */
 int tcfs_inval_start(struct tcfs_inval *q) __attribute__((warn_unused_result));
 
-/** The engine's tc_inval_fn; @p ctx is the struct tcfs_inval. */
+/**
+ * The engine's tc_inval_fn; @p ctx is the struct tcfs_inval. A NULL
+ * @p name asks to drop the kernel's attributes and pages of @p ino (its
+ * content changed under the same inode). With @p q->dirs (cache_mode=
+ * kernel, where the kernel caches listings) each removed name also drops
+ * the cached listing of its directory.
+ */
 void tcfs_inval_queue(void *ctx, uint64_t parent, const char *name,
 		      uint64_t ino);
 
@@ -151,11 +189,57 @@ struct tcfs_text {
 	int err; /* first error while appending (-ENOMEM), sticky */
 };
 
+/* ------------------------------------------------------------------ */
+/* .stats snapshots of cache_mode=kernel (snapshots.c)                  */
+/* ------------------------------------------------------------------ */
+
+struct tcfs_snap;
+
+/** The live snapshots, keyed by inode number. */
+struct tcfs_snaps {
+	pthread_mutex_t lock;
+	struct tcfs_snap *head; /* newest first; protected by lock */
+	size_t n;		/* protected by lock */
+	uint64_t seq;		/* protected by lock */
+};
+
+void tcfs_snaps_init(struct tcfs_snaps *s);
+void tcfs_snaps_destroy(struct tcfs_snaps *s);
+
+/** True when @p ino is in the snapshots' range. */
+bool tcfs_snap_ino(uint64_t ino);
+
+/**
+ * Render a new snapshot of @p eng's statistics under a new inode number,
+ * with one lookup reference (balanced by tcfs_snap_forget()); its
+ * attributes in @p out. @return 0 or -ENOMEM.
+ */
+int tcfs_snap_new(struct tcfs_snaps *s, struct tc_engine *eng,
+		  struct tc_attr *out) __attribute__((warn_unused_result));
+
+/** Attributes of snapshot @p ino. @return 0 or -ENOENT. */
+int tcfs_snap_attr(struct tcfs_snaps *s, uint64_t ino, struct tc_attr *out)
+    __attribute__((warn_unused_result));
+
+/** Copy up to @p size bytes of snapshot @p ino at @p off into @p buf;
+ *  returns how many (0 past the end, or for a snapshot no longer kept). */
+size_t tcfs_snap_read(struct tcfs_snaps *s, uint64_t ino, char *buf,
+		      size_t size, uint64_t off);
+
+/** Drop @p nlookup references; the last one frees the snapshot. */
+void tcfs_snap_forget(struct tcfs_snaps *s, uint64_t ino, uint64_t nlookup);
+
 /** The daemon: userdata of the FUSE session. */
 struct tcfs {
 	struct tc_engine *eng; /* set before the mount, then read-only */
 	struct fuse_session *se;
 	struct tcfs_inval inval;
+	/* cache_mode=kernel in force: set before the mount, and cleared by
+	 * the init request when the kernel cannot do without opens. */
+	bool kernel;
+	bool flush_publishes;  /* sync=close: closes must reach us (kernel) */
+	int64_t timeout_max_ns; /* longest entry/attribute timeout */
+	struct tcfs_snaps snaps;
 	int log_level; /* engine messages above it are dropped */
 	/* While tc_engine_open() runs, its messages are held back: on
 	 * failure main() prints tc_engine_last_error() as the one line and
@@ -179,11 +263,12 @@ extern const struct fuse_lowlevel_ops tcfs_ops;
 
 /**
  * Render the engine's statistics in the Prometheus text exposition format
- * into @p out (which must be zeroed). @return 0 or -ENOMEM; free @p out with
+ * into @p out (which must be zeroed), with the cache_mode in force
+ * (@p kernel) and the HELP texts of that mode. @return 0 or -ENOMEM; free @p out with
  * tcfs_text_free() in both cases.
  */
-int tcfs_stats_render(struct tc_engine *eng, struct tcfs_text *out)
-    __attribute__((warn_unused_result));
+int tcfs_stats_render(struct tc_engine *eng, bool kernel,
+		      struct tcfs_text *out) __attribute__((warn_unused_result));
 
 /** Append @p n bytes of @p s to @p t (errors are kept in t->err). */
 void tcfs_text_add(struct tcfs_text *t, const char *s, size_t n);

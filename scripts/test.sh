@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install dependencies, build, and run every test: the engine's unit tests and
 # the integration tests against a mounted tiercachefs, once with a normal
-# build and once with AddressSanitizer + UndefinedBehaviorSanitizer, and
+# build (in both cache modes: TC_CACHE_MODE=daemon and =kernel) and once with
+# AddressSanitizer + UndefinedBehaviorSanitizer (the default mode), and
 # mandoc's linter on the man page.
 # Ends with one line counting all tests: "N passed, N failed".
 #
@@ -42,10 +43,11 @@ count_pytest() {
 	failed=$((failed + f + e))
 }
 
-# run_pass NAME BUILDDIR [meson options...]
+# run_pass NAME BUILDDIR MODES [meson options...]: MODES is a list of
+# cache modes for the integration suite ("" = the daemon's default).
 run_pass() {
-	local name=$1 dir=$2
-	shift 2
+	local name=$1 dir=$2 modes=$3 mode
+	shift 3
 	echo "=== $name: build ($dir)"
 	if [ ! -f "$dir/build.ninja" ]; then
 		meson setup "$dir" "$@" >/dev/null || { echo "meson setup failed"; failed=$((failed + 1)); return; }
@@ -58,14 +60,17 @@ run_pass() {
 	echo "=== $name: unit tests"
 	meson test -C "$dir" --suite unit --print-errorlogs
 	count_meson "$dir"
-	echo "=== $name: integration tests"
-	local out="$dir/pytest.out"
-	TIERCACHEFS_BIN="$top/$dir/fs/tiercachefs" \
-		TCMEMO_BIN="$top/$dir/scripts/tcmemo" \
-		TCSWAP_BIN="$top/$dir/scripts/tcswap" \
-		$py -m pytest -p no:cacheprovider -q -rfE --timeout=300 \
-		tests/integration 2>&1 | tee "$out"
-	count_pytest "$out"
+	for mode in ${modes:-default}; do
+		[ "$mode" = default ] && mode=""
+		echo "=== $name: integration tests${mode:+ (cache_mode=$mode)}"
+		local out="$dir/pytest${mode:+-$mode}.out"
+		TC_CACHE_MODE="$mode" TIERCACHEFS_BIN="$top/$dir/fs/tiercachefs" \
+			TCMEMO_BIN="$top/$dir/scripts/tcmemo" \
+			TCSWAP_BIN="$top/$dir/scripts/tcswap" \
+			$py -m pytest -p no:cacheprovider -q -rfE --timeout=300 \
+			tests/integration 2>&1 | tee "$out"
+		count_pytest "$out"
+	done
 }
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
@@ -80,7 +85,7 @@ count_plain() {
 	failed=$((failed + $(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')))
 }
 
-run_pass "normal" build
+run_pass "normal" build "daemon kernel"
 
 # The man page passes mandoc's linter with no message at all (style
 # messages included): one counted check.
@@ -92,7 +97,7 @@ else
 	failed=$((failed + 1))
 fi
 if [ -z "${TC_QUICK:-}" ]; then
-	run_pass "sanitizers" build-san -Dsanitize=true -Dbuildtype=debug
+	run_pass "sanitizers" build-san "" -Dsanitize=true -Dbuildtype=debug
 
 	# A bounded libFuzzer run of every target (clang, ASan + UBSan).
 	echo "=== fuzzing"

@@ -18,6 +18,11 @@ and sshfs's tests:
                   calls output_checker.allow(regex).
 
 TC_VALGRIND=1 runs every daemon under valgrind (deadlines grow tenfold).
+
+TC_CACHE_MODE=kernel|daemon adds cache_mode= to every tc_mount() that does
+not name one (unset: the daemon's default). A test that only makes sense in
+one mode is marked @pytest.mark.daemon_mode("why") or
+@pytest.mark.kernel_mode("why") and skipped in the other, with that reason.
 """
 
 import itertools
@@ -29,8 +34,8 @@ from pathlib import Path
 
 import pytest
 
-from tcutil import (MOUNT_TIMEOUT, SLOW, STOP_TIMEOUT, VALGRIND, daemon_prefix, is_mounted,
-                    mounted_paths, run, tc_bin)
+from tcutil import (CACHE_MODE_ENV, MOUNT_TIMEOUT, SLOW, STOP_TIMEOUT, VALGRIND, cache_mode,
+                    daemon_prefix, is_mounted, mounted_paths, run, tc_bin)
 
 # A line of daemon output matching one of these fails the test.
 ERROR_PATTERNS = [re.compile(p) for p in (
@@ -49,11 +54,27 @@ ERROR_PATTERNS = [re.compile(p) for p in (
 )]
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "daemon_mode(why): only in cache_mode=daemon")
+    config.addinivalue_line("markers", "kernel_mode(why): only in cache_mode=kernel")
+
+
 def pytest_collection_modifyitems(config, items):
     # pytest-timeout: more time per test under valgrind.
     if VALGRIND:
         for item in items:
             item.add_marker(pytest.mark.timeout(300 * SLOW))
+    mode = None
+    for item in items:
+        for want in ("daemon", "kernel"):
+            mark = item.get_closest_marker(f"{want}_mode")
+            if mark is None:
+                continue
+            mode = mode or cache_mode()
+            if mode != want:
+                why = mark.args[0] if mark.args else "mode-specific"
+                item.add_marker(pytest.mark.skip(
+                    reason=f"cache_mode={want} only: {why}"))
 
 
 class OutputChecker:
@@ -204,8 +225,13 @@ def tc_mount(tmp_path, output_checker):
             mnt = tmp_path / "mnt"
         Path(mnt).mkdir(parents=True, exist_ok=True)
         cmd = [*daemon_prefix(), tc_bin(), "-f", *args]
+        if opts and not isinstance(opts, str):
+            opts = ",".join(opts)
+        if CACHE_MODE_ENV and "cache_mode=" not in (opts or ""):
+            opts = f"{opts},cache_mode={CACHE_MODE_ENV}" if opts else \
+                f"cache_mode={CACHE_MODE_ENV}"
         if opts:
-            cmd += ["-o", opts if isinstance(opts, str) else ",".join(opts)]
+            cmd += ["-o", opts]
         if store is not False:
             cmd.append(str(store))
         cmd.append(str(mnt))

@@ -51,6 +51,29 @@ def tcswap_bin():
     return os.path.abspath(p)
 
 
+# cache_mode for every mount of the fixtures (conftest.py); "" = the default.
+CACHE_MODE_ENV = os.environ.get("TC_CACHE_MODE", "")
+_cache_mode = None
+
+
+def cache_mode():
+    """The cache_mode the fixtures' mounts run in: TC_CACHE_MODE, else the
+    daemon's default as its --help states it."""
+    global _cache_mode
+    if _cache_mode is None:
+        _cache_mode = CACHE_MODE_ENV
+        if not _cache_mode:
+            out = subprocess.run([tc_bin(), "--help"], capture_output=True,
+                                 text=True).stdout
+            m = re.search(r"cache_mode=MODE.*?default (kernel|daemon)", out, re.S)
+            _cache_mode = m.group(1) if m else "daemon"
+    return _cache_mode
+
+
+def kernel_mode():
+    return cache_mode() == "kernel"
+
+
 def daemon_prefix():
     """What runs the daemon: valgrind under TC_VALGRIND=1, else nothing."""
     return VALGRIND_CMD if VALGRIND else []

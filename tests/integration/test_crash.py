@@ -34,6 +34,7 @@ Environment (CI-sized defaults):
 """
 
 import errno
+import pytest
 import fcntl
 import os
 import random
@@ -290,6 +291,14 @@ def sync_mode(cycle):
 
 
 def test_sigkill_under_write_load(tc_mount, tmp_path):
+    crash_cycles(tc_mount, tmp_path, CYCLES)
+
+
+def crash_cycles(tc_mount, tmp_path, cycles, opts=""):
+    """The crash cycles, each mount with -o sync=...,OPTS (test_kernel_mode
+    runs them in cache_mode=kernel whatever TC_CACHE_MODE says)."""
+    CYCLES = cycles
+    extra = f",{opts}" if opts else ""
     seed = int(os.environ.get("TC_CRASH_SEED") or random.randrange(1 << 30))
     rnd = random.Random(seed)
     keys = key_names(NKEYS)
@@ -304,13 +313,13 @@ def test_sigkill_under_write_load(tc_mount, tmp_path):
     phase = dict(mount=0.0, load=0.0, check=0.0, verify=0.0)
     t0 = time.monotonic()
 
-    m = tc_mount()
+    m = tc_mount(opts=opts or None)
     (m.path / "sub").mkdir()
     for cycle in range(CYCLES):
         sync = sync_mode(cycle)
         if cycle:
             t = time.monotonic()
-            m = tc_mount(opts=f"sync={sync}")
+            m = tc_mount(opts=f"sync={sync}{extra}")
             phase["mount"] += time.monotonic() - t
         paths = [logs / f"c{cycle}.w{w}" for w in range(WRITERS)]
         writers = [fork_worker(writer_main, [str(m.path), str(paths[w]), str(locks), str(w),
@@ -352,7 +361,7 @@ def test_sigkill_under_write_load(tc_mount, tmp_path):
             check_fail.append((cycle, rc, out))
 
         t = time.monotonic()
-        m = tc_mount(opts=f"sync={sync}")
+        m = tc_mount(opts=f"sync={sync}{extra}")
         phase["mount"] += time.monotonic() - t
         t = time.monotonic()
         found, bad, badtmp = scan(m.path, keys)
@@ -415,6 +424,7 @@ def test_sigkill_under_write_load(tc_mount, tmp_path):
 
 # -- the dead mount a SIGKILL leaves ------------------------------------------------------
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_dead_mount_after_sigkill(tc_mount):
     """After SIGKILL the mount point is a dead FUSE mount (ENOTCONN) until
     `fusermount3 -u` (or -uz) clears it; then the store mounts again with

@@ -321,6 +321,7 @@ def test_sigterm_loses_nothing_closed(tc_mount):
         assert read_file(m2.path / "open") in (b"", b"never closed")
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_sigkill_keeps_closed_files(tc_mount):
     """With sync=close a crash (SIGKILL) loses nothing closed, renames
     included, and frees the store's lock."""

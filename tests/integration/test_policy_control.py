@@ -52,6 +52,7 @@ def du_bytes(path):
 
 # -- control attributes ------------------------------------------------------------------
 
+@pytest.mark.daemon_mode("RAM recency and tiers follow the reads the daemon sees; in cache_mode=kernel the page cache serves repeat reads")
 def test_flush_ram(tc_mount):
     """flush=ram empties the RAM tier (not counted as RAM evictions) and
     keeps every entry on disk; the next read is a disk hit that promotes."""
@@ -72,6 +73,7 @@ def test_flush_ram(tc_mount):
                   ram_bytes=1000, ram_evictions=0)
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 @pytest.mark.parametrize("what", ["disk", "all"])
 def test_flush_disk_removes_every_entry(tc_mount, what):
     """flush=disk|all removes every non-directory entry (files, hard links,
@@ -110,6 +112,7 @@ def test_flush_disk_removes_every_entry(tc_mount, what):
     assert ls(r) == ["d"] and ls(r / "d") == ["again", "e"]
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_expire_runs_the_sweep_now(tc_mount):
     """expire drops every expired entry at once (counted, gone from the
     gauges) and nothing else; their blobs are freed soon after."""
@@ -129,6 +132,7 @@ def test_expire_runs_the_sweep_now(tc_mount):
     wait_until(lambda: tc_stats(r)["blob_bytes"] == 6, 3, "expired blobs to be freed")
 
 
+@pytest.mark.daemon_mode("counts the opens and reads the daemon sees; in cache_mode=kernel the kernel's caches serve repeats (test_kernel_mode.py)")
 def test_reset_stats_zeroes_counters_only(tc_mount):
     m = tc_mount(opts="ram_items=1")
     r = m.path
@@ -151,6 +155,7 @@ def test_reset_stats_zeroes_counters_only(tc_mount):
     assert_counts(tc_stats(r), gets=1, ram_hits=1, misses=0, puts=0)
 
 
+@pytest.mark.daemon_mode("counts the opens and reads the daemon sees; in cache_mode=kernel the kernel's caches serve repeats (test_kernel_mode.py)")
 def test_read_bytes_counts_what_the_daemon_served(tc_mount):
     """read_bytes counts the bytes the daemon served (its HELP text): the
     kernel keeps the pages of unchanged content (keep_cache), so reading a
@@ -255,6 +260,7 @@ def df(path):
     return tuple(int(x) for x in out.split())
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_df_shows_the_disk_tier(tc_mount):
     """df: size is disk_size; used is the logical bytes of all entries
     (duplicates count twice though stored once) and follows writes,
@@ -301,6 +307,7 @@ def test_one_lookup_of_an_expired_name_is_one_miss(tc_mount):
     assert_counts(tc_stats(r), misses=1, expirations=1)
 
 
+@pytest.mark.daemon_mode("counts the opens and reads the daemon sees; in cache_mode=kernel the kernel's caches serve repeats (test_kernel_mode.py)")
 def test_scripted_workload_exact_stats(tc_mount):
     """A known sequence of puts, gets, misses, RAM and disk evictions,
     promotions, a delete and an expiration, with ram_items=2 and

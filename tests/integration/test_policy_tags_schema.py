@@ -6,6 +6,7 @@ entries of another version: ENOENT, discarded and counted, hidden from
 readdir, while new files take the expected version."""
 
 import os
+import pytest
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ def absent_soon(path, timeout=1.2):
 
 # -- tags --------------------------------------------------------------------------------
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_evict_tag_semantics(mnt):
     """evict_tag removes every entry carrying the tag wherever it stands in
     the list, and nothing else; a hard-linked entry goes with all its names
@@ -67,6 +69,7 @@ def test_evict_tag_semantics(mnt):
     assert_counts(tc_stats(mnt), disk_evictions=2, disk_items=3)
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_evict_tag_10000_entries(tc_mount):
     """10,000 entries tagged bulk (half with it second: x,bulk) in ten
     directories plus 300 others: one evict_tag removes exactly the 10,000,

@@ -63,6 +63,7 @@ def gone_soon(path):
 
 # -- RAM tier ---------------------------------------------------------------------------
 
+@pytest.mark.daemon_mode("RAM recency and tiers follow the reads the daemon sees; in cache_mode=kernel the page cache serves repeat reads")
 def test_ram_lru_eviction_by_bytes(tc_mount):
     """ram_size=100K, four 30000-byte items: the least recently used one
     leaves RAM (stays on disk); reading it back is a disk hit that promotes it
@@ -95,6 +96,7 @@ def test_ram_lru_eviction_by_bytes(tc_mount):
     assert read_file(r / "c") == c            # still on disk
 
 
+@pytest.mark.daemon_mode("RAM recency and tiers follow the reads the daemon sees; in cache_mode=kernel the page cache serves repeat reads")
 def test_ram_lru_eviction_by_items(tc_mount):
     """ram_items=2: the third item evicts the LRU one; a promotion evicts
     again; two keys with the same content are one RAM item."""
@@ -131,6 +133,7 @@ def test_ram_lru_eviction_by_items(tc_mount):
                   promotions=2, disk_hits=2, ram_hits=1, gets=3)
 
 
+@pytest.mark.daemon_mode("counts the opens and reads the daemon sees; in cache_mode=kernel the kernel's caches serve repeats (test_kernel_mode.py)")
 def test_max_ram_item_keeps_large_items_on_disk(tc_mount):
     """max_ram_item=64K: 65537 bytes never enter RAM, not at the put and not
     when read (disk hits, no promotion); exactly 65536 bytes do."""
@@ -169,6 +172,7 @@ def first_disk_times(mnt, names, until, interval=0.05):
     return seen
 
 
+@pytest.mark.daemon_mode("RAM recency and tiers follow the reads the daemon sees; in cache_mode=kernel the page cache serves repeat reads")
 def test_ram_ttl_idle_items_leave_ram(tc_mount):
     """ram_ttl=2s: an item nobody reads leaves RAM after 2 s (not before) and
     stays on disk; an item read every 0.2 s stays; reading the idle one
@@ -238,6 +242,7 @@ def test_tag_ram_ttl_from_config(tc_mount, tmp_path):
 
 # -- disk tier ------------------------------------------------------------------------------
 
+@pytest.mark.daemon_mode("disk-tier recency follows the reads the daemon sees; in cache_mode=kernel only revalidations (test_kernel_mode.py)")
 def test_disk_lru_eviction_by_items(tc_mount):
     """disk_items=3: each write beyond three evicts the least recently used
     entry (a read counts as use); the key disappears, from RAM too. The reads
@@ -269,6 +274,7 @@ def test_disk_lru_eviction_by_items(tc_mount):
                   ram_items=3, ram_bytes=1200, blob_bytes=1200, puts=5, deletes=0)
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_disk_lru_eviction_by_size(tc_mount):
     """disk_size=100K: writes evict LRU entries until the logical size fits."""
     m = tc_mount(opts="disk_size=100K")
@@ -313,6 +319,7 @@ int clock_gettime(clockid_t id, struct timespec *ts)
 """
 
 
+@pytest.mark.daemon_mode("in cache_mode=kernel the kernel keeps a written file's mtime itself (writeback cache), not the daemon's clock")
 def test_disk_eviction_ties_broken_by_name(tc_mount, tmp_path):
     """Entries used at the same moment are evicted in name order. The daemon
     runs with its wall clock cut to whole seconds (an LD_PRELOAD shim) and c,
@@ -347,6 +354,7 @@ def test_disk_eviction_ties_broken_by_name(tc_mount, tmp_path):
     assert_counts(tc_stats(r), disk_evictions=3, disk_items=3)
 
 
+@pytest.mark.daemon_mode("with the kernel's writeback cache (cache_mode=kernel) a write lands in the page cache and its error comes at close or fsync (test_kernel_mode.py)")
 def test_file_larger_than_disk_size_is_efbig(tc_mount, tmp_path):
     """disk_size=64K: cp of a 100 KiB file fails with "File too large"
     (EFBIG), so does a single write(2) of it, and the tier stays within its
@@ -386,6 +394,7 @@ def test_file_larger_than_disk_size_is_efbig(tc_mount, tmp_path):
     assert_counts(tc_stats(r), disk_bytes=64 * K, disk_items=1 + len(left))
 
 
+@pytest.mark.daemon_mode("in cache_mode=kernel opens do not reach the daemon, so an open entry is not pinned (an open descriptor still reads it: test_kernel_mode.py)")
 def test_open_entry_is_not_evicted(tc_mount):
     """disk_items=2: the LRU entry is held open, so a write evicts the next
     one instead; the held entry stays listed and readable through its fd, and

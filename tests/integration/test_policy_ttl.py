@@ -13,6 +13,7 @@ daemon does with a deadline; they never sleep to synchronise with it.
 """
 
 import errno
+import pytest
 import math
 import os
 import time
@@ -106,6 +107,7 @@ def test_expiry_seen_by_ls_stat_cat_at_the_deadline(tc_mount):
     assert s["blob_bytes"] == 0 and s["disk_bytes"] == 0, s
 
 
+@pytest.mark.daemon_mode("polls with stat(2), which in cache_mode=kernel is a revalidation that restarts a sliding lifetime as a read does (test_kernel_mode.py)")
 def test_sliding_reads_keep_alive_absolute_ones_do_not(tc_mount, tmp_path):
     """ttl=1: reading every 0.1 s keeps sliding entries (file ttl_mode,
     directory ttl_mode, mount ttl_mode=sliding) alive for 2.2 s, while the
@@ -240,6 +242,7 @@ ttl = 1h
 """
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_each_source_expires_in_time(tc_mount, tmp_path):
     """Each source really ends a lifetime, and a longer one of higher
     precedence really keeps an entry: own ttl 2s beats a 1h tag rule and a
@@ -306,6 +309,7 @@ def du_bytes(path):
     return int(run(["du", "-sb", str(path)]).stdout.split()[0])
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_sweep_reclaims_blob_space(tc_mount):
     """Entries that expire without ever being looked up again are dropped by
     the background sweep: blob files leave STORE/blobs and the gauges fall to

@@ -105,6 +105,7 @@ def test_fio_verify(mnt, tmp_path):
         cwd=tmp_path)
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_rsync_within_mount_keeps_cache_attrs(mnt, tmp_path):
     """Copies made with rsync -aX / cp -a carry the user-set cache attributes:
     inside the mount, out to a local disk, and back in."""

@@ -52,6 +52,7 @@ def test_limits_reflect_options(tc_mount):
     assert s["tiercache_disk_limit_bytes"] == 3 << 30
 
 
+@pytest.mark.daemon_mode("counts the opens and reads the daemon sees; in cache_mode=kernel the kernel's caches serve repeats (test_kernel_mode.py)")
 def test_counters_move(mnt):
     s0 = read_stats(mnt)
     data = os.urandom(10_000)
@@ -88,6 +89,7 @@ def test_counters_move(mnt):
     assert abs(s4["tiercache_hit_ratio"] - h / (h + mi)) < 1e-6
 
 
+@pytest.mark.daemon_mode("counts the opens and reads the daemon sees; in cache_mode=kernel the kernel's caches serve repeats (test_kernel_mode.py)")
 def test_ram_tier_gauges(tc_mount):
     m = tc_mount(opts="ram_size=64M")
     data = os.urandom(100_000)
@@ -100,6 +102,7 @@ def test_ram_tier_gauges(tc_mount):
     assert s["tiercache_ram_hits_total"] >= 1
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_duplicate_content_stored_once(mnt):
     s0 = read_stats(mnt)
     data = os.urandom(200_000)
@@ -110,6 +113,7 @@ def test_duplicate_content_stored_once(mnt):
     assert s1["tiercache_blob_bytes"] - s0["tiercache_blob_bytes"] < 400_000
 
 
+@pytest.mark.daemon_mode("expects a write published when close() returns; cache_mode=kernel publishes it at fsync, rename, a read of its computed attributes or about 2 s after its close (tiercachefs(8), CACHE MODES)")
 def test_stats_regenerated_at_each_open(mnt):
     with open(mnt / ".stats", "rb") as held:
         first = held.read()
@@ -129,6 +133,7 @@ def test_reading_stats_is_not_a_get(mnt):
     assert s1["tiercache_gets_total"] == s0["tiercache_gets_total"]
 
 
+@pytest.mark.daemon_mode("counts the opens and reads the daemon sees; in cache_mode=kernel the kernel's caches serve repeats (test_kernel_mode.py)")
 def test_reset_stats(mnt):
     write_file(mnt / "f", b"abc")
     read_file(mnt / "f")
