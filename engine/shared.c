@@ -197,7 +197,8 @@ struct tc_shared {
 	memcached_pool_st *pool;
 	memcached_st *mc_push;  /* push thread only */
 	memcached_st **probe;   /* push thread only, one per server */
-	bool *probe_up;         /* push thread only */
+	atomic_bool *probe_up;  /* written by the push thread */
+	unsigned copies;        /* replicas actually used */
 
 	/* The push queue. */
 	pthread_mutex_t qlock;
@@ -227,6 +228,7 @@ struct tc_shared {
 	pthread_mutex_t poll_lock;
 	enum { POLL_UNINIT, POLL_ABSENT, POLL_TRACKING } pstate; /* poll_lock */
 	uint64_t pepoch, plast; /* poll_lock */
+	bool phad;              /* poll_lock: pepoch/plast survive ABSENT */
 	int64_t pgap_since;     /* poll_lock; 0 = no gap */
 
 	struct {
@@ -1112,6 +1114,7 @@ struct slot {
 	const char *key;
 	size_t klen;
 	bool found;   /* a value arrived (valid or not) */
+	bool unknown; /* not found, and no server that holds it answered */
 	int sink_rc;  /* what the sink said of it */
 	char *val;    /* copy, when there is no sink */
 	size_t vlen;
@@ -1192,48 +1195,82 @@ static bool mget_round(struct tc_shared *sh, memcached_st *mc,
 		memcpy(s[i].val, v, vl);
 		s[i].vlen = vl;
 	}
-	if (!mc_settled(rc)) {
-		sh_log(sh, TC_LOG_DEBUG, "shared: fetch: %s",
-		       memcached_strerror(mc, rc));
+	/* The library skips servers it cannot reach without saying so in
+	 * the result; the query's error state (cleared as each query
+	 * starts) tells. */
+	if (!mc_settled(rc) || memcached_last_error(mc) != MEMCACHED_SUCCESS) {
+		sh_log(sh, TC_LOG_DEBUG, "shared: fetch: %s / %s",
+		       memcached_strerror(mc, rc),
+		       memcached_last_error_message(mc));
 		ok = false;
 	}
 	memcached_result_free(&res);
 	return ok;
 }
 
+/* Did a server that holds @key (its primary or a replica) answer the
+ * last probe? Then a miss on it is a real absence. */
+static bool key_reachable(struct tc_shared *sh, memcached_st *mc,
+			  const char *key, size_t klen)
+{
+	uint32_t idx = memcached_generate_hash(mc, key, klen);
+
+	for (unsigned r = 0; r < sh->copies; r++)
+		if (atomic_load_explicit(&sh->probe_up[(idx + r) %
+						      sh->nservers],
+					 memory_order_relaxed))
+			return true;
+	return false;
+}
+
 /*
  * Fetch the values of @n keys in one request: each found slot is copied
- * (or given to @sink). A server that failed in the middle is retried once,
- * for the keys still missing, which lets the library ask the replica of a
- * server it has just found dead. Returns 0 (slots not found are absent) or
- * -EIO when some server could not be asked (those slots are unknown).
+ * (or given to @sink). When some server failed, the keys still missing are
+ * asked once more, which lets the library go to the replica of a server it
+ * has just found dead. A key still missing after trouble is absent if one
+ * of its servers answered the last probe (the library asks the first it
+ * can reach: that one's answer stands), unknown otherwise.
+ * Returns 0 (slots not found are absent), or -EIO when some slot is
+ * unknown (the others are still valid).
  */
 static int mc_mget(struct tc_shared *sh, memcached_st *mc, struct slot *s,
 		   size_t n, sink_fn sink, void *ctx)
 {
 	bool missing = false;
+	int rc = 0;
 
 	if (mget_round(sh, mc, s, n, sink, ctx))
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		missing |= !s[i].found;
-	if (!missing)
-		return 0;
-	if (mget_round(sh, mc, s, n, sink, ctx))
+	if (!missing || mget_round(sh, mc, s, n, sink, ctx))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!s[i].found) {
-			count(sh, errors, 1);
-			return -EIO;
+		if (!s[i].found && !key_reachable(sh, mc, s[i].key, s[i].klen)) {
+			s[i].unknown = true;
+			rc = -EIO;
 		}
 	}
-	return 0;
+	if (rc)
+		count(sh, errors, 1);
+	return rc;
 }
 
 static void slots_free(struct slot *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(s[i].val);
+}
+
+/*
+ * The library writes the replicas' copies as quiet sets it does not flush:
+ * they wait in the connection's buffer for the next request to that
+ * server, which may never come. Send them now.
+ */
+static void mc_flush_replicas(struct tc_shared *sh, memcached_st *mc)
+{
+	if (sh->copies > 1)
+		(void)memcached_flush_buffers(mc);
 }
 
 /*
@@ -1252,6 +1289,7 @@ static int mc_store(struct tc_shared *sh, memcached_st *mc, const char *key,
 		rc = memcached_set(mc, key, klen, val, vlen, exp, 0);
 		if (memcached_success(rc)) {
 			count(sh, pushed_bytes, vlen);
+			mc_flush_replicas(sh, mc);
 			return 0;
 		}
 	}
@@ -1403,6 +1441,7 @@ static int gen_create(struct tc_shared *sh, memcached_st *mc, const char *key,
 		count(sh, pushed_bytes, b.len);
 		(void)memcached_set(mc, key, klen, (const char *)b.p, b.len, 0,
 				    0);
+		mc_flush_replicas(sh, mc);
 		*nonce = v;
 		goto out;
 	}
@@ -1611,9 +1650,11 @@ static int poll_fetch_locked(struct tc_shared *sh, memcached_st *mc,
 		s[i].key = keys[i];
 	}
 	rc = mc_mget(sh, mc, s, n, NULL, NULL);
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct event_rec e;
 
+		if (s[i].unknown)
+			break; /* its server is down: later, in order */
 		if (!s[i].found) {
 			int64_t now = sh_now(sh);
 
@@ -1658,7 +1699,7 @@ static int poll_fetch_locked(struct tc_shared *sh, memcached_st *mc,
 		report_resync(sh, fn, ctx, reported);
 	slots_free(s, n);
 	free(keys);
-	return rc;
+	return *reported ? 0 : rc;
 }
 
 int tc_shared_poll(struct tc_shared *sh, tc_shared_event_fn fn, void *ctx)
@@ -1691,15 +1732,19 @@ int tc_shared_poll(struct tc_shared *sh, tc_shared_event_fn fn, void *ctx)
 			rc = 0;
 			goto out;
 		}
-		/* Created since: every event of this epoch is new. */
 		sh->pstate = POLL_TRACKING;
+		if (sh->phad && epoch == sh->pepoch)
+			break; /* the same counter, unreachable for a while */
+		/* Created since: every event of this epoch is new. */
 		sh->pepoch = epoch;
 		sh->plast = (epoch << 32) - 1;
+		sh->pgap_since = 0;
 		break;
 	case POLL_TRACKING:
 		if (rc == -ENOENT) {
 			report_resync(sh, fn, ctx, &reported);
 			sh->pstate = POLL_ABSENT;
+			sh->phad = true;
 			rc = 0;
 			goto out;
 		}
@@ -1816,6 +1861,7 @@ static int open_memcached(struct tc_shared *sh,
 	sh->master = memcached_create(NULL);
 	sh->probe = calloc(sh->nservers, sizeof(*sh->probe));
 	sh->probe_up = calloc(sh->nservers, sizeof(*sh->probe_up));
+	sh->copies = replicas;
 	if (!sh->master || !sh->probe || !sh->probe_up)
 		return -ENOMEM;
 	rc = mc_configure(sh, sh->master, replicas, tmo, retry);
@@ -1950,7 +1996,7 @@ void tc_shared_close(struct tc_shared *sh)
 	for (unsigned i = 0; sh->probe && i < sh->nservers; i++)
 		memcached_free(sh->probe[i]);
 	free(sh->probe);
-	free(sh->probe_up);
+	free((void *)sh->probe_up);
 	free(sh->servers);
 	free(sh->ring);
 	cache_clear_locked(sh);
@@ -2384,11 +2430,11 @@ static void probe_servers(struct tc_shared *sh)
 		bool ok = v || rc == MEMCACHED_NOTFOUND;
 
 		free(v);
-		if (ok != sh->probe_up[i])
+		if (ok != atomic_load(&sh->probe_up[i]))
 			sh_log(sh, ok ? TC_LOG_INFO : TC_LOG_WARNING,
 			       "shared: server %s:%u is %s", sh->servers[i].host,
 			       sh->servers[i].port, ok ? "up" : "down");
-		sh->probe_up[i] = ok;
+		atomic_store(&sh->probe_up[i], ok);
 		up += ok;
 	}
 	atomic_store_explicit(&sh->servers_up, up, memory_order_relaxed);
