@@ -199,6 +199,9 @@ struct tc_shared {
 	memcached_st **probe;   /* push thread only, one per server */
 	atomic_bool *probe_up;  /* written by the push thread */
 	unsigned copies;        /* replicas actually used */
+	/* route[i]: a group key the continuum maps to server i, to send a
+	 * request to server i (and its replicas) instead of a key's own */
+	char (*route)[24];
 
 	/* The push queue. */
 	pthread_mutex_t qlock;
@@ -1115,6 +1118,7 @@ struct slot {
 	size_t klen;
 	bool found;   /* a value arrived (valid or not) */
 	bool unknown; /* not found, and no server that holds it answered */
+	int route;    /* ROUTE_PRIMARY, or the server asked instead */
 	int sink_rc;  /* what the sink said of it */
 	char *val;    /* copy, when there is no sink */
 	size_t vlen;
@@ -1137,10 +1141,41 @@ static size_t slot_find(struct slot *s, size_t n, size_t *hint,
 	return n;
 }
 
-/* One mget round for the slots not found yet. True when every server
- * answered. */
+#define ROUTE_PRIMARY (-1)
+#define ROUTE_NONE (-2)
+
+static bool server_up(struct tc_shared *sh, unsigned i)
+{
+	return atomic_load_explicit(&sh->probe_up[i % sh->nservers],
+				    memory_order_relaxed);
+}
+
+/*
+ * Where to ask for @key: its primary when that answered the last probe,
+ * else the first of its replicas that did (ROUTE_NONE: no copy is
+ * reachable). The library fails over to a replica only when it cannot
+ * connect; a server that accepts connections and never answers (stopped,
+ * overloaded) would cost a timeout on every request and never be passed.
+ */
+static int key_route(struct tc_shared *sh, memcached_st *mc, const char *key,
+		     size_t klen)
+{
+	uint32_t idx = memcached_generate_hash(mc, key, klen);
+
+	if (server_up(sh, idx))
+		return ROUTE_PRIMARY;
+	for (unsigned r = 1; r < sh->copies; r++)
+		if (server_up(sh, idx + r))
+			return (int)((idx + r) % sh->nservers);
+	return ROUTE_NONE;
+}
+
+/* One mget for the slots not found yet that go to @route (a group key
+ * that hashes to that server makes the library start there). True when
+ * every server asked answered. */
 static bool mget_round(struct tc_shared *sh, memcached_st *mc,
-		       struct slot *s, size_t n, sink_fn sink, void *ctx)
+		       struct slot *s, size_t n, sink_fn sink, void *ctx,
+		       int route, bool *timeout)
 {
 	const char **keys = malloc(n * sizeof(*keys));
 	size_t *lens = malloc(n * sizeof(*lens));
@@ -1156,12 +1191,22 @@ static bool mget_round(struct tc_shared *sh, memcached_st *mc,
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!s[i].found) {
+		if (!s[i].found && !s[i].unknown && s[i].route == route) {
 			keys[m] = s[i].key;
 			lens[m++] = s[i].klen;
 		}
 	}
-	rc = memcached_mget(mc, keys, lens, m);
+	if (m == 0) {
+		free(keys);
+		free(lens);
+		return true;
+	}
+	if (route == ROUTE_PRIMARY)
+		rc = memcached_mget(mc, keys, lens, m);
+	else
+		rc = memcached_mget_by_key(mc, sh->route[route],
+					   strlen(sh->route[route]), keys,
+					   lens, m);
 	free(keys);
 	free(lens);
 	if (memcached_failed(rc) && rc != MEMCACHED_SOME_ERRORS) {
@@ -1173,12 +1218,27 @@ static bool mget_round(struct tc_shared *sh, memcached_st *mc,
 		ok = false;
 	if (!memcached_result_create(mc, &res))
 		return false;
-	while ((r = memcached_fetch_result(mc, &res, &rc))) {
-		size_t i = slot_find(s, n, &hint, memcached_result_key_value(r),
-				     memcached_result_key_length(r));
-		const char *v = memcached_result_value(r);
-		size_t vl = memcached_result_length(r);
+	for (unsigned errs = 0;;) {
+		size_t i;
+		const char *v;
+		size_t vl;
 
+		r = memcached_fetch_result(mc, &res, &rc);
+		if (!r && rc == MEMCACHED_TIMEOUT)
+			*timeout = true;
+		if (!r) {
+			/* One server's error (a timeout) ends the call while
+			 * the others' answers wait: call again for them, at
+			 * most once per server. */
+			if (mc_settled(rc) || ++errs > sh->nservers)
+				break;
+			ok = false;
+			continue;
+		}
+		i = slot_find(s, n, &hint, memcached_result_key_value(r),
+			      memcached_result_key_length(r));
+		v = memcached_result_value(r);
+		vl = memcached_result_length(r);
 		if (i == n || s[i].found)
 			continue;
 		s[i].found = true;
@@ -1198,6 +1258,8 @@ static bool mget_round(struct tc_shared *sh, memcached_st *mc,
 	/* The library skips servers it cannot reach without saying so in
 	 * the result; the query's error state (cleared as each query
 	 * starts) tells. */
+	if (memcached_last_error(mc) == MEMCACHED_TIMEOUT)
+		*timeout = true;
 	if (!mc_settled(rc) || memcached_last_error(mc) != MEMCACHED_SUCCESS) {
 		sh_log(sh, TC_LOG_DEBUG, "shared: fetch: %s / %s",
 		       memcached_strerror(mc, rc),
@@ -1208,52 +1270,88 @@ static bool mget_round(struct tc_shared *sh, memcached_st *mc,
 	return ok;
 }
 
-/* Did a server that holds @key (its primary or a replica) answer the
- * last probe? Then a miss on it is a real absence. */
-static bool key_reachable(struct tc_shared *sh, memcached_st *mc,
-			  const char *key, size_t klen)
+/* Ask for every slot still missing, each through its route: one request
+ * to the usual servers, and one per server standing in for a down one. */
+static bool mget_routes(struct tc_shared *sh, memcached_st *mc,
+			struct slot *s, size_t n, sink_fn sink, void *ctx,
+			bool *timeout)
 {
-	uint32_t idx = memcached_generate_hash(mc, key, klen);
+	bool ok = true, *seen = calloc(sh->nservers, sizeof(*seen));
 
-	for (unsigned r = 0; r < sh->copies; r++)
-		if (atomic_load_explicit(&sh->probe_up[(idx + r) %
-						      sh->nservers],
-					 memory_order_relaxed))
-			return true;
-	return false;
+	if (!seen)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].found || s[i].unknown)
+			continue;
+		s[i].route = key_route(sh, mc, s[i].key, s[i].klen);
+		s[i].unknown = s[i].route == ROUTE_NONE;
+	}
+	ok = mget_round(sh, mc, s, n, sink, ctx, ROUTE_PRIMARY, timeout);
+	for (size_t i = 0; i < n; i++) {
+		int r = s[i].route;
+
+		if (r >= 0 && !s[i].found && !s[i].unknown && !seen[r]) {
+			seen[r] = true;
+			ok &= mget_round(sh, mc, s, n, sink, ctx, r, timeout);
+		}
+	}
+	free(seen);
+	return ok;
 }
 
 /*
- * Fetch the values of @n keys in one request: each found slot is copied
- * (or given to @sink). When some server failed, the keys still missing are
- * asked once more, which lets the library go to the replica of a server it
- * has just found dead. A key still missing after trouble is absent if one
- * of its servers answered the last probe (the library asks the first it
- * can reach: that one's answer stands), unknown otherwise.
+ * Fetch the values of @n keys (as few requests as the routes allow): each
+ * found slot is copied (or given to @sink). Keys with no copy on a server
+ * that answered the last probe are not asked at all: unknown, at once.
+ * When some server failed, the keys still missing are asked once more,
+ * which lets the library go to the replica of a server it has just found
+ * dead. A key still missing after that is absent if one of its servers
+ * answered the last probe (the library asks the first it can connect to:
+ * that one's answer stands), unknown otherwise. After a timeout every key
+ * still missing is unknown, without a second try: the library does not
+ * fail over from a server that connects but does not answer, so asking
+ * again would cost one more timeout for the same silence, and which server
+ * it was is not known. The probe takes it out of the routes within a
+ * second or so.
  * Returns 0 (slots not found are absent), or -EIO when some slot is
  * unknown (the others are still valid).
  */
 static int mc_mget(struct tc_shared *sh, memcached_st *mc, struct slot *s,
 		   size_t n, sink_fn sink, void *ctx)
 {
-	bool missing = false;
+	bool missing = false, timeout = false;
 	int rc = 0;
 
-	if (mget_round(sh, mc, s, n, sink, ctx))
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		missing |= !s[i].found;
-	if (!missing || mget_round(sh, mc, s, n, sink, ctx))
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		if (!s[i].found && !key_reachable(sh, mc, s[i].key, s[i].klen)) {
-			s[i].unknown = true;
-			rc = -EIO;
+	if (!mget_routes(sh, mc, s, n, sink, ctx, &timeout)) {
+		for (size_t i = 0; i < n; i++)
+			missing |= !s[i].found && !s[i].unknown;
+		if (missing && !timeout &&
+		    !mget_routes(sh, mc, s, n, sink, ctx, &timeout)) {
+			for (size_t i = 0; i < n; i++)
+				if (!s[i].found &&
+				    (timeout ||
+				     key_route(sh, mc, s[i].key, s[i].klen) ==
+					     ROUTE_NONE))
+					s[i].unknown = true;
+		} else if (missing && timeout) {
+			for (size_t i = 0; i < n; i++)
+				s[i].unknown |= !s[i].found;
 		}
 	}
+	for (size_t i = 0; i < n; i++)
+		if (s[i].unknown)
+			rc = -EIO;
 	if (rc)
 		count(sh, errors, 1);
 	return rc;
+}
+
+/* The primary of @key answered the last probe: writing is worth trying
+ * (the library writes the primary first and gives up when it fails). */
+static bool primary_up(struct tc_shared *sh, memcached_st *mc,
+		       const char *key, size_t klen)
+{
+	return server_up(sh, memcached_generate_hash(mc, key, klen));
 }
 
 static void slots_free(struct slot *s, size_t n)
@@ -1284,8 +1382,9 @@ static int mc_store(struct tc_shared *sh, memcached_st *mc, const char *key,
 		    bool mutable_)
 {
 	memcached_return_t rc = MEMCACHED_FAILURE;
+	bool up = primary_up(sh, mc, key, klen);
 
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0; up && attempt < 2; attempt++) {
 		rc = memcached_set(mc, key, klen, val, vlen, exp, 0);
 		if (memcached_success(rc)) {
 			count(sh, pushed_bytes, vlen);
@@ -1295,9 +1394,19 @@ static int mc_store(struct tc_shared *sh, memcached_st *mc, const char *key,
 	}
 	count(sh, errors, 1);
 	sh_log(sh, TC_LOG_DEBUG, "shared: set %.*s: %s", (int)klen, key,
-	       memcached_last_error_message(mc));
-	if (mutable_)
+	       up ? memcached_last_error_message(mc) : "primary down");
+	if (mutable_ && up) {
 		(void)memcached_delete(mc, key, klen, 0);
+	} else if (mutable_ && sh->copies > 1) {
+		/* start at the first replica: the primary may not answer */
+		uint32_t r = (memcached_generate_hash(mc, key, klen) + 1) %
+			     sh->nservers;
+
+		(void)memcached_delete_by_key(mc, sh->route[r],
+					      strlen(sh->route[r]), key, klen,
+					      0);
+	}
+	mc_flush_replicas(sh, mc);
 	return -EIO;
 }
 
@@ -1436,6 +1545,12 @@ static int gen_create(struct tc_shared *sh, memcached_st *mc, const char *key,
 
 	if (rc)
 		goto out;
+	if (!primary_up(sh, mc, key, klen)) {
+		/* add goes to the primary only: nobody can create it now */
+		count(sh, errors, 1);
+		rc = -EIO;
+		goto out;
+	}
 	mrc = memcached_add(mc, key, klen, (const char *)b.p, b.len, 0, 0);
 	if (memcached_success(mrc)) {
 		count(sh, pushed_bytes, b.len);
@@ -1552,6 +1667,10 @@ static int event_append(struct tc_shared *sh, memcached_st *mc,
 	 * from the one it replaces. */
 	randombytes_buf(&epoch, sizeof(epoch));
 	epoch = ((epoch & 0x7fffffff) | 1) << 32;
+	if (!primary_up(sh, mc, ckey, cklen)) { /* counters have no replica */
+		count(sh, errors, 1);
+		return -EIO;
+	}
 	mrc = memcached_increment_with_initial(mc, ckey, cklen, 1, epoch, 0,
 					       &seq);
 	if (memcached_failed(mrc))
@@ -1844,6 +1963,32 @@ static int open_config(struct tc_shared *sh, const struct tc_shared_config *cfg)
 	return 0;
 }
 
+/* A group key for each server (see struct tc_shared.route). Servers own
+ * long stretches of the continuum, so a few tries find each. */
+static int find_routes(struct tc_shared *sh)
+{
+	unsigned found = 0;
+
+	sh->route = calloc(sh->nservers, sizeof(*sh->route));
+	if (!sh->route)
+		return -ENOMEM;
+	for (unsigned j = 0; found < sh->nservers && j < 1000000; j++) {
+		char g[24];
+		int len = snprintf(g, sizeof(g), "tc-route-%u", j);
+		uint32_t i = memcached_generate_hash(sh->master, g, (size_t)len);
+
+		if (i < sh->nservers && !sh->route[i][0]) {
+			memcpy(sh->route[i], g, (size_t)len + 1);
+			found++;
+		}
+	}
+	if (found < sh->nservers) {
+		sh_log(sh, TC_LOG_ERR, "shared: no route to some server");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int open_memcached(struct tc_shared *sh,
 			  const struct tc_shared_config *cfg)
 {
@@ -1862,6 +2007,8 @@ static int open_memcached(struct tc_shared *sh,
 	sh->probe = calloc(sh->nservers, sizeof(*sh->probe));
 	sh->probe_up = calloc(sh->nservers, sizeof(*sh->probe_up));
 	sh->copies = replicas;
+	for (unsigned i = 0; sh->probe_up && i < sh->nservers; i++)
+		atomic_init(&sh->probe_up[i], true); /* until the first probe */
 	if (!sh->master || !sh->probe || !sh->probe_up)
 		return -ENOMEM;
 	rc = mc_configure(sh, sh->master, replicas, tmo, retry);
@@ -1885,6 +2032,9 @@ static int open_memcached(struct tc_shared *sh,
 			rc = -EINVAL;
 		}
 	}
+	if (rc)
+		return rc;
+	rc = find_routes(sh);
 	if (rc)
 		return rc;
 	sh->mc_push = memcached_clone(NULL, sh->master);
@@ -1997,6 +2147,7 @@ void tc_shared_close(struct tc_shared *sh)
 		memcached_free(sh->probe[i]);
 	free(sh->probe);
 	free((void *)sh->probe_up);
+	free(sh->route);
 	free(sh->servers);
 	free(sh->ring);
 	cache_clear_locked(sh);
