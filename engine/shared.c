@@ -51,22 +51,41 @@
  * be found after a grace period, or a new epoch, are reported as one
  * RESYNC. Events carry the writer id so a mount skips its own.
  *
- * Failure handling is libmemcached's own: binary protocol, consistent
- * hashing (ketama), NUMBER_OF_REPLICAS = replicas - 1 (copies on the next
- * servers of the list, which we sort so that every mount agrees on it),
- * short connect and poll timeouts, and a failed server left alone for
- * retry_s, then tried again. Failed servers are never removed from the
- * continuum: that would remap keys to servers that never held them
- * (measured, ../shared/memcached-facts.md). A read that meets a server
- * that has just died fails once; we retry once and the library asks the
- * replica. A set whose primary is down fails without reaching the
- * replicas, so a failed set of a mutable value (names, generations,
- * directories) is followed by a delete, which the library sends to the
- * replicas even then: readers see nothing rather than an older value.
+ * Failure handling is libmemcached's own where it has one: binary
+ * protocol, consistent hashing (ketama), NUMBER_OF_REPLICAS = replicas - 1
+ * (copies on the next servers of the list, which we sort so that every
+ * mount agrees on it), short connect and poll timeouts, and a server that
+ * refused a connection left alone for retry_s, then tried again. Failed
+ * servers are never removed from the continuum: that would remap keys to
+ * servers that never held them (measured, ../shared/memcached-facts.md).
+ * What the library leaves to us, measured in test_shared.c:
+ *
+ *   - A read that meets a server that has just died fails once (the
+ *     connection was open); asking again for the keys still missing lets
+ *     the library go to the replica.
+ *   - It fails over only when it cannot connect. A server that accepts
+ *     connections and never answers (stopped, swapping) costs a timeout on
+ *     every request. So the push thread probes every server once a second
+ *     (a get on a single-server handle: the servers_up gauge), and keys
+ *     whose primary did not answer go straight to their first live replica
+ *     (mget_by_key with a group key that hashes to that server); keys with
+ *     no live copy are not asked at all, a miss at once.
+ *   - It skips unreachable servers without saying which keys it skipped.
+ *     A key missing after trouble is absent when one of its servers
+ *     answered the probe (the server asked is the first it could reach,
+ *     and its answer stands), unknown (-EIO) otherwise; after a timeout,
+ *     unknown. The difference matters: an absent generation is created, an
+ *     absent event counter means lost events.
+ *   - A set whose primary is down fails without reaching the replicas, so
+ *     a failed set of a mutable value (names, generations, directories) is
+ *     followed by a delete, which the library sends to the replicas even
+ *     then: readers see nothing rather than an older value.
+ *   - Replica copies are written as quiet sets left in the connection's
+ *     buffer; we flush after each store, or the last pushes would have no
+ *     replica until the next request.
+ *
  * memcached_st is not thread-safe: synchronous calls borrow a clone from a
- * memcached_pool_st, the push thread has its own, and each server has a
- * single-server handle the push thread probes once a second for the
- * servers_up gauge.
+ * memcached_pool_st, the push thread has its own, and so do the probes.
  *
  * Pushes never wait on the network: they are copied into a bounded FIFO
  * that one thread serves. When full, the oldest pushes are dropped and
@@ -76,13 +95,26 @@
  *
  * Trust. With a key, a writer without it can delete or evict items (misses)
  * and nothing else: every value it writes fails its MAC (counted in
- * rejected). Without a key, anyone who can reach the servers can also hide
- * or delete names, replay a name's older record, point a name at other
- * existing content, or forge generations and events (misses, resyncs); a
- * content is still checked against its XXH3-128 hash, which catches
- * corruption and accidents but is not a cryptographic hash, so a
- * determined writer could craft different content with the same hash:
- * use shared_key when writers are not trusted.
+ * rejected), and a valid value moved to another key fails too (the MAC
+ * covers the key). Generations and events are ordinary authenticated
+ * values; the event counter is the one thing a MAC cannot cover (memcached
+ * increments it in place): forging it costs a RESYNC, never wrong data.
+ * Mounts with different keys must not share a namespace (by default each
+ * key gets its own): each would take the other's generations for garbage
+ * and replace them.
+ *
+ * For the man page, what anyone who can reach the servers can do to
+ * mounts WITHOUT shared_key: whatever a mount can, since nothing tells
+ * them apart: publish any name with content of their choosing, overwrite,
+ * delete or hide any name, replay an older record of a name, point a name
+ * at any content in the cache, change a name's size, mode, owner, times,
+ * tags or schema, and forge flush, evict_tag and schema changes and
+ * resyncs. What they cannot do is make a mount serve bytes that do not
+ * match the hash the name record gives: contents are checked against
+ * their XXH3-128, which catches corruption and accidents (servers
+ * answering garbage) but is not a cryptographic hash, so even that holds
+ * against mistakes, not against a determined forger. Use shared_key
+ * whenever anyone who can reach the servers is not trusted.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -72,7 +72,10 @@ struct tc_shared_config {
 	/** Namespace of the keys, [A-Za-z0-9_.-]{1,32}, or NULL: "pub"
 	 *  without a key, a name derived from the key with one (so caches
 	 *  with different keys never collide on the same servers). Mounts
-	 *  share only within one namespace. */
+	 *  share only within one namespace; independent caches on one pool
+	 *  of servers use different namespaces. Mounts with different keys
+	 *  must not share one: each would replace the other's generations,
+	 *  and neither would see anything. */
 	const char *name_space;
 	/** Bytes of copied data the push queue holds before dropping its
 	 *  oldest pushes; default 64 MiB. */
@@ -299,8 +302,9 @@ typedef void (*tc_shared_event_fn)(void *ctx,
  * Report, through @p fn, the events other mounts caused since the last
  * call, oldest first (this mount's own are skipped). The first call only
  * finds where the log stands. Meant for the maintenance thread, about once
- * per revalidate interval; @p fn runs on the caller's thread with no lock
- * of this module held, and must not call tc_shared_poll().
+ * per revalidate interval; @p fn runs on the caller's thread, holding
+ * only the lock that serialises polls: it may call anything but
+ * tc_shared_poll() and tc_shared_close().
  * @return the number of events reported (>= 0), or -EIO when the event
  *         log could not be read (nothing reported; try again later).
  */
