@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1419,6 +1420,92 @@ static void test_all_down(void **state)
 	(void)state;
 }
 
+/* ------------------------------------------------------------------ */
+/* Threads                                                            */
+/* ------------------------------------------------------------------ */
+
+#define READERS 4
+#define ROUNDS 150
+
+struct reader {
+	struct tc_shared *sh;
+	int id;
+	int errors;  /* wrong bytes or unexpected returns */
+	int hits;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	unsigned char *data = malloc(700000), *buf = malloc(700000);
+
+	for (int k = 0; k < ROUNDS && data && buf; k++) {
+		int i = (k * 7 + r->id) % 20;
+		struct tc_shared_name n;
+		char path[32];
+		int rc;
+
+		snprintf(path, sizeof(path), "/f/%d", i);
+		rc = tc_shared_get_name(r->sh, path, &n);
+		if (rc == -ENOENT)
+			continue; /* flushed meanwhile */
+		if (rc) {
+			r->errors++;
+			continue;
+		}
+		rc = tc_shared_get_content(r->sh, n.hash, n.size, buf);
+		fill(data, file_len(i), 100 + (unsigned)i);
+		if (rc == 0 && (n.size != file_len(i) ||
+				memcmp(buf, data, n.size)))
+			r->errors++;
+		else if (rc && rc != -ENOENT)
+			r->errors++;
+		r->hits += rc == 0;
+		tc_shared_name_free(&n);
+	}
+	free(data);
+	free(buf);
+	return NULL;
+}
+
+/* One client read by several threads while another pushes, flushes and
+ * evicts: every read is a verified content or a miss. */
+static void test_threads(void **state)
+{
+	struct tc_shared *a = mount("t-threads"), *b = mount("t-threads");
+	unsigned char *data = malloc(700000);
+	struct reader r[READERS];
+	pthread_t t[READERS];
+	int hits = 0;
+
+	assert_non_null(data);
+	files_push(a, data);
+	for (int i = 0; i < READERS; i++) {
+		r[i] = (struct reader){ .sh = b, .id = i };
+		assert_int_equal(pthread_create(&t[i], NULL, reader_main, &r[i]),
+				 0);
+	}
+	for (int k = 0; k < 5; k++) {
+		files_push(a, data);
+		assert_int_equal(tc_shared_evict_tag(a, "a"), 0);
+		assert_int_equal(tc_shared_flush(a), 0);
+		advance(SEC + 1);
+	}
+	for (int i = 0; i < READERS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(r[i].errors, 0);
+		hits += r[i].hits;
+	}
+	fprintf(stderr, "%d readers x %d lookups during pushes and flushes: "
+		"%d hits\n", READERS, ROUNDS, hits);
+	assert_true(hits > 0);
+	assert_int_equal(stats(b).rejected, 0);
+	tc_shared_close(a);
+	tc_shared_close(b);
+	free(data);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1435,6 +1522,7 @@ int main(void)
 		cmocka_unit_test(test_queue_full),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_mac),
+		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_replica_failover),
 		cmocka_unit_test(test_stalled_server),
 		cmocka_unit_test(test_all_down),
