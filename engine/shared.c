@@ -1241,13 +1241,13 @@ static bool mget_round(struct tc_shared *sh, memcached_st *mc,
 					   lens, m);
 	free(keys);
 	free(lens);
-	if (memcached_failed(rc) && rc != MEMCACHED_SOME_ERRORS) {
+	/* A failure may be that of the last key's server only, with the
+	 * others' requests sent: read what answers come. */
+	if (memcached_failed(rc)) {
 		sh_log(sh, TC_LOG_DEBUG, "shared: mget: %s",
 		       memcached_last_error_message(mc));
-		return false;
-	}
-	if (rc == MEMCACHED_SOME_ERRORS)
 		ok = false;
+	}
 	if (!memcached_result_create(mc, &res))
 		return false;
 	for (unsigned errs = 0;;) {
