@@ -4,11 +4,11 @@
 set -euo pipefail
 
 build_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libsqlite3-dev
-	    libxxhash-dev)
+	    libxxhash-dev libmemcached-dev libsodium-dev)
 test_pkgs=(libcmocka-dev python3-pytest python3-pytest-timeout attr rsync tar
 	   mandoc fio stress-ng prometheus util-linux diffutils valgrind clang
 	   libclang-rt-14-dev
-	   bindfs rclone python3-diskcache)
+	   bindfs rclone python3-diskcache memcached)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then
