@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The shared tier's client (engine/shared.c): name records and contents on
+ * The shared tier's client (engine/shared*.c): name records and contents on
  * a pool of memcached servers, shared by every mount configured with the
  * same servers (and key). The design essay is at the top of shared.c; this
  * header is the contract the engine programs against. It knows nothing of

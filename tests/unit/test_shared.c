@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of the shared tier's client (engine/shared.c) against real
+ * Unit tests of the shared tier's client (engine/shared*.c) against real
  * memcached servers the test starts itself: three on free loopback ports,
  * started by the group setup, each waited for until it accepts
  * connections, and killed by PID in the group teardown, at exit, and from
