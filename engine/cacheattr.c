@@ -10,7 +10,13 @@
  * deadline moves or a subtree's expected schema changes.
  *
  * Called through xattr.c, which filters the namespaces; takes the engine
- * lock itself.
+ * lock itself. With a shared tier, what a user sets here is told to it:
+ * an entry's new ttl, mode or tags travel in its name record, a
+ * directory's schema, evict_tag and flush reach the other mounts through
+ * the client's generations and events (sent after the engine lock is
+ * dropped; the shared tier's trouble is logged and counted, never an
+ * error of the setxattr). tc_cacheattr_dir_schema() is the way back in:
+ * another mount's schema change, applied without telling anyone.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -389,12 +395,70 @@ static int check_flags_locked(struct tc_engine *eng, const struct tc_inode *m,
 	return 0;
 }
 
+/* What a successful change must tell the shared tier, after the lock. */
+struct tell {
+	enum { TELL_NONE, TELL_FLUSH, TELL_EVICT_TAG, TELL_SCHEMA } what;
+	char arg[65];                        /* the tag or the schema */
+	char path[TC_SHARED_PATH_MAX + 1];   /* the directory */
+};
+
+/* Remember for tell_shared() what @a's change @v of @m means to it, and
+ * queue the name records of a regular file whose metadata changed. */
+static void tell_locked(struct tc_engine *eng, const struct tc_inode *m,
+			enum attr_id a, const char *v, struct tell *t)
+{
+	if (!eng->shared)
+		return;
+	if (a == A_EVICT_TAG) {
+		t->what = TELL_EVICT_TAG;
+		snprintf(t->arg, sizeof(t->arg), "%s", v);
+	} else if (a == A_FLUSH && strcmp(v, "ram")) {
+		t->what = TELL_FLUSH;
+		tc_sharedpub_flushed_locked(eng);
+	} else if (a == A_SCHEMA && S_ISDIR(m->mode) &&
+		   !tc_node_path_locked(eng, m->ino, t->path, sizeof(t->path))) {
+		t->what = TELL_SCHEMA;
+		snprintf(t->arg, sizeof(t->arg), "%s", v);
+	} else if (S_ISREG(m->mode) && (a == A_TTL || a == A_TTL_MODE ||
+					a == A_TAGS || a == A_SCHEMA)) {
+		tc_sharedpub_names_locked(eng, m->ino);
+	}
+}
+
+/* Send what tell_locked() kept (synchronous: call without locks). */
+static void tell_shared(struct tc_engine *eng, const struct tell *t)
+{
+	int rc = 0;
+
+	switch (t->what) {
+	case TELL_NONE:
+		return;
+	case TELL_FLUSH:
+		rc = tc_shared_flush(eng->shared);
+		break;
+	case TELL_EVICT_TAG:
+		rc = tc_shared_evict_tag(eng->shared, t->arg);
+		break;
+	case TELL_SCHEMA:
+		rc = tc_shared_set_schema(eng->shared, t->path, t->arg);
+		break;
+	}
+	if (rc)
+		tc_warn(eng, "shared tier: the other mounts may not see this "
+			     "%s: %s",
+			t->what == TELL_FLUSH	    ? "flush"
+			: t->what == TELL_EVICT_TAG ? "evict_tag"
+						    : "schema change",
+			strerror(-rc));
+}
+
 int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 		     const char *value, size_t size, int flags)
 {
 	struct tc_inval_list inv = { 0 };
 	enum attr_id a = attr_id(name);
 	char v[VALUE_MAX], tags[MAX_TAGS][65];
+	struct tell tell = { .what = TELL_NONE };
 	struct tc_inode m;
 	bool reg, dir;
 	int ntags = -1, rc;
@@ -420,6 +484,8 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 		if (!rc && (a != A_FLUSH || strcmp(v, "ram")) &&
 		    a != A_RESET_STATS)
 			rc = tc_commit_locked(eng, &inv);
+		if (!rc)
+			tell_locked(eng, &m, a, v, &tell);
 		goto out;
 	}
 	if (!(reg || dir) || (a == A_TAGS && !reg)) {
@@ -472,9 +538,13 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 		eng->any_dir_ttl = true;
 	if (!rc && dir)
 		rc = save_dir_flags_locked(eng);
+	if (!rc)
+		tell_locked(eng, &m, a, v, &tell);
 out:
 	tc_unlock(eng);
 	tc_inval_deliver(eng, &inv);
+	if (!rc)
+		tell_shared(eng, &tell);
 	return rc;
 }
 
@@ -483,6 +553,7 @@ int tc_cacheattr_remove(struct tc_engine *eng, uint64_t ino,
 {
 	struct tc_inval_list inv = { 0 };
 	enum attr_id a = attr_id(name);
+	struct tell tell = { .what = TELL_NONE };
 	char val[VALUE_MAX];
 	struct tc_inode m;
 	int rc;
@@ -516,6 +587,41 @@ int tc_cacheattr_remove(struct tc_engine *eng, uint64_t ino,
 		tc_ram_retune(eng->ram, m.hash, -1);
 	if (!rc && S_ISDIR(m.mode) && a == A_SCHEMA)
 		inval_subtree_locked(eng, ino, &inv);
+	if (!rc)
+		tell_locked(eng, &m, a, "", &tell);
+out:
+	tc_unlock(eng);
+	tc_inval_deliver(eng, &inv);
+	if (!rc)
+		tell_shared(eng, &tell);
+	return rc;
+}
+
+int tc_cacheattr_dir_schema(struct tc_engine *eng, uint64_t ino,
+			    const char *schema)
+{
+	struct tc_inval_list inv = { 0 };
+	size_t len = strlen(schema);
+	struct tc_inode m;
+	int rc;
+
+	if (len > 64 || (len && !tc_schema_valid(schema, len)))
+		return -EINVAL;
+	tc_lock(eng);
+	rc = tc_node_meta_locked(eng, ino, &m);
+	if (!rc && !S_ISDIR(m.mode))
+		rc = -ENOTDIR;
+	if (rc || !strcmp(m.schema, schema))
+		goto out;
+	memcpy(m.schema, schema, len + 1);
+	rc = save_inode_locked(eng, &m, false, NULL, -1, &inv);
+	if (rc)
+		goto out;
+	inval_subtree_locked(eng, ino, &inv);
+	if (len && !eng->any_dir_schema) {
+		eng->any_dir_schema = true;
+		rc = save_dir_flags_locked(eng);
+	}
 out:
 	tc_unlock(eng);
 	tc_inval_deliver(eng, &inv);

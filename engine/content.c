@@ -381,6 +381,10 @@ int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 	rc = publish_commit_locked(eng, n, d, hash, &wrote, inline_data,
 				   durable, &inv);
 	ram_ttl = rc ? -1 : tc_policy_ram_ttl_locked(eng, n->ino);
+	/* Tell the other mounts (queued, never waited for), unless it is
+	 * what the shared tier told us. */
+	if (!rc && !d->from_shared)
+		tc_sharedpub_publish_locked(eng, n, d, hash);
 	tc_unlock(eng);
 	if (rc) {
 		if (wrote && d->fd >= 0 && !d->tmpname[0])
@@ -390,8 +394,10 @@ int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 		tc_inval_deliver(eng, &inv);
 		return rc;
 	}
-	tc_count(eng, puts, 1);
-	tc_count(eng, write_bytes, d->size);
+	if (!d->from_shared) { /* a program's write, not a copy */
+		tc_count(eng, puts, 1);
+		tc_count(eng, write_bytes, d->size);
+	}
 	content_set_nlocked(n, published_content(eng, d, hash, tc_now(eng),
 						 ram_ttl));
 	tc_content_dirty_end_nlocked(eng, n);
@@ -492,7 +498,7 @@ int tc_create(struct tc_engine *eng, uint64_t parent, const char *name,
 	int rc;
 
 	m.mode = S_IFREG | (mode & 07777 & ~ctx->umask);
-	rc = tc_ns_make_node(eng, parent, name, &m, ctx, &n);
+	rc = tc_ns_make_node(eng, parent, name, &m, ctx, NULL, &n);
 	if (rc)
 		return rc;
 	/* A new file is empty: no get, no content to load. Opened writable

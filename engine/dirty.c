@@ -14,6 +14,7 @@
  * written once).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -87,6 +88,7 @@ int tc_dirty_write(struct tc_blob_store *bs, struct tc_dirty *d,
 
 	if (len == 0)
 		return 0; /* writes nothing, extends nothing (POSIX) */
+	d->from_shared = false; /* a local write: its publish is ours */
 	if (d->fd < 0 && end > DIRTY_SPILL) {
 		rc = spill(bs, d);
 		if (rc)
@@ -129,6 +131,7 @@ int tc_dirty_truncate(struct tc_blob_store *bs, struct tc_dirty *d,
 {
 	if (size == d->size)
 		return 0;
+	d->from_shared = false;
 	if (size < d->hashed || size > d->size)
 		d->hash_broken = true;
 	if (d->fd >= 0) {
@@ -214,6 +217,15 @@ int tc_dirty_hash(struct tc_blob_store *bs, struct tc_dirty *d, uint8_t *hash)
 	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d->hstate));
 	memcpy(hash, c.digest, TC_HASH_LEN);
 	return 0;
+}
+
+void tc_dirty_adopt_tmp(struct tc_dirty *d, int fd, const char *name,
+			uint64_t size)
+{
+	d->fd = fd;
+	snprintf(d->tmpname, sizeof(d->tmpname), "%s", name);
+	d->size = size;
+	d->hash_broken = true; /* read once more at publish */
 }
 
 int tc_dirty_store(struct tc_blob_store *bs, struct tc_dirty *d,

@@ -6,6 +6,8 @@
  * The modules stand on floors: a file calls only files on floors below it,
  * never one above, and no two files call each other. From the bottom:
  *
+ *   shared*.c            the shared tier's client (memcached; it knows
+ *                          nothing of the engine: sharedclient_i.h)
  *   base.c parse.c       clock, log, error text, locks; value grammars
  *   ram.c                the RAM tier (contents by hash)
  *   index.c              SQLite: the connection, transactions, every
@@ -17,12 +19,16 @@
  *   txn.c                transactions with the counters they move
  *   node.c               the node table, invalidations, access times
  *   policy.c             lifetimes, schema, limits, sweeps
+ *   sharedpub.c          what this mount pushes to the shared tier, and
+ *                          the version there of each entry it knows
  *   namespace.c          lookup, create, link, unlink, readdir, ...
  *   rename.c             rename and exchange
  *   content.c            open, read, write, publish, promotion, setattr
  *   cacheattr.c          the user.tiercache.* attributes and controls
  *   xattr.c              user.* storage and the namespace filter
  *   stats.c              reporting counters (the daemon formats them)
+ *   sharedtier.c         lookups answered and revalidated from the shared
+ *                          tier, other mounts' events applied
  *   store.c              opening and closing a store, maintenance thread
  *   check.c              the offline --check
  *
@@ -47,6 +53,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "shared_i.h"
 #include "tiercache.h"
 
 #define TC_HASH_LEN 16
@@ -544,6 +551,9 @@ struct tc_dirty {
 	int failed;       /* a handle-less write into it failed (-errno):
 			   * never published, dropped by maintenance */
 	bool complained;  /* a failed quiet publish was logged */
+	/* Filled from the shared tier (sharedtier.c): its publish is not
+	 * pushed back. Any write or truncate clears it. */
+	bool from_shared;
 };
 
 struct tc_dirty *tc_dirty_new(void);
@@ -558,6 +568,11 @@ ssize_t tc_dirty_read(struct tc_dirty *d, void *buf, size_t size,
 /* Hash of the content, re-reading it when writes were not sequential. */
 int tc_dirty_hash(struct tc_blob_store *bs, struct tc_dirty *d,
 		  uint8_t *hash) TC_WUR;
+/* Make temporary file @fd (named @name in tmp/, @size bytes) the content
+ * of empty dirty state @d, which owns it from now on (the hash is computed
+ * at publish). */
+void tc_dirty_adopt_tmp(struct tc_dirty *d, int fd, const char *name,
+			uint64_t size);
 /* Store the content as blob @hash (a spilled file is renamed into place). */
 int tc_dirty_store(struct tc_blob_store *bs, struct tc_dirty *d,
 		   const uint8_t *hash, bool durable) TC_WUR;
@@ -603,6 +618,13 @@ struct tc_file {
 	int flags;
 	bool keep_cache;
 	struct tc_file *prev, *next; /* eng->files; eng->lock */
+};
+
+/* A slot of the shared tier's small direct-mapped tables: a hash (of a
+ * path) and a time. */
+struct tc_shslot {
+	uint64_t h;
+	int64_t at;
 };
 
 struct tc_tag_rule_i {
@@ -693,6 +715,22 @@ struct tc_engine {
 		int64_t when;
 	} recent_miss[TC_RECENT_MISSES]; /* eng->lock */
 	unsigned recent_miss_pos;
+
+	/* The shared tier (sharedpub.c, sharedtier.c); NULL without one. */
+	struct tc_shared *shared;      /* the client, set at open */
+	int64_t shared_revalidate_ns;  /* immutable after open */
+	uint64_t shared_writer;        /* this mount's writer id */
+	struct tc_shver *shvers;       /* direct-mapped by inode; eng->lock */
+	struct tc_shslot *shdirs;      /* directories pushed; eng->lock */
+	struct tc_shslot *shneg;       /* negative answers; eng->lock */
+	_Atomic int64_t shared_polled; /* last event poll (tc_mono_ns) */
+	struct {
+		atomic_uint_fast64_t hits, misses, updates, removals, events;
+	} shc;
+	struct { /* the client's counters at the last reset */
+		atomic_uint_fast64_t errors, rejected, pushed_bytes,
+			fetched_bytes, pushes, push_dropped;
+	} shared_zero;
 
 	pthread_mutex_t inval_lock;
 	tc_inval_fn inval_fn;
@@ -790,6 +828,11 @@ void tc_node_reload_locked(struct tc_engine *eng, struct tc_node **v,
  * (tc_node.lost_err), and queue an invalidation of every name of each. */
 void tc_node_reload_all_locked(struct tc_engine *eng, uint64_t group, int err,
 			       struct tc_inval_list *inv);
+/* The mount-relative path of @ino ("/" for the root, "/a/b"), through
+ * its first name at each level, into @buf of @size bytes: 0, -ENOENT (not
+ * linked), -ENAMETOOLONG. */
+int tc_node_path_locked(struct tc_engine *eng, uint64_t ino, char *buf,
+			size_t size) TC_WUR;
 /* The row of @ino, fresh from the node table when the node is live. */
 int tc_node_meta_locked(struct tc_engine *eng, uint64_t ino,
 			struct tc_inode *out) TC_WUR;
@@ -884,6 +927,57 @@ int tc_policy_flush_disk_locked(struct tc_engine *eng,
 				struct tc_inval_list *inv) TC_WUR;
 
 /* ------------------------------------------------------------------ */
+/* sharedpub.c: pushes to the shared tier, versions of entries        */
+/* ------------------------------------------------------------------ */
+
+/* What this mount knows of an entry's version on the shared tier. */
+struct tc_shver {
+	uint64_t ino;     /* 0: a free slot */
+	int64_t version;  /* version_ns of the record the entry matches */
+	uint64_t writer;  /* and its writer */
+	int64_t checked;  /* when last compared with the shared tier (0:
+			   * never: check at the next lookup) */
+	bool learned;     /* its content came from another mount */
+};
+
+/* Set up (with a shared tier) and free the tables below. */
+int tc_sharedpub_open(struct tc_engine *eng) TC_WUR;
+void tc_sharedpub_close(struct tc_engine *eng);
+/* The version known for @ino into @out: false when none is. */
+bool tc_sharedpub_get_locked(struct tc_engine *eng, uint64_t ino,
+			     struct tc_shver *out);
+void tc_sharedpub_note_locked(struct tc_engine *eng, const struct tc_shver *v);
+void tc_sharedpub_forget_locked(struct tc_engine *eng, uint64_t ino);
+/* Check everything again at its next lookup (events were lost). */
+void tc_sharedpub_untrust_locked(struct tc_engine *eng);
+/* Up to @max inodes whose content was learned, into @out; how many. */
+size_t tc_sharedpub_learned_locked(struct tc_engine *eng, uint64_t *out,
+				   size_t max);
+/* The record of row @m at @path as a push would send it (strings
+ * allocated: tc_shared_name_free()), version now. 0 or -ENOMEM. */
+int tc_sharedpub_record_locked(struct tc_engine *eng, const struct tc_inode *m,
+			       const char *path,
+			       struct tc_shared_name *out) TC_WUR;
+/* @n was published from @d as @hash: queue its content and a name record
+ * for each of its names (and their directories). */
+void tc_sharedpub_publish_locked(struct tc_engine *eng, struct tc_node *n,
+				 const struct tc_dirty *d, const uint8_t *hash);
+/* Queue name records for every name of regular file @ino (its metadata
+ * changed). */
+void tc_sharedpub_names_locked(struct tc_engine *eng, uint64_t ino);
+/* Queue a tombstone for @name in directory @parent (it was removed). */
+void tc_sharedpub_tombstone_locked(struct tc_engine *eng, uint64_t parent,
+				   const char *name);
+/* @ino was renamed from @old_path (NULL: exchanged, no tombstones):
+ * tombstones at the old paths, records at the new ones, its subtree's
+ * too for a directory. */
+void tc_sharedpub_moved_locked(struct tc_engine *eng, uint64_t ino,
+			       const char *old_path);
+/* This mount flushed, or learned another's flush: directories' records
+ * must be pushed again. */
+void tc_sharedpub_flushed_locked(struct tc_engine *eng);
+
+/* ------------------------------------------------------------------ */
 /* namespace.c                                                        */
 /* ------------------------------------------------------------------ */
 
@@ -906,10 +1000,13 @@ void tc_ns_unnote_miss_locked(struct tc_engine *eng, uint64_t parent,
 int tc_ns_remove_dentry_locked(struct tc_engine *eng, struct tc_node *dir,
 			       const char *name, struct tc_node *victim) TC_WUR;
 /* Create node @m (type and mode set) named @name in @parent for @ctx, and
- * pin it with one lookup reference taken. */
+ * pin it with one lookup reference taken. @dirty (a regular file's, or
+ * NULL) becomes the new node's dirty state before anyone can see the
+ * name, so its first readers read it (the node owns it from then on; on
+ * failure the caller still does). */
 int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
 		    struct tc_inode *m, const struct tc_ctx *ctx,
-		    struct tc_node **out) TC_WUR;
+		    struct tc_dirty *dirty, struct tc_node **out) TC_WUR;
 
 /* ------------------------------------------------------------------ */
 /* content.c                                                          */
@@ -950,8 +1047,26 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 		     const char *value, size_t size, int flags);
 int tc_cacheattr_remove(struct tc_engine *eng, uint64_t ino,
 			const char *name);
+/* Set directory @ino's expected schema to @schema ("" none) as the
+ * attribute does, without telling the shared tier (another mount's
+ * change, learned from it). 0, -ENOTDIR, -EINVAL, -errno. */
+int tc_cacheattr_dir_schema(struct tc_engine *eng, uint64_t ino,
+			    const char *schema) TC_WUR;
 /* Append the names a user set to a listing of @used bytes so far. */
 ssize_t tc_cacheattr_list(struct tc_engine *eng, uint64_t ino, char *buf,
 			  size_t size, size_t used);
+
+/* ------------------------------------------------------------------ */
+/* sharedtier.c                                                       */
+/* ------------------------------------------------------------------ */
+
+/* A maintenance round's part: poll other mounts' events when due (about
+ * once per shared_revalidate) and apply them. */
+void tc_sharedtier_maintain(struct tc_engine *eng);
+/* Open the client as @cfg says (0 without shared_servers), and close it
+ * (pushes still queued get a moment to go out). */
+int tc_sharedtier_open(struct tc_engine *eng,
+		       const struct tc_config *cfg) TC_WUR;
+void tc_sharedtier_close(struct tc_engine *eng);
 
 #endif /* TC_ENGINE_I_H */

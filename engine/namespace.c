@@ -228,7 +228,8 @@ static int name_free_locked(struct tc_engine *eng, uint64_t dir,
 /* Create inode @m named @name in @dir and pin it. Its own transaction. */
 static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 			 const char *name, struct tc_inode *m,
-			 struct tc_node **out, struct tc_inval_list *inv)
+			 struct tc_dirty *dirty, struct tc_node **out,
+			 struct tc_inval_list *inv)
 {
 	int64_t now = tc_now(eng);
 	int rc;
@@ -275,12 +276,16 @@ static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 		return rc;
 	}
 	tc_ns_unnote_miss_locked(eng, dir->ino, name);
-	return tc_node_get_locked(eng, m->ino, out);
+	rc = tc_node_get_locked(eng, m->ino, out);
+	/* A new node: nobody can hold its lock before we let go of ours. */
+	if (!rc && dirty)
+		(*out)->dirty = dirty;
+	return rc;
 }
 
 int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
 		    struct tc_inode *m, const struct tc_ctx *ctx,
-		    struct tc_node **out)
+		    struct tc_dirty *dirty, struct tc_node **out)
 {
 	struct tc_inval_list inv = { 0 };
 	struct tc_node *dir = NULL;
@@ -301,7 +306,7 @@ int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
 		if (S_ISDIR(m->mode))
 			m->mode |= S_ISGID;
 	}
-	rc = create_locked(eng, dir, name, m, out, &inv);
+	rc = create_locked(eng, dir, name, m, dirty, out, &inv);
 	if (!rc)
 		(*out)->nlookup++;
 out:
@@ -318,7 +323,7 @@ static int make_and_attr(struct tc_engine *eng, uint64_t parent,
 			 const struct tc_ctx *ctx, struct tc_attr *out)
 {
 	struct tc_node *n;
-	int rc = tc_ns_make_node(eng, parent, name, m, ctx, &n);
+	int rc = tc_ns_make_node(eng, parent, name, m, ctx, NULL, &n);
 
 	if (rc)
 		return rc;
@@ -507,6 +512,8 @@ static int remove_entry(struct tc_engine *eng, uint64_t parent,
 							       n));
 	if (rc)
 		tc_node_reload_locked(eng, (struct tc_node *[]){ dir, n }, 2);
+	else
+		tc_sharedpub_tombstone_locked(eng, parent, name);
 out:
 	if (n)
 		tc_node_unpin_locked(eng, n);

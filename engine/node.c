@@ -13,6 +13,8 @@
  *   - invalidation lists: changes the kernel did not make itself (eviction,
  *     expiry, flush, ...) are collected under the engine lock and handed to
  *     the daemon's callback after it is dropped;
+ *   - paths: the mount-relative path of an inode, walked up its names (the
+ *     shared tier keys its name records by path);
  *   - the access-time batch: LRU recency and sliding deadlines live in the
  *     node and reach the index in batches (tc_node_apply_atimes_locked), so
  *     a read never waits for a SQLite write.
@@ -65,6 +67,66 @@ void tc_engine_set_inval(struct tc_engine *eng, tc_inval_fn fn, void *ctx)
 	eng->inval_fn = fn;
 	eng->inval_ctx = ctx;
 	pthread_mutex_unlock(&eng->inval_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Paths                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Directory walks give up beyond this depth (a loop would be corruption). */
+#define PATH_DEPTH_MAX 4096
+
+struct first_name {
+	uint64_t parent;
+	char name[TC_NAME_MAX + 1];
+	bool found;
+};
+
+static int take_first(void *ctx, uint64_t parent, const char *name,
+		      size_t len, uint64_t ino)
+{
+	struct first_name *f = ctx;
+
+	(void)ino;
+	if (len > TC_NAME_MAX)
+		return 0;
+	memcpy(f->name, name, len);
+	f->name[len] = '\0';
+	f->parent = parent;
+	f->found = true;
+	return 1;
+}
+
+int tc_node_path_locked(struct tc_engine *eng, uint64_t ino, char *buf,
+			size_t size)
+{
+	size_t pos = size - 1;
+	int depth = 0;
+
+	TC_ASSERT_LOCKED(eng);
+	if (size < 2)
+		return -ENAMETOOLONG;
+	buf[pos] = '\0';
+	while (ino != TC_ROOT_INO) {
+		struct first_name f = { .found = false };
+		size_t len;
+
+		if (++depth > PATH_DEPTH_MAX ||
+		    tc_index_names_of(&eng->ix, ino, take_first, &f) ||
+		    !f.found)
+			return -ENOENT;
+		len = strlen(f.name);
+		if (len + 1 > pos)
+			return -ENAMETOOLONG;
+		pos -= len;
+		memcpy(buf + pos, f.name, len);
+		buf[--pos] = '/';
+		ino = f.parent;
+	}
+	if (pos == size - 1)
+		buf[--pos] = '/'; /* the root itself */
+	memmove(buf, buf + pos, size - pos);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -4,7 +4,9 @@
  * checks POSIX asks for (a directory not into its own subtree, types
  * matching, an empty target directory) and one transaction that moves the
  * dentries. A directory moves with its whole subtree by one UPDATE of its
- * dentry; a replaced target is removed as by unlink (namespace.c).
+ * dentry; a replaced target is removed as by unlink (namespace.c). With a
+ * shared tier the move is told to it (sharedpub.c): tombstones where the
+ * names were, records where they are.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -145,6 +147,7 @@ int tc_rename(struct tc_engine *eng, uint64_t parent, const char *name,
 	struct tc_inval_list inv = { 0 };
 	struct rename_op r = { .sp = parent, .dp = newparent, .sn = name,
 			       .dn = newname, .flags = flags };
+	char old_path[TC_SHARED_PATH_MAX + 1];
 	int rc;
 
 	if (flags & ~(unsigned)(TC_RENAME_NOREPLACE | TC_RENAME_EXCHANGE) ||
@@ -169,6 +172,10 @@ int tc_rename(struct tc_engine *eng, uint64_t parent, const char *name,
 	rc = rename_check_locked(eng, &r);
 	if (rc || (r.dst && r.dst->ino == r.src->ino))
 		goto out; /* renaming a link onto itself does nothing */
+	/* Where it was, for the shared tier's tombstones. */
+	if (eng->shared && tc_node_path_locked(eng, r.src->ino, old_path,
+					       sizeof(old_path)))
+		old_path[0] = '\0';
 	rc = tc_txn_begin_locked(eng);
 	if (rc)
 		goto out;
@@ -181,6 +188,12 @@ int tc_rename(struct tc_engine *eng, uint64_t parent, const char *name,
 	}
 	if (!r.dst)
 		tc_ns_unnote_miss_locked(eng, newparent, newname);
+	if (eng->shared && flags & TC_RENAME_EXCHANGE) {
+		tc_sharedpub_moved_locked(eng, r.src->ino, NULL);
+		tc_sharedpub_moved_locked(eng, r.dst->ino, NULL);
+	} else if (eng->shared && old_path[0]) {
+		tc_sharedpub_moved_locked(eng, r.src->ino, old_path);
+	}
 out:
 	for (int i = 0; i < 4; i++) {
 		struct tc_node *v[] = { r.dst, r.src, r.ddir, r.sdir };

@@ -132,6 +132,10 @@ int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
 			if (rc)
 				tc_node_reload_locked(eng, &n, 1);
 		}
+		/* Mode and owner travel with the name to other mounts. */
+		if (!rc && to_set & (TC_SET_MODE | TC_SET_UID | TC_SET_GID) &&
+		    S_ISREG(n->meta.mode))
+			tc_sharedpub_names_locked(eng, n->ino);
 		tc_unlock(eng);
 	}
 	/* Unpublished writes must not override an explicit mtime. */

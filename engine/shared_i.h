@@ -98,28 +98,8 @@ struct tc_shared_config {
 /** Fill @p cfg with the defaults above; servers stays NULL. */
 void tc_shared_config_init(struct tc_shared_config *cfg);
 
-/**
- * Check a servers string without connecting to anything.
- * @return 0, or -EINVAL with a one-line reason in @p err (may be NULL) that
- *         quotes the malformed part.
- */
-int tc_shared_check_servers(const char *servers, char *err,
-			    size_t errlen) TC_WUR;
-
-/**
- * Read the key file of shared_key=FILE: its whole content, any bytes,
- * TC_SHARED_KEY_MIN to TC_SHARED_KEY_MAX of them (`head -c 32 /dev/urandom`
- * makes one). Refused when it is not a regular file, is not owned by the
- * caller's effective uid (or root), or is readable or writable by group or
- * others: whoever can read it can forge records for every mount of the
- * cache, whoever can write it can swap it.
- * @return 0 and *@p key (free with tc_shared_key_free()) and *@p len, or
- *         -errno with a reason in @p err.
- */
-int tc_shared_load_key(const char *path, uint8_t **key, size_t *len,
-		       char *err, size_t errlen) TC_WUR;
-/** Wipe and free a key from tc_shared_load_key(). NULL is a no-op. */
-void tc_shared_key_free(uint8_t *key, size_t len);
+/* tc_shared_check_servers(), tc_shared_load_key() and tc_shared_key_free()
+ * are public (tiercache.h): the daemon checks options with them. */
 
 /**
  * Create a client and start its push thread. No server needs to be up: a

@@ -3,6 +3,8 @@
  * Statistics: the engine reports name/value pairs, the daemon formats them
  * (memcached's ADD_STAT pattern). Counters are relaxed atomics bumped on the
  * hot path without locks; gauges are read under the lock that owns them.
+ * With a shared tier its metrics follow (the client's counters are its
+ * own: a reset remembers where they stood).
  */
 #include <stdio.h>
 
@@ -32,6 +34,61 @@ static const struct stat_def counter_defs[] = {
 	C(write_bytes, "Bytes published by programs."),
 };
 #undef C
+
+/* The shared tier's metrics (tiercachefs(8), SHARED TIER), when there is
+ * one: the engine's own counters, then the client's since the last
+ * reset, then the gauges. */
+static void shared_stats(struct tc_engine *eng, tc_stat_fn fn, void *ctx)
+{
+	struct tc_shared_stats s;
+
+#define E(f) ((double)atomic_load_explicit(&eng->shc.f, memory_order_relaxed))
+	fn(ctx, "shared_hits",
+	   "Lookups missing here that the shared tier answered with another mount's publish.",
+	   TC_STAT_COUNTER, E(hits));
+	fn(ctx, "shared_misses",
+	   "Lookups missing here that the shared tier did not answer either (absent, stale, rejected, remembered as absent, or servers unreachable).",
+	   TC_STAT_COUNTER, E(misses));
+	fn(ctx, "shared_updates",
+	   "Entries replaced here by a newer version another mount published.",
+	   TC_STAT_COUNTER, E(updates));
+	fn(ctx, "shared_removals",
+	   "Entries removed here because another mount unlinked them later.",
+	   TC_STAT_COUNTER, E(removals));
+	fn(ctx, "shared_events",
+	   "Other mounts' flushes, evict_tags, schema changes and resyncs applied here.",
+	   TC_STAT_COUNTER, E(events));
+#undef E
+	tc_shared_stats(eng->shared, &s);
+#define D(f) ((double)(s.f - atomic_load(&eng->shared_zero.f)))
+	fn(ctx, "shared_errors",
+	   "Requests to the shared tier's servers that failed (down, slow, restarted): each a miss, never an error to a program.",
+	   TC_STAT_COUNTER, D(errors));
+	fn(ctx, "shared_rejected",
+	   "Values from the shared tier that failed verification (MAC, format or content hash) and were ignored.",
+	   TC_STAT_COUNTER, D(rejected));
+	fn(ctx, "shared_pushed_bytes",
+	   "Bytes this mount stored on the shared tier's servers (records and contents, each copy).",
+	   TC_STAT_COUNTER, D(pushed_bytes));
+	fn(ctx, "shared_fetched_bytes",
+	   "Content bytes fetched from the shared tier and verified.",
+	   TC_STAT_COUNTER, D(fetched_bytes));
+	fn(ctx, "shared_pushes", "Pushes the servers took (names and contents).",
+	   TC_STAT_COUNTER, D(pushes));
+	fn(ctx, "shared_push_dropped",
+	   "Pushes dropped because the queue was full (the oldest go first) or at unmount.",
+	   TC_STAT_COUNTER, D(push_dropped));
+#undef D
+	fn(ctx, "shared_queue_items", "Pushes waiting to be sent.",
+	   TC_STAT_GAUGE, (double)s.queue_items);
+	fn(ctx, "shared_queue_bytes", "Bytes the waiting pushes hold in memory.",
+	   TC_STAT_GAUGE, (double)s.queue_bytes);
+	fn(ctx, "shared_servers", "Servers of the shared tier.", TC_STAT_GAUGE,
+	   (double)s.servers);
+	fn(ctx, "shared_servers_up",
+	   "Servers of the shared tier that answered the last probe (once a second).",
+	   TC_STAT_GAUGE, (double)s.servers_up);
+}
 
 void tc_engine_stats(struct tc_engine *eng, tc_stat_fn fn, void *ctx)
 {
@@ -80,6 +137,8 @@ void tc_engine_stats(struct tc_engine *eng, tc_stat_fn fn, void *ctx)
 	   hits + misses ? (double)hits / (double)(hits + misses) : 0.0);
 	fn(ctx, "uptime_seconds", "Seconds since the store was opened.",
 	   TC_STAT_GAUGE, (double)(tc_now(eng) - eng->started_ns) / 1e9);
+	if (eng->shared)
+		shared_stats(eng, fn, ctx);
 }
 
 void tc_engine_reset_stats(struct tc_engine *eng)
@@ -90,5 +149,23 @@ void tc_engine_reset_stats(struct tc_engine *eng)
 			(void *)((char *)&eng->counters +
 				 counter_defs[i].offset);
 		atomic_store(v, 0);
+	}
+	if (eng->shared) {
+		struct tc_shared_stats z;
+
+		atomic_store(&eng->shc.hits, 0);
+		atomic_store(&eng->shc.misses, 0);
+		atomic_store(&eng->shc.updates, 0);
+		atomic_store(&eng->shc.removals, 0);
+		atomic_store(&eng->shc.events, 0);
+		/* Called with the engine lock held too (the reset_stats
+		 * control): atomics, no lock. */
+		tc_shared_stats(eng->shared, &z);
+		atomic_store(&eng->shared_zero.errors, z.errors);
+		atomic_store(&eng->shared_zero.rejected, z.rejected);
+		atomic_store(&eng->shared_zero.pushed_bytes, z.pushed_bytes);
+		atomic_store(&eng->shared_zero.fetched_bytes, z.fetched_bytes);
+		atomic_store(&eng->shared_zero.pushes, z.pushes);
+		atomic_store(&eng->shared_zero.push_dropped, z.push_dropped);
 	}
 }

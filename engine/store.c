@@ -9,7 +9,9 @@
  * publishes that never committed. Closing publishes what is still dirty,
  * writes the batched access times, and marks the index clean so the next
  * open is constant-time. The maintenance thread runs once a second:
- * access-time flush, expiry sweep, RAM idle expiry.
+ * other mounts' events (with a shared tier), access-time flush, expiry
+ * sweep, RAM idle expiry. The shared tier is opened after the store and
+ * closed after the last publish (sharedtier.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,10 @@
 /* Interval of the background maintenance thread. */
 #define MAINTAIN_INTERVAL_S 1
 
+/* With a shared tier revalidated faster than that, its events are polled
+ * as often as it says, but not more than 10 times a second. */
+#define SHARED_STEP_MIN_NS (INT64_C(100) * 1000000)
+
 /* Initial node table size (it doubles as it fills). */
 #define NODE_BUCKETS 1024
 
@@ -46,6 +52,8 @@ void tc_config_init(struct tc_config *cfg)
 	cfg->background = true;
 	cfg->log_level = TC_LOG_INFO;
 	cfg->quiet_ns = TC_NS_PER_S;
+	cfg->shared_replicas = 1;
+	cfg->shared_revalidate_ns = TC_NS_PER_S;
 }
 
 /* mkdir -p, the last component with mode 0700. */
@@ -258,6 +266,8 @@ int tc_engine_open(const struct tc_config *cfg, struct tc_engine **out)
 	tc_lock(eng);
 	rc = open_store_locked(eng, cfg);
 	tc_unlock(eng);
+	if (!rc)
+		rc = tc_sharedtier_open(eng, cfg);
 	if (rc)
 		goto fail;
 	if (cfg->background) {
@@ -333,6 +343,8 @@ int tc_engine_close(struct tc_engine *eng)
 		free(f);
 	}
 	rc = close_nodes(eng);
+	/* What the last publishes queued gets a moment to go out. */
+	tc_sharedtier_close(eng);
 	tc_commit_stop(eng);
 	if (eng->ix.ready) {
 		tc_lock(eng);
@@ -378,7 +390,9 @@ int tc_engine_maintain(struct tc_engine *eng)
 	struct tc_inval_list inv = { 0 };
 	int rc;
 
-	/* First, so the access times and the sweep see what it published. */
+	/* Other mounts' flushes and evictions first: less to sweep. */
+	tc_sharedtier_maintain(eng);
+	/* Then publishing, so the access times and the sweep see it. */
 	rc = tc_content_maintain(eng);
 	if (rc)
 		tc_warn(eng, "maintenance: a quiet publish failed: %s",
@@ -397,22 +411,48 @@ int tc_engine_maintain(struct tc_engine *eng)
 	return rc;
 }
 
+/* How often the thread wakes: every round, or more often with a shared
+ * tier revalidated faster (its events are polled then, the rest of a
+ * round still runs once per interval). */
+static int64_t maintain_step(const struct tc_engine *eng)
+{
+	int64_t step = MAINTAIN_INTERVAL_S * TC_NS_PER_S;
+
+	if (eng->shared && eng->shared_revalidate_ns < step)
+		step = eng->shared_revalidate_ns > SHARED_STEP_MIN_NS
+			       ? eng->shared_revalidate_ns
+			       : SHARED_STEP_MIN_NS;
+	return step;
+}
+
 static void *maintain_thread(void *arg)
 {
 	struct tc_engine *eng = arg;
+	int64_t step = maintain_step(eng), last = tc_mono_ns();
 	struct timespec deadline;
 
 	pthread_mutex_lock(&eng->thread_lock);
 	while (!eng->thread_stop) {
 		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_sec += MAINTAIN_INTERVAL_S;
+		deadline.tv_sec += (time_t)(step / TC_NS_PER_S);
+		deadline.tv_nsec += (long)(step % TC_NS_PER_S);
+		if (deadline.tv_nsec >= TC_NS_PER_S) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= TC_NS_PER_S;
+		}
 		pthread_cond_timedwait(&eng->thread_cond, &eng->thread_lock,
 				       &deadline);
 		if (eng->thread_stop)
 			break;
 		pthread_mutex_unlock(&eng->thread_lock);
-		if (tc_engine_maintain(eng))
-			tc_warn(eng, "maintenance round failed");
+		if (tc_mono_ns() - last <
+		    MAINTAIN_INTERVAL_S * TC_NS_PER_S - step / 2) {
+			tc_sharedtier_maintain(eng);
+		} else {
+			last = tc_mono_ns();
+			if (tc_engine_maintain(eng))
+				tc_warn(eng, "maintenance round failed");
+		}
 		pthread_mutex_lock(&eng->thread_lock);
 	}
 	pthread_mutex_unlock(&eng->thread_lock);

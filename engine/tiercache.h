@@ -167,6 +167,24 @@ struct tc_config {
 	bool handleless_writes;
 	/** Quiet period of @p handleless_writes; default 1 s. */
 	int64_t quiet_ns;
+	/** The shared tier (tiercachefs(8), SHARED TIER): memcached servers
+	 *  "HOST:PORT[,HOST:PORT...]" (tc_shared_check_servers()), or NULL
+	 *  for none. Publishes are pushed there, lookups that miss here are
+	 *  answered from there (tc_lookup_shared()). */
+	const char *shared_servers;
+	/** Copies of each item on distinct servers; default 1. */
+	unsigned shared_replicas;
+	/** How long what was learned from (or told to) the shared tier is
+	 *  trusted before it is checked again; default 1 s, 0 checks at every
+	 *  lookup. Bounds how late other mounts' changes are seen. */
+	int64_t shared_revalidate_ns;
+	/** The secret of tc_shared_load_key() (borrowed; copied at open), or
+	 *  NULL: records are not authenticated. */
+	const uint8_t *shared_key;
+	size_t shared_key_len;
+	/** Namespace of the keys on the servers, [A-Za-z0-9_.-]{1,32}, or
+	 *  NULL: "pub" without a key, one derived from the key with one. */
+	const char *shared_namespace;
 };
 
 /** Fill @p cfg with the defaults of tiercachefs(8), Mount options. @p cfg->store stays NULL. */
@@ -254,6 +272,22 @@ struct tc_ctx {
  */
 int tc_lookup(struct tc_engine *eng, uint64_t parent, const char *name,
 	      struct tc_attr *out) TC_WUR;
+
+/**
+ * tc_lookup(), and with a shared tier (tc_config::shared_servers): a name
+ * absent here is asked of the shared tier, and when another mount
+ * published it, created here with its content (fetched unless the store
+ * holds it, verified by its hash) and metadata; a regular file found here
+ * that was not compared with the shared tier for shared_revalidate is
+ * compared again, updated when the shared record is newer, removed when a
+ * newer tombstone says it was unlinked. Negative answers are remembered
+ * for shared_revalidate. The shared tier's trouble is never an error
+ * here: it is a miss. Takes a lookup reference on success, as tc_lookup().
+ * Without a shared tier it is tc_lookup().
+ * @return as tc_lookup().
+ */
+int tc_lookup_shared(struct tc_engine *eng, uint64_t parent, const char *name,
+		     struct tc_attr *out) TC_WUR;
 
 /** Drop @p n lookup references on @p ino (the kernel's forget). */
 void tc_forget(struct tc_engine *eng, uint64_t ino, uint64_t n);
@@ -645,6 +679,32 @@ bool tc_tag_valid(const char *s, size_t len);
 
 /** True when @p s is a valid schema version: [A-Za-z0-9_.+-]{1,64}. */
 bool tc_schema_valid(const char *s, size_t len);
+
+/**
+ * Check a servers string of tc_config::shared_servers without connecting
+ * to anything: HOST:PORT[,HOST:PORT...], HOST a name, an IPv4 address or
+ * a bracketed IPv6 address, at most 256 servers, none twice.
+ * @return 0, or -EINVAL with a one-line reason in @p err (may be NULL)
+ *         that quotes the malformed part.
+ */
+int tc_shared_check_servers(const char *servers, char *err,
+			    size_t errlen) TC_WUR;
+
+/**
+ * Read the key file of shared_key=FILE: its whole content, any bytes, 32
+ * to 4096 of them (`head -c 32 /dev/urandom` makes one). Refused when it
+ * is not a regular file, is not owned by the caller's effective uid (or
+ * root), or is readable or writable by group or others: whoever can read
+ * it can forge records for every mount of the cache, whoever can write it
+ * can swap it.
+ * @return 0 and *@p key (free with tc_shared_key_free()) and *@p len, or
+ *         -errno with a one-line reason in @p err.
+ */
+int tc_shared_load_key(const char *path, uint8_t **key, size_t *len,
+		       char *err, size_t errlen) TC_WUR;
+
+/** Wipe and free a key from tc_shared_load_key(). NULL is a no-op. */
+void tc_shared_key_free(uint8_t *key, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Offline integrity check                                            */
