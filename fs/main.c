@@ -170,6 +170,16 @@ static void tcfs_state_mode(struct tcfs *fs, const struct tcfs_opts *o)
 	if (fs->kernel && o->revalidate_ns > 0 &&
 	    o->revalidate_ns < TCFS_TIMEOUT_MAX_NS)
 		fs->timeout_max_ns = o->revalidate_ns;
+	/* Other mounts change names without the kernel knowing: it must
+	 * look them up again (and so revalidate them) at least as often as
+	 * the shared tier is trusted. */
+	fs->daemon_timeout_ns = TCFS_TIMEOUT_MAX_NS;
+	if (o->cfg.shared_servers &&
+	    o->cfg.shared_revalidate_ns < TCFS_TIMEOUT_MAX_NS) {
+		fs->daemon_timeout_ns = o->cfg.shared_revalidate_ns;
+		if (o->cfg.shared_revalidate_ns < fs->timeout_max_ns)
+			fs->timeout_max_ns = o->cfg.shared_revalidate_ns;
+	}
 }
 
 /* ------------------------------------------------------------------ */

@@ -81,7 +81,8 @@ static struct tc_file *tcfs_file(const struct fuse_file_info *fi)
 #define TCFS_HALVE_MIN_NS INT64_C(50000000)
 
 /* Timeout of a reply, in seconds: what the entry allows, at most
- * fs->timeout_max_ns (60 s, or revalidate= in kernel mode). */
+ * fs->timeout_max_ns (60 s, or revalidate= in kernel mode, and at most
+ * shared_revalidate= with a shared tier). */
 static double tcfs_timeout_of(const struct tcfs *fs, int64_t valid_ns)
 {
 	if (valid_ns <= 0)
@@ -293,7 +294,7 @@ static void tcfs_init(void *userdata, struct fuse_conn_info *conn)
 			 "support and the writeback cache: running as "
 			 "cache_mode=daemon\n");
 		fs->kernel = false;
-		fs->timeout_max_ns = TCFS_TIMEOUT_MAX_NS;
+		fs->timeout_max_ns = fs->daemon_timeout_ns;
 	}
 	/* O_TRUNC reaches open(), so truncating opens are one request. */
 	if (!fs->kernel)
@@ -329,7 +330,9 @@ static void tcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			tcfs_reply_entry(req, &a);
 		return;
 	}
-	rc = tc_lookup(fs->eng, parent, name, &a);
+	/* With a shared tier, a miss here may be another mount's publish,
+	 * and a hit may have been overwritten or unlinked there. */
+	rc = tc_lookup_shared(fs->eng, parent, name, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;

@@ -40,6 +40,9 @@ enum tcfs_opt_kind {
 	TCFS_K_SYNC,
 	TCFS_K_SCHEMA,
 	TCFS_K_CACHE_MODE,
+	TCFS_K_SERVERS,
+	TCFS_K_REPLICAS,
+	TCFS_K_NAMESPACE,
 };
 
 struct tcfs_opt_def {
@@ -67,6 +70,13 @@ static const struct tcfs_opt_def tcfs_opt_defs[] = {
     {"config", TCFS_K_PATH, TCFS_FIELD(config_file), false},
     {"cache_mode", TCFS_K_CACHE_MODE, TCFS_FIELD(cache_mode), true},
     {"revalidate", TCFS_K_DURATION, TCFS_FIELD(revalidate_ns), true},
+    {"shared", TCFS_K_SERVERS, TCFS_FIELD(shared), true},
+    {"shared_replicas", TCFS_K_REPLICAS, TCFS_FIELD(cfg.shared_replicas), true},
+    {"shared_revalidate", TCFS_K_DURATION,
+     TCFS_FIELD(cfg.shared_revalidate_ns), true},
+    {"shared_key", TCFS_K_PATH, TCFS_FIELD(shared_key_file), true},
+    {"shared_namespace", TCFS_K_NAMESPACE, TCFS_FIELD(shared_namespace),
+     true},
 };
 
 #define TCFS_N_OPTS (sizeof(tcfs_opt_defs) / sizeof(tcfs_opt_defs[0]))
@@ -83,6 +93,9 @@ static const char *const tcfs_dropped_opts[] = {
 
 /* Longest message we print; values in it are user input, cut if longer. */
 #define TCFS_ERR_MAX 512
+
+/* shared_replicas= at most (copies of every item: more is waste). */
+#define TCFS_REPLICAS_MAX 16
 
 union tcfs_val {
 	uint64_t u;
@@ -152,6 +165,14 @@ static const char *tcfs_kind_what(enum tcfs_opt_kind kind, int rc,
 	case TCFS_K_CACHE_MODE:
 		*hint = " (kernel or daemon)";
 		return "invalid mode";
+	case TCFS_K_SERVERS:
+		return "invalid servers";
+	case TCFS_K_REPLICAS:
+		*hint = " (1 to 16)";
+		return "invalid number";
+	case TCFS_K_NAMESPACE:
+		*hint = " ([A-Za-z0-9_.-], 1 to 32)";
+		return "invalid namespace";
 	}
 	return "invalid value";
 }
@@ -197,6 +218,30 @@ static int tcfs_opt_check(const struct tcfs_opt_def *d, const char *val,
 		else
 			rc = -EINVAL;
 		break;
+	case TCFS_K_SERVERS: {
+		char why[TCFS_ERR_MAX / 2];
+
+		v->s = val;
+		if (tc_shared_check_servers(val, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s: %s", d->name, why);
+			return -EINVAL;
+		}
+		break;
+	}
+	case TCFS_K_REPLICAS:
+		rc = tc_parse_size(val, &v->u);
+		if (rc == 0 && (v->u < 1 || v->u > TCFS_REPLICAS_MAX))
+			rc = -EINVAL;
+		break;
+	case TCFS_K_NAMESPACE:
+		v->s = val;
+		rc = *val && strlen(val) <= 32 &&
+			     strspn(val, "abcdefghijklmnopqrstuvwxyz"
+					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					 "0123456789_.-") == strlen(val)
+			 ? 0
+			 : -EINVAL;
+		break;
 	}
 	if (rc < 0) {
 		what = tcfs_kind_what(d->kind, rc, &hint);
@@ -216,6 +261,8 @@ static int tcfs_opt_assign(struct tcfs_opts *o, const struct tcfs_opt_def *d,
 	switch (d->kind) {
 	case TCFS_K_PATH:
 	case TCFS_K_SCHEMA:
+	case TCFS_K_SERVERS:
+	case TCFS_K_NAMESPACE:
 		dup = strdup(v->s);
 		if (!dup)
 			return -ENOMEM;
@@ -238,7 +285,12 @@ static int tcfs_opt_assign(struct tcfs_opts *o, const struct tcfs_opt_def *d,
 	case TCFS_K_CACHE_MODE:
 		*(enum tcfs_cache_mode *)field = v->cache_mode;
 		break;
+	case TCFS_K_REPLICAS:
+		*(unsigned *)field = (unsigned)v->u;
+		break;
 	}
+	if (strncmp(d->name, "shared_", 7) == 0)
+		o->shared_extra = d->name; /* needs shared= (checked last) */
 	return 0;
 }
 
@@ -704,6 +756,33 @@ static int tcfs_store_finish(struct tcfs_opts *o)
 	return tcfs_absolute(&o->store);
 }
 
+/* The shared tier's options after the config file: shared_* need
+ * shared=, the key file is read now (so a bad one is one line before
+ * anything starts). @return 0 or -1 (printed). */
+static int tcfs_shared_finish(struct tcfs_opts *o)
+{
+	char why[TCFS_ERR_MAX];
+
+	if (!o->shared) {
+		if (!o->shared_extra)
+			return 0;
+		tcfs_error("%s: needs shared=HOST:PORT[,HOST:PORT...]",
+			   o->shared_extra);
+		return -1;
+	}
+	if (o->shared_key_file &&
+	    tc_shared_load_key(o->shared_key_file, &o->shared_key,
+			       &o->shared_key_len, why, sizeof(why)) < 0) {
+		tcfs_error("shared_key: %s", why);
+		return -1;
+	}
+	o->cfg.shared_servers = o->shared;
+	o->cfg.shared_key = o->shared_key;
+	o->cfg.shared_key_len = o->shared_key_len;
+	o->cfg.shared_namespace = o->shared_namespace;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* argv                                                               */
 /* ------------------------------------------------------------------ */
@@ -798,7 +877,7 @@ int tcfs_opts_parse(int argc, char **argv, struct tcfs_opts *o)
 		return -1;
 	if (o->config_file && tcfs_config_load(o) < 0)
 		return -1;
-	if (tcfs_store_finish(o) < 0)
+	if (tcfs_store_finish(o) < 0 || tcfs_shared_finish(o) < 0)
 		return -1;
 	o->cfg.store = o->store;
 	o->cfg.schema = o->schema;
@@ -826,6 +905,10 @@ void tcfs_opts_free(struct tcfs_opts *o)
 	free(o->mountpoint);
 	free(o->schema);
 	free(o->config_file);
+	free(o->shared);
+	free(o->shared_key_file);
+	free(o->shared_namespace);
+	tc_shared_key_free(o->shared_key, o->shared_key_len);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -916,6 +999,16 @@ void tcfs_opts_usage(FILE *out)
 "                     default " TCFS_CACHE_DEFAULT_NAME "\n"
 "  revalidate=DUR     cache_mode=kernel: how long the kernel trusts an\n"
 "                     entry before asking again (1s)\n"
+"  shared=HOST:PORT[,HOST:PORT...]\n"
+"                     memcached servers of a shared tier: mounts with the\n"
+"                     same servers (and key) share what they publish\n"
+"  shared_replicas=N  copies of each item on distinct servers (1)\n"
+"  shared_revalidate=DUR  how long what the shared tier said is trusted\n"
+"                     before it is asked again (1s)\n"
+"  shared_key=FILE    secret (32 to 4096 bytes, mode 0600) that\n"
+"                     authenticates every shared record\n"
+"  shared_namespace=NAME  keys' namespace on the servers (derived from\n"
+"                     the key, or \"pub\")\n"
 "  config=FILE        INI file: [mount] takes these options, [tag NAME]\n"
 "                     takes ttl= and ram_ttl=; the command line wins\n"
 "\n"

@@ -90,6 +90,12 @@ struct tcfs_opts {
 	size_t n_fuse_opts;
 	enum tcfs_cache_mode cache_mode;
 	int64_t revalidate_ns;	  /* 0: bounded by deadlines only */
+	char *shared;		  /* shared= servers, owned, or NULL */
+	char *shared_key_file;	  /* owned, or NULL */
+	char *shared_namespace;	  /* owned, or NULL */
+	uint8_t *shared_key;	  /* the key file's secret (tc_shared_key_free) */
+	size_t shared_key_len;
+	const char *shared_extra; /* a shared_* option given (its name) */
 	unsigned int cmdline_set; /* bit per option given on the command line */
 	bool foreground;
 	bool debug;
@@ -239,6 +245,8 @@ struct tcfs {
 	bool kernel;
 	bool flush_publishes;  /* sync=close: closes must reach us (kernel) */
 	int64_t timeout_max_ns; /* longest entry/attribute timeout */
+	int64_t daemon_timeout_ns; /* ... in daemon mode (a shared tier's
+				    * revalidation bounds it) */
 	struct tcfs_snaps snaps;
 	int log_level; /* engine messages above it are dropped */
 	/* While tc_engine_open() runs, its messages are held back: on
