@@ -498,7 +498,7 @@ int tc_create(struct tc_engine *eng, uint64_t parent, const char *name,
 	int rc;
 
 	m.mode = S_IFREG | (mode & 07777 & ~ctx->umask);
-	rc = tc_ns_make_node(eng, parent, name, &m, ctx, NULL, &n);
+	rc = tc_ns_make_node(eng, parent, name, &m, ctx, NULL, false, &n);
 	if (rc)
 		return rc;
 	/* A new file is empty: no get, no content to load. Opened writable

@@ -1003,10 +1003,13 @@ int tc_ns_remove_dentry_locked(struct tc_engine *eng, struct tc_node *dir,
  * pin it with one lookup reference taken. @dirty (a regular file's, or
  * NULL) becomes the new node's dirty state before anyone can see the
  * name, so its first readers read it (the node owns it from then on; on
- * failure the caller still does). */
+ * failure the caller still does). With @replace, a regular file of that
+ * name is replaced in the same operation, as by a rename over it (those
+ * who hold the old inode keep reading it). */
 int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
 		    struct tc_inode *m, const struct tc_ctx *ctx,
-		    struct tc_dirty *dirty, struct tc_node **out) TC_WUR;
+		    struct tc_dirty *dirty, bool replace,
+		    struct tc_node **out) TC_WUR;
 
 /* ------------------------------------------------------------------ */
 /* content.c                                                          */

@@ -225,16 +225,38 @@ static int name_free_locked(struct tc_engine *eng, uint64_t dir,
 	return rc == -ENOENT ? 0 : rc;
 }
 
+/* The regular file @name in @dir that a replacing create takes the place
+ * of (*@victim, pinned), or none; -EEXIST when the name is taken
+ * otherwise. */
+static int victim_locked(struct tc_engine *eng, struct tc_node *dir,
+			 const char *name, bool replace,
+			 struct tc_node **victim, struct tc_inval_list *inv)
+{
+	int rc;
+
+	*victim = NULL;
+	if (!replace)
+		return name_free_locked(eng, dir->ino, name, inv);
+	rc = tc_ns_find_locked(eng, dir->ino, name, victim, inv);
+	if (rc == 0 && !S_ISREG((*victim)->meta.mode)) {
+		tc_node_unpin_locked(eng, *victim);
+		*victim = NULL;
+		return -EEXIST;
+	}
+	return rc == -ENOENT ? 0 : rc;
+}
+
 /* Create inode @m named @name in @dir and pin it. Its own transaction. */
 static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 			 const char *name, struct tc_inode *m,
-			 struct tc_dirty *dirty, struct tc_node **out,
-			 struct tc_inval_list *inv)
+			 struct tc_dirty *dirty, bool replace,
+			 struct tc_node **out, struct tc_inval_list *inv)
 {
 	int64_t now = tc_now(eng);
+	struct tc_node *victim;
 	int rc;
 
-	rc = name_free_locked(eng, dir->ino, name, inv);
+	rc = victim_locked(eng, dir, name, replace, &victim, inv);
 	if (rc)
 		return rc;
 	m->atime = m->mtime = m->ctime = now;
@@ -248,9 +270,16 @@ static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 	if (!rc)
 		rc = tc_txn_begin_locked(eng);
 	if (rc)
-		return rc;
+		goto out;
+	/* As a rename over it: the old inode lives on for whoever holds it,
+	 * and the name changes inode in one step. */
+	if (victim) {
+		rc = tc_ns_remove_dentry_locked(eng, dir, name, victim);
+		tc_inval_add(inv, dir->ino, name, strlen(name), victim->ino);
+	}
 	if (S_ISREG(m->mode)) {
-		rc = tc_policy_make_room_locked(eng, 0, 1, 0, inv);
+		if (!rc)
+			rc = tc_policy_make_room_locked(eng, 0, 1, 0, inv);
 		tc_policy_resolve_locked(eng, m, now);
 	}
 	/* Numbers come from memory and never go back, not even when a lost
@@ -272,20 +301,24 @@ static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 	rc = tc_txn_end_locked(eng, rc);
 	if (rc) {
 		/* dir->meta may be ahead of the row now: reload it. */
-		tc_node_reload_locked(eng, &dir, 1);
-		return rc;
+		tc_node_reload_locked(eng, (struct tc_node *[]){ dir, victim },
+				      2);
+		goto out;
 	}
 	tc_ns_unnote_miss_locked(eng, dir->ino, name);
 	rc = tc_node_get_locked(eng, m->ino, out);
 	/* A new node: nobody can hold its lock before we let go of ours. */
 	if (!rc && dirty)
 		(*out)->dirty = dirty;
+out:
+	if (victim)
+		tc_node_unpin_locked(eng, victim);
 	return rc;
 }
 
 int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
 		    struct tc_inode *m, const struct tc_ctx *ctx,
-		    struct tc_dirty *dirty, struct tc_node **out)
+		    struct tc_dirty *dirty, bool replace, struct tc_node **out)
 {
 	struct tc_inval_list inv = { 0 };
 	struct tc_node *dir = NULL;
@@ -306,7 +339,7 @@ int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
 		if (S_ISDIR(m->mode))
 			m->mode |= S_ISGID;
 	}
-	rc = create_locked(eng, dir, name, m, dirty, out, &inv);
+	rc = create_locked(eng, dir, name, m, dirty, replace, out, &inv);
 	if (!rc)
 		(*out)->nlookup++;
 out:
@@ -323,7 +356,7 @@ static int make_and_attr(struct tc_engine *eng, uint64_t parent,
 			 const struct tc_ctx *ctx, struct tc_attr *out)
 {
 	struct tc_node *n;
-	int rc = tc_ns_make_node(eng, parent, name, m, ctx, NULL, &n);
+	int rc = tc_ns_make_node(eng, parent, name, m, ctx, NULL, false, &n);
 
 	if (rc)
 		return rc;

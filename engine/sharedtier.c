@@ -22,9 +22,12 @@
  * A regular file found here is trusted for shared_revalidate after it was
  * last compared with the shared tier (sharedpub.c keeps the versions),
  * then compared again at its next lookup: a newer record (version_ns,
- * then writer id) that differs updates it in place (the kernel's pages of
- * it are dropped), a newer tombstone removes it; an older one, an absent
- * one or a server's trouble leaves it as it is. The daemon bounds the
+ * then writer id) that differs replaces it (new content comes as a new
+ * inode under the name, as the writer's own rename made it there, so a
+ * reader of the old one never sees a mix; new metadata alone changes it
+ * in place and drops the kernel's attributes), a newer tombstone removes
+ * it; an older one, an absent one or a server's trouble leaves it as it
+ * is. The daemon bounds the
  * kernel's entry timeouts by shared_revalidate, so lookups do come. An
  * entry with unpublished writes here is never replaced: they are newer.
  *
@@ -376,9 +379,9 @@ static void drop_entry(struct tc_engine *eng, uint64_t ino)
 	tc_inval_deliver(eng, &inv);
 }
 
-/* Publish the content attached to new or existing node @n (from
- * content_of()) and give it @r's metadata. On failure the content is
- * dropped unpublished. */
+/* Publish the content attached to node @n (from content_of(), when it
+ * has one) and give it @r's metadata. On failure the content is dropped
+ * unpublished; -EBUSY when a program wrote @n meanwhile. */
 static int settle(struct tc_engine *eng, struct tc_node *n,
 		  const struct tc_shared_name *r)
 {
@@ -409,7 +412,7 @@ static int learn_dir(struct tc_engine *eng, uint64_t parent, const char *name,
 	struct tc_ctx ctx = { .uid = r->uid, .gid = r->gid, .umask = 0 };
 	struct tc_inode m = { .mode = S_IFDIR | (r->mode & 07777) };
 	struct tc_node *n;
-	int rc = tc_ns_make_node(eng, parent, name, &m, &ctx, NULL, &n);
+	int rc = tc_ns_make_node(eng, parent, name, &m, &ctx, NULL, false, &n);
 
 	if (rc)
 		return rc == -EEXIST ? 0 : rc;
@@ -420,9 +423,12 @@ static int learn_dir(struct tc_engine *eng, uint64_t parent, const char *name,
 	return 0;
 }
 
-/* Create regular file @name in @parent from record @r. */
+/* Create regular file @name in @parent from record @r; with @replace in
+ * place of the regular file there (as a rename over it would: whoever
+ * reads the old one goes on reading it whole). */
 static int learn_file(struct tc_engine *eng, uint64_t parent,
-		      const char *name, const struct tc_shared_name *r)
+		      const char *name, const struct tc_shared_name *r,
+		      bool replace)
 {
 	struct tc_ctx ctx = { .uid = r->uid, .gid = r->gid, .umask = 0 };
 	struct tc_inode m = { .mode = S_IFREG | (r->mode & 07777) };
@@ -436,10 +442,11 @@ static int learn_file(struct tc_engine *eng, uint64_t parent,
 	rc = content_of(eng, r, &d);
 	if (rc)
 		return rc;
-	rc = tc_ns_make_node(eng, parent, name, &m, &ctx, d, &n);
+	rc = tc_ns_make_node(eng, parent, name, &m, &ctx, d, replace, &n);
 	if (rc) {
 		tc_dirty_free(&eng->blobs, d);
-		return rc == -EEXIST ? 0 : rc; /* a racing lookup made it */
+		/* a racing lookup made it (or, replacing, not a file) */
+		return rc == -EEXIST && !replace ? 0 : rc;
 	}
 	ino = n->ino;
 	rc = settle(eng, n, r);
@@ -480,7 +487,7 @@ static int learn(struct tc_engine *eng, uint64_t parent, const char *name)
 	else if (S_ISDIR(r.mode))
 		rc = learn_dir(eng, parent, name, &r);
 	else if (S_ISREG(r.mode))
-		rc = learn_file(eng, parent, name, &r);
+		rc = learn_file(eng, parent, name, &r, false);
 	else
 		rc = -ENOENT;
 	tc_shared_name_free(&r);
@@ -516,43 +523,44 @@ static bool same_locked(struct tc_engine *eng, const struct tc_inode *m,
 	return same;
 }
 
-/* Replace the content and metadata of @ino by newer record @r. Nothing
- * when it has unpublished writes here (they are newer still). */
-static int update(struct tc_engine *eng, uint64_t ino,
-		  const struct tc_shared_name *r, bool content)
+/* True when @ino has unpublished writes here (they are newer than
+ * anything the shared tier says). */
+static bool busy(struct tc_engine *eng, uint64_t ino)
+{
+	struct tc_node *n;
+	bool dirty;
+
+	tc_lock(eng);
+	if (tc_node_get_locked(eng, ino, &n)) {
+		tc_unlock(eng);
+		return true;
+	}
+	tc_unlock(eng);
+	tc_mutex_lock(&n->lock);
+	dirty = n->dirty != NULL;
+	tc_mutex_unlock(&n->lock);
+	tc_node_unpin(eng, n);
+	return dirty;
+}
+
+/* Give @ino the metadata of newer record @r, whose content it holds. */
+static int update_meta(struct tc_engine *eng, uint64_t ino,
+		       const struct tc_shared_name *r)
 {
 	struct tc_inval_list inv = { 0 };
-	struct tc_dirty *d = NULL;
 	struct tc_node *n;
-	bool busy;
 	int rc;
 
-	if (content && (rc = content_of(eng, r, &d)))
-		return rc;
 	tc_lock(eng);
 	rc = tc_node_get_locked(eng, ino, &n);
 	tc_unlock(eng);
-	if (rc) {
-		tc_dirty_free(&eng->blobs, d);
+	if (rc)
 		return rc;
-	}
-	tc_mutex_lock(&n->lock);
-	busy = n->dirty != NULL;
-	if (!busy && d)
-		n->dirty = d;
-	tc_mutex_unlock(&n->lock);
-	if (busy) {
-		tc_dirty_free(&eng->blobs, d);
-		tc_node_unpin(eng, n);
-		return -EBUSY;
-	}
 	rc = settle(eng, n, r);
 	tc_node_unpin(eng, n);
-	/* The kernel may hold pages and attributes of the old version. */
+	/* The kernel may cache the old attributes. */
 	tc_inval_add_inode(&inv, ino);
 	tc_inval_deliver(eng, &inv);
-	if (!rc)
-		shc_count(eng, updates);
 	return rc;
 }
 
@@ -612,13 +620,25 @@ static int revalidate(struct tc_engine *eng, uint64_t parent,
 		tc_unlock(eng);
 		shc_count(eng, removals);
 		rc = -ENOENT;
-	} else if (!same && newer) {
+	} else if (!same && newer && !busy(eng, ino)) {
 		bool content = r.has_content != m.hash_set || r.size != m.size ||
 			       (r.has_content &&
 				memcmp(r.hash, m.hash, TC_HASH_LEN));
 
-		if (update(eng, ino, &r, content) == 0)
+		/* New content is a new inode under the name, as the writer's
+		 * rename made it there; new metadata changes this one. */
+		if (!content && update_meta(eng, ino, &r) == 0) {
 			(void)!tc_getattr(eng, ino, out);
+			shc_count(eng, updates);
+		} else if (content &&
+			   learn_file(eng, parent, name, &r, true) == 0) {
+			tc_forget(eng, ino, 1);
+			tc_lock(eng);
+			tc_sharedpub_forget_locked(eng, ino);
+			tc_unlock(eng);
+			rc = tc_lookup(eng, parent, name, out);
+			shc_count(eng, updates);
+		}
 	}
 	tc_shared_name_free(&r);
 	return rc;
@@ -677,6 +697,7 @@ static int resync_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 	int rc;
 
 	tc_sharedpub_untrust_locked(eng);
+	tc_sharedpub_flushed_locked(eng); /* the servers may have lost them */
 	neg_clear_locked(eng);
 	if (!inos)
 		return -ENOMEM;
