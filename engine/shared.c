@@ -76,10 +76,15 @@
  *     and its answer stands), unknown (-EIO) otherwise; after a timeout,
  *     unknown. The difference matters: an absent generation is created, an
  *     absent event counter means lost events.
- *   - A set whose primary is down fails without reaching the replicas, so
- *     a failed set of a mutable value (names, generations, directories) is
- *     followed by a delete, which the library sends to the replicas even
- *     then: readers see nothing rather than an older value.
+ *   - A set whose primary is down fails without reaching the replicas:
+ *     such a set goes to the first live replica instead (set_by_key with
+ *     that server's group key), where readers look while the primary is
+ *     down. A failed set of a mutable value (names, generations,
+ *     directories) is followed by a delete, which the library sends to the
+ *     replicas even then: readers see nothing rather than an older value.
+ *     (A primary that comes back with the copies it had serves those
+ *     again: older versions, which revalidating mounts do not take over
+ *     newer ones they hold.)
  *   - Replica copies are written as quiet sets left in the connection's
  *     buffer; we flush after each store, or the last pushes would have no
  *     replica until the next request.

@@ -119,8 +119,8 @@ static bool server_up(struct tc_shared *sh, unsigned i)
  * connect; a server that accepts connections and never answers (stopped,
  * overloaded) would cost a timeout on every request and never be passed.
  */
-static int key_route(struct tc_shared *sh, memcached_st *mc, const char *key,
-		     size_t klen)
+int tc_sh_key_route(struct tc_shared *sh, memcached_st *mc, const char *key,
+		    size_t klen)
 {
 	uint32_t idx = memcached_generate_hash(mc, key, klen);
 
@@ -245,7 +245,7 @@ static bool mget_routes(struct tc_shared *sh, memcached_st *mc,
 	for (size_t i = 0; i < n; i++) {
 		if (s[i].found || s[i].unknown)
 			continue;
-		s[i].route = key_route(sh, mc, s[i].key, s[i].klen);
+		s[i].route = tc_sh_key_route(sh, mc, s[i].key, s[i].klen);
 		s[i].unknown = s[i].route == ROUTE_NONE;
 	}
 	ok = mget_round(sh, mc, s, n, sink, ctx, ROUTE_PRIMARY, timeout);
@@ -292,7 +292,7 @@ int tc_sh_mc_mget(struct tc_shared *sh, memcached_st *mc, struct slot *s,
 			for (size_t i = 0; i < n; i++)
 				if (!s[i].found &&
 				    (timeout ||
-				     key_route(sh, mc, s[i].key, s[i].klen) ==
+				     tc_sh_key_route(sh, mc, s[i].key, s[i].klen) ==
 					     ROUTE_NONE))
 					s[i].unknown = true;
 		} else if (missing && timeout) {
@@ -346,8 +346,27 @@ int tc_sh_mc_store(struct tc_shared *sh, memcached_st *mc, const char *key,
 	memcached_return_t rc = MEMCACHED_FAILURE;
 	bool up = tc_sh_primary_up(sh, mc, key, klen);
 
+	uint32_t idx = memcached_generate_hash(mc, key, klen);
+	int alt = -1;
+
 	for (int attempt = 0; up && attempt < 2; attempt++) {
 		rc = memcached_set(mc, key, klen, val, vlen, exp, 0);
+		if (memcached_success(rc)) {
+			count(sh, pushed_bytes, vlen);
+			tc_sh_mc_flush_replicas(sh, mc);
+			return 0;
+		}
+	}
+	/* The primary is down (or has just died): store on the first live
+	 * replica (and the servers after it), where readers look while the
+	 * primary is down (tc_sh_key_route()). */
+	for (unsigned r = 1; r < sh->copies && alt < 0; r++)
+		if (server_up(sh, idx + r))
+			alt = (int)((idx + r) % sh->nservers);
+	for (int attempt = 0; alt >= 0 && attempt < 2; attempt++) {
+		rc = memcached_set_by_key(mc, sh->route[alt],
+					  strlen(sh->route[alt]), key, klen,
+					  val, vlen, exp, 0);
 		if (memcached_success(rc)) {
 			count(sh, pushed_bytes, vlen);
 			tc_sh_mc_flush_replicas(sh, mc);
@@ -379,6 +398,7 @@ void tc_sh_probe_servers(struct tc_shared *sh)
 	char key[KEY_MAX];
 	size_t klen = tc_sh_key_make(sh, key, "probe");
 	uint64_t up = 0;
+	bool came_back = false;
 
 	for (unsigned i = 0; i < sh->nservers; i++) {
 		memcached_return_t rc;
@@ -393,10 +413,22 @@ void tc_sh_probe_servers(struct tc_shared *sh)
 			tc_sh_log(sh, ok ? TC_LOG_INFO : TC_LOG_WARNING,
 				  "shared: server %s:%u is %s", sh->servers[i].host,
 				  sh->servers[i].port, ok ? "up" : "down");
+		came_back |= ok && !atomic_load(&sh->probe_up[i]);
 		atomic_store(&sh->probe_up[i], ok);
 		up += ok;
 	}
 	atomic_store_explicit(&sh->servers_up, up, memory_order_relaxed);
+	/* The push handle still counts a server that came back as failed for
+	 * up to retry_s and would fail its next stores at once: a fresh
+	 * clone of the template (which never talks to anyone) does not. */
+	if (came_back) {
+		memcached_st *fresh = memcached_clone(NULL, sh->master);
+
+		if (fresh) {
+			memcached_free(sh->mc_push);
+			sh->mc_push = fresh;
+		}
+	}
 }
 
 /* A group key for each server (see struct tc_shared.route). Servers own

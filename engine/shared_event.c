@@ -94,6 +94,28 @@ static int event_counter(struct tc_shared *sh, memcached_st *mc,
 	return rc;
 }
 
+/* Another mount's event changed a generation or a directory's schema:
+ * forget the cached one before the caller acts on the event, or its next
+ * lookups would take records stamped with the old one for current until
+ * the cache expires. */
+static void forget_what_changed(struct tc_shared *sh,
+				const struct tc_shared_event *ev)
+{
+	char id[80], key[KEY_MAX];
+
+	if (ev->type == TC_SHARED_EV_FLUSH) {
+		tc_sh_gen_id(id, NULL, 0);
+		tc_sh_cache_forget(sh, id);
+	} else if (ev->type == TC_SHARED_EV_EVICT_TAG) {
+		tc_sh_gen_id(id, ev->tag, strlen(ev->tag));
+		tc_sh_cache_forget(sh, id);
+	} else if (ev->type == TC_SHARED_EV_SCHEMA) {
+		/* the cache name of a directory is its key's suffix */
+		tc_sh_key_path(sh, 'd', ev->dir, key);
+		tc_sh_cache_forget(sh, key + sh->prefix_len);
+	}
+}
+
 static void report_resync(struct tc_shared *sh, tc_shared_event_fn fn,
 			  void *ctx, int *reported)
 {
@@ -104,6 +126,7 @@ static void report_resync(struct tc_shared *sh, tc_shared_event_fn fn,
 	count(sh, events, 1);
 	(*reported)++;
 	tc_sh_log(sh, TC_LOG_INFO, "shared: events were lost: resync");
+	tc_sh_cache_forget(sh, NULL); /* whatever was learned may be old */
 	fn(ctx, &ev);
 }
 
@@ -177,6 +200,7 @@ static int poll_fetch_locked(struct tc_shared *sh, memcached_st *mc,
 
 				count(sh, events, 1);
 				(*reported)++;
+				forget_what_changed(sh, &ev);
 				fn(ctx, &ev);
 			}
 			free(e.a);

@@ -54,6 +54,28 @@ static struct cent *cache_find_locked(struct tc_shared *sh, const char *name)
 	return NULL;
 }
 
+void tc_sh_cache_forget(struct tc_shared *sh, const char *name)
+{
+	pthread_mutex_lock(&sh->cache_lock);
+	if (!name) {
+		tc_sh_cache_clear_locked(sh);
+	} else {
+		struct cent **pp = &sh->cache[cache_bucket(name)];
+
+		while (*pp && strcmp((*pp)->name, name))
+			pp = &(*pp)->next;
+		if (*pp) {
+			struct cent *e = *pp;
+
+			*pp = e->next;
+			free(e->schema);
+			free(e);
+			sh->ncache--;
+		}
+	}
+	pthread_mutex_unlock(&sh->cache_lock);
+}
+
 static bool cache_fresh(struct tc_shared *sh, const struct cent *e)
 {
 	return sh->revalidate_ns > 0 && tc_sh_now(sh) - e->at < sh->revalidate_ns;

@@ -286,6 +286,8 @@ memcached_st *tc_sh_mc_get(struct tc_shared *sh);
 void tc_sh_mc_put(struct tc_shared *sh, memcached_st *mc);
 int tc_sh_mc_mget(struct tc_shared *sh, memcached_st *mc, struct slot *s,
 		  size_t n, sink_fn sink, void *ctx);
+int tc_sh_key_route(struct tc_shared *sh, memcached_st *mc, const char *key,
+		    size_t klen);
 bool tc_sh_primary_up(struct tc_shared *sh, memcached_st *mc,
 		      const char *key, size_t klen);
 void tc_sh_slots_free(struct slot *s, size_t n);
@@ -299,6 +301,8 @@ int tc_sh_open_memcached(struct tc_shared *sh,
 
 /* shared_gen.c */
 void tc_sh_cache_clear_locked(struct tc_shared *sh);
+/* Forget cached generation or directory @name (NULL: everything). */
+void tc_sh_cache_forget(struct tc_shared *sh, const char *name);
 void tc_sh_cache_put(struct tc_shared *sh, const char *name, uint64_t nonce,
 		     const char *schema);
 bool tc_sh_cache_gen(struct tc_shared *sh, const char *name, uint64_t *nonce);

@@ -78,6 +78,12 @@
 /* Opening and closing                                                */
 /* ------------------------------------------------------------------ */
 
+static void ignore_event(void *ctx, const struct tc_shared_event *ev)
+{
+	(void)ctx;
+	(void)ev;
+}
+
 int tc_sharedtier_open(struct tc_engine *eng, const struct tc_config *cfg)
 {
 	struct tc_shared_config sc;
@@ -112,6 +118,10 @@ int tc_sharedtier_open(struct tc_engine *eng, const struct tc_config *cfg)
 		return rc;
 	}
 	eng->shared_writer = tc_shared_writer(eng->shared);
+	/* Where the event log stands now: what others do from here on is
+	 * applied here (a first poll reports nothing). */
+	if (tc_shared_poll(eng->shared, ignore_event, NULL) == 0)
+		atomic_store(&eng->shared_polled, tc_mono_ns());
 	return 0;
 }
 
@@ -471,11 +481,10 @@ static int learn(struct tc_engine *eng, uint64_t parent, const char *name)
 
 	tc_lock(eng);
 	rc = path_of_locked(eng, parent, name, path);
-	if (!rc) {
+	if (!rc && neg_fresh_locked(eng, path_hash(path), now))
+		rc = -EAGAIN; /* answered lately: still absent */
+	else if (!rc)
 		h = path_hash(path);
-		if (neg_fresh_locked(eng, h, now))
-			rc = -ENOENT;
-	}
 	tc_unlock(eng);
 	if (rc)
 		goto miss;

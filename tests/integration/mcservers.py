@@ -137,21 +137,23 @@ class Raw:
         return data
 
     def keys(self):
-        """Every key the server holds (lru_crawler metadump all)."""
-        self.sock.sendall(b"lru_crawler metadump all\r\n")
-        out = []
+        """Every key the server holds (lru_crawler metadump all: lines end
+        in a bare newline, the dump in END)."""
         end = time.monotonic() + 10 * SLOW
         while time.monotonic() < end:
-            line = self._line()
-            if line == b"END":
-                return out
-            if line.startswith(b"BUSY"):
+            self.sock.sendall(b"lru_crawler metadump all\r\n")
+            data = b""
+            while not (data.endswith(b"END\r\n") or data.startswith(b"BUSY")):
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("memcached closed the connection")
+                data += chunk
+            if data.startswith(b"BUSY"):
                 time.sleep(0.05)
-                self.sock.sendall(b"lru_crawler metadump all\r\n")
                 continue
-            if line.startswith(b"key="):
-                out.append(urllib.parse.unquote(line.split()[0][4:].decode()))
-        raise AssertionError("metadump did not end")
+            return [urllib.parse.unquote(ln.split()[0][4:].decode())
+                    for ln in data.splitlines() if ln.startswith(b"key=")]
+        raise AssertionError("metadump stayed busy")
 
     def get(self, key):
         self.sock.sendall(b"get " + key.encode() + b"\r\n")
