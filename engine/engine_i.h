@@ -965,6 +965,11 @@ void tc_sharedpub_publish_locked(struct tc_engine *eng, struct tc_node *n,
 /* Queue name records for every name of regular file @ino (its metadata
  * changed). */
 void tc_sharedpub_names_locked(struct tc_engine *eng, uint64_t ino);
+/* Queue @ino's content and records again with their version @version:
+ * the servers hold an older one (a push overtaken by an older push of
+ * another mount, or lost). */
+void tc_sharedpub_repush_locked(struct tc_engine *eng, uint64_t ino,
+				int64_t version);
 /* Queue a tombstone for @name in directory @parent (it was removed). */
 void tc_sharedpub_tombstone_locked(struct tc_engine *eng, uint64_t parent,
 				   const char *name);

@@ -360,6 +360,13 @@ static int make_and_attr(struct tc_engine *eng, uint64_t parent,
 
 	if (rc)
 		return rc;
+	/* An empty file made so (cache_mode=kernel creates so) has no
+	 * publish of its own to tell the shared tier. */
+	if (S_ISREG(m->mode) && eng->shared) {
+		tc_lock(eng);
+		tc_sharedpub_names_locked(eng, n->ino);
+		tc_unlock(eng);
+	}
 	tc_node_attr(eng, n, out);
 	tc_node_unpin(eng, n);
 	return 0;

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "engine_i.h"
@@ -377,6 +378,34 @@ void tc_sharedpub_names_locked(struct tc_engine *eng, uint64_t ino)
 	version = tc_now(eng);
 	push_names_locked(eng, &m, version);
 	note_own_locked(eng, ino, version);
+}
+
+void tc_sharedpub_repush_locked(struct tc_engine *eng, uint64_t ino,
+				int64_t version)
+{
+	struct tc_inode m;
+	int fd;
+
+	TC_ASSERT_LOCKED(eng);
+	if (!eng->shared || tc_node_meta_locked(eng, ino, &m) ||
+	    !S_ISREG(m.mode) || m.nlink == 0)
+		return;
+	/* The content too: the servers may have lost it with the name. A
+	 * content in the index is read into memory, a blob by descriptor. */
+	if (m.hash_set && m.size > 0 &&
+	    tc_blob_open_read(&eng->blobs, m.hash, &fd) == 0) {
+		(void)!tc_shared_push_content_fd(eng->shared, m.hash, m.size,
+						 fd);
+		close(fd);
+	} else if (m.hash_set && m.size > 0 && m.size <= eng->inline_max) {
+		void *buf = malloc(m.size);
+
+		if (buf && !tc_index_blob_data(&eng->ix, m.hash, buf, m.size))
+			(void)!tc_shared_push_content(eng->shared, m.hash, buf,
+						      m.size);
+		free(buf);
+	}
+	push_names_locked(eng, &m, version);
 }
 
 void tc_sharedpub_tombstone_locked(struct tc_engine *eng, uint64_t parent,

@@ -619,6 +619,12 @@ static int revalidate(struct tc_engine *eng, uint64_t parent,
 					: r.writer != eng->shared_writer };
 
 		tc_sharedpub_note_locked(eng, &nv);
+	} else if (!newer && have && v.version && !v.learned &&
+		   v.writer == eng->shared_writer && v.version > r.version_ns) {
+		/* Ours is newer, yet the servers hold an older version (two
+		 * mounts' pushes crossed): push ours again, or the mounts
+		 * would disagree for good. */
+		tc_sharedpub_repush_locked(eng, ino, v.version);
 	}
 	tc_unlock(eng);
 	if (r.deleted && newer) {

@@ -270,7 +270,7 @@ def test_replicas_survive_a_dead_server(memcached, tc_mount, tmp_path):
     a, b = mount_n(tc_mount, tmp_path, memcached, 2, "shared_replicas=2")
     vals = {f"r{i}": os.urandom(1000 + i) for i in range(40)}
     for k, v in vals.items():
-        write(a / k, v)
+        write(a / k, v, fsync=True)  # published now, in either cache mode
     wait_until(lambda: queue_empty(a), WAIT, "the pushes to go out")
     wait_names(memcached, "pub", 40)
     keys = list(vals)
@@ -328,7 +328,7 @@ def test_garbage_is_rejected(memcached, tc_mount, tmp_path):
     a, b = mount_n(tc_mount, tmp_path, memcached, 2)
     vals = {f"g{i}": os.urandom(3000 + i) for i in range(12)}
     for k, v in vals.items():
-        write(a / k, v)
+        write(a / k, v, fsync=True)  # published now, in either cache mode
     wait_until(lambda: queue_empty(a), WAIT, "the pushes to go out")
     wait_names(memcached, "pub", 12)
     names = memcached.all_keys("tc1:pub:n:")
@@ -368,7 +368,7 @@ def test_keyed_records_resist_tampering(memcached, tc_mount, tmp_path):
                    f"shared_namespace={ns}")
     vals = {f"m{i}": os.urandom(2000 + i) for i in range(8)}
     for k, v in vals.items():
-        write(a / k, v)
+        write(a / k, v, fsync=True)  # published now, in either cache mode
     wait_until(lambda: queue_empty(a), WAIT, "the pushes to go out")
     wait_names(memcached, ns, 8)
     # One byte flipped in every name record: nothing verifies any more.
@@ -386,8 +386,8 @@ def test_keyed_records_resist_tampering(memcached, tc_mount, tmp_path):
                   store=tmp_path / "store-nokey", mnt=tmp_path / "mnt-nokey")
     c = cm.path
     tc_mount_of = {c: cm}.get
-    write(c / "injected", b"forged by a writer without the key")
-    write(c / "m0", b"forged over a real name")
+    write(c / "injected", b"forged by a writer without the key", fsync=True)
+    write(c / "m0", b"forged over a real name", fsync=True)
     wait_until(lambda: queue_empty(c), WAIT, "the forger's pushes to go out")
     rejected = tc_stats(b)["shared_rejected"]
     assert read_or_none(b / "injected") is None
@@ -401,7 +401,7 @@ def test_keyed_records_resist_tampering(memcached, tc_mount, tmp_path):
     tc_mount_of(c).unmount()
 
     def shared_again():
-        write(a / "real", b"authentic")
+        write(a / "real", b"authentic", fsync=True)
         return read_or_none(b / "real") == b"authentic"
 
     wait_until(shared_again, 2 * WAIT, "the keyed mounts to share again", interval=0.5)
@@ -483,7 +483,16 @@ def test_load_two_mounts(memcached, tc_mount, tmp_path):
     def agree():
         return all(read_or_none(mounts[0] / f"k{i}") == read_or_none(mounts[1] / f"k{i}")
                    for i in range(LOAD_KEYS))
-    wait_until(agree, WAIT * 2, "both mounts to agree on every key")
+    try:
+        wait_until(agree, WAIT * 2, "both mounts to agree on every key")
+    except AssertionError:
+        for i in range(LOAD_KEYS):
+            x, y = read_or_none(mounts[0] / f"k{i}"), read_or_none(mounts[1] / f"k{i}")
+            if x != y:
+                print("DBG", i, tc_parse_value(f"k{i}", x), tc_parse_value(f"k{i}", y),
+                      tc_get_or_none(mounts[0] / f"k{i}", "hash"), tc_get_or_none(mounts[1] / f"k{i}", "hash"))
+        print("DBG", tc_stats(mounts[0]), tc_stats(mounts[1]))
+        raise
 
 
 # -- options and stats -----------------------------------------------------------------
