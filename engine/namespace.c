@@ -355,14 +355,28 @@ static int make_and_attr(struct tc_engine *eng, uint64_t parent,
 			 const char *name, struct tc_inode *m,
 			 const struct tc_ctx *ctx, struct tc_attr *out)
 {
+	bool reg = S_ISREG(m->mode) && eng->shared;
+	struct tc_dirty *d = NULL;
 	struct tc_node *n;
-	int rc = tc_ns_make_node(eng, parent, name, m, ctx, NULL, false, &n);
+	int rc;
 
-	if (rc)
+	/* A regular file made so has no publish of its own to tell the
+	 * shared tier about it. Without handles (cache_mode=kernel creates
+	 * so) its writes come next: an empty version to publish after the
+	 * quiet period, which they complete, tells the others the whole
+	 * file, not an empty one first. */
+	if (reg && eng->handleless) {
+		d = tc_dirty_new();
+		if (!d)
+			return -ENOMEM;
+		d->mtime = d->touched = tc_now(eng);
+	}
+	rc = tc_ns_make_node(eng, parent, name, m, ctx, d, false, &n);
+	if (rc) {
+		tc_dirty_free(&eng->blobs, d);
 		return rc;
-	/* An empty file made so (cache_mode=kernel creates so) has no
-	 * publish of its own to tell the shared tier. */
-	if (S_ISREG(m->mode) && eng->shared) {
+	}
+	if (reg && !d) {
 		tc_lock(eng);
 		tc_sharedpub_names_locked(eng, n->ino);
 		tc_unlock(eng);

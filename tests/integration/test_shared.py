@@ -21,8 +21,10 @@ stores on them. Waits are conditions with deadlines, never bare sleeps.
     a single flipped byte is, and so is whatever a writer without the key
     pushes into the same namespace
   * a mount with another shared_key sees nothing of the others
-  * load: 4 writers and 4 readers on each of two mounts for a bounded time;
-    every value read is one some writer wrote (self-describing values)
+  * load: 4 writers and 4 readers on each of two mounts for a bounded time,
+    half the keys written on both, the rest on one only; every value read is
+    one some writer wrote (self-describing values), and in the end both
+    mounts agree on every key
   * bad shared options: one line, exit non-zero, no mount
   * .stats: the shared metrics with their HELP texts
 
@@ -431,11 +433,19 @@ LOAD_SECONDS = 10
 LOAD_KEYS = 24
 
 
-def _writer(mnt, wid, until):
+def load_keys(mi):
+    """Keys mount mi writes: the first half both mounts write (conflicts),
+    then a quarter each mount alone (the other only reads them)."""
+    both = list(range(LOAD_KEYS // 2))
+    own = range(LOAD_KEYS // 2 + mi * LOAD_KEYS // 4, LOAD_KEYS // 2 + (mi + 1) * LOAD_KEYS // 4)
+    return both + list(own)
+
+
+def _writer(mnt, wid, keys, until):
     rnd = random.Random(wid)
     n = 0
     while time.time() < until:
-        key = f"k{rnd.randrange(LOAD_KEYS)}"
+        key = f"k{rnd.choice(keys)}"
         tmp = Path(mnt) / f".tmp-{wid}-{n}"
         write(tmp, tc_value(key, f"{wid}.{n}", rnd.choice([100, 3000, 40000, 300000])))
         os.rename(tmp, Path(mnt) / key)
@@ -466,7 +476,7 @@ def test_load_two_mounts(memcached, tc_mount, tmp_path):
     pids, reports = [], []
     for mi, m in enumerate(mounts):
         for w in range(4):
-            pids.append(fork_worker(_writer, str(m), mi * 10 + w, until))
+            pids.append(fork_worker(_writer, str(m), mi * 10 + w, load_keys(mi), until))
         for r in range(4):
             rep = tmp_path / f"reader-{mi}-{r}"
             reports.append(rep)
@@ -476,23 +486,14 @@ def test_load_two_mounts(memcached, tc_mount, tmp_path):
     assert all(c == 0 for c in codes), f"exit codes {codes}\n" + "\n".join(texts)
     reads = sum(int(t.split("\n", 1)[0]) for t in texts)
     assert reads > 100, f"only {reads} reads"
-    # Each mount read values the other one wrote.
+    # Each mount read values only the other one wrote.
     for m in mounts:
-        assert tc_stats(m)["shared_hits"] + tc_stats(m)["shared_updates"] > 0
+        assert tc_stats(m)["shared_hits"] > 0
     # And in the end both agree on every key (the last writer wins).
     def agree():
         return all(read_or_none(mounts[0] / f"k{i}") == read_or_none(mounts[1] / f"k{i}")
                    for i in range(LOAD_KEYS))
-    try:
-        wait_until(agree, WAIT * 2, "both mounts to agree on every key")
-    except AssertionError:
-        for i in range(LOAD_KEYS):
-            x, y = read_or_none(mounts[0] / f"k{i}"), read_or_none(mounts[1] / f"k{i}")
-            if x != y:
-                print("DBG", i, tc_parse_value(f"k{i}", x), tc_parse_value(f"k{i}", y),
-                      tc_get_or_none(mounts[0] / f"k{i}", "hash"), tc_get_or_none(mounts[1] / f"k{i}", "hash"))
-        print("DBG", tc_stats(mounts[0]), tc_stats(mounts[1]))
-        raise
+    wait_until(agree, WAIT * 2, "both mounts to agree on every key")
 
 
 # -- options and stats -----------------------------------------------------------------
