@@ -604,6 +604,10 @@ static int revalidate(struct tc_engine *eng, uint64_t parent,
 	tc_unlock(eng);
 	if (rc || tc_shared_get_name(eng->shared, path, &r))
 		return 0; /* absent, stale or unreachable: keep ours */
+	if (!r.deleted && !S_ISREG(r.mode)) {
+		tc_shared_name_free(&r);
+		return 0; /* a directory there now: ours is a file, keep it */
+	}
 	/* Unknown versions (a remount, a forgotten slot) are the entry's
 	 * ctime, which a publish sets from the writes it publishes. */
 	lv = have && v.version ? v.version : m.ctime;

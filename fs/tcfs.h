@@ -4,7 +4,9 @@
  *
  * The daemon is split by concern, each file with one job:
  *   main.c     startup and shutdown: --check, fork/detach, session, loop
- *   options.c  command line, -o options and the config= INI file
+ *   options.c  command line and -o options, the store and mountpoint
+ *   config.c   the config= INI file
+ *   optdefs.c  the mount options described once: check and store a value
  *   ops.c      the libfuse low-level operations, each a thin translation
  *              to one engine call (tiercache.h), plus the virtual .stats file
  *   stats.c    rendering of the engine's statistics as Prometheus text
@@ -105,6 +107,78 @@ struct tcfs_opts {
 	bool help;
 	bool version;
 };
+
+/* ------------------------------------------------------------------ */
+/* Option definitions (optdefs.c) and the config file (config.c)        */
+/* ------------------------------------------------------------------ */
+
+enum tcfs_opt_kind {
+	TCFS_K_PATH,
+	TCFS_K_SIZE,
+	TCFS_K_COUNT,
+	TCFS_K_DURATION,
+	TCFS_K_TTL_MODE,
+	TCFS_K_SYNC,
+	TCFS_K_SCHEMA,
+	TCFS_K_CACHE_MODE,
+	TCFS_K_SERVERS,
+	TCFS_K_REPLICAS,
+	TCFS_K_NAMESPACE,
+};
+
+struct tcfs_opt_def {
+	const char *name;
+	enum tcfs_opt_kind kind;
+	size_t off;   /* of the field in struct tcfs_opts */
+	bool in_file; /* allowed in the config file's [mount] section */
+};
+
+struct tcfs_opts;
+
+/* Our mount options (tiercachefs(8), Mount options), in a fixed order:
+ * bit i of tcfs_opts.cmdline_set is entry i, entry TCFS_OPT_STORE is
+ * store=. */
+extern const struct tcfs_opt_def tcfs_opt_defs[];
+extern const size_t tcfs_n_opts;
+#define TCFS_OPT_STORE 0
+#define TCFS_FIELD(f) offsetof(struct tcfs_opts, f)
+
+/* Longest message we print; values in it are user input, cut if longer. */
+#define TCFS_ERR_MAX 512
+
+
+union tcfs_val {
+	uint64_t u;
+	int64_t i;
+	enum tc_ttl_mode mode;
+	enum tc_sync sync;
+	enum tcfs_cache_mode cache_mode;
+	const char *s;
+};
+
+/** Print "tiercachefs: MESSAGE" on stderr as one line (control
+ *  characters of user input escaped). */
+void tcfs_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** The index of option @p name (@p len bytes) in tcfs_opt_defs, or -1. */
+int tcfs_opt_find(const char *name, size_t len);
+
+/** What a failed parse of @p kind is called in messages, and a hint. */
+const char *tcfs_kind_what(enum tcfs_opt_kind kind, int rc, const char **hint);
+
+/** Parse @p val for option @p d into @p v; on error the one-line message
+ *  ("ram_size: invalid size '12Q'") in @p err, -EINVAL or -ERANGE. */
+int tcfs_opt_check(const struct tcfs_opt_def *d, const char *val,
+		   union tcfs_val *v, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/** Store a parsed value into its field of @p o. @return 0 or -ENOMEM. */
+int tcfs_opt_assign(struct tcfs_opts *o, const struct tcfs_opt_def *d,
+		    const union tcfs_val *v) __attribute__((warn_unused_result));
+
+/** Read o->config_file (the command line wins over it). Prints the error,
+ *  naming FILE:LINE. @return 0 or -1. */
+int tcfs_config_load(struct tcfs_opts *o) __attribute__((warn_unused_result));
 
 /**
  * Parse @p argv (options and positional arguments in any order, as
