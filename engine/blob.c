@@ -452,11 +452,92 @@ int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash)
 	return 0;
 }
 
+static struct tc_hold *find_hold(struct tc_engine *eng, const uint8_t *hash)
+{
+	for (size_t i = 0; i < eng->n_holds; i++)
+		if (!memcmp(eng->holds[i].hash, hash, TC_HASH_LEN))
+			return &eng->holds[i];
+	return NULL;
+}
+
+void tc_blob_hold_locked(struct tc_engine *eng, const uint8_t *hash)
+{
+	struct tc_hold *h;
+
+	TC_ASSERT_LOCKED(eng);
+	h = find_hold(eng, hash);
+	if (h) {
+		h->count++;
+		return;
+	}
+	if (eng->n_holds == eng->cap_holds) {
+		size_t cap = eng->cap_holds ? eng->cap_holds * 2 : 16;
+		void *v = realloc(eng->holds, cap * sizeof(*eng->holds));
+		if (!v)
+			return; /* rare; the slot's publish writes it again */
+		eng->holds = v;
+		eng->cap_holds = cap;
+	}
+	h = &eng->holds[eng->n_holds++];
+	memcpy(h->hash, hash, TC_HASH_LEN);
+	h->count = 1;
+}
+
+void tc_blob_release_locked(struct tc_engine *eng, const uint8_t *hash)
+{
+	struct tc_hold *h;
+
+	TC_ASSERT_LOCKED(eng);
+	h = find_hold(eng, hash);
+	if (!h || --h->count)
+		return;
+	*h = eng->holds[--eng->n_holds];
+	/* Nothing references it: a stored chunk whose publish never came,
+	 * or a shared one whose source went meanwhile. A pending row, if
+	 * any, goes at the next open. */
+	if (!tc_blob_known_locked(eng, hash))
+		(void)tc_blob_unlink(&eng->blobs, hash);
+}
+
+/* Verified chunks: a direct-mapped table, so a collision only means one
+ * more verification. */
+#define VERIFIED_SLOTS 16384
+
+static size_t verified_slot(const uint8_t *hash)
+{
+	uint64_t v;
+
+	memcpy(&v, hash, sizeof(v));
+	return (size_t)(v % VERIFIED_SLOTS);
+}
+
+bool tc_blob_is_verified(struct tc_engine *eng, const uint8_t *hash)
+{
+	bool ok;
+
+	if (!eng->verified)
+		return false;
+	pthread_mutex_lock(&eng->verified_lock);
+	ok = !memcmp(eng->verified[verified_slot(hash)], hash, TC_HASH_LEN);
+	pthread_mutex_unlock(&eng->verified_lock);
+	return ok;
+}
+
+void tc_blob_set_verified(struct tc_engine *eng, const uint8_t *hash)
+{
+	if (!eng->verified)
+		return;
+	pthread_mutex_lock(&eng->verified_lock);
+	memcpy(eng->verified[verified_slot(hash)], hash, TC_HASH_LEN);
+	pthread_mutex_unlock(&eng->verified_lock);
+}
+
 void tc_blob_reap_locked(struct tc_engine *eng)
 {
 	TC_ASSERT_LOCKED(eng);
 	for (size_t i = 0; i < eng->n_doomed; i++) {
-		if (tc_blob_known_locked(eng, eng->doomed[i]))
+		if (tc_blob_known_locked(eng, eng->doomed[i]) ||
+		    find_hold(eng, eng->doomed[i]))
 			continue;
 		(void)tc_blob_unlink(&eng->blobs, eng->doomed[i]);
 	}

@@ -123,6 +123,23 @@ static void tags_of_locked(struct tc_engine *eng, uint64_t ino, char *out,
 	(void)!tc_index_tags_of(&eng->ix, ino, join_tag, &j);
 }
 
+/* Is @m's whole content in RAM now (every chunk of it)? */
+static bool in_ram_locked(struct tc_engine *eng, const struct tc_inode *m)
+{
+	uint8_t (*v)[TC_HASH_LEN];
+	size_t count;
+	bool all = true;
+
+	if (m->nchunks < 2)
+		return !m->hash_set || tc_ram_contains(eng->ram, m->hash);
+	if (tc_index_chunks(&eng->ix, m->ino, &v, &count))
+		return false;
+	for (size_t i = 0; all && i < count; i++)
+		all = tc_ram_contains(eng->ram, v[i]);
+	free(v);
+	return all;
+}
+
 /* Value of readable attribute @a of @m into @out; -ENODATA when absent. */
 static int attr_value_locked(struct tc_engine *eng, const struct tc_inode *m,
 			     enum attr_id a, char *out, size_t size)
@@ -172,10 +189,7 @@ static int attr_value_locked(struct tc_engine *eng, const struct tc_inode *m,
 	case A_TIER:
 		if (!reg)
 			return -ENODATA;
-		snprintf(out, size, "%s",
-			 !m->hash_set || tc_ram_contains(eng->ram, m->hash)
-				 ? "ram"
-				 : "disk");
+		snprintf(out, size, "%s", in_ram_locked(eng, m) ? "ram" : "disk");
 		return 0;
 	case A_HASH: {
 		uint8_t h[TC_HASH_LEN];
@@ -203,6 +217,18 @@ ssize_t tc_cacheattr_get(struct tc_engine *eng, uint64_t ino,
 
 	tc_lock(eng);
 	rc = tc_node_meta_locked(eng, ino, &m);
+	if (!rc && a == A_HASH && S_ISREG(m.mode) && m.nchunks > 1 &&
+	    !m.hash_set) {
+		/* A content in chunks rewritten in place: its whole hash is
+		 * computed when first asked for (reading it all). */
+		uint8_t h[TC_HASH_LEN];
+		tc_unlock(eng);
+		rc = tc_content_whole_hash(eng, ino, h);
+		if (rc)
+			return rc;
+		tc_hash_hex(h, val);
+		return reply_str(val, buf, size);
+	}
 	if (!rc)
 		rc = attr_value_locked(eng, &m, a, val, sizeof(val));
 	tc_unlock(eng);

@@ -241,8 +241,17 @@ struct tc_inode {
 	int64_t expires;  /* 0 = never */
 	char schema[65];  /* "" = none */
 	int64_t lru;      /* last access ns (regular files) */
+	uint32_t nchunks; /* > 1: the content is that many chunk rows, and hash
+			   * (when hash_set) is the whole content's, holding
+			   * no reference; else hash is the one blob's */
 	const char *target; /* symlink target, for insert only (borrowed) */
 };
+
+/* True when @m's hash names its one blob (and holds a reference to it). */
+static inline bool tc_inode_owns_hash(const struct tc_inode *m)
+{
+	return m->hash_set && m->nchunks < 2;
+}
 
 /* The size counters the index keeps for a clean shutdown. */
 struct tc_index_counters {
@@ -265,7 +274,7 @@ struct tc_index {
 	int wal_fd;                 /* STORE/index.db-wal, for fsync */
 };
 
-#define TC_FORMAT_VERSION 1
+#define TC_FORMAT_VERSION 2
 
 /* Bits of meta "dir_flags": some directory has ever had a schema / ttl. */
 #define TC_DIR_SCHEMA 1
@@ -302,6 +311,8 @@ int tc_index_mark_clean(struct tc_index *ix,
 			const struct tc_index_counters *c) TC_WUR;
 int tc_index_meta_set(struct tc_index *ix, const char *key,
 		      int64_t value) TC_WUR;
+/* The integer meta value @key, or @dflt when there is none. */
+int64_t tc_index_meta_get(struct tc_index *ix, const char *key, int64_t dflt);
 /* The dir_flags bits, from meta or (once) by scanning the inodes. */
 int tc_index_dir_flags(struct tc_index *ix, int64_t *flags) TC_WUR;
 
@@ -382,6 +393,18 @@ int tc_index_pending_del(struct tc_index *ix, const uint8_t *hash) TC_WUR;
 /* Every pending hash, in a new array (*out, freed by the caller). */
 int tc_index_pending_list(struct tc_index *ix, uint8_t (**out)[TC_HASH_LEN],
 			  size_t *count) TC_WUR;
+
+/* index_query.c: chunks of contents larger than one chunk */
+/* The chunk hashes of @ino in order (idx 0, 1, ...), in a new array (*out,
+ * freed by the caller); -EIO when the rows have a gap. */
+int tc_index_chunks(struct tc_index *ix, uint64_t ino,
+		    uint8_t (**out)[TC_HASH_LEN], size_t *count) TC_WUR;
+int tc_index_chunk_set(struct tc_index *ix, uint64_t ino, uint64_t idx,
+		       const uint8_t *hash) TC_WUR;
+/* Delete @ino's chunk rows from @idx on; their hashes (each held one blob
+ * reference, for the caller to drop) in a new array. */
+int tc_index_chunks_cut(struct tc_index *ix, uint64_t ino, uint64_t idx,
+			uint8_t (**out)[TC_HASH_LEN], size_t *count) TC_WUR;
 
 /* index_query.c: user.* attributes */
 /* Value of @name into @buf: its length, -ENODATA, -ERANGE (size 0 asks
@@ -503,6 +526,10 @@ int tc_blob_verify(struct tc_blob_store *bs, const uint8_t *hash,
 int tc_blob_unlink(struct tc_blob_store *bs, const uint8_t *hash);
 
 struct tc_engine;
+struct tc_hold {
+	uint8_t hash[TC_HASH_LEN];
+	uint32_t count;
+};
 /* The blob's life in the index, inside the caller's transaction: */
 bool tc_blob_known_locked(struct tc_engine *eng, const uint8_t *hash);
 /* Note that a file for @hash is about to be written (before it exists), so
@@ -517,8 +544,17 @@ int tc_blob_ref_locked(struct tc_engine *eng, const uint8_t *hash,
  * commit (tc_blob_reap_locked). */
 int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash) TC_WUR;
 /* After a commit: delete the files of blobs that lost their last reference
- * in it (unless referenced again). */
+ * in it (unless referenced again, or held). */
 void tc_blob_reap_locked(struct tc_engine *eng);
+/* A hold keeps blob @hash's file while nothing references it (a dirty
+ * slot naming it until its publish). The last release of a blob nothing
+ * references deletes its file. */
+void tc_blob_hold_locked(struct tc_engine *eng, const uint8_t *hash);
+void tc_blob_release_locked(struct tc_engine *eng, const uint8_t *hash);
+/* Chunks read from disk and found to match their hash since the store was
+ * opened (files are immutable: checked once). Their own lock. */
+bool tc_blob_is_verified(struct tc_engine *eng, const uint8_t *hash);
+void tc_blob_set_verified(struct tc_engine *eng, const uint8_t *hash);
 /* Delete the blob files a crash left pending and unreferenced. */
 int tc_blob_reclaim_pending_locked(struct tc_engine *eng) TC_WUR;
 
@@ -526,41 +562,85 @@ int tc_blob_reclaim_pending_locked(struct tc_engine *eng) TC_WUR;
 /* dirty.c: unpublished content                                        */
 /* ------------------------------------------------------------------ */
 
-/* Unpublished content of a node being written. */
+/* Where dirty state reads the chunks it did not write (content.c): bytes
+ * of the chunk @hash (@len long), verified; and holds that keep a blob's
+ * file from deletion while a slot names it (blob.c). */
+struct tc_chunk_src {
+	int (*read)(void *ctx, const uint8_t *hash, uint64_t len, uint64_t off,
+		    void *buf, size_t n);
+	void (*hold)(void *ctx, const uint8_t *hash);
+	void (*release)(void *ctx, const uint8_t *hash);
+	void *ctx;
+};
+
+struct tc_dslot;
+
+/* Unpublished content of a node being written (dirty.c's top comment). */
 struct tc_dirty {
 	uint64_t size;
-	char *buf; /* in memory while small */
-	size_t cap;
-	int fd;    /* spilled to a temporary file, or -1 */
-	char tmpname[32];
-	void *hstate;     /* XXH3 state while writes are sequential */
+	uint64_t chunk;          /* chunk size of the store */
+	struct tc_dslot *slots;  /* one per chunk */
+	size_t nslots, cap, nmem;
+	uint64_t clock;
+	uint8_t zero_hash[TC_HASH_LEN]; /* of a whole chunk of zeros */
+	bool zero_hashed;
+	struct tc_chunk_src src;
+	void *hstate;     /* XXH3 state of the whole, while sequential */
 	uint64_t hashed;  /* bytes fed to hstate */
-	bool hash_broken; /* a write went elsewhere: rehash at publish */
+	bool hash_broken; /* a write went elsewhere: the whole hash unknown */
 	bool written;     /* written or truncated since it began (an O_TRUNC
 			   * open alone waits for the last close) */
 	int64_t mtime;
-	int64_t touched;  /* last write or truncate (content.c: the quiet
-			   * period of handle-less writes) */
+	int64_t touched;  /* last write or truncate (the quiet period of
+			   * handle-less writes counts from it) */
 	int failed;       /* a handle-less write into it failed (-errno):
-			   * never published, dropped by maintenance */
+			   * never published */
 	bool complained;  /* a failed quiet publish was logged */
 };
 
-struct tc_dirty *tc_dirty_new(void);
+/* One chunk of dirty state as the publish sees it. */
+struct tc_dirty_slot {
+	uint64_t len;
+	uint8_t hash[TC_HASH_LEN]; /* after tc_dirty_seal() */
+	bool changed;      /* not the published chunk */
+	bool held;         /* a blob held in memory (shared, or stored) */
+	int file;          /* a sealed temporary file, or -1 */
+	const char *data;  /* in memory (the inline case), or NULL */
+};
+
+/* Empty dirty state of chunks of @chunk bytes. */
+struct tc_dirty *tc_dirty_new(uint64_t chunk,
+			      const struct tc_chunk_src *src);
 void tc_dirty_free(struct tc_blob_store *bs, struct tc_dirty *d);
-/* Write into dirty state; sizes beyond the spill limit go to a file. */
+/* Start from the published content: @size bytes in chunks @hashes. */
+int tc_dirty_set_base(struct tc_dirty *d, uint64_t size,
+		      const uint8_t (*hashes)[TC_HASH_LEN], size_t n) TC_WUR;
 int tc_dirty_write(struct tc_blob_store *bs, struct tc_dirty *d,
 		   const void *buf, size_t len, uint64_t off) TC_WUR;
 int tc_dirty_truncate(struct tc_blob_store *bs, struct tc_dirty *d,
 		      uint64_t size) TC_WUR;
-ssize_t tc_dirty_read(struct tc_dirty *d, void *buf, size_t size,
-		      uint64_t off);
-/* Hash of the content, re-reading it when writes were not sequential. */
-int tc_dirty_hash(struct tc_blob_store *bs, struct tc_dirty *d,
-		  uint8_t *hash) TC_WUR;
-/* Store the content as blob @hash (a spilled file is renamed into place). */
-int tc_dirty_store(struct tc_blob_store *bs, struct tc_dirty *d,
-		   const uint8_t *hash, bool durable) TC_WUR;
+ssize_t tc_dirty_read(struct tc_blob_store *bs, struct tc_dirty *d, void *buf,
+		      size_t size, uint64_t off);
+/* The hash of the whole content when writes kept it (sequential). */
+bool tc_dirty_whole_hash(struct tc_dirty *d, uint8_t *hash);
+/* Hash every changed chunk: into temporary files, except one small chunk
+ * of a content of at most @inline_max bytes, kept in memory. */
+int tc_dirty_seal(struct tc_blob_store *bs, struct tc_dirty *d,
+		  uint64_t inline_max) TC_WUR;
+size_t tc_dirty_slots(const struct tc_dirty *d);
+void tc_dirty_slot(const struct tc_dirty *d, size_t i,
+		   struct tc_dirty_slot *out);
+/* Rename sealed slot @i's file into place as its blob (fsync first when
+ * @durable); the slot then holds the blob. */
+int tc_dirty_slot_store(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
+			bool durable) TC_WUR;
+/* Sealed slot @i's content is a blob already, and the caller took a hold
+ * for the slot: drop the temporary file. */
+void tc_dirty_slot_discard_tmp(struct tc_blob_store *bs, struct tc_dirty *d,
+			       size_t i);
+/* Slot @i becomes blob @hash, on a hold the caller took for it. */
+int tc_dirty_share(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
+		   const uint8_t *hash) TC_WUR;
 
 /* ------------------------------------------------------------------ */
 /* The engine and its nodes                                           */
@@ -571,7 +651,24 @@ struct tc_content {
 	atomic_uint refs;
 	uint64_t size;
 	struct tc_ram_item *ram; /* in RAM, or */
-	int fd;                  /* a blob file, or -1 (empty content) */
+	int fd;                  /* a (verified) blob file, or -1 */
+	/* A content in chunks (nchunks > 1), loaded chunk by chunk as it is
+	 * read (content.c): */
+	struct tc_engine *eng;
+	uint64_t ino;            /* whose entry a corrupt chunk drops */
+	uint64_t chunk;
+	size_t nchunks;
+	struct tc_cchunk *chunks;
+	bool promote;            /* chunks may enter RAM (size fits) */
+	int64_t ram_ttl;
+	pthread_mutex_t lock;    /* chunks[].ram and .fd as they load */
+};
+
+/* One chunk of a loaded content. */
+struct tc_cchunk {
+	uint8_t hash[TC_HASH_LEN];
+	struct tc_ram_item *ram; /* in RAM, or */
+	int fd;                  /* its verified blob file, or -1: not yet */
 };
 
 /* An inode the kernel or a handle holds. */
@@ -683,6 +780,11 @@ struct tc_engine {
 	 * where the open operation's part begins. */
 	uint8_t (*doomed)[TC_HASH_LEN]; /* eng->lock */
 	size_t n_doomed, cap_doomed, op_doomed;
+	struct tc_hold *holds;          /* blob.c; eng->lock */
+	size_t n_holds, cap_holds;
+	pthread_mutex_t verified_lock;
+	uint8_t (*verified)[TC_HASH_LEN]; /* direct-mapped; verified_lock */
+	uint64_t chunk_size;            /* of the store (meta chunk_size) */
 	bool any_dir_schema;           /* eng->lock */
 	bool any_dir_ttl;              /* eng->lock */
 	uint64_t *atimes;  /* inodes whose node->atime_pending; eng->lock */
@@ -925,12 +1027,29 @@ int tc_content_dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
 				   bool empty) TC_WUR;
 /* Drop @n's dirty state unpublished. */
 void tc_content_dirty_end_nlocked(struct tc_engine *eng, struct tc_node *n);
+/* content.c: a new, empty content of @size bytes (one reference). */
+struct tc_content *tc_content_new(uint64_t size);
+/* Replace the content @n's readers use by @c. */
+void tc_content_set_nlocked(struct tc_node *n, struct tc_content *c);
 /* Load @n's published content onto the node; *@ram_hit: from RAM. */
 int tc_content_load_nlocked(struct tc_engine *eng, struct tc_node *n,
 			    bool *ram_hit) TC_WUR;
-/* Copy from loaded content @c (no lock needed: it is immutable). */
+/* Copy from loaded content @c (no engine lock needed). */
 ssize_t tc_content_read(struct tc_content *c, void *buf, size_t size,
 			uint64_t off);
+/* A verified blob descriptor holding bytes [@off, @off + @size) of @c at
+ * *@pos (valid while @c is held); -EAGAIN when they are in RAM or span
+ * chunks. */
+int tc_content_fd(struct tc_content *c, uint64_t off, size_t size, int *fd,
+		  uint64_t *pos) TC_WUR;
+/* False when a loaded content has neither RAM, file nor chunks. */
+bool tc_content_ok(const struct tc_content *c);
+/* Where dirty state reads, holds and releases chunks. */
+void tc_content_chunk_src(struct tc_engine *eng, struct tc_chunk_src *src);
+/* The hash of @ino's whole content (computed and remembered for a content
+ * in chunks whose hash is not known yet). */
+int tc_content_whole_hash(struct tc_engine *eng, uint64_t ino,
+			  uint8_t *hash) TC_WUR;
 /* Make @n's published content and the index durable (a clean fsync). */
 int tc_content_sync_nlocked(struct tc_engine *eng, struct tc_node *n) TC_WUR;
 /* A maintenance round of content without handles: publish dirty state no

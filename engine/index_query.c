@@ -387,6 +387,79 @@ int tc_index_pending_list(struct tc_index *ix, uint8_t (**out)[TC_HASH_LEN],
 }
 
 /* ------------------------------------------------------------------ */
+/* Chunks                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Step @st collecting column @col as hashes into a new array. */
+static int collect_hashes(sqlite3_stmt *st, int col,
+			  uint8_t (**out)[TC_HASH_LEN], size_t *count,
+			  bool check_seq)
+{
+	uint8_t (*v)[TC_HASH_LEN] = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, col) != TC_HASH_LEN ||
+		    (check_seq && sqlite3_column_int64(st, 0) != (int64_t)n)) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		if (n == cap) {
+			void *nv;
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		memcpy(v[n++], sqlite3_column_blob(st, col), TC_HASH_LEN);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		*out = NULL;
+		*count = 0;
+		return rc == SQLITE_CORRUPT ? -EIO : tc_ix_errno(rc);
+	}
+	*out = v;
+	*count = n;
+	return 0;
+}
+
+int tc_index_chunks(struct tc_index *ix, uint64_t ino,
+		    uint8_t (**out)[TC_HASH_LEN], size_t *count)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_CHUNK_LIST);
+
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	return collect_hashes(st, 1, out, count, true);
+}
+
+int tc_index_chunk_set(struct tc_index *ix, uint64_t ino, uint64_t idx,
+		       const uint8_t *hash)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_CHUNK_SET);
+
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)idx);
+	sqlite3_bind_blob(st, 3, hash, TC_HASH_LEN, SQLITE_STATIC);
+	return tc_ix_step_done(ix, st);
+}
+
+int tc_index_chunks_cut(struct tc_index *ix, uint64_t ino, uint64_t idx,
+			uint8_t (**out)[TC_HASH_LEN], size_t *count)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_CHUNK_CUT);
+
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)idx);
+	return collect_hashes(st, 0, out, count, false);
+}
+
+/* ------------------------------------------------------------------ */
 /* user.* attributes                                                  */
 /* ------------------------------------------------------------------ */
 

@@ -188,10 +188,17 @@ void tc_node_reload_all_locked(struct tc_engine *eng, uint64_t group, int err,
  * reference, inside the caller's transaction. */
 static int purge_locked(struct tc_engine *eng, const struct tc_inode *m)
 {
+	uint8_t (*v)[TC_HASH_LEN] = NULL;
+	size_t count = 0;
 	int rc = tc_index_inode_purge(&eng->ix, m->ino);
 
-	if (!rc && m->hash_set)
+	if (!rc && tc_inode_owns_hash(m))
 		rc = tc_blob_unref_locked(eng, m->hash);
+	if (!rc && m->nchunks > 1)
+		rc = tc_index_chunks_cut(&eng->ix, m->ino, 0, &v, &count);
+	for (size_t i = 0; !rc && i < count; i++)
+		rc = tc_blob_unref_locked(eng, v[i]);
+	free(v);
 	return rc;
 }
 
@@ -215,6 +222,14 @@ void tc_node_content_unref(struct tc_content *c)
 	tc_ram_unref(c->ram);
 	if (c->fd >= 0)
 		close(c->fd);
+	for (size_t i = 0; i < c->nchunks; i++) {
+		tc_ram_unref(c->chunks[i].ram);
+		if (c->chunks[i].fd >= 0)
+			close(c->chunks[i].fd);
+	}
+	if (c->chunks)
+		pthread_mutex_destroy(&c->lock);
+	free(c->chunks);
 	free(c);
 }
 

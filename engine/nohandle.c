@@ -62,7 +62,7 @@ static int ino_content_nlocked(struct tc_engine *eng, struct tc_node *n)
 		n->corrupt = true;
 	if (rc)
 		return rc;
-	if (!n->content->ram && n->content->fd < 0 && n->content->size > 0)
+	if (!tc_content_ok(n->content))
 		return -EIO;
 	tc_count(eng, gets, 1);
 	if (hit)
@@ -89,7 +89,8 @@ ssize_t tc_read_ino(struct tc_engine *eng, uint64_t ino, void *buf,
 		return rc;
 	tc_mutex_lock(&n->lock);
 	if (n->dirty) {
-		rc = tc_dirty_read(n->dirty, buf, size, (uint64_t)off);
+		rc = tc_dirty_read(&eng->blobs, n->dirty, buf, size,
+				   (uint64_t)off);
 		tc_mutex_unlock(&n->lock);
 		goto out;
 	}
@@ -110,22 +111,27 @@ out:
 	return rc;
 }
 
-int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, int *fd)
+int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, off_t off, size_t size,
+		   int *fd, off_t *pos)
 {
 	struct tc_node *n;
-	int rc;
+	uint64_t p;
+	int cfd, rc;
 
+	if (off < 0)
+		return -EINVAL;
 	rc = ino_node(eng, ino, &n);
 	if (rc)
 		return rc;
 	tc_mutex_lock(&n->lock);
 	rc = n->dirty ? -EAGAIN : ino_content_nlocked(eng, n);
-	if (!rc && (n->content->ram || n->content->fd < 0))
-		rc = -EAGAIN;
+	if (!rc)
+		rc = tc_content_fd(n->content, (uint64_t)off, size, &cfd, &p);
 	if (!rc) {
 		/* A descriptor of its own: the node may let go of its copy
 		 * (a publish, maintenance) while the caller still splices. */
-		*fd = fcntl(n->content->fd, F_DUPFD_CLOEXEC, 0);
+		*fd = fcntl(cfd, F_DUPFD_CLOEXEC, 0);
+		*pos = (off_t)p;
 		if (*fd < 0)
 			rc = -errno;
 	}

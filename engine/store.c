@@ -43,6 +43,7 @@ void tc_config_init(struct tc_config *cfg)
 	cfg->sync = TC_SYNC_FSYNC;
 	cfg->inline_max = UINT64_C(64) << 10;
 	cfg->commit_interval_ns = INT64_C(5000000);
+	cfg->chunk_size = UINT64_C(1) << 20;
 	cfg->background = true;
 	cfg->log_level = TC_LOG_INFO;
 	cfg->quiet_ns = TC_NS_PER_S;
@@ -138,6 +139,25 @@ static int open_dirs(struct tc_engine *eng, const struct tc_config *cfg)
 	return rc;
 }
 
+/* The chunk size is the store's, fixed when it was created: contents in
+ * chunks are laid out by it. */
+static int store_chunk_size_locked(struct tc_engine *eng)
+{
+	int64_t have = tc_index_meta_get(&eng->ix, "chunk_size", 0);
+	int rc;
+
+	if (have > 0) {
+		eng->chunk_size = (uint64_t)have;
+		return 0;
+	}
+	rc = tc_txn_begin_locked(eng);
+	if (!rc)
+		rc = tc_txn_end_locked(eng,
+				       tc_index_meta_set(&eng->ix, "chunk_size",
+							 (int64_t)eng->chunk_size));
+	return rc;
+}
+
 static int open_store_locked(struct tc_engine *eng, const struct tc_config *cfg)
 {
 	int64_t flags;
@@ -172,6 +192,8 @@ static int open_store_locked(struct tc_engine *eng, const struct tc_config *cfg)
 		rc = tc_index_dir_flags(&eng->ix, &flags);
 	if (!rc)
 		rc = tc_index_last_ino(&eng->ix, &eng->last_ino);
+	if (!rc)
+		rc = store_chunk_size_locked(eng);
 	if (rc) {
 		tc_set_last_error(&eng->base, "cannot clean store %s: %s",
 				  cfg->store, strerror(-rc));
@@ -209,6 +231,8 @@ static struct tc_engine *engine_new(const struct tc_config *cfg)
 	eng->ttl_mode = cfg->ttl_mode;
 	eng->sync = cfg->sync;
 	eng->commit_interval_ns = cfg->commit_interval_ns;
+	eng->chunk_size = cfg->chunk_size;
+	pthread_mutex_init(&eng->verified_lock, NULL);
 	eng->handleless = cfg->handleless_writes;
 	eng->quiet_ns = cfg->quiet_ns;
 	tc_mutex_init(&eng->lock);
@@ -238,7 +262,16 @@ int tc_engine_open(const struct tc_config *cfg, struct tc_engine **out)
 	eng->store = strdup(cfg->store);
 	eng->schema = cfg->schema ? strdup(cfg->schema) : NULL;
 	eng->atimes = calloc(TC_ATIME_BATCH, sizeof(*eng->atimes));
-	if (!eng->nodes || !eng->store || !eng->atimes ||
+	eng->verified = calloc(16384, sizeof(*eng->verified));
+	if (cfg->chunk_size < 4096 || cfg->chunk_size % 4096 ||
+	    cfg->chunk_size > (UINT64_C(64) << 20)) {
+		tc_set_last_error(&eng->base, "chunk size %llu is not a "
+					      "multiple of 4 KiB up to 64 MiB",
+				  (unsigned long long)cfg->chunk_size);
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (!eng->nodes || !eng->store || !eng->atimes || !eng->verified ||
 	    (cfg->schema && !eng->schema) || copy_rules(eng, cfg)) {
 		rc = -ENOMEM;
 		goto fail;
@@ -357,6 +390,9 @@ int tc_engine_close(struct tc_engine *eng)
 	free(eng->rules);
 	free(eng->nodes);
 	free(eng->atimes);
+	free(eng->verified);
+	free(eng->holds);
+	pthread_mutex_destroy(&eng->verified_lock);
 	free(eng->doomed);
 	free(eng->op_nodes);
 	for (size_t i = 0; i < eng->group_names.n; i++)

@@ -145,6 +145,12 @@ struct tc_config {
 	 *  long enough to share one commit among hundreds of operations. 0
 	 *  commits after every operation. */
 	int64_t commit_interval_ns;
+	/** Contents larger than this are stored as chunks of this size, so a
+	 *  change costs the chunks it touches, identical chunks are stored
+	 *  once, and copy_file_range shares them. Default 1 MiB (a FUSE write
+	 *  request's size, and few enough files per GiB); a multiple of 4 KiB
+	 *  up to 64 MiB. A store keeps the size it was created with. */
+	uint64_t chunk_size;
 	const struct tc_tag_rule *tag_rules; /**< borrowed, copied at open */
 	size_t n_tag_rules;
 	/** Start a background thread for maintenance (access-time flushes,
@@ -416,12 +422,16 @@ int tc_create(struct tc_engine *eng, uint64_t parent, const char *name,
 ssize_t tc_read(struct tc_file *f, void *buf, size_t size, off_t off) TC_WUR;
 
 /**
- * Where the published content of an open file can be read without copying:
- * when it is in a blob file and there are no unpublished writes, *@p fd is
- * a descriptor to pread/splice from (owned by the handle, valid until
- * tc_release()) and the call returns 0. Otherwise -EAGAIN: use tc_read().
+ * Where bytes [@p off, @p off + @p size) of an open file can be read
+ * without copying: when they are in one blob file (verified against its
+ * hash) and there are no unpublished writes, *@p fd is a descriptor to
+ * pread/splice from at *@p pos (owned by the handle, valid until
+ * tc_release()) and the call returns 0. Otherwise -EAGAIN (in RAM, across
+ * chunks, or dirty: use tc_read()), or -EIO for a corrupt chunk (the entry
+ * is dropped).
  */
-int tc_read_fd(struct tc_file *f, int *fd) TC_WUR;
+int tc_read_fd(struct tc_file *f, off_t off, size_t size, int *fd,
+	       off_t *pos) TC_WUR;
 
 /**
  * Write @p size bytes at @p off (at the end of file with O_APPEND).
@@ -504,13 +514,12 @@ ssize_t tc_read_ino(struct tc_engine *eng, uint64_t ino, void *buf,
 		    size_t size, off_t off) TC_WUR;
 
 /**
- * Like tc_read_fd() for @p ino: when its published content is in a blob
- * file and there are no unpublished writes, *@p fd is a new descriptor of
- * that file (the caller closes it; it stays valid whatever happens to the
- * entry) and the call returns 0. Otherwise -EAGAIN: use tc_read_ino().
- * Loads the content as tc_read_ino() does.
+ * Like tc_read_fd() for @p ino, but *@p fd is a new descriptor (the caller
+ * closes it; it stays valid whatever happens to the entry). Loads the
+ * content as tc_read_ino() does.
  */
-int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, int *fd) TC_WUR;
+int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, off_t off, size_t size,
+		   int *fd, off_t *pos) TC_WUR;
 
 /**
  * Write @p size bytes at @p off of @p ino into its dirty state (@p off is

@@ -763,12 +763,18 @@ static void tcfs_read_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 	char *buf;
 	ssize_t n;
-	int fd;
+	off_t pos;
+	int fd, rc;
 
-	if (tc_read_fd_ino(eng, ino, &fd) == 0) {
+	rc = tc_read_fd_ino(eng, ino, off, size, &fd, &pos);
+	if (rc == -EIO) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	if (rc == 0) {
 		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		bv.buf[0].fd = fd;
-		bv.buf[0].pos = off;
+		bv.buf[0].pos = pos;
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		close(fd); /* the reply has been written */
 		return;
@@ -795,7 +801,8 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 	struct tc_file *f;
-	int fd;
+	off_t pos;
+	int fd, rc;
 
 	if (tcfs_of(req)->kernel) {
 		tcfs_read_ino(req, ino, size, off);
@@ -806,16 +813,21 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	f = tcfs_file(fi);
-	if (tc_read_fd(f, &fd) < 0) {
+	rc = tc_read_fd(f, off, size, &fd, &pos);
+	if (rc == -EIO) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	if (rc < 0) {
 		tcfs_read_copy(req, f, size, off);
 		return;
 	}
-	/* Published content in a blob file: libfuse splices it to the
-	 * kernel (or copies it when splice is not available); a short read
-	 * at the end of the file is handled there. */
+	/* Published content in a blob file (a chunk of it): libfuse splices
+	 * it to the kernel (or copies it when splice is not available); a
+	 * short read at the end of the file is handled there. */
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	bv.buf[0].fd = fd;
-	bv.buf[0].pos = off;
+	bv.buf[0].pos = pos;
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 

@@ -529,10 +529,12 @@ static void check_read_fd(struct tc_file *f, int i)
 	const struct fz_buf *c = &N(i)->cur;
 	uint8_t *buf;
 	ssize_t n;
-	int fd, rc = tc_read_fd(f, &fd);
+	off_t pos;
+	int fd, rc = tc_read_fd(f, 0, c->len, &fd, &pos);
 
 	if (rc == -EAGAIN)
 		return;
+	FZ_EQ(pos, 0, "tc_read_fd position");
 	FZ_EQ(rc, 0, "tc_read_fd");
 	FZ_CHECK(!N(i)->dirty || (N(i)->cur.len == N(i)->pub.len &&
 				  !memcmp(N(i)->cur.p, N(i)->pub.p,

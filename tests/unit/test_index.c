@@ -1036,7 +1036,7 @@ static void test_newer_format_refused(void **state)
 		index_path(f, path, sizeof(path));
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 		assert_int_equal(sqlite3_exec(db,
-					      "UPDATE meta SET value = 1 WHERE"
+					      "UPDATE meta SET value = 2 WHERE"
 					      " key = 'format'",
 					      NULL, NULL, NULL),
 				 SQLITE_OK);
