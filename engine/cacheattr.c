@@ -421,7 +421,7 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 	struct tc_inval_list inv = { 0 };
 	enum attr_id a = attr_id(name);
 	char v[VALUE_MAX], tags[MAX_TAGS][65];
-	struct tc_inode m;
+	struct tc_inode m, orig;
 	bool reg, dir;
 	int ntags = -1, rc;
 
@@ -436,6 +436,7 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 	rc = tc_node_meta_locked(eng, ino, &m);
 	if (rc)
 		goto out;
+	orig = m;
 	reg = S_ISREG(m.mode);
 	dir = S_ISDIR(m.mode);
 	if (is_control(a)) {
@@ -452,9 +453,6 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 		rc = -EPERM;
 		goto out;
 	}
-	rc = check_flags_locked(eng, &m, a, flags);
-	if (rc)
-		goto out;
 	switch (a) {
 	case A_TTL: {
 		int64_t ns;
@@ -484,6 +482,10 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 	default:
 		rc = -EINVAL;
 	}
+	/* The value is valid: now XATTR_CREATE / XATTR_REPLACE, against the
+	 * attribute as it was (@orig). */
+	if (!rc)
+		rc = check_flags_locked(eng, &orig, a, flags);
 	if (rc)
 		goto out;
 	rc = save_inode_locked(eng, &m, reg, tags, ntags, &inv);
