@@ -398,9 +398,9 @@ int tc_content_fd(struct tc_content *c, uint64_t off, size_t size, int *fd,
 	if (off >= c->size)
 		return -EAGAIN;
 	i = (size_t)(off / c->chunk);
-	/* Within one chunk only: a short splice would look like the end. */
-	if (off + size > (uint64_t)(i + 1) * c->chunk &&
-	    off + size <= c->size)
+	/* Within one chunk only (or running past the end of the last): a
+	 * short splice would look like the end of the file. */
+	if (off + size > (uint64_t)(i + 1) * c->chunk && i + 1 < c->nchunks)
 		return -EAGAIN;
 	rc = chunk_get(c, i, &it, fd);
 	if (rc)
