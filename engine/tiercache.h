@@ -458,6 +458,16 @@ ssize_t tc_write(struct tc_file *f, const void *buf, size_t size,
  */
 int tc_fallocate(struct tc_file *f, int mode, off_t off, off_t len) TC_WUR;
 
+/**
+ * copy_file_range(2): copy @p len bytes at @p off_in of regular file
+ * @p ino_in to @p off_out of @p ino_out (open for writing: its dirty state
+ * takes them, published as any write). Whole chunks at the same alignment
+ * are shared, not copied. @return bytes copied (fewer at the source's end,
+ * 0 past it), or -errno (-EFBIG past disk_size, -EISDIR, -EINVAL).
+ */
+ssize_t tc_copy_range(struct tc_engine *eng, uint64_t ino_in, off_t off_in,
+		      uint64_t ino_out, off_t off_out, size_t len) TC_WUR;
+
 /** tc_fallocate() without a handle (cache_mode=kernel: the kernel opened
  *  the file itself and checked it is writable). */
 int tc_fallocate_ino(struct tc_engine *eng, uint64_t ino, int mode, off_t off,

@@ -920,6 +920,33 @@ static void tcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 			       -tc_fallocate(tcfs_file(fi), mode, off, len));
 }
 
+static void tcfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+				 off_t off_in, struct fuse_file_info *fi_in,
+				 fuse_ino_t ino_out, off_t off_out,
+				 struct fuse_file_info *fi_out, size_t len,
+				 int flags)
+{
+	ssize_t n;
+
+	(void)fi_in;
+	(void)fi_out;
+	if (tcfs_is_stats_ino(ino_in) || tcfs_is_stats_ino(ino_out)) {
+		/* Never ENOSYS: the kernel would stop asking. */
+		fuse_reply_err(req, tcfs_is_stats_ino(ino_out) ? EPERM : EINVAL);
+		return;
+	}
+	if (flags) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	n = tc_copy_range(tcfs_of(req)->eng, ino_in, off_in, ino_out, off_out,
+			  len);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
 /* ------------------------------------------------------------------ */
 /* Directories                                                        */
 /* ------------------------------------------------------------------ */
@@ -1248,6 +1275,7 @@ const struct fuse_lowlevel_ops tcfs_ops = {
     .release = tcfs_release,
     .fsync = tcfs_fsync,
     .fallocate = tcfs_fallocate,
+    .copy_file_range = tcfs_copy_file_range,
     .opendir = tcfs_opendir,
     .readdir = tcfs_readdir,
     .readdirplus = tcfs_readdirplus,
