@@ -345,21 +345,34 @@ int tc_dirty_write(struct tc_blob_store *bs, struct tc_dirty *d,
 {
 	const char *p = buf;
 	uint64_t end = off + len, pos = off;
+	size_t last = 0;
 	int rc;
 
 	if (len == 0)
 		return 0; /* writes nothing, extends nothing (POSIX) */
-	/* Keep the whole hash going while writes are sequential appends. */
-	if (!d->hash_broken && off == d->hashed && off >= d->size) {
-		XXH3_128bits_update(d->hstate, buf, len);
-		d->hashed = end;
-	} else {
-		d->hash_broken = true;
+	/* A failed write changes nothing: the chunks it lands in are loaded
+	 * first (what can fail), then the size moves, then bytes are
+	 * copied (what cannot). */
+	for (uint64_t q = off; q < end && q < d->size;) {
+		size_t i = (size_t)(q / d->chunk);
+		uint64_t sl = slot_len(d, i);
+		rc = make_mem(bs, d, i, sl, sl, sl);
+		if (rc)
+			return rc;
+		q = (uint64_t)(i + 1) * d->chunk;
 	}
 	if (end > d->size) {
 		rc = resize(bs, d, end);
 		if (rc)
 			return rc;
+	}
+	/* Keep the whole hash going while writes are sequential appends. */
+	if (!d->hash_broken && off == d->hashed && off + len >= d->hashed &&
+	    off == d->size - len) {
+		XXH3_128bits_update(d->hstate, buf, len);
+		d->hashed = end;
+	} else {
+		d->hash_broken = true;
 	}
 	while (pos < end) {
 		size_t i = (size_t)(pos / d->chunk);
@@ -370,15 +383,16 @@ int tc_dirty_write(struct tc_blob_store *bs, struct tc_dirty *d,
 
 		rc = make_mem(bs, d, i, sl, sl, sl);
 		if (rc)
-			return rc;
+			return rc; /* ENOMEM only: the chunk was a hole */
 		memcpy(d->slots[i].buf + in, p, k);
 		d->slots[i].used = ++d->clock;
-		rc = bound_memory(bs, d, i);
-		if (rc)
-			return rc;
+		last = i;
 		p += k;
 		pos += k;
 	}
+	/* Sealing may fail (ENOSPC): the chunks then stay in memory, and
+	 * the publish reports it. */
+	(void)!bound_memory(bs, d, last);
 	return 0;
 }
 
