@@ -207,15 +207,22 @@ static int chunk_get(struct tc_content *c, size_t i, struct tc_ram_item **ram,
 	} else {
 		*fd = k->fd;
 	}
+	rc = k->bad ? -EIO : 0;
 	pthread_mutex_unlock(&c->lock);
-	if (*ram || *fd >= 0)
-		return 0;
-	rc = load_blob(c->eng, k->hash, len, c->promote, c->ram_ttl, &it, &nfd);
-	if (rc) {
-		if (rc == -EIO)
-			drop_corrupt(c->eng, c->ino, k->hash);
+	if (*ram || *fd >= 0 || rc)
 		return rc;
+	rc = load_blob(c->eng, k->hash, len, c->promote, c->ram_ttl, &it, &nfd);
+	if (rc == -EIO) {
+		bool first;
+		pthread_mutex_lock(&c->lock);
+		first = !k->bad;
+		k->bad = true;
+		pthread_mutex_unlock(&c->lock);
+		if (first)
+			drop_corrupt(c->eng, c->ino, k->hash);
 	}
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&c->lock);
 	if (!k->ram && k->fd < 0) {
 		k->ram = it;

@@ -669,6 +669,7 @@ struct tc_cchunk {
 	uint8_t hash[TC_HASH_LEN];
 	struct tc_ram_item *ram; /* in RAM, or */
 	int fd;                  /* its verified blob file, or -1: not yet */
+	bool bad;                /* failed verification: EIO, counted once */
 };
 
 /* An inode the kernel or a handle holds. */
