@@ -11,6 +11,7 @@
 #include "util.h"
 
 #define CH 4096
+#define TC_NS_PER_S_UNIT INT64_C(1000000000)
 
 /* A fresh store of 4 KiB chunks (the size is the store's, fixed at its
  * creation) with everything in blob files. */
@@ -252,6 +253,113 @@ static void test_corrupt_chunk(void **state)
 	}
 }
 
+/* fsyncs the engine makes per sync= mode, all through the blob ops table:
+ * a publish at close syncs nothing under fsync, everything it wrote under
+ * close; fsync syncs the content and the index; never syncs nothing. */
+static int fsyncs_of(struct tcu *fx, enum tc_sync mode, bool call_fsync)
+{
+	struct tcu_faults flt;
+	struct tc_file *f;
+	struct tc_attr a;
+	char buf[3 * CH];
+
+	fx->cfg.sync = mode;
+	tcu_use_faults(fx, &flt);
+	tcu_fill(buf, sizeof(buf), 9);
+	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "s", 0644,
+				   O_WRONLY | O_CREAT, &fx->ctx, &a, &f),
+			 0);
+	assert_int_equal(tc_write(f, buf, sizeof(buf), 0), sizeof(buf));
+	flt.fsyncs = 0;
+	if (call_fsync)
+		assert_int_equal(tc_fsync(f, false), 0);
+	assert_int_equal(tc_flush(f), 0);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "s"), 0);
+	tcu_drop_faults(fx);
+	tcu_open(fx);
+	return flt.fsyncs;
+}
+
+static void test_fsyncs_per_sync_mode(void **state)
+{
+	struct tcu *fx = *state;
+	int never = fsyncs_of(fx, TC_SYNC_NEVER, true);
+	int at_close = fsyncs_of(fx, TC_SYNC_FSYNC, false);
+	int with_fsync = fsyncs_of(fx, TC_SYNC_FSYNC, true);
+	int sync_close = fsyncs_of(fx, TC_SYNC_CLOSE, false);
+
+	assert_int_equal(never, 0);
+	assert_int_equal(at_close, 0);
+	/* three chunk files, their directories, and the WAL */
+	assert_true(with_fsync >= 4);
+	assert_true(sync_close >= 4);
+}
+
+/* A chunk that cannot be written fails the publish with ENOSPC and
+ * changes nothing; a chunk that cannot be read gives EIO. */
+static void test_chunk_write_and_read_errors(void **state)
+{
+	struct tcu *fx = *state;
+	struct tcu_faults flt;
+	struct tc_file *f;
+	char *got = NULL;
+	size_t n;
+	uint64_t ino;
+
+	tcu_put_fill(fx, "k", 6 * CH, 1);
+	tcu_use_faults(fx, &flt);
+	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "k");
+	assert_int_equal(tc_open(fx->eng, ino, O_WRONLY, &f), 0);
+	{
+		char x[CH];
+		tcu_fill(x, CH, 2);
+		assert_int_equal(tc_write(f, x, CH, 2 * CH), CH);
+	}
+	flt.write_errno = ENOSPC;
+	assert_int_equal(tc_fsync(f, false), -ENOSPC);
+	flt.write_errno = 0;
+	assert_int_equal(tc_release(f), 0); /* published now */
+	tcu_flush_ram(fx);
+	flt.read_errno = EIO;
+	tc_engine_close(fx->eng);
+	fx->eng = NULL;
+	tcu_open(fx); /* nothing verified */
+	assert_int_equal(tcu_get_at(fx->eng, TC_ROOT_INO, "k", &got, &n), -EIO);
+	free(got);
+	flt.read_errno = 0;
+	tcu_drop_faults(fx);
+	tcu_open(fx);
+}
+
+/* An entry read exactly at its deadline is gone, by lookup and by the
+ * sweep alike. */
+static void test_expired_exactly_at_deadline(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+
+	tcu_put(fx, "a", "1");
+	tcu_put(fx, "b", "2");
+	assert_int_equal(tc_setxattr(fx->eng, tcu_ino_at(fx->eng, TC_ROOT_INO,
+							  "a"),
+				     "user.tiercache.ttl", "10s", 3, 0),
+			 0);
+	assert_int_equal(tc_setxattr(fx->eng, tcu_ino_at(fx->eng, TC_ROOT_INO,
+							  "b"),
+				     "user.tiercache.ttl", "10s", 3, 0),
+			 0);
+	tcu_advance(fx, 10 * TC_NS_PER_S_UNIT - 1);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "a", &a), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	tcu_advance(fx, 1); /* exactly the deadline */
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "a", &a), -ENOENT);
+	tcu_maintain(fx); /* the sweep, with b at its deadline too */
+	assert_int_equal(tcu_stat(fx->eng, "expirations"), 2);
+	assert_false(tcu_present(fx, "b"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +369,9 @@ int main(void)
 		T(test_sharing_files_and_versions),
 		T(test_grow_and_shrink),
 		T(test_corrupt_chunk),
+		T(test_fsyncs_per_sync_mode),
+		T(test_chunk_write_and_read_errors),
+		T(test_expired_exactly_at_deadline),
 #undef T
 	};
 
