@@ -234,7 +234,7 @@ struct tc_inode {
 	int64_t atime, mtime, ctime;
 	bool hash_set;
 	uint8_t hash[TC_HASH_LEN];
-	int64_t ttl;      /* own ttl: <0 unset, 0 none, >0 ns */
+	int64_t ttl;      /* own ttl: <0 unset, 0 never, >0 ns */
 	int ttl_mode;     /* own mode: <0 unset */
 	int64_t dttl;     /* inherited at creation (dirs: their default) */
 	int dttl_mode;
