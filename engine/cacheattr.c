@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/xattr.h>
 
 #include "engine_i.h"
@@ -151,7 +152,7 @@ static int attr_value_locked(struct tc_engine *eng, const struct tc_inode *m,
 		if (!(reg || dir) || m->ttl < 0)
 			return -ENODATA;
 		if (m->ttl == 0)
-			snprintf(out, size, "none");
+			snprintf(out, size, "never");
 		else
 			format_duration(m->ttl, out, size);
 		return 0;
@@ -456,11 +457,18 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 	switch (a) {
 	case A_TTL: {
 		int64_t ns;
+		/* "never" is a ttl of its own (0 in the row: no deadline,
+		 * whatever the tag rules, directories and mount say); "none"
+		 * and 0 remove the entry's own ttl. */
+		if (!strcasecmp(v, "never")) {
+			m.ttl = 0;
+			break;
+		}
 		rc = tc_parse_duration(v, &ns);
 		if (rc)
 			rc = -EINVAL;
 		else
-			m.ttl = ns > 0 ? ns : -1; /* none/0 removes it */
+			m.ttl = ns > 0 ? ns : -1;
 		break;
 	}
 	case A_TTL_MODE: {

@@ -18,6 +18,7 @@
  *   node.c               the node table, invalidations, access times
  *   policy.c             lifetimes, schema, limits, sweeps
  *   namespace.c          lookup, create, link, unlink, readdir, ...
+ *   tags.c               the tags in use and the paths that carry one
  *   rename.c             rename and exchange
  *   content.c            open, read, write, publish, promotion, setattr
  *   cacheattr.c          the user.tiercache.* attributes and controls
@@ -234,7 +235,7 @@ struct tc_inode {
 	int64_t atime, mtime, ctime;
 	bool hash_set;
 	uint8_t hash[TC_HASH_LEN];
-	int64_t ttl;      /* own ttl: <0 unset, 0 none, >0 ns */
+	int64_t ttl;      /* own ttl: <0 unset, 0 never, >0 ns */
 	int ttl_mode;     /* own mode: <0 unset */
 	int64_t dttl;     /* inherited at creation (dirs: their default) */
 	int dttl_mode;
@@ -434,6 +435,24 @@ int tc_index_tags_of(struct tc_index *ix, uint64_t ino, tc_index_tag_fn fn,
 /* Inodes carrying @tag, in a new array (*out, freed by the caller). */
 int tc_index_tag_inos(struct tc_index *ix, const char *tag, uint64_t **out,
 		      size_t *count) TC_WUR;
+/* Up to @max inodes carrying @tag with numbers above @after, ascending
+ * (pages of a long list, from the tag table's primary key). */
+int tc_index_tag_inos_after(struct tc_index *ix, const char *tag,
+			    uint64_t after, uint64_t *out, size_t max,
+			    size_t *count) TC_WUR;
+/* The smallest tag some entry carries that sorts after @after ("" for the
+ * first) into @out; -ENOENT past the last. One index seek, so the tags in
+ * use are listed without reading who carries them. */
+int tc_index_tag_next(struct tc_index *ix, const char *after,
+		      char out[65]) TC_WUR;
+
+/* index_query.c: paths */
+/* The path of directory @dir from the root, "/a/b" ("" for the root), in
+ * a new string (*out, freed by the caller; *len its length), walking up
+ * its names. Uses a statement of its own: may run inside the iterations
+ * above. -ENOENT when a directory on the way has no name, -ELOOP. */
+int tc_index_dir_path(struct tc_index *ix, uint64_t dir, char **out,
+		      size_t *len) TC_WUR;
 
 /* index_query.c: scans; each fills @out with up to @max inode numbers */
 /* Least recently used entries first, ties broken by name. */

@@ -186,6 +186,13 @@ static const char *const stmt_sql[ST__COUNT] = {
 			 " VALUES(?1, ?2, ?3)",
 	[ST_CHUNK_CUT] = "DELETE FROM chunk WHERE ino = ?1 AND idx >= ?2"
 			 " RETURNING hash",
+	/* The tags in use, one index seek each (the primary key). */
+	[ST_TAG_NEXT] = "SELECT min(tag) FROM tag WHERE tag > ?1",
+	[ST_TAG_INOS_AFTER] = "SELECT ino FROM tag WHERE tag = ?1 AND ino > ?2"
+			      " ORDER BY ino LIMIT ?3",
+	/* The name of a directory (it has one): a step of a path walk. */
+	[ST_DENTRY_NAME] = "SELECT parent, name FROM dentry WHERE ino = ?1"
+			   " LIMIT 1",
 };
 
 int tc_ix_errno(int rc)

@@ -611,6 +611,60 @@ ssize_t tc_listxattr(struct tc_engine *eng, uint64_t ino, char *buf,
 int tc_removexattr(struct tc_engine *eng, uint64_t ino, const char *name) TC_WUR;
 
 /* ------------------------------------------------------------------ */
+/* Tags                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Which entries carry a tag (user.tiercache.tags), answered from the tag
+ * table of the index, which is keyed by tag: listing the tags in use costs
+ * one index seek per tag, and the entries of one tag are read without
+ * looking at any other entry. Only visible entries count: an expired, a
+ * schema-discarded or an unlinked entry (still open somewhere) is left
+ * out, as a lookup would find it absent. Nothing is counted in the
+ * statistics and nothing is dropped on the way (the sweep does that).
+ *
+ * The callbacks are called without engine locks held (the results are
+ * gathered in batches under the lock, then handed out), so they may call
+ * the engine. A change made meanwhile may or may not be seen by a listing
+ * in progress; every listing started after it sees it.
+ */
+
+/** One tag in use (NUL-terminated, valid for the call). Nonzero stops. */
+typedef int (*tc_tag_fn)(void *ctx, const char *tag);
+
+/**
+ * One path of an entry: @p path, from the root of the store, as
+ * "/dir/key", NUL-terminated and @p len bytes long; any bytes but NUL may
+ * appear in it (names are bytes: a newline too). Valid for the call.
+ * Nonzero stops.
+ */
+typedef int (*tc_path_fn)(void *ctx, const char *path, size_t len);
+
+/**
+ * Call @p fn for each tag that at least one visible entry carries, in
+ * byte order (strcmp), each once.
+ * @return 0 (also when @p fn stopped it), or -ENOMEM, -EIO.
+ */
+int tc_tags_list(struct tc_engine *eng, tc_tag_fn fn, void *ctx) TC_WUR;
+
+/**
+ * Whether a visible entry carries @p tag.
+ * @return 0 when one does, -ENOENT when none does, -EINVAL when @p tag is
+ *         not a valid tag (tc_tag_valid()), -EIO.
+ */
+int tc_tag_in_use(struct tc_engine *eng, const char *tag) TC_WUR;
+
+/**
+ * Call @p fn with the path of every visible entry that carries @p tag: one
+ * call per name (an entry with hard links has several), entries in the
+ * order they were created.
+ * @return 0 (also when no entry carries it, or @p fn stopped it), or
+ *         -EINVAL (not a valid tag), -ENOMEM, -EIO.
+ */
+int tc_tag_paths(struct tc_engine *eng, const char *tag, tc_path_fn fn,
+		 void *ctx) TC_WUR;
+
+/* ------------------------------------------------------------------ */
 /* Statistics                                                         */
 /* ------------------------------------------------------------------ */
 

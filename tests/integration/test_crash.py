@@ -251,7 +251,7 @@ def scan(mnt, keys):
             states[k] = "?"
     expected = {"sub"} | {k for k in keys if "/" not in k}
     for name in sorted(os.listdir(mnt)):
-        if name in expected or name == ".stats":
+        if name in expected or name in (".stats", ".tags"):
             continue
         p = mnt / name
         if name.startswith("tmp."):

@@ -165,6 +165,15 @@ def test_enospc_store_fs_to_the_last_byte(small_fs, tc_mount, output_checker):
     files = {m.path / "dir" / f"e{i}": pattern_bytes(50_000 + i, seed=f"e{i}") for i in range(8)}
     for p, data in files.items():
         assert try_write(p, data) is None
+    # Make them durable first: a filler racing the committer for the bytes
+    # the index reserve gives up could otherwise take them (the reserve
+    # guards against the store's own writes, not another program's).
+    for p in files:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     filler = small_fs / "filler"
     fill_to_last_byte(filler)
     assert os.statvfs(small_fs).f_bavail == 0
