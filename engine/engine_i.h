@@ -559,12 +559,18 @@ int tc_blob_pending_locked(struct tc_engine *eng, const uint8_t *hash) TC_WUR;
 int tc_blob_ref_locked(struct tc_engine *eng, const uint8_t *hash,
 		       uint64_t size, const void *inline_data,
 		       bool wrote) TC_WUR;
-/* One reference less; the last one deletes the row, and the file after the
- * commit (tc_blob_reap_locked). */
+/* One reference less; the last one deletes the row, and the file once
+ * that commit is durable (tc_blob_retire_locked, tc_blob_reap_locked). */
 int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash) TC_WUR;
-/* After a commit: delete the files of blobs that lost their last reference
- * in it (unless referenced again, or held). */
-void tc_blob_reap_locked(struct tc_engine *eng);
+/* After a commit: the blobs that lost their last reference in it wait for
+ * a WAL fsync covering it (commit.c), then for tc_blob_reap_locked(). */
+void tc_blob_retire_locked(struct tc_engine *eng);
+/* Delete the files of retired blobs a WAL fsync covered (unless
+ * referenced again, or held). With @aside, at most @max of them, moved
+ * into tmp/ under the names put in @aside for the caller to delete with
+ * tc_blob_tmp_discard() after dropping the lock; returns how many. */
+size_t tc_blob_reap_locked(struct tc_engine *eng, char (*aside)[32],
+			   size_t max);
 /* A hold keeps blob @hash's file while nothing references it (a dirty
  * slot naming it until its publish). The last release of a blob nothing
  * references deletes its file. */
@@ -800,6 +806,16 @@ struct tc_engine {
 	 * where the open operation's part begins. */
 	uint8_t (*doomed)[TC_HASH_LEN]; /* eng->lock */
 	size_t n_doomed, cap_doomed, op_doomed;
+	/* Blobs whose last reference went in a committed group. Their files
+	 * go only once a WAL fsync made that commit durable: unlinked first,
+	 * a crash of the machine could leave a committed-but-lost row naming
+	 * a missing file. retired[] holds numbers [reaped_seq, retired_seq)
+	 * of all ever retired; a WAL fsync covered those below synced_seq.
+	 * eng->lock. */
+	uint8_t (*retired)[TC_HASH_LEN];
+	size_t cap_retired;
+	uint64_t retired_seq, reaped_seq, synced_seq;
+	int64_t unsynced_since; /* mono ns: the oldest not synced retired */
 	struct tc_hold *holds;          /* blob.c; eng->lock */
 	size_t n_holds, cap_holds;
 	pthread_mutex_t verified_lock;
@@ -949,6 +965,8 @@ int tc_commit_locked(struct tc_engine *eng, struct tc_inval_list *inv) TC_WUR;
 /* Make every operation so far durable (as sync= allows): commit, then
  * fsync the WAL with the engine lock dropped. Call without the lock. */
 int tc_commit_sync(struct tc_engine *eng) TC_WUR;
+/* At close, after the last commit: sync and delete the retired blobs. */
+void tc_commit_close_locked(struct tc_engine *eng);
 /* Start and stop the thread that commits groups. Stopping commits. */
 int tc_commit_start(struct tc_engine *eng) TC_WUR;
 void tc_commit_stop(struct tc_engine *eng);

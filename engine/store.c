@@ -372,6 +372,7 @@ int tc_engine_close(struct tc_engine *eng)
 		(void)!tc_node_flush_atimes_locked(eng);
 		if (tc_commit_locked(eng, NULL) && !rc)
 			rc = eng->lost_err ? eng->lost_err : -EIO;
+		tc_commit_close_locked(eng);
 		if (tc_index_mark_clean(&eng->ix, &eng->size))
 			tc_warn(eng, "could not mark the index clean: the next "
 				     "mount checks it in full");
@@ -394,6 +395,7 @@ int tc_engine_close(struct tc_engine *eng)
 	free(eng->holds);
 	pthread_mutex_destroy(&eng->verified_lock);
 	free(eng->doomed);
+	free(eng->retired);
 	free(eng->op_nodes);
 	for (size_t i = 0; i < eng->group_names.n; i++)
 		free(eng->group_names.v[i].name);
