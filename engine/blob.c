@@ -553,6 +553,8 @@ void tc_blob_retire_locked(struct tc_engine *eng)
 	size_t n = (size_t)(eng->retired_seq - eng->reaped_seq);
 
 	TC_ASSERT_LOCKED(eng);
+	if (!eng->n_doomed)
+		return;
 	if (n + eng->n_doomed > eng->cap_retired) {
 		size_t cap = eng->cap_retired ? eng->cap_retired : 64;
 		void *v;
@@ -572,7 +574,7 @@ void tc_blob_retire_locked(struct tc_engine *eng)
 		eng->cap_retired = cap;
 	}
 	memcpy(eng->retired[n], eng->doomed, eng->n_doomed * TC_HASH_LEN);
-	if (eng->n_doomed && eng->retired_seq == eng->synced_seq)
+	if (eng->retired_seq == eng->synced_seq)
 		eng->unsynced_since = tc_mono_ns();
 	eng->retired_seq += eng->n_doomed;
 	eng->n_doomed = 0;
