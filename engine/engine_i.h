@@ -683,6 +683,9 @@ int tc_dirty_share(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
 struct tc_nbody_cache {
 	struct tc_node **slots;  /* cap nodes whose body is cached, or NULL */
 	uint32_t cap, hand;
+	/* Every body, cached or not: what the maintenance round walks, so
+	 * that its cost follows the bodies, not the names the kernel holds. */
+	struct tc_nbody *all;
 	uint64_t live;           /* bodies allocated */
 	uint64_t loads;          /* bodies read from the index */
 };
@@ -763,6 +766,8 @@ struct tc_nbody {
 	struct tc_mutex lock;    /* "node->lock": protects dirty, content */
 	struct tc_dirty *dirty;
 	struct tc_content *content;
+	struct tc_node *node;    /* whose body it is */
+	struct tc_nbody *prev, *next; /* eng->bodies.all; eng->lock */
 };
 
 /*

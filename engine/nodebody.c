@@ -27,6 +27,10 @@
  * idle bodies never exceed the slots, and a scan of many names does not
  * push out a working set whose bits are set.
  *
+ * Every body is also on one list (eng->bodies.all), which the maintenance
+ * round walks for content and dirty state without handles: its cost is
+ * that of the bodies, not of every name the kernel holds.
+ *
  * The index is the truth for every field of a body except those that make
  * it busy: the batched access times (node.c writes them before the body
  * may go) and a dropped entry's link count. Callers under the engine lock
@@ -100,6 +104,12 @@ void tc_nbody_free_locked(struct tc_engine *eng, struct tc_node *n)
 	assert(!b->dirty);
 	if (b->slot != TC_NBODY_UNCACHED)
 		eng->bodies.slots[b->slot] = NULL;
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		eng->bodies.all = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
 	tc_node_content_unref(b->content);
 	tc_mutex_destroy(&b->lock);
 	free(b);
@@ -161,6 +171,11 @@ int tc_nbody_load_locked(struct tc_engine *eng, struct tc_node *n)
 	b->slot = TC_NBODY_UNCACHED;
 	b->used = true;
 	tc_mutex_init(&b->lock);
+	b->node = n;
+	b->next = eng->bodies.all;
+	if (b->next)
+		b->next->prev = b;
+	eng->bodies.all = b;
 	n->body = b;
 	eng->bodies.live++;
 	eng->bodies.loads++;

@@ -239,26 +239,24 @@ static struct tc_node **maintain_candidates(struct tc_engine *eng,
 	size_t n = 0, cap = 0;
 
 	tc_lock(eng);
-	for (size_t b = 0; b < eng->nbuckets; b++) {
-		for (struct tc_node *x = eng->nodes[b]; x; x = x->hnext) {
-			/* A peek without node->lock, as the node table's own
-			 * release does: the work is decided under it. */
-			if (!x->body || x->body->nopen ||
-			    !S_ISREG(x->body->meta.mode) ||
-			    (!x->body->content && !x->body->dirty))
-				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				nv = realloc(v, cap * sizeof(*v));
-				if (!nv)
-					goto out; /* the next round goes on */
-				v = nv;
-			}
-			x->pins++;
-			v[n++] = x;
+	/* Only a body holds content or dirty state: the walk is over the
+	 * bodies, not every name the kernel holds. */
+	for (struct tc_nbody *b = eng->bodies.all; b; b = b->next) {
+		/* A peek without node->lock, as the node table's own release
+		 * does: the work is decided under it. */
+		if (b->nopen || !S_ISREG(b->meta.mode) ||
+		    (!b->content && !b->dirty))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break; /* the next round goes on */
+			v = nv;
 		}
+		b->node->pins++;
+		v[n++] = b->node;
 	}
-out:
 	tc_unlock(eng);
 	*count = n;
 	return v;

@@ -556,7 +556,7 @@ static void test_body_cache_bounded(void **state)
 	struct tc_engine *eng = fx->eng;
 	enum { PADS = 40 };
 	uint64_t pads[PADS];
-	size_t idle = 0, nodes = 0;
+	size_t idle = 0, nodes = 0, listed = 0;
 	struct tc_file *f;
 
 	limit_cache(eng, CAP);
@@ -577,6 +577,11 @@ static void test_body_cache_bounded(void **state)
 	assert_true(nodes >= PADS);
 	assert_true(idle <= CAP);
 	assert_true(eng->bodies.live <= CAP + 1);
+	for (struct tc_nbody *b = eng->bodies.all; b; b = b->next) {
+		assert_ptr_equal(b->node->body, b);
+		listed++;
+	}
+	assert_int_equal(listed, eng->bodies.live);
 	assert_non_null(tc_node_find_locked(eng, pads[0])->body);
 	assert_int_equal(tc_node_find_locked(eng, pads[0])->body->nopen, 1);
 	tc_unlock(eng);
