@@ -134,8 +134,8 @@ static struct tc_node *node_new_locked(struct tc_engine *eng, uint64_t ino)
 	return n;
 }
 
-/* Out of the table and freed (nothing holds it, its body is gone). */
-static void node_free_locked(struct tc_engine *eng, struct tc_node *n)
+/* Take @n out of the table (nothing holds it). */
+static void node_unlink_locked(struct tc_engine *eng, struct tc_node *n)
 {
 	struct tc_node **pp = &eng->nodes[node_bucket(eng, n->ino)];
 
@@ -143,7 +143,6 @@ static void node_free_locked(struct tc_engine *eng, struct tc_node *n)
 		pp = &(*pp)->hnext;
 	*pp = n->hnext;
 	eng->nnodes--;
-	free(n);
 }
 
 /* The miss of tc_node_get_locked(): a new node, or a body to load. */
@@ -160,8 +159,10 @@ static TC_NOINLINE int node_load_locked(struct tc_engine *eng, uint64_t ino,
 	}
 	rc = tc_nbody_load_locked(eng, n);
 	if (rc) {
-		if (fresh)
-			node_free_locked(eng, n);
+		if (fresh) {
+			node_unlink_locked(eng, n);
+			free(n);
+		}
 		return rc;
 	}
 	n->pins++;
@@ -290,11 +291,12 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 		if (n->body)
 			n->body->atime_pending = false;
 	}
+	node_unlink_locked(eng, n);
 	/* A body with no links is busy: never evicted before this. */
 	if (n->body && n->body->meta.nlink == 0 && n->ino != TC_ROOT_INO)
 		(void)!destroy_locked(eng, &n->body->meta);
 	tc_nbody_free_locked(eng, n);
-	node_free_locked(eng, n);
+	free(n);
 }
 
 void tc_node_unpin_locked(struct tc_engine *eng, struct tc_node *n)
