@@ -331,8 +331,8 @@ static int save_inode_locked(struct tc_engine *eng, struct tc_inode *m,
 	if (!rc)
 		rc = tc_index_inode_update(&eng->ix, m);
 	rc = tc_txn_end_locked(eng, rc);
-	if (!rc && n)
-		n->meta = *m;
+	if (!rc && n && n->body)
+		n->body->meta = *m;
 	if (!rc && inv && m->expires != old_expires)
 		tc_inval_names_locked(eng, m->ino, inv);
 	return rc;

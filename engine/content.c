@@ -49,8 +49,8 @@ struct tc_content *tc_content_new(uint64_t size)
 void tc_content_set_nlocked(struct tc_node *n, struct tc_content *c)
 {
 	TC_ASSERT_NLOCKED(n);
-	tc_node_content_unref(n->content);
-	n->content = c;
+	tc_node_content_unref(n->body->content);
+	n->body->content = c;
 }
 
 /* Drop entry @ino whose content @hash is missing or corrupt (tiercachefs(8),
@@ -312,7 +312,7 @@ int tc_content_load_nlocked(struct tc_engine *eng, struct tc_node *n,
 
 	TC_ASSERT_NLOCKED(n);
 	tc_lock(eng);
-	m = n->meta;
+	m = n->body->meta;
 	tc_unlock(eng);
 	c = tc_content_new(m.size);
 	if (!c)
@@ -533,10 +533,10 @@ int tc_content_whole_hash(struct tc_engine *eng, uint64_t ino, uint8_t *hash)
 		struct tc_node *n = tc_node_find_locked(eng, ino);
 		m.hash_set = true;
 		memcpy(m.hash, hash, TC_HASH_LEN);
-		if (tc_txn_end_locked(eng, tc_index_inode_update(&eng->ix,
-								 &m)) == 0 &&
-		    n)
-			n->meta = m;
+		if (tc_txn_end_locked(
+			eng, tc_index_inode_update(&eng->ix, &m)) == 0 &&
+		    n && n->body)
+			n->body->meta = m;
 	}
 	tc_unlock(eng);
 out:

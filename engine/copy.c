@@ -36,8 +36,8 @@ static int reg_node(struct tc_engine *eng, uint64_t ino, struct tc_node **out)
 
 	tc_lock(eng);
 	rc = tc_node_get_locked(eng, ino, out);
-	if (!rc && !S_ISREG((*out)->meta.mode)) {
-		rc = S_ISDIR((*out)->meta.mode) ? -EISDIR : -EINVAL;
+	if (!rc && !S_ISREG((*out)->body->meta.mode)) {
+		rc = S_ISDIR((*out)->body->meta.mode) ? -EISDIR : -EINVAL;
 		tc_node_unpin_locked(eng, *out);
 	}
 	tc_unlock(eng);
@@ -52,11 +52,11 @@ static int source_get(struct tc_engine *eng, struct tc_node *n,
 	int rc = 0;
 
 	memset(s, 0, sizeof(*s));
-	tc_mutex_lock(&n->lock);
-	s->dirty = n->dirty != NULL;
+	tc_mutex_lock(&n->body->lock);
+	s->dirty = n->body->dirty != NULL;
 	tc_lock(eng);
-	m = n->meta;
-	s->size = s->dirty ? n->dirty->size : m.size;
+	m = n->body->meta;
+	s->size = s->dirty ? n->body->dirty->size : m.size;
 	if (!s->dirty && m.nchunks > 1) {
 		rc = tc_index_chunks(&eng->ix, n->ino, &s->hashes, &s->n);
 	} else if (!s->dirty && m.hash_set) {
@@ -70,7 +70,7 @@ static int source_get(struct tc_engine *eng, struct tc_node *n,
 	for (size_t i = 0; !rc && i < s->n; i++)
 		tc_blob_hold_locked(eng, s->hashes[i]);
 	tc_unlock(eng);
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	return rc;
 }
 
@@ -94,11 +94,11 @@ static int source_read(struct tc_engine *eng, struct tc_node *n,
 
 	if (s->dirty) {
 		ssize_t k;
-		tc_mutex_lock(&n->lock);
-		k = n->dirty ? tc_dirty_read(&eng->blobs, n->dirty, buf, len,
-					     off)
-			     : -EAGAIN;
-		tc_mutex_unlock(&n->lock);
+		tc_mutex_lock(&n->body->lock);
+		k = n->body->dirty ? tc_dirty_read(&eng->blobs, n->body->dirty,
+						   buf, len, off)
+				   : -EAGAIN;
+		tc_mutex_unlock(&n->body->lock);
 		if (k == -EAGAIN)
 			return -EAGAIN; /* published meanwhile: start again */
 		return k == (ssize_t)len ? 0 : k < 0 ? (int)k : -EIO;
@@ -128,7 +128,7 @@ static int share_chunks_nlocked(struct tc_engine *eng, struct tc_node *dst,
 				uint64_t off_out, uint64_t len, uint64_t *pos)
 {
 	uint64_t c = eng->chunk_size;
-	struct tc_dirty *d = dst->dirty;
+	struct tc_dirty *d = dst->body->dirty;
 	int rc = 0;
 
 	while (!rc && *pos < len) {
@@ -182,20 +182,21 @@ ssize_t tc_copy_range(struct tc_engine *eng, uint64_t ino_in, off_t off_in,
 	/* The same file: bytes (ranges may overlap). */
 	if (src == dst)
 		s.dirty = true;
-	tc_mutex_lock(&dst->lock);
+	tc_mutex_lock(&dst->body->lock);
 	rc = tc_content_dirty_begin_nlocked(eng, dst, false);
 	/* Grow first, so that shared slots exist at their length. */
-	if (!rc && n && (uint64_t)off_out + n > dst->dirty->size)
-		rc = tc_dirty_truncate(&eng->blobs, dst->dirty,
+	if (!rc && n && (uint64_t)off_out + n > dst->body->dirty->size)
+		rc = tc_dirty_truncate(&eng->blobs, dst->body->dirty,
 				       (uint64_t)off_out + n);
 	if (!rc && !s.dirty)
 		rc = share_chunks_nlocked(eng, dst, &s, (uint64_t)off_in,
 					  (uint64_t)off_out, n, &pos);
 	if (!rc && n) {
-		dst->dirty->mtime = dst->dirty->touched = tc_now(eng);
-		dst->dirty->written = true;
+		dst->body->dirty->mtime = dst->body->dirty->touched =
+		    tc_now(eng);
+		dst->body->dirty->written = true;
 	}
-	tc_mutex_unlock(&dst->lock);
+	tc_mutex_unlock(&dst->body->lock);
 	/* What could not be shared is copied. */
 	if (!rc && pos < n && !(buf = malloc(STEP)))
 		rc = -ENOMEM;
@@ -210,12 +211,12 @@ ssize_t tc_copy_range(struct tc_engine *eng, uint64_t ino_in, off_t off_in,
 		}
 		if (rc)
 			break;
-		tc_mutex_lock(&dst->lock);
+		tc_mutex_lock(&dst->body->lock);
 		rc = tc_content_dirty_begin_nlocked(eng, dst, false);
 		if (!rc)
-			rc = tc_dirty_write(&eng->blobs, dst->dirty, buf, k,
-					    (uint64_t)off_out + pos);
-		tc_mutex_unlock(&dst->lock);
+			rc = tc_dirty_write(&eng->blobs, dst->body->dirty, buf,
+					    k, (uint64_t)off_out + pos);
+		tc_mutex_unlock(&dst->body->lock);
 		pos += k;
 	}
 out:

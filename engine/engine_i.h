@@ -15,6 +15,8 @@
  *                          counts, pending files, deletion after commit
  *   dirty.c              unpublished content of a writer
  *   txn.c                transactions with the counters they move
+ *   nodebody.c           node bodies: rows loaded on demand, the bounded
+ *                          cache of idle ones
  *   node.c               the node table, invalidations, access times
  *   policy.c             lifetimes, schema, limits, sweeps
  *   namespace.c          lookup, create, link, unlink, readdir, ...
@@ -32,10 +34,12 @@
  *   node->lock  ->  eng->lock  ->  ram->lock
  *
  *   - eng->lock protects the SQLite connection, the node table, every
- *     node's reference counts and metadata copy (node->meta), the access-time
- *     batch and the disk counters. Functions that require it end in
- *     _locked and assert it (TC_ASSERT_LOCKED).
- *   - node->lock protects a node's data: its dirty state and its loaded
+ *     node's reference counts, body and metadata copy (node->body->meta),
+ *     the body cache, the access-time batch and the disk counters.
+ *     Functions that require it end in _locked and assert it
+ *     (TC_ASSERT_LOCKED).
+ *   - node->lock (node->body->lock, there while the node is pinned or
+ *     open) protects a node's data: its dirty state and its loaded
  *     content. A publish holds node->lock and takes eng->lock for the
  *     commit. Code holding eng->lock never takes a node lock. Functions
  *     that require it end in _nlocked and assert it.
@@ -668,6 +672,55 @@ int tc_dirty_share(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
 		   const uint8_t *hash) TC_WUR;
 
 /* ------------------------------------------------------------------ */
+/* nodebody.c: node bodies and the bounded cache of idle ones         */
+/* ------------------------------------------------------------------ */
+
+/* A body outside the cache's slots (freed as soon as it is idle). */
+#define TC_NBODY_UNCACHED UINT32_MAX
+
+/* Bodies kept while idle, by default: 16 Ki bodies of about 330 bytes
+ * (5 MiB) cover the files a workload uses again and again; beyond them a
+ * getattr or open of a name the kernel holds reads its row (one SQLite
+ * lookup) instead of a 1,000,000-name tree costing 300 MiB. */
+#define TC_NBODY_CACHE 16384
+
+/* The clock over idle bodies (SQLite pcache1's pinned pages are skipped
+ * the same way: busy bodies stay in their slots, unevictable). */
+struct tc_nbody_cache {
+	struct tc_node **slots;  /* cap nodes whose body is cached, or NULL */
+	uint32_t cap, hand;
+	/* Every body, cached or not: what the maintenance round walks, so
+	 * that its cost follows the bodies, not the names the kernel holds. */
+	struct tc_nbody *all;
+	uint64_t live;           /* bodies allocated */
+	uint64_t loads;          /* bodies read from the index */
+};
+
+struct tc_node;
+struct tc_content;
+
+int tc_nbody_cache_init(struct tc_nbody_cache *c, uint32_t cap) TC_WUR;
+/* Free the slots (every node is gone by then). */
+void tc_nbody_cache_free(struct tc_nbody_cache *c);
+/* Keep at most @cap idle bodies (tests make it small); bodies beyond are
+ * freed when idle, else left uncached. -ENOMEM keeps the old size. */
+int tc_nbody_cache_limit_locked(struct tc_engine *eng, uint32_t cap) TC_WUR;
+/* Give @n a body read from its row when it has none (the row missing:
+ * -ENOENT), and mark it used. The cache may evict other idle bodies: a
+ * caller keeps only bodies it pinned. */
+int tc_nbody_load_locked(struct tc_engine *eng, struct tc_node *n) TC_WUR;
+/* True when something needs @n's body: it must not be evicted. */
+bool tc_nbody_busy(const struct tc_node *n);
+/* @n's body may have become idle: free it when the cache does not hold
+ * it. */
+void tc_nbody_idle_locked(struct tc_engine *eng, struct tc_node *n);
+/* Free @n's body now (the node leaves the table): its loaded content is
+ * unreferenced, its dirty state must be gone. */
+void tc_nbody_free_locked(struct tc_engine *eng, struct tc_node *n);
+/* Drop one reference to loaded content (the last one frees it). */
+void tc_node_content_unref(struct tc_content *c);
+
+/* ------------------------------------------------------------------ */
 /* The engine and its nodes                                           */
 /* ------------------------------------------------------------------ */
 
@@ -697,27 +750,49 @@ struct tc_cchunk {
 	bool bad;                /* failed verification: EIO, counted once */
 };
 
-/* An inode the kernel or a handle holds. */
-struct tc_node {
-	uint64_t ino;
-	struct tc_node *hnext;   /* node table chain; eng->lock */
-	uint64_t nlookup;        /* kernel lookup references; eng->lock */
+/*
+ * What a node holds only while something uses it (nodebody.c): the copy of
+ * its row, its handle counts, and its data with the mutex that protects
+ * it. A node has its body while it is pinned or open, has dirty state, a
+ * batched access time or no links left (its row is purged when it goes);
+ * an idle body stays in the engine's bounded cache (eng->bodies) until the
+ * clock evicts it, and is read again from the index when needed.
+ */
+struct tc_nbody {
+	struct tc_inode meta;    /* copy of the row; eng->lock */
 	uint32_t nopen;          /* open handles; eng->lock */
 	uint32_t nwriters;       /* writable open handles; eng->lock */
-	uint32_t pins;           /* transient references; eng->lock */
-	struct tc_inode meta;    /* copy of the row; eng->lock */
-	uint64_t data_gen;       /* bumped at every publish; eng->lock */
-	uint64_t cached_gen;     /* data_gen the kernel last cached */
+	uint32_t slot;           /* in eng->bodies, or TC_NBODY_UNCACHED */
+	bool used;               /* the clock's reference bit; eng->lock */
 	bool atime_pending;      /* in eng->atimes; eng->lock */
-	uint64_t pub_group;      /* group of the last publish; eng->lock */
-	int lost_err;            /* that group was lost: report once */
-	struct tc_mutex lock;    /* protects dirty and content */
-	struct tc_dirty *dirty;
-	struct tc_content *content;
 	bool content_read;       /* read without a handle since the last
 				  * maintenance round; node->lock */
 	bool corrupt;            /* its blob failed verification: reads
 				  * without a handle fail; node->lock */
+	struct tc_mutex lock;    /* "node->lock": protects dirty, content */
+	struct tc_dirty *dirty;
+	struct tc_content *content;
+	struct tc_node *node;    /* whose body it is */
+	struct tc_nbody *prev, *next; /* eng->bodies.all; eng->lock */
+};
+
+/*
+ * An inode the kernel or a handle holds: what every lookup reference costs,
+ * so it stays small (56 bytes); the rest is in its body, loaded on demand.
+ * body is never NULL while the node is pinned or open.
+ */
+struct tc_node {
+	uint64_t ino;
+	struct tc_node *hnext;   /* node table chain; eng->lock */
+	struct tc_nbody *body;   /* or NULL (not loaded); eng->lock */
+	uint64_t nlookup;        /* kernel lookup references; eng->lock */
+	uint32_t pins;           /* transient references; eng->lock */
+	uint32_t data_gen;       /* bumped at every publish (compared for
+				  * equality only); eng->lock */
+	uint32_t cached_gen;     /* data_gen the kernel last cached */
+	uint32_t pub_group;      /* (low bits of the) group of the last
+				  * publish; eng->lock */
+	int lost_err;            /* that group was lost: report once */
 };
 
 struct tc_file {
@@ -770,6 +845,7 @@ struct tc_engine {
 	struct tc_mutex lock;
 	struct tc_index ix;            /* eng->lock */
 	struct tc_node **nodes;        /* eng->lock */
+	struct tc_nbody_cache bodies;  /* eng->lock */
 	struct tc_file *files;         /* open handles; eng->lock */
 	size_t nnodes, nbuckets;       /* eng->lock */
 	struct tc_index_counters size; /* eng->lock */
@@ -852,7 +928,7 @@ struct tc_engine {
 #define tc_lock(eng) tc_mutex_lock(&(eng)->lock)
 #define tc_unlock(eng) tc_mutex_unlock(&(eng)->lock)
 #define TC_ASSERT_LOCKED(eng) TC_ASSERT_HELD(&(eng)->lock)
-#define TC_ASSERT_NLOCKED(n) TC_ASSERT_HELD(&(n)->lock)
+#define TC_ASSERT_NLOCKED(n) TC_ASSERT_HELD(&(n)->body->lock)
 
 /* ------------------------------------------------------------------ */
 /* reserve.c: space kept back for commits                             */
@@ -913,9 +989,13 @@ void tc_inval_names_locked(struct tc_engine *eng, uint64_t ino,
 void tc_inval_deliver(struct tc_engine *eng, struct tc_inval_list *l);
 
 struct tc_node *tc_node_find_locked(struct tc_engine *eng, uint64_t ino);
-/* Pinned node for @ino, loading its row when not in the table. */
+/* Pinned node for @ino with its body, loading its row when not in the
+ * table or not in its body (-ENOENT when there is none). */
 int tc_node_get_locked(struct tc_engine *eng, uint64_t ino,
 		       struct tc_node **out) TC_WUR;
+/* One more lookup reference on @ino's node, added to the table without a
+ * body when new (the caller just read its row: readdirplus). */
+int tc_node_hold_locked(struct tc_engine *eng, uint64_t ino) TC_WUR;
 void tc_node_unpin_locked(struct tc_engine *eng, struct tc_node *n);
 void tc_node_unpin(struct tc_engine *eng, struct tc_node *n);
 /* Free @n when nothing holds it any more. */
@@ -940,8 +1020,6 @@ int tc_node_drop_locked(struct tc_engine *eng, uint64_t ino,
 			struct tc_inval_list *inv) TC_WUR;
 /* Delete the inodes a crash left without links. */
 int tc_node_drop_orphans_locked(struct tc_engine *eng) TC_WUR;
-/* Drop one reference to loaded content (the last one frees it). */
-void tc_node_content_unref(struct tc_content *c);
 void tc_node_fill_attr(struct tc_engine *eng, const struct tc_inode *m,
 		       struct tc_attr *out);
 /* Attributes of a pinned node, with the size and mtime of unpublished

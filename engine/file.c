@@ -30,21 +30,22 @@ static int open_node(struct tc_engine *eng, struct tc_node *n, int flags,
 	f->eng = eng;
 	f->node = n;
 	f->flags = flags;
-	tc_mutex_lock(&n->lock);
+	tc_mutex_lock(&n->body->lock);
 	if (flags & O_TRUNC && acc != O_RDONLY) {
 		tc_content_dirty_end_nlocked(eng, n);
 		rc = tc_content_dirty_begin_nlocked(eng, n, true);
-	} else if (acc != O_WRONLY && !n->dirty) {
-		if (!n->content)
+	} else if (acc != O_WRONLY && !n->body->dirty) {
+		if (!n->body->content)
 			rc = tc_content_load_nlocked(eng, n, &hit);
 		else
-			hit = n->content->ram || n->content->size == 0 ||
-			      (n->content->nchunks &&
-			       n->content->chunks[0].ram);
-		if (!rc && n->content && !tc_content_ok(n->content))
+			hit = n->body->content->ram ||
+			      n->body->content->size == 0 ||
+			      (n->body->content->nchunks &&
+			       n->body->content->chunks[0].ram);
+		if (!rc && n->body->content && !tc_content_ok(n->body->content))
 			rc = -EIO;
 	}
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	if (rc) {
 		free(f);
 		return rc;
@@ -62,9 +63,9 @@ static int open_node(struct tc_engine *eng, struct tc_node *n, int flags,
 	if (eng->files)
 		eng->files->prev = f;
 	eng->files = f;
-	n->nopen++;
+	n->body->nopen++;
 	if (acc != O_RDONLY)
-		n->nwriters++;
+		n->body->nwriters++;
 	if (counted)
 		tc_policy_note_access_locked(eng, n, tc_now(eng));
 	f->keep_cache = n->cached_gen == n->data_gen;
@@ -82,9 +83,9 @@ int tc_open(struct tc_engine *eng, uint64_t ino, int flags,
 
 	tc_lock(eng);
 	rc = tc_node_get_locked(eng, ino, &n);
-	if (!rc && S_ISDIR(n->meta.mode))
+	if (!rc && S_ISDIR(n->body->meta.mode))
 		rc = -EISDIR;
-	else if (!rc && !S_ISREG(n->meta.mode))
+	else if (!rc && !S_ISREG(n->body->meta.mode))
 		rc = -EINVAL;
 	if (rc == -EISDIR || rc == -EINVAL)
 		tc_node_unpin_locked(eng, n);
@@ -118,7 +119,7 @@ int tc_create(struct tc_engine *eng, uint64_t parent, const char *name,
 		(*fout)->flags = flags;
 		if ((flags & O_ACCMODE) == O_RDONLY) {
 			tc_lock(eng);
-			n->nwriters--;
+			n->body->nwriters--;
 			tc_unlock(eng);
 		}
 		tc_node_attr(eng, n, out);
@@ -139,24 +140,24 @@ ssize_t tc_read(struct tc_file *f, void *buf, size_t size, off_t off)
 		return -EBADF;
 	if (off < 0)
 		return -EINVAL;
-	tc_mutex_lock(&n->lock);
-	if (n->dirty) {
-		rc = tc_dirty_read(&f->eng->blobs, n->dirty, buf, size,
+	tc_mutex_lock(&n->body->lock);
+	if (n->body->dirty) {
+		rc = tc_dirty_read(&f->eng->blobs, n->body->dirty, buf, size,
 				   (uint64_t)off);
-		tc_mutex_unlock(&n->lock);
+		tc_mutex_unlock(&n->body->lock);
 		goto out;
 	}
-	if (!n->content) {
+	if (!n->body->content) {
 		bool hit;
 		rc = tc_content_load_nlocked(f->eng, n, &hit);
 		if (rc) {
-			tc_mutex_unlock(&n->lock);
+			tc_mutex_unlock(&n->body->lock);
 			return rc;
 		}
 	}
-	c = n->content;
+	c = n->body->content;
 	atomic_fetch_add(&c->refs, 1);
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	rc = tc_content_read(c, buf, size, (uint64_t)off);
 	tc_node_content_unref(c);
 out:
@@ -174,12 +175,13 @@ int tc_read_fd(struct tc_file *f, off_t off, size_t size, int *fd,
 
 	if (off < 0)
 		return -EINVAL;
-	tc_mutex_lock(&n->lock);
+	tc_mutex_lock(&n->body->lock);
 	/* The handle pins the content through the node (nopen > 0), which
 	 * keeps its descriptors open until tc_release(). */
-	if (!n->dirty && n->content)
-		rc = tc_content_fd(n->content, (uint64_t)off, size, fd, &p);
-	tc_mutex_unlock(&n->lock);
+	if (!n->body->dirty && n->body->content)
+		rc = tc_content_fd(n->body->content, (uint64_t)off, size, fd,
+				   &p);
+	tc_mutex_unlock(&n->body->lock);
 	if (!rc)
 		*pos = (off_t)p;
 	return rc;
@@ -196,24 +198,25 @@ ssize_t tc_write(struct tc_file *f, const void *buf, size_t size, off_t off)
 		return -EBADF;
 	if (off < 0)
 		return -EINVAL;
-	tc_mutex_lock(&n->lock);
+	tc_mutex_lock(&n->body->lock);
 	rc = tc_content_dirty_begin_nlocked(eng, n, false);
 	if (rc)
 		goto out;
 	if (f->flags & O_APPEND)
-		off = (off_t)n->dirty->size;
+		off = (off_t)n->body->dirty->size;
 	end = (uint64_t)off + size;
 	if (end < (uint64_t)off || (eng->disk_size && end > eng->disk_size)) {
 		rc = -EFBIG;
 		goto out;
 	}
-	rc = tc_dirty_write(&eng->blobs, n->dirty, buf, size, (uint64_t)off);
+	rc = tc_dirty_write(&eng->blobs, n->body->dirty, buf, size,
+			    (uint64_t)off);
 	if (!rc) {
-		n->dirty->mtime = n->dirty->touched = tc_now(eng);
-		n->dirty->written = true;
+		n->body->dirty->mtime = n->body->dirty->touched = tc_now(eng);
+		n->body->dirty->written = true;
 	}
 out:
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	return rc ? rc : (ssize_t)size;
 }
 
@@ -235,7 +238,7 @@ static bool last_writer(struct tc_file *f)
 	bool last;
 
 	tc_lock(f->eng);
-	last = f->node->nwriters <= 1;
+	last = f->node->body->nwriters <= 1;
 	tc_unlock(f->eng);
 	return last;
 }
@@ -249,12 +252,12 @@ int tc_flush(struct tc_file *f)
 		return 0;
 	if (!last_writer(f))
 		return lost_error(f->eng, n);
-	tc_mutex_lock(&n->lock);
+	tc_mutex_lock(&n->body->lock);
 	/* A shell's "> file" closes a dup of the handle before writing:
 	 * publishing the bare truncation then would be a put of nothing. */
-	if (n->dirty && n->dirty->written)
+	if (n->body->dirty && n->body->dirty->written)
 		rc = tc_content_publish_nlocked(f->eng, n, false);
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	return rc ? rc : lost_error(f->eng, n);
 }
 
@@ -265,12 +268,12 @@ int tc_fsync(struct tc_file *f, bool datasync)
 	int rc = 0;
 
 	(void)datasync;
-	tc_mutex_lock(&n->lock);
-	if (n->dirty)
+	tc_mutex_lock(&n->body->lock);
+	if (n->body->dirty)
 		rc = tc_content_publish_nlocked(eng, n, true);
 	else if (eng->sync != TC_SYNC_NEVER)
 		rc = tc_content_sync_nlocked(eng, n);
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	return rc ? rc : lost_error(eng, n);
 }
 
@@ -287,8 +290,8 @@ int tc_release(struct tc_file *f)
 	eng = f->eng;
 	n = f->node;
 	writer = (f->flags & O_ACCMODE) != O_RDONLY;
-	tc_mutex_lock(&n->lock);
-	if (writer && last_writer(f) && n->dirty) {
+	tc_mutex_lock(&n->body->lock);
+	if (writer && last_writer(f) && n->body->dirty) {
 		rc = tc_content_publish_nlocked(eng, n, false);
 		if (rc) {
 			/* Nobody can publish it any more: drop it. */
@@ -298,7 +301,7 @@ int tc_release(struct tc_file *f)
 		}
 	}
 	/* Content is swapped under node->lock (readers hold it to look at
-	 * n->content); the pin keeps the node alive until the unref. */
+	 * n->body->content); the pin keeps the node alive until the unref. */
 	tc_lock(eng);
 	if (f->prev)
 		f->prev->next = f->next;
@@ -306,17 +309,17 @@ int tc_release(struct tc_file *f)
 		eng->files = f->next;
 	if (f->next)
 		f->next->prev = f->prev;
-	n->nopen--;
+	n->body->nopen--;
 	if (writer)
-		n->nwriters--;
-	if (n->nopen == 0) {
+		n->body->nwriters--;
+	if (n->body->nopen == 0) {
 		/* Unpin the content; the RAM tier or the blob keeps it. */
-		c = n->content;
-		n->content = NULL;
+		c = n->body->content;
+		n->body->content = NULL;
 	}
 	n->pins++;
 	tc_unlock(eng);
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	tc_node_content_unref(c);
 	tc_node_unpin(eng, n);
 	free(f);

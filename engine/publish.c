@@ -40,11 +40,12 @@ static int begin_by_copy(struct tc_engine *eng, struct tc_node *n,
 	bool hit;
 	int rc = 0;
 
-	if (!n->content)
+	if (!n->body->content)
 		rc = tc_content_load_nlocked(eng, n, &hit);
-	for (uint64_t off = 0; !rc && off < n->content->size;) {
+	for (uint64_t off = 0; !rc && off < n->body->content->size;) {
 		char buf[COPY_STEP];
-		ssize_t k = tc_content_read(n->content, buf, sizeof(buf), off);
+		ssize_t k =
+		    tc_content_read(n->body->content, buf, sizeof(buf), off);
 		if (k <= 0) {
 			rc = k ? (int)k : -EIO;
 			break;
@@ -65,7 +66,7 @@ static int begin_from_base(struct tc_engine *eng, struct tc_node *n,
 	int rc = 0;
 
 	tc_lock(eng);
-	m = n->meta;
+	m = n->body->meta;
 	if (m.nchunks > 1)
 		rc = tc_index_chunks(&eng->ix, n->ino, &hashes, &count);
 	tc_unlock(eng);
@@ -95,7 +96,7 @@ int tc_content_dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
 	int rc = 0;
 
 	TC_ASSERT_NLOCKED(n);
-	if (n->dirty)
+	if (n->body->dirty)
 		return 0;
 	tc_content_chunk_src(eng, &src);
 	d = tc_dirty_new(eng->chunk_size, &src);
@@ -108,15 +109,15 @@ int tc_content_dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
 		return rc;
 	}
 	d->mtime = d->touched = tc_now(eng);
-	n->dirty = d;
+	n->body->dirty = d;
 	return 0;
 }
 
 void tc_content_dirty_end_nlocked(struct tc_engine *eng, struct tc_node *n)
 {
 	TC_ASSERT_NLOCKED(n);
-	tc_dirty_free(&eng->blobs, n->dirty);
-	n->dirty = NULL;
+	tc_dirty_free(&eng->blobs, n->body->dirty);
+	n->body->dirty = NULL;
 }
 
 /* Step 1: pending rows for the sealed files whose blobs are new; a hold
@@ -235,7 +236,7 @@ static int publish_rows_locked(struct tc_engine *eng, struct tc_node *n,
 static int publish_commit_locked(struct tc_engine *eng, struct tc_node *n,
 				 struct tc_dirty *d, struct tc_inval_list *inv)
 {
-	struct tc_inode m = n->meta;
+	struct tc_inode m = n->body->meta;
 	int64_t now = tc_now(eng);
 	bool reg = m.nlink > 0 && S_ISREG(m.mode);
 	int64_t delta = (int64_t)d->size - (int64_t)m.size;
@@ -263,9 +264,9 @@ static int publish_commit_locked(struct tc_engine *eng, struct tc_node *n,
 	}
 	rc = tc_txn_commit_locked(eng);
 	if (!rc) {
-		n->meta = m;
+		n->body->meta = m;
 		n->data_gen++;
-		n->pub_group = eng->group_id;
+		n->pub_group = (uint32_t)eng->group_id;
 	}
 	return rc;
 }
@@ -302,7 +303,7 @@ int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 			       bool durable)
 {
 	struct tc_inval_list inv = { 0 };
-	struct tc_dirty *d = n->dirty;
+	struct tc_dirty *d = n->body->dirty;
 	int64_t ram_ttl;
 	int rc;
 
@@ -352,7 +353,7 @@ int tc_content_sync_nlocked(struct tc_engine *eng, struct tc_node *n)
 	int fd, rc = 0;
 
 	tc_lock(eng);
-	m = n->meta;
+	m = n->body->meta;
 	if (m.nchunks > 1)
 		rc = tc_index_chunks(&eng->ix, n->ino, &v, &count);
 	tc_unlock(eng);

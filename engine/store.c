@@ -272,7 +272,8 @@ int tc_engine_open(const struct tc_config *cfg, struct tc_engine **out)
 		goto fail;
 	}
 	if (!eng->nodes || !eng->store || !eng->atimes || !eng->verified ||
-	    (cfg->schema && !eng->schema) || copy_rules(eng, cfg)) {
+	    (cfg->schema && !eng->schema) || copy_rules(eng, cfg) ||
+	    tc_nbody_cache_init(&eng->bodies, TC_NBODY_CACHE)) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -320,10 +321,12 @@ static int close_nodes(struct tc_engine *eng)
 			struct tc_node *n = eng->nodes[b];
 			int rc = 0;
 
-			tc_mutex_lock(&n->lock);
+			if (!n->body)
+				goto release;
+			tc_mutex_lock(&n->body->lock);
 			/* (A version one of whose writes failed is not
 			 * published: its writer was told at close or fsync.) */
-			if (n->dirty && !n->dirty->failed)
+			if (n->body->dirty && !n->body->dirty->failed)
 				rc = tc_content_publish_nlocked(eng, n, false);
 			if (rc) {
 				tc_err(eng, "unmount: publishing inode %llu "
@@ -334,11 +337,14 @@ static int close_nodes(struct tc_engine *eng)
 				if (!first)
 					first = rc;
 			}
-			tc_dirty_free(&eng->blobs, n->dirty);
-			n->dirty = NULL;
-			tc_mutex_unlock(&n->lock);
+			tc_dirty_free(&eng->blobs, n->body->dirty);
+			n->body->dirty = NULL;
+			tc_mutex_unlock(&n->body->lock);
+		release:
 			tc_lock(eng);
-			n->nlookup = n->nopen = n->pins = 0;
+			if (n->body)
+				n->body->nopen = 0;
+			n->nlookup = n->pins = 0;
 			tc_node_release_locked(eng, n);
 			tc_unlock(eng);
 		}
@@ -390,6 +396,7 @@ int tc_engine_close(struct tc_engine *eng)
 		free(eng->rules[i].tag);
 	free(eng->rules);
 	free(eng->nodes);
+	tc_nbody_cache_free(&eng->bodies);
 	free(eng->atimes);
 	free(eng->verified);
 	free(eng->holds);

@@ -135,10 +135,13 @@ void tc_txn_rollback_locked(struct tc_engine *eng)
 	} else if (tc_index_rollback_to(&eng->ix) != 0) {
 		group_lost_locked(eng, -EIO);
 	}
-	/* Nodes are pinned by the caller for the operation's length. */
+	/* Nodes are pinned by the caller for the operation's length, or
+	 * held by the kernel with a body that their zero links keep. */
 	for (size_t i = 0; i < eng->n_op_nodes; i++)
-		(void)!tc_index_inode_get(&eng->ix, eng->op_nodes[i]->ino,
-					  &eng->op_nodes[i]->meta);
+		if (eng->op_nodes[i]->body)
+			(void)!tc_index_inode_get(
+			    &eng->ix, eng->op_nodes[i]->ino,
+			    &eng->op_nodes[i]->body->meta);
 	eng->n_op_nodes = 0;
 }
 
