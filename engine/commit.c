@@ -93,10 +93,13 @@ static void reap_locked(struct tc_engine *eng)
 
 	if (!n)
 		return;
+	eng->reaping++;
 	tc_unlock(eng);
 	for (size_t i = 0; i < n; i++)
 		tc_blob_tmp_discard(&eng->blobs, -1, aside[i]);
 	tc_lock(eng);
+	eng->reaping--;
+	pthread_cond_broadcast(&eng->reaped_cond);
 }
 
 int tc_commit_sync(struct tc_engine *eng)
@@ -144,6 +147,26 @@ static int sync_for_reap_locked(struct tc_engine *eng)
 	if (!rc)
 		synced_locked(eng, seq);
 	return rc;
+}
+
+bool tc_commit_reclaim(struct tc_engine *eng)
+{
+	bool waiting;
+	uint64_t before;
+
+	tc_lock(eng);
+	before = eng->reaped_seq;
+	waiting = eng->group_open || eng->retired_seq > before || eng->reaping;
+	tc_unlock(eng);
+	if (!waiting || tc_commit_sync(eng))
+		return false;
+	tc_lock(eng);
+	(void)tc_blob_reap_locked(eng, NULL, 0);
+	/* The committer may be deleting a batch it moved aside. */
+	while (eng->reaping)
+		tc_mutex_wait(&eng->lock, &eng->reaped_cond);
+	tc_unlock(eng);
+	return true;
 }
 
 void tc_commit_close_locked(struct tc_engine *eng)

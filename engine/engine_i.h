@@ -875,6 +875,8 @@ struct tc_engine {
 	int commit_err;         /* last failed commit, while still open */
 	int64_t commit_interval_ns;
 	pthread_cond_t commit_cond;   /* wakes the committer */
+	pthread_cond_t reaped_cond;   /* the committer deleted a batch */
+	unsigned reaping;	      /* batches being deleted unlocked */
 	pthread_t committer;
 	bool committer_running, committer_stop;
 	/* Blobs whose last reference went in the open group: their files are
@@ -1043,6 +1045,10 @@ int tc_commit_locked(struct tc_engine *eng, struct tc_inval_list *inv) TC_WUR;
 /* Make every operation so far durable (as sync= allows): commit, then
  * fsync the WAL with the engine lock dropped. Call without the lock. */
 int tc_commit_sync(struct tc_engine *eng) TC_WUR;
+/* The store is full: sync the WAL and delete the files of every retired
+ * blob now. True when there were some (worth trying again). Call
+ * without the lock. */
+bool tc_commit_reclaim(struct tc_engine *eng);
 /* At close, after the last commit: sync and delete the retired blobs. */
 void tc_commit_close_locked(struct tc_engine *eng);
 /* Start and stop the thread that commits groups. Stopping commits. */

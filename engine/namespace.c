@@ -291,6 +291,8 @@ int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
 	rc = tc_ns_check_name(name);
 	if (rc)
 		return rc;
+	if (tc_reserve_short(eng))
+		(void)tc_commit_reclaim(eng); /* deleted files may free room */
 	tc_lock(eng);
 	rc = tc_ns_dir_get_locked(eng, parent, &dir);
 	if (rc)

@@ -299,12 +299,35 @@ static struct tc_content *published_content(struct tc_engine *eng,
 	return c;
 }
 
+/* Steps 1 to 3 (see the top); -ENOSPC when the store has no room. */
+static int publish_once(struct tc_engine *eng, struct tc_node *n,
+			struct tc_dirty *d, bool durable,
+			struct tc_inval_list *inv, int64_t *ram_ttl)
+{
+	int rc;
+
+	if (tc_reserve_short(eng) && d->size > 0)
+		return -ENOSPC; /* the reserve is for what was accepted */
+	rc = tc_dirty_seal(&eng->blobs, d, eng->inline_max);
+	if (!rc)
+		rc = publish_pending(eng, d, inv);
+	if (!rc)
+		rc = publish_files(eng, d, durable);
+	if (rc)
+		return rc;
+	tc_lock(eng);
+	rc = publish_commit_locked(eng, n, d, inv);
+	*ram_ttl = rc ? -1 : tc_policy_ram_ttl_locked(eng, n->ino);
+	tc_unlock(eng);
+	return rc;
+}
+
 int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 			       bool durable)
 {
 	struct tc_inval_list inv = { 0 };
 	struct tc_dirty *d = n->body->dirty;
-	int64_t ram_ttl;
+	int64_t ram_ttl = -1;
 	int rc;
 
 	TC_ASSERT_NLOCKED(n);
@@ -318,21 +341,11 @@ int tc_content_publish_nlocked(struct tc_engine *eng, struct tc_node *n,
 		durable = false;
 	if (eng->disk_size && d->size > eng->disk_size)
 		return -EFBIG;
-	if (tc_reserve_short(eng) && d->size > 0)
-		return -ENOSPC; /* the reserve is for what was accepted */
-	rc = tc_dirty_seal(&eng->blobs, d, eng->inline_max);
-	if (!rc)
-		rc = publish_pending(eng, d, &inv);
-	if (!rc)
-		rc = publish_files(eng, d, durable);
-	if (rc) {
-		tc_inval_deliver(eng, &inv);
-		return rc;
-	}
-	tc_lock(eng);
-	rc = publish_commit_locked(eng, n, d, &inv);
-	ram_ttl = rc ? -1 : tc_policy_ram_ttl_locked(eng, n->ino);
-	tc_unlock(eng);
+	rc = publish_once(eng, n, d, durable, &inv, &ram_ttl);
+	/* Deleted entries' files may still wait for a WAL fsync: free their
+	 * space now and try once more. */
+	if (rc == -ENOSPC && tc_commit_reclaim(eng))
+		rc = publish_once(eng, n, d, durable, &inv, &ram_ttl);
 	tc_inval_deliver(eng, &inv);
 	if (rc)
 		return rc;

@@ -237,6 +237,7 @@ static struct tc_engine *engine_new(const struct tc_config *cfg)
 	eng->quiet_ns = cfg->quiet_ns;
 	tc_mutex_init(&eng->lock);
 	tc_cond_init(&eng->commit_cond);
+	tc_cond_init(&eng->reaped_cond);
 	pthread_mutex_init(&eng->inval_lock, NULL);
 	pthread_mutex_init(&eng->thread_lock, NULL);
 	pthread_cond_init(&eng->thread_cond, NULL);
@@ -414,6 +415,7 @@ int tc_engine_close(struct tc_engine *eng)
 	pthread_mutex_destroy(&eng->thread_lock);
 	pthread_cond_destroy(&eng->thread_cond);
 	pthread_cond_destroy(&eng->commit_cond);
+	pthread_cond_destroy(&eng->reaped_cond);
 	free(eng);
 	return rc;
 }

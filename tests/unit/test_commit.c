@@ -3,7 +3,8 @@
  * Unit tests of the committer (engine/commit.c) with its thread running:
  * the file of a blob that lost its last reference is deleted only after a
  * WAL fsync made that commit durable, by the committer, and it stays while
- * every fsync fails; under sync=never nothing waits for an fsync.
+ * every fsync fails; under sync=never nothing waits for an fsync; a full
+ * store reclaims them at once.
  */
 #include <time.h>
 
@@ -140,6 +141,23 @@ static void test_close_reaps_what_is_left(void **state)
 	assert_false(tcu_present(fx, "k"));
 }
 
+/* A full store frees the deleted entries' files at once, in the caller. */
+static void test_reclaim_deletes_at_once(void **state)
+{
+	struct tcu *fx = *state;
+	char hex[33];
+
+	start(fx, TC_SYNC_FSYNC);
+	put_blob(fx, "k", hex);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
+	assert_true(tc_commit_reclaim(fx->eng));
+	assert_false(tcu_blob_exists(fx, hex)); /* no waiting */
+	tcu_assert_stat(fx->eng, "blob_bytes", 0);
+	/* Nothing left to free: no point in trying again. */
+	assert_false(tc_commit_reclaim(fx->eng));
+	tcu_drop_faults(fx);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
 
 int main(void)
@@ -149,6 +167,7 @@ int main(void)
 		T(test_program_fsync_lets_the_committer_reap),
 		T(test_sync_never_reaps_without_fsync),
 		T(test_close_reaps_what_is_left),
+		T(test_reclaim_deletes_at_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
