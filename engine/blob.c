@@ -17,9 +17,10 @@
  * before a publish writes a new blob file it is recorded as pending, so a
  * crash before the commit that references it leaves nothing the next open
  * cannot find; the publish then takes a reference; the last reference
- * going deletes the row in the caller's transaction and the file after
- * its commit (tc_blob_reap_locked), so a rolled-back transaction never
- * loses a file that a committed row still names.
+ * going deletes the row in the caller's transaction and the file once its
+ * commit is durable (tc_blob_retire_locked, then tc_blob_reap_locked after
+ * the WAL fsync that covers it), so neither a rolled-back transaction nor a
+ * crash of the machine loses a file that a committed row still names.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -452,15 +453,154 @@ int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash)
 	return 0;
 }
 
-void tc_blob_reap_locked(struct tc_engine *eng)
+static struct tc_hold *find_hold(struct tc_engine *eng, const uint8_t *hash)
 {
+	for (size_t i = 0; i < eng->n_holds; i++)
+		if (!memcmp(eng->holds[i].hash, hash, TC_HASH_LEN))
+			return &eng->holds[i];
+	return NULL;
+}
+
+void tc_blob_hold_locked(struct tc_engine *eng, const uint8_t *hash)
+{
+	struct tc_hold *h;
+
 	TC_ASSERT_LOCKED(eng);
-	for (size_t i = 0; i < eng->n_doomed; i++) {
-		if (tc_blob_known_locked(eng, eng->doomed[i]))
-			continue;
-		(void)tc_blob_unlink(&eng->blobs, eng->doomed[i]);
+	h = find_hold(eng, hash);
+	if (h) {
+		h->count++;
+		return;
 	}
+	if (eng->n_holds == eng->cap_holds) {
+		size_t cap = eng->cap_holds ? eng->cap_holds * 2 : 16;
+		void *v = realloc(eng->holds, cap * sizeof(*eng->holds));
+		if (!v)
+			return; /* rare; the slot's publish writes it again */
+		eng->holds = v;
+		eng->cap_holds = cap;
+	}
+	h = &eng->holds[eng->n_holds++];
+	memcpy(h->hash, hash, TC_HASH_LEN);
+	h->count = 1;
+}
+
+void tc_blob_release_locked(struct tc_engine *eng, const uint8_t *hash)
+{
+	struct tc_hold *h;
+
+	TC_ASSERT_LOCKED(eng);
+	h = find_hold(eng, hash);
+	if (!h || --h->count)
+		return;
+	*h = eng->holds[--eng->n_holds];
+	/* Nothing references it: a stored chunk whose publish never came,
+	 * or a shared one whose source went meanwhile. A pending row, if
+	 * any, goes at the next open. */
+	if (!tc_blob_known_locked(eng, hash))
+		(void)tc_blob_unlink(&eng->blobs, hash);
+}
+
+/* Verified chunks: a direct-mapped table, so a collision only means one
+ * more verification. */
+#define VERIFIED_SLOTS 16384
+
+static size_t verified_slot(const uint8_t *hash)
+{
+	uint64_t v;
+
+	memcpy(&v, hash, sizeof(v));
+	return (size_t)(v % VERIFIED_SLOTS);
+}
+
+bool tc_blob_is_verified(struct tc_engine *eng, const uint8_t *hash)
+{
+	bool ok;
+
+	if (!eng->verified)
+		return false;
+	pthread_mutex_lock(&eng->verified_lock);
+	ok = !memcmp(eng->verified[verified_slot(hash)], hash, TC_HASH_LEN);
+	pthread_mutex_unlock(&eng->verified_lock);
+	return ok;
+}
+
+void tc_blob_set_verified(struct tc_engine *eng, const uint8_t *hash)
+{
+	if (!eng->verified)
+		return;
+	pthread_mutex_lock(&eng->verified_lock);
+	memcpy(eng->verified[verified_slot(hash)], hash, TC_HASH_LEN);
+	pthread_mutex_unlock(&eng->verified_lock);
+}
+
+/* Delete retired blob @hash's file unless referenced again or held; with
+ * @aside, move it into tmp/ under a name put there for the caller to
+ * delete after dropping the lock (a rename is cheap, freeing a large
+ * file's blocks is not). True when it went. */
+static bool reap_one_locked(struct tc_engine *eng, const uint8_t *hash,
+			    char aside[32])
+{
+	if (tc_blob_known_locked(eng, hash) || find_hold(eng, hash))
+		return false;
+	if (aside)
+		return tc_blob_uncommit(&eng->blobs, hash, aside) == 0;
+	(void)tc_blob_unlink(&eng->blobs, hash);
+	return false;
+}
+
+void tc_blob_retire_locked(struct tc_engine *eng)
+{
+	size_t n = (size_t)(eng->retired_seq - eng->reaped_seq);
+
+	TC_ASSERT_LOCKED(eng);
+	if (!eng->n_doomed)
+		return;
+	if (n + eng->n_doomed > eng->cap_retired) {
+		size_t cap = eng->cap_retired ? eng->cap_retired : 64;
+		void *v;
+
+		while (cap < n + eng->n_doomed)
+			cap *= 2;
+		v = realloc(eng->retired, cap * sizeof(*eng->retired));
+		if (!v) {
+			/* Rare: delete them now, as if the commit were synced. */
+			for (size_t i = 0; i < eng->n_doomed; i++)
+				(void)reap_one_locked(eng, eng->doomed[i],
+						      NULL);
+			eng->n_doomed = 0;
+			return;
+		}
+		eng->retired = v;
+		eng->cap_retired = cap;
+	}
+	memcpy(eng->retired[n], eng->doomed, eng->n_doomed * TC_HASH_LEN);
+	if (eng->retired_seq == eng->synced_seq)
+		eng->unsynced_since = tc_mono_ns();
+	eng->retired_seq += eng->n_doomed;
 	eng->n_doomed = 0;
+	/* sync=never promises no durability: nothing waits for an fsync. */
+	if (eng->sync == TC_SYNC_NEVER)
+		eng->synced_seq = eng->retired_seq;
+}
+
+size_t tc_blob_reap_locked(struct tc_engine *eng, char (*aside)[32],
+			   size_t max)
+{
+	size_t n = (size_t)(eng->retired_seq - eng->reaped_seq);
+	size_t k = (size_t)(eng->synced_seq - eng->reaped_seq), moved = 0;
+
+	TC_ASSERT_LOCKED(eng);
+	if (eng->synced_seq <= eng->reaped_seq)
+		return 0;
+	if (aside && k > max)
+		k = max;
+	for (size_t i = 0; i < k; i++)
+		if (reap_one_locked(eng, eng->retired[i],
+				    aside ? aside[moved] : NULL))
+			moved++;
+	memmove(eng->retired, eng->retired + k, (n - k) * TC_HASH_LEN);
+	eng->reaped_seq += k;
+	return moved;
 }
 
 int tc_blob_reclaim_pending_locked(struct tc_engine *eng)

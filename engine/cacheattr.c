@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/xattr.h>
 
 #include "engine_i.h"
@@ -129,6 +130,23 @@ static void tags_of_locked(struct tc_engine *eng, uint64_t ino, char *out,
 	(void)!tc_index_tags_of(&eng->ix, ino, join_tag, &j);
 }
 
+/* Is @m's whole content in RAM now (every chunk of it)? */
+static bool in_ram_locked(struct tc_engine *eng, const struct tc_inode *m)
+{
+	uint8_t (*v)[TC_HASH_LEN];
+	size_t count;
+	bool all = true;
+
+	if (m->nchunks < 2)
+		return !m->hash_set || tc_ram_contains(eng->ram, m->hash);
+	if (tc_index_chunks(&eng->ix, m->ino, &v, &count))
+		return false;
+	for (size_t i = 0; all && i < count; i++)
+		all = tc_ram_contains(eng->ram, v[i]);
+	free(v);
+	return all;
+}
+
 /* Value of readable attribute @a of @m into @out; -ENODATA when absent. */
 static int attr_value_locked(struct tc_engine *eng, const struct tc_inode *m,
 			     enum attr_id a, char *out, size_t size)
@@ -140,7 +158,7 @@ static int attr_value_locked(struct tc_engine *eng, const struct tc_inode *m,
 		if (!(reg || dir) || m->ttl < 0)
 			return -ENODATA;
 		if (m->ttl == 0)
-			snprintf(out, size, "none");
+			snprintf(out, size, "never");
 		else
 			format_duration(m->ttl, out, size);
 		return 0;
@@ -178,10 +196,7 @@ static int attr_value_locked(struct tc_engine *eng, const struct tc_inode *m,
 	case A_TIER:
 		if (!reg)
 			return -ENODATA;
-		snprintf(out, size, "%s",
-			 !m->hash_set || tc_ram_contains(eng->ram, m->hash)
-				 ? "ram"
-				 : "disk");
+		snprintf(out, size, "%s", in_ram_locked(eng, m) ? "ram" : "disk");
 		return 0;
 	case A_HASH: {
 		uint8_t h[TC_HASH_LEN];
@@ -209,6 +224,18 @@ ssize_t tc_cacheattr_get(struct tc_engine *eng, uint64_t ino,
 
 	tc_lock(eng);
 	rc = tc_node_meta_locked(eng, ino, &m);
+	if (!rc && a == A_HASH && S_ISREG(m.mode) && m.nchunks > 1 &&
+	    !m.hash_set) {
+		/* A content in chunks rewritten in place: its whole hash is
+		 * computed when first asked for (reading it all). */
+		uint8_t h[TC_HASH_LEN];
+		tc_unlock(eng);
+		rc = tc_content_whole_hash(eng, ino, h);
+		if (rc)
+			return rc;
+		tc_hash_hex(h, val);
+		return reply_str(val, buf, size);
+	}
 	if (!rc)
 		rc = attr_value_locked(eng, &m, a, val, sizeof(val));
 	tc_unlock(eng);
@@ -310,8 +337,8 @@ static int save_inode_locked(struct tc_engine *eng, struct tc_inode *m,
 	if (!rc)
 		rc = tc_index_inode_update(&eng->ix, m);
 	rc = tc_txn_end_locked(eng, rc);
-	if (!rc && n)
-		n->meta = *m;
+	if (!rc && n && n->body)
+		n->body->meta = *m;
 	if (!rc && inv && m->expires != old_expires)
 		tc_inval_names_locked(eng, m->ino, inv);
 	return rc;
@@ -459,7 +486,7 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 	enum attr_id a = attr_id(name);
 	char v[VALUE_MAX], tags[MAX_TAGS][65];
 	struct tell tell = { .what = TELL_NONE };
-	struct tc_inode m;
+	struct tc_inode m, orig;
 	bool reg, dir;
 	int ntags = -1, rc;
 
@@ -474,6 +501,7 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 	rc = tc_node_meta_locked(eng, ino, &m);
 	if (rc)
 		goto out;
+	orig = m;
 	reg = S_ISREG(m.mode);
 	dir = S_ISDIR(m.mode);
 	if (is_control(a)) {
@@ -492,17 +520,21 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 		rc = -EPERM;
 		goto out;
 	}
-	rc = check_flags_locked(eng, &m, a, flags);
-	if (rc)
-		goto out;
 	switch (a) {
 	case A_TTL: {
 		int64_t ns;
+		/* "never" is a ttl of its own (0 in the row: no deadline,
+		 * whatever the tag rules, directories and mount say); "none"
+		 * and 0 remove the entry's own ttl. */
+		if (!strcasecmp(v, "never")) {
+			m.ttl = 0;
+			break;
+		}
 		rc = tc_parse_duration(v, &ns);
 		if (rc)
 			rc = -EINVAL;
 		else
-			m.ttl = ns > 0 ? ns : -1; /* none/0 removes it */
+			m.ttl = ns > 0 ? ns : -1;
 		break;
 	}
 	case A_TTL_MODE: {
@@ -524,6 +556,10 @@ int tc_cacheattr_set(struct tc_engine *eng, uint64_t ino, const char *name,
 	default:
 		rc = -EINVAL;
 	}
+	/* The value is valid: now XATTR_CREATE / XATTR_REPLACE, against the
+	 * attribute as it was (@orig). */
+	if (!rc)
+		rc = check_flags_locked(eng, &orig, a, flags);
 	if (rc)
 		goto out;
 	rc = save_inode_locked(eng, &m, reg, tags, ntags, &inv);

@@ -18,12 +18,24 @@
  * invalidated, and each file whose publish the group held reports the
  * error at its next fsync or close, as the kernel reports writeback
  * errors.
+ *
+ * Blob files that lost their last reference are deleted only once a WAL
+ * fsync made the commit that dropped it durable (blob.c): a program's
+ * fsync, or the committer's own when none comes, and the committer does
+ * the unlinks, so an fsync(2) pays for neither.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine_i.h"
+
+/* How long retired blobs wait for a program's fsync before the committer
+ * syncs the WAL for them itself. */
+#define REAP_SYNC_DELAY_NS INT64_C(50000000)
+
+/* Files the committer reaps per round of the lock. */
+#define REAP_BATCH 64
 
 /* Bring the nodes back in line after a lost group. */
 static void recover_locked(struct tc_engine *eng, struct tc_inval_list *inv)
@@ -57,13 +69,48 @@ int tc_commit_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 	return rc;
 }
 
+/* A WAL fsync covered the commits that retired blobs up to @seq: their
+ * files may go (the committer deletes them, off the caller's path). */
+static void synced_locked(struct tc_engine *eng, uint64_t seq)
+{
+	if (seq <= eng->synced_seq)
+		return;
+	eng->synced_seq = seq;
+	if (seq < eng->retired_seq)
+		eng->unsynced_since = tc_mono_ns();
+	if (eng->committer_running)
+		pthread_cond_signal(&eng->commit_cond);
+	else
+		(void)tc_blob_reap_locked(eng, NULL, 0);
+}
+
+/* The committer's part: move a batch of reaped files aside under the lock
+ * and delete them without it. */
+static void reap_locked(struct tc_engine *eng)
+{
+	char aside[REAP_BATCH][32];
+	size_t n = tc_blob_reap_locked(eng, aside, REAP_BATCH);
+
+	if (!n)
+		return;
+	eng->reaping++;
+	tc_unlock(eng);
+	for (size_t i = 0; i < n; i++)
+		tc_blob_tmp_discard(&eng->blobs, -1, aside[i]);
+	tc_lock(eng);
+	eng->reaping--;
+	pthread_cond_broadcast(&eng->reaped_cond);
+}
+
 int tc_commit_sync(struct tc_engine *eng)
 {
 	struct tc_inval_list inv = { 0 };
+	uint64_t seq;
 	int fd = -1, rc;
 
 	tc_lock(eng);
 	rc = tc_commit_locked(eng, &inv);
+	seq = eng->retired_seq;
 	if (!rc && eng->sync != TC_SYNC_NEVER)
 		rc = tc_index_wal_fd(&eng->ix, &fd);
 	tc_unlock(eng);
@@ -72,7 +119,62 @@ int tc_commit_sync(struct tc_engine *eng)
 		return 0; /* no WAL yet: nothing was ever written */
 	if (!rc && fd >= 0)
 		rc = tc_blob_fsync(&eng->blobs, fd);
+	if (!rc && fd >= 0) {
+		tc_lock(eng);
+		synced_locked(eng, seq);
+		tc_unlock(eng);
+	}
 	return rc;
+}
+
+/* The committer's own WAL fsync, when blobs wait for one that no program
+ * asked for. Drops the lock meanwhile; 0 or a negative errno. */
+static int sync_for_reap_locked(struct tc_engine *eng)
+{
+	uint64_t seq = eng->retired_seq;
+	int fd = -1, rc;
+
+	rc = tc_index_wal_fd(&eng->ix, &fd);
+	if (rc == -ENOENT || (!rc && fd < 0)) {
+		synced_locked(eng, seq);
+		return 0;
+	}
+	if (rc)
+		return rc;
+	tc_unlock(eng);
+	rc = tc_blob_fsync(&eng->blobs, fd);
+	tc_lock(eng);
+	if (!rc)
+		synced_locked(eng, seq);
+	return rc;
+}
+
+bool tc_commit_reclaim(struct tc_engine *eng)
+{
+	bool waiting;
+	uint64_t before;
+
+	tc_lock(eng);
+	before = eng->reaped_seq;
+	waiting = eng->group_open || eng->retired_seq > before || eng->reaping;
+	tc_unlock(eng);
+	if (!waiting || tc_commit_sync(eng))
+		return false;
+	tc_lock(eng);
+	(void)tc_blob_reap_locked(eng, NULL, 0);
+	/* The committer may be deleting a batch it moved aside. */
+	while (eng->reaping)
+		tc_mutex_wait(&eng->lock, &eng->reaped_cond);
+	tc_unlock(eng);
+	return true;
+}
+
+void tc_commit_close_locked(struct tc_engine *eng)
+{
+	TC_ASSERT_LOCKED(eng);
+	if (eng->retired_seq > eng->synced_seq)
+		(void)!sync_for_reap_locked(eng);
+	(void)tc_blob_reap_locked(eng, NULL, 0);
 }
 
 int tc_sync(struct tc_engine *eng)
@@ -89,6 +191,29 @@ static void *committer(void *arg)
 		struct tc_inval_list inv = { 0 };
 		int64_t age;
 
+		if (eng->synced_seq > eng->reaped_seq) {
+			reap_locked(eng);
+			continue;
+		}
+		if (eng->retired_seq > eng->synced_seq) {
+			/* A program's fsync usually comes first and covers
+			 * them; else the committer syncs them itself. */
+			age = tc_mono_ns() - eng->unsynced_since;
+			if (age >= REAP_SYNC_DELAY_NS) {
+				if (sync_for_reap_locked(eng))
+					/* The files stay a little longer. */
+					tc_mutex_timedwait(
+						&eng->lock, &eng->commit_cond,
+						10 * REAP_SYNC_DELAY_NS);
+				continue;
+			}
+			if (!eng->group_open && !eng->lost_pending) {
+				tc_mutex_timedwait(&eng->lock,
+						   &eng->commit_cond,
+						   REAP_SYNC_DELAY_NS - age);
+				continue;
+			}
+		}
 		if (!eng->group_open && !eng->lost_pending) {
 			tc_mutex_wait(&eng->lock, &eng->commit_cond);
 			continue;

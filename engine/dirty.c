@@ -4,17 +4,31 @@
  * last publish, shared by all its handles (content.c owns the node and
  * decides when to publish; this file only keeps the bytes).
  *
- * Content stays in memory while small and moves to a temporary file in the
- * store once it outgrows DIRTY_SPILL, so one writer's RAM is bounded while
- * small values (the common case for a cache) never touch the disk before
- * they are published. The XXH3 hash is kept up to date while writes are
- * sequential appends, so publishing a large file that was written once
- * does not read it again; any other write marks the hash for a full pass
- * at publish. A spilled file becomes the blob by a rename (the data is
- * written once).
+ * A content is a row of chunks of tc_config.chunk_size bytes (the last one
+ * shorter), and dirty state is copy-on-write per chunk: a slot per chunk
+ * says where its bytes are now:
+ *
+ *   ZERO  a hole (a file extended by truncate or by a write past its end);
+ *   BASE  unchanged since the published version (its chunk hash);
+ *   HELD  a chunk shared from another content (copy_file_range), held in
+ *         memory against deletion until the publish references it;
+ *   MEM   written: the chunk's bytes in memory;
+ *   TMP   written and sealed: hashed into a temporary file in the store,
+ *         renamed into place as the chunk's blob by the publish.
+ *
+ * So a small change to a large file costs the chunk it touched, not the
+ * file: publishing hashes and writes only MEM and TMP slots. A writer holds
+ * at most MEM_MAX chunks in memory; beyond that the least recently written
+ * are sealed, which is what a long sequential write does as it goes, so
+ * its data touches the disk once. The XXH3 hash of the whole content is
+ * kept up to date while writes are sequential appends from offset 0 (a
+ * file written once in order has it for free); otherwise it is unknown
+ * until someone asks (content.c).
+ *
+ * Bytes of BASE and HELD slots are read through the caller's chunk reader
+ * (verified against their hash there).
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,23 +36,43 @@
 
 #include "engine_i.h"
 
-/*
- * Dirty content stays in memory up to this size, then moves to a temporary
- * file in the store: bounds the RAM one writer can hold, while small values
- * never touch the disk before publishing.
- */
-#define DIRTY_SPILL (UINT64_C(1) << 20)
+/* Chunks a writer keeps in memory before sealing the least recently
+ * written ones: bounds one writer's RAM at a few chunks while random
+ * writes to a handful of chunks stay cheap. */
+#define MEM_MAX 4
 
-/* Buffer of a rehashing pass over a spilled file. */
-#define REHASH_CHUNK (1 << 20)
+enum { SLOT_ZERO, SLOT_BASE, SLOT_HELD, SLOT_MEM, SLOT_TMP };
 
-struct tc_dirty *tc_dirty_new(void)
+struct tc_dslot {
+	uint8_t state;
+	uint8_t hash[TC_HASH_LEN]; /* BASE, HELD, TMP */
+	char *buf;                 /* MEM: the chunk's bytes */
+	size_t cap;                /* MEM: allocated */
+	int fd;                    /* TMP */
+	char tmpname[32];          /* TMP */
+	uint64_t used;             /* MEM: write clock, for sealing */
+};
+
+static uint64_t slot_len(const struct tc_dirty *d, size_t i)
+{
+	uint64_t start = (uint64_t)i * d->chunk;
+
+	return d->size - start < d->chunk ? d->size - start : d->chunk;
+}
+
+static size_t slots_for(const struct tc_dirty *d, uint64_t size)
+{
+	return (size_t)((size + d->chunk - 1) / d->chunk);
+}
+
+struct tc_dirty *tc_dirty_new(uint64_t chunk, const struct tc_chunk_src *src)
 {
 	struct tc_dirty *d = calloc(1, sizeof(*d));
 
 	if (!d)
 		return NULL;
-	d->fd = -1;
+	d->chunk = chunk;
+	d->src = *src;
 	d->hstate = XXH3_createState();
 	if (!d->hstate) {
 		free(d);
@@ -48,81 +82,318 @@ struct tc_dirty *tc_dirty_new(void)
 	return d;
 }
 
+/* Make room for @n slots. */
+static int grow_slots(struct tc_dirty *d, size_t n)
+{
+	struct tc_dslot *v;
+	size_t cap;
+
+	if (n <= d->cap)
+		return 0;
+	cap = d->cap ? d->cap : 4;
+	while (cap < n)
+		cap *= 2;
+	v = realloc(d->slots, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memset(v + d->cap, 0, (cap - d->cap) * sizeof(*v));
+	d->slots = v;
+	d->cap = cap;
+	return 0;
+}
+
+/* Forget what slot @i holds (it becomes ZERO). */
+static void slot_clear(struct tc_blob_store *bs, struct tc_dirty *d, size_t i)
+{
+	struct tc_dslot *s = &d->slots[i];
+
+	if (s->state == SLOT_MEM) {
+		free(s->buf);
+		d->nmem--;
+	} else if (s->state == SLOT_TMP) {
+		tc_blob_tmp_discard(bs, s->fd, s->tmpname);
+	} else if (s->state == SLOT_HELD) {
+		d->src.release(d->src.ctx, s->hash);
+	}
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+}
+
 void tc_dirty_free(struct tc_blob_store *bs, struct tc_dirty *d)
 {
 	if (!d)
 		return;
-	if (d->fd >= 0)
-		tc_blob_tmp_discard(bs, d->fd, d->tmpname);
-	free(d->buf);
+	for (size_t i = 0; i < d->nslots; i++)
+		slot_clear(bs, d, i);
+	free(d->slots);
 	if (d->hstate)
 		XXH3_freeState(d->hstate);
 	free(d);
 }
 
-/* Move in-memory dirty content to a temporary file. */
-static int spill(struct tc_blob_store *bs, struct tc_dirty *d)
+int tc_dirty_set_base(struct tc_dirty *d, uint64_t size,
+		      const uint8_t (*hashes)[TC_HASH_LEN], size_t n)
 {
-	int rc = tc_blob_tmp_create(bs, &d->fd, d->tmpname);
+	int rc;
 
+	if (n != slots_for(d, size))
+		return -EIO;
+	rc = grow_slots(d, n);
 	if (rc)
 		return rc;
-	rc = tc_blob_pwrite_all(bs, d->fd, d->buf, d->size, 0);
+	for (size_t i = 0; i < n; i++) {
+		d->slots[i].state = SLOT_BASE;
+		d->slots[i].fd = -1;
+		memcpy(d->slots[i].hash, hashes[i], TC_HASH_LEN);
+	}
+	d->nslots = n;
+	d->size = size;
+	/* Only what is written from offset 0 on can be hashed as it comes. */
+	d->hash_broken = size > 0;
+	return 0;
+}
+
+/* Read @n bytes at @off of slot @i into @buf; @len is the slot's current
+ * length (a chunk is verified whole against its hash). */
+static int slot_read(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
+		     uint64_t len, uint64_t off, void *buf, size_t n)
+{
+	struct tc_dslot *s = &d->slots[i];
+
+	switch (s->state) {
+	case SLOT_ZERO:
+		memset(buf, 0, n);
+		return 0;
+	case SLOT_MEM:
+		memcpy(buf, s->buf + off, n);
+		return 0;
+	case SLOT_TMP:
+		return tc_blob_pread_all(bs, s->fd, buf, n, (off_t)off);
+	default:
+		return d->src.read(d->src.ctx, s->hash, len, off, buf, n);
+	}
+}
+
+/* Turn slot @i (now @curlen bytes long) into MEM, about to be @len bytes
+ * long: its first @keep bytes are kept, the rest zeroed. */
+static int make_mem(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
+		    uint64_t curlen, uint64_t keep, uint64_t len)
+{
+	struct tc_dslot *s = &d->slots[i];
+	size_t cap;
+	char *buf;
+	int rc;
+
+	if (s->state == SLOT_MEM) {
+		if (len > s->cap) {
+			cap = s->cap ? s->cap : 4096;
+			while (cap < len)
+				cap *= 2;
+			buf = realloc(s->buf, cap);
+			if (!buf)
+				return -ENOMEM;
+			s->buf = buf;
+			s->cap = cap;
+		}
+		if (len > keep)
+			memset(s->buf + keep, 0, len - keep);
+		return 0;
+	}
+	cap = len ? len : 1;
+	buf = calloc(1, cap);
+	if (!buf)
+		return -ENOMEM;
+	rc = keep ? slot_read(bs, d, i, curlen, 0, buf, keep) : 0;
 	if (rc) {
-		tc_blob_tmp_discard(bs, d->fd, d->tmpname);
-		d->fd = -1;
-		d->tmpname[0] = '\0';
+		free(buf);
 		return rc;
 	}
-	free(d->buf);
-	d->buf = NULL;
-	d->cap = 0;
+	slot_clear(bs, d, i);
+	s->state = SLOT_MEM;
+	s->buf = buf;
+	s->cap = cap;
+	d->nmem++;
+	return 0;
+}
+
+/* Set the size to @size: slots beyond go, the last one's length changes
+ * (its bytes, not its hash, are kept: it becomes MEM), new slots are
+ * holes. */
+static int resize(struct tc_blob_store *bs, struct tc_dirty *d, uint64_t size)
+{
+	size_t n = slots_for(d, size), last;
+	uint64_t ol, nl, start;
+	int rc;
+
+	if (size == d->size)
+		return 0;
+	rc = grow_slots(d, n);
+	if (rc)
+		return rc;
+	for (size_t i = n; i < d->nslots; i++)
+		slot_clear(bs, d, i);
+	if (d->nslots > n)
+		d->nslots = n;
+	if (d->nslots) {
+		last = d->nslots - 1;
+		start = (uint64_t)last * d->chunk;
+		ol = d->size - start < d->chunk ? d->size - start : d->chunk;
+		nl = size - start < d->chunk ? size - start : d->chunk;
+		if (ol != nl && d->slots[last].state != SLOT_ZERO) {
+			rc = make_mem(bs, d, last, ol, ol < nl ? ol : nl, nl);
+			if (rc)
+				return rc;
+		}
+	}
+	for (size_t i = d->nslots; i < n; i++) {
+		memset(&d->slots[i], 0, sizeof(d->slots[i]));
+		d->slots[i].fd = -1;
+	}
+	d->nslots = n;
+	d->size = size;
+	return 0;
+}
+
+/* Seal MEM slot @i: hash its bytes into a temporary file. */
+static int seal(struct tc_blob_store *bs, struct tc_dirty *d, size_t i)
+{
+	struct tc_dslot *s = &d->slots[i];
+	uint64_t len = slot_len(d, i);
+	char name[32];
+	int fd, rc;
+
+	rc = tc_blob_tmp_create(bs, &fd, name);
+	if (rc)
+		return rc;
+	rc = tc_blob_pwrite_all(bs, fd, s->buf, len, 0);
+	if (rc) {
+		tc_blob_tmp_discard(bs, fd, name);
+		return rc;
+	}
+	tc_hash_buf(s->buf, len, s->hash);
+	free(s->buf);
+	s->buf = NULL;
+	s->cap = 0;
+	s->state = SLOT_TMP;
+	s->fd = fd;
+	memcpy(s->tmpname, name, sizeof(name));
+	d->nmem--;
+	return 0;
+}
+
+/* Seal hole @i: a chunk of zeros like any other, but its file is sparse
+ * and the hash of a whole chunk of zeros is computed once. */
+static int seal_hole(struct tc_blob_store *bs, struct tc_dirty *d, size_t i)
+{
+	struct tc_dslot *s = &d->slots[i];
+	uint64_t len = slot_len(d, i);
+	char name[32];
+	int fd, rc;
+
+	if (len != d->chunk || !d->zero_hashed) {
+		char *zeros = calloc(1, len ? len : 1);
+		if (!zeros)
+			return -ENOMEM;
+		tc_hash_buf(zeros, len, s->hash);
+		free(zeros);
+		if (len == d->chunk) {
+			memcpy(d->zero_hash, s->hash, TC_HASH_LEN);
+			d->zero_hashed = true;
+		}
+	} else {
+		memcpy(s->hash, d->zero_hash, TC_HASH_LEN);
+	}
+	rc = tc_blob_tmp_create(bs, &fd, name);
+	if (rc)
+		return rc;
+	if (ftruncate(fd, (off_t)len)) {
+		rc = -errno;
+		tc_blob_tmp_discard(bs, fd, name);
+		return rc;
+	}
+	s->state = SLOT_TMP;
+	s->fd = fd;
+	memcpy(s->tmpname, name, sizeof(name));
+	return 0;
+}
+
+/* Keep at most MEM_MAX chunks in memory: seal the least recently written
+ * (but never @keep, the one being written). */
+static int bound_memory(struct tc_blob_store *bs, struct tc_dirty *d,
+			size_t keep)
+{
+	while (d->nmem > MEM_MAX) {
+		size_t old = SIZE_MAX;
+		int rc;
+
+		for (size_t i = 0; i < d->nslots; i++)
+			if (d->slots[i].state == SLOT_MEM && i != keep &&
+			    (old == SIZE_MAX ||
+			     d->slots[i].used < d->slots[old].used))
+				old = i;
+		if (old == SIZE_MAX)
+			return 0;
+		rc = seal(bs, d, old);
+		if (rc)
+			return rc;
+	}
 	return 0;
 }
 
 int tc_dirty_write(struct tc_blob_store *bs, struct tc_dirty *d,
 		   const void *buf, size_t len, uint64_t off)
 {
-	uint64_t end = off + len;
+	const char *p = buf;
+	uint64_t end = off + len, pos = off;
+	size_t last = 0;
 	int rc;
 
 	if (len == 0)
 		return 0; /* writes nothing, extends nothing (POSIX) */
 	d->from_shared = false; /* a local write: its publish is ours */
-	if (d->fd < 0 && end > DIRTY_SPILL) {
-		rc = spill(bs, d);
+	/* A failed write changes nothing: the chunks it lands in are loaded
+	 * first (what can fail), then the size moves, then bytes are
+	 * copied (what cannot). */
+	for (uint64_t q = off; q < end && q < d->size;) {
+		size_t i = (size_t)(q / d->chunk);
+		uint64_t sl = slot_len(d, i);
+		rc = make_mem(bs, d, i, sl, sl, sl);
+		if (rc)
+			return rc;
+		q = (uint64_t)(i + 1) * d->chunk;
+	}
+	if (end > d->size) {
+		rc = resize(bs, d, end);
 		if (rc)
 			return rc;
 	}
-	if (d->fd >= 0) {
-		rc = tc_blob_pwrite_all(bs, d->fd, buf, len, (off_t)off);
-		if (rc)
-			return rc;
-	} else {
-		if (end > d->cap) {
-			size_t cap = d->cap ? d->cap : 4096;
-			char *nb;
-			while (cap < end)
-				cap *= 2;
-			nb = realloc(d->buf, cap);
-			if (!nb)
-				return -ENOMEM;
-			d->buf = nb;
-			d->cap = cap;
-		}
-		if (off > d->size)
-			memset(d->buf + d->size, 0, off - d->size);
-		memcpy(d->buf + off, buf, len);
-	}
-	/* Keep the hash going while writes are sequential appends. */
-	if (!d->hash_broken && off == d->hashed && off >= d->size) {
+	/* Keep the whole hash going while writes are sequential appends. */
+	if (!d->hash_broken && off == d->hashed && off + len >= d->hashed &&
+	    off == d->size - len) {
 		XXH3_128bits_update(d->hstate, buf, len);
 		d->hashed = end;
-	} else if (off < d->hashed || off > d->size) {
+	} else {
 		d->hash_broken = true;
 	}
-	if (end > d->size)
-		d->size = end;
+	while (pos < end) {
+		size_t i = (size_t)(pos / d->chunk);
+		uint64_t start = (uint64_t)i * d->chunk, sl = slot_len(d, i);
+		uint64_t in = pos - start;
+		size_t k = end - pos < sl - in ? (size_t)(end - pos)
+					       : (size_t)(sl - in);
+
+		rc = make_mem(bs, d, i, sl, sl, sl);
+		if (rc)
+			return rc; /* ENOMEM only: the chunk was a hole */
+		memcpy(d->slots[i].buf + in, p, k);
+		d->slots[i].used = ++d->clock;
+		last = i;
+		p += k;
+		pos += k;
+	}
+	/* Sealing may fail (ENOSPC): the chunks then stay in memory, and
+	 * the publish reports it. */
+	(void)!bound_memory(bs, d, last);
 	return 0;
 }
 
@@ -134,110 +405,135 @@ int tc_dirty_truncate(struct tc_blob_store *bs, struct tc_dirty *d,
 	d->from_shared = false;
 	if (size < d->hashed || size > d->size)
 		d->hash_broken = true;
-	if (d->fd >= 0) {
-		if (ftruncate(d->fd, (off_t)size))
-			return -errno;
-	} else if (size > DIRTY_SPILL) {
-		int rc = spill(bs, d);
-		if (rc)
-			return rc;
-		if (ftruncate(d->fd, (off_t)size))
-			return -errno;
-	} else if (size > d->size) {
-		static const char zero[4096];
-		uint64_t pos = d->size;
-		while (pos < size) {
-			size_t k = size - pos > sizeof(zero) ? sizeof(zero)
-							      : size - pos;
-			int rc = tc_dirty_write(bs, d, zero, k, pos);
-			if (rc)
-				return rc;
-			pos += k;
-		}
-		d->hash_broken = true;
-	}
-	d->size = size;
-	return 0;
+	return resize(bs, d, size);
 }
 
-ssize_t tc_dirty_read(struct tc_dirty *d, void *buf, size_t size,
-		      uint64_t off)
+ssize_t tc_dirty_read(struct tc_blob_store *bs, struct tc_dirty *d, void *buf,
+		      size_t size, uint64_t off)
 {
-	ssize_t n;
+	char *p = buf;
+	uint64_t pos = off, end;
+	int rc;
 
 	if (off >= d->size)
 		return 0;
 	if (size > d->size - off)
-		size = d->size - off;
-	if (d->fd < 0) {
-		memcpy(buf, d->buf + off, size);
-		return (ssize_t)size;
+		size = (size_t)(d->size - off);
+	end = off + size;
+	while (pos < end) {
+		size_t i = (size_t)(pos / d->chunk);
+		uint64_t start = (uint64_t)i * d->chunk, sl = slot_len(d, i);
+		uint64_t in = pos - start;
+		size_t k = end - pos < sl - in ? (size_t)(end - pos)
+					       : (size_t)(sl - in);
+
+		rc = slot_read(bs, d, i, sl, in, p, k);
+		if (rc)
+			return rc;
+		p += k;
+		pos += k;
 	}
-	n = pread(d->fd, buf, size, (off_t)off);
-	return n < 0 ? -errno : n;
+	return (ssize_t)size;
 }
 
-/* Feed the whole content to a fresh hash state. */
-static int rehash(struct tc_blob_store *bs, struct tc_dirty *d)
-{
-	char *buf;
-	int rc = 0;
-
-	XXH3_128bits_reset(d->hstate);
-	if (d->fd < 0) {
-		XXH3_128bits_update(d->hstate, d->buf, d->size);
-		return 0;
-	}
-	buf = malloc(REHASH_CHUNK);
-	if (!buf)
-		return -ENOMEM;
-	for (uint64_t off = 0; !rc && off < d->size;) {
-		size_t k = d->size - off > REHASH_CHUNK ? REHASH_CHUNK
-							: d->size - off;
-		rc = tc_blob_pread_all(bs, d->fd, buf, k, (off_t)off);
-		if (!rc)
-			XXH3_128bits_update(d->hstate, buf, k);
-		off += k;
-	}
-	free(buf);
-	return rc;
-}
-
-int tc_dirty_hash(struct tc_blob_store *bs, struct tc_dirty *d, uint8_t *hash)
+bool tc_dirty_whole_hash(struct tc_dirty *d, uint8_t *hash)
 {
 	XXH128_canonical_t c;
 
-	if (d->hash_broken || d->hashed != d->size) {
-		int rc = rehash(bs, d);
-		if (rc)
-			return rc;
-		d->hashed = d->size;
-		d->hash_broken = false;
-	}
+	if (d->hash_broken || d->hashed != d->size)
+		return false;
 	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d->hstate));
 	memcpy(hash, c.digest, TC_HASH_LEN);
+	return true;
+}
+
+int tc_dirty_seal(struct tc_blob_store *bs, struct tc_dirty *d,
+		  uint64_t inline_max)
+{
+	/* A small content kept in memory may go inside the index as is. */
+	if (d->nslots == 1 && d->slots[0].state == SLOT_MEM &&
+	    d->size <= inline_max) {
+		tc_hash_buf(d->slots[0].buf, d->size, d->slots[0].hash);
+		return 0;
+	}
+	for (size_t i = 0; i < d->nslots; i++) {
+		if (d->slots[i].state == SLOT_MEM) {
+			int rc = seal(bs, d, i);
+			if (rc)
+				return rc;
+		} else if (d->slots[i].state == SLOT_ZERO) {
+			int rc = seal_hole(bs, d, i);
+			if (rc)
+				return rc;
+		}
+	}
 	return 0;
 }
 
-void tc_dirty_adopt_tmp(struct tc_dirty *d, int fd, const char *name,
-			uint64_t size)
+size_t tc_dirty_slots(const struct tc_dirty *d)
 {
-	d->fd = fd;
-	snprintf(d->tmpname, sizeof(d->tmpname), "%s", name);
-	d->size = size;
-	d->hash_broken = true; /* read once more at publish */
+	return d->nslots;
 }
 
-int tc_dirty_store(struct tc_blob_store *bs, struct tc_dirty *d,
-		   const uint8_t *hash, bool durable)
+void tc_dirty_slot(const struct tc_dirty *d, size_t i,
+		   struct tc_dirty_slot *out)
 {
+	const struct tc_dslot *s = &d->slots[i];
+
+	out->len = slot_len(d, i);
+	memcpy(out->hash, s->hash, TC_HASH_LEN);
+	out->changed = s->state != SLOT_BASE;
+	out->file = s->state == SLOT_TMP ? s->fd : -1;
+	out->data = s->state == SLOT_MEM ? s->buf : NULL;
+	out->held = s->state == SLOT_HELD;
+}
+
+int tc_dirty_slot_store(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
+			bool durable)
+{
+	struct tc_dslot *s = &d->slots[i];
 	int rc;
 
-	if (d->fd >= 0) {
-		rc = tc_blob_commit_tmp(bs, d->fd, d->tmpname, hash, durable);
-		if (!rc)
-			d->tmpname[0] = '\0'; /* the file is the blob now */
+	if (s->state != SLOT_TMP)
+		return 0;
+	rc = tc_blob_commit_tmp(bs, s->fd, s->tmpname, s->hash, durable);
+	if (rc)
 		return rc;
-	}
-	return tc_blob_write(bs, hash, d->buf, d->size, durable);
+	/* In place now: the slot names the blob, held until the publish
+	 * references it. */
+	close(s->fd);
+	s->fd = -1;
+	s->tmpname[0] = '\0';
+	s->state = SLOT_HELD;
+	d->src.hold(d->src.ctx, s->hash);
+	return 0;
+}
+
+void tc_dirty_slot_discard_tmp(struct tc_blob_store *bs, struct tc_dirty *d,
+			       size_t i)
+{
+	struct tc_dslot *s = &d->slots[i];
+
+	if (s->state != SLOT_TMP)
+		return;
+	/* Its content is a blob already (held by the caller's hold). */
+	tc_blob_tmp_discard(bs, s->fd, s->tmpname);
+	s->fd = -1;
+	s->tmpname[0] = '\0';
+	s->state = SLOT_HELD;
+}
+
+int tc_dirty_share(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
+		   const uint8_t *hash)
+{
+	struct tc_dslot *s;
+
+	if (i >= d->nslots)
+		return -EINVAL;
+	slot_clear(bs, d, i);
+	s = &d->slots[i];
+	s->state = SLOT_HELD;
+	memcpy(s->hash, hash, TC_HASH_LEN);
+	d->hash_broken = true;
+	return 0;
 }

@@ -17,11 +17,14 @@
  *                          counts, pending files, deletion after commit
  *   dirty.c              unpublished content of a writer
  *   txn.c                transactions with the counters they move
+ *   nodebody.c           node bodies: rows loaded on demand, the bounded
+ *                          cache of idle ones
  *   node.c               the node table, invalidations, access times
  *   policy.c             lifetimes, schema, limits, sweeps
  *   sharedpub.c          what this mount pushes to the shared tier, and
  *                          the version there of each entry it knows
  *   namespace.c          lookup, create, link, unlink, readdir, ...
+ *   tags.c               the tags in use and the paths that carry one
  *   rename.c             rename and exchange
  *   content.c            open, read, write, publish, promotion, setattr
  *   cacheattr.c          the user.tiercache.* attributes and controls
@@ -37,10 +40,12 @@
  *   node->lock  ->  eng->lock  ->  ram->lock
  *
  *   - eng->lock protects the SQLite connection, the node table, every
- *     node's reference counts and metadata copy (node->meta), the access-time
- *     batch and the disk counters. Functions that require it end in
- *     _locked and assert it (TC_ASSERT_LOCKED).
- *   - node->lock protects a node's data: its dirty state and its loaded
+ *     node's reference counts, body and metadata copy (node->body->meta),
+ *     the body cache, the access-time batch and the disk counters.
+ *     Functions that require it end in _locked and assert it
+ *     (TC_ASSERT_LOCKED).
+ *   - node->lock (node->body->lock, there while the node is pinned or
+ *     open) protects a node's data: its dirty state and its loaded
  *     content. A publish holds node->lock and takes eng->lock for the
  *     commit. Code holding eng->lock never takes a node lock. Functions
  *     that require it end in _nlocked and assert it.
@@ -241,15 +246,24 @@ struct tc_inode {
 	int64_t atime, mtime, ctime;
 	bool hash_set;
 	uint8_t hash[TC_HASH_LEN];
-	int64_t ttl;      /* own ttl: <0 unset, 0 none, >0 ns */
+	int64_t ttl;      /* own ttl: <0 unset, 0 never, >0 ns */
 	int ttl_mode;     /* own mode: <0 unset */
 	int64_t dttl;     /* inherited at creation (dirs: their default) */
 	int dttl_mode;
 	int64_t expires;  /* 0 = never */
 	char schema[65];  /* "" = none */
 	int64_t lru;      /* last access ns (regular files) */
+	uint32_t nchunks; /* > 1: the content is that many chunk rows, and hash
+			   * (when hash_set) is the whole content's, holding
+			   * no reference; else hash is the one blob's */
 	const char *target; /* symlink target, for insert only (borrowed) */
 };
+
+/* True when @m's hash names its one blob (and holds a reference to it). */
+static inline bool tc_inode_owns_hash(const struct tc_inode *m)
+{
+	return m->hash_set && m->nchunks < 2;
+}
 
 /* The size counters the index keeps for a clean shutdown. */
 struct tc_index_counters {
@@ -272,7 +286,7 @@ struct tc_index {
 	int wal_fd;                 /* STORE/index.db-wal, for fsync */
 };
 
-#define TC_FORMAT_VERSION 1
+#define TC_FORMAT_VERSION 2
 
 /* Bits of meta "dir_flags": some directory has ever had a schema / ttl. */
 #define TC_DIR_SCHEMA 1
@@ -309,6 +323,8 @@ int tc_index_mark_clean(struct tc_index *ix,
 			const struct tc_index_counters *c) TC_WUR;
 int tc_index_meta_set(struct tc_index *ix, const char *key,
 		      int64_t value) TC_WUR;
+/* The integer meta value @key, or @dflt when there is none. */
+int64_t tc_index_meta_get(struct tc_index *ix, const char *key, int64_t dflt);
 /* The dir_flags bits, from meta or (once) by scanning the inodes. */
 int tc_index_dir_flags(struct tc_index *ix, int64_t *flags) TC_WUR;
 
@@ -390,6 +406,18 @@ int tc_index_pending_del(struct tc_index *ix, const uint8_t *hash) TC_WUR;
 int tc_index_pending_list(struct tc_index *ix, uint8_t (**out)[TC_HASH_LEN],
 			  size_t *count) TC_WUR;
 
+/* index_query.c: chunks of contents larger than one chunk */
+/* The chunk hashes of @ino in order (idx 0, 1, ...), in a new array (*out,
+ * freed by the caller); -EIO when the rows have a gap. */
+int tc_index_chunks(struct tc_index *ix, uint64_t ino,
+		    uint8_t (**out)[TC_HASH_LEN], size_t *count) TC_WUR;
+int tc_index_chunk_set(struct tc_index *ix, uint64_t ino, uint64_t idx,
+		       const uint8_t *hash) TC_WUR;
+/* Delete @ino's chunk rows from @idx on; their hashes (each held one blob
+ * reference, for the caller to drop) in a new array. */
+int tc_index_chunks_cut(struct tc_index *ix, uint64_t ino, uint64_t idx,
+			uint8_t (**out)[TC_HASH_LEN], size_t *count) TC_WUR;
+
 /* index_query.c: user.* attributes */
 /* Value of @name into @buf: its length, -ENODATA, -ERANGE (size 0 asks
  * for the length). */
@@ -418,6 +446,24 @@ int tc_index_tags_of(struct tc_index *ix, uint64_t ino, tc_index_tag_fn fn,
 /* Inodes carrying @tag, in a new array (*out, freed by the caller). */
 int tc_index_tag_inos(struct tc_index *ix, const char *tag, uint64_t **out,
 		      size_t *count) TC_WUR;
+/* Up to @max inodes carrying @tag with numbers above @after, ascending
+ * (pages of a long list, from the tag table's primary key). */
+int tc_index_tag_inos_after(struct tc_index *ix, const char *tag,
+			    uint64_t after, uint64_t *out, size_t max,
+			    size_t *count) TC_WUR;
+/* The smallest tag some entry carries that sorts after @after ("" for the
+ * first) into @out; -ENOENT past the last. One index seek, so the tags in
+ * use are listed without reading who carries them. */
+int tc_index_tag_next(struct tc_index *ix, const char *after,
+		      char out[65]) TC_WUR;
+
+/* index_query.c: paths */
+/* The path of directory @dir from the root, "/a/b" ("" for the root), in
+ * a new string (*out, freed by the caller; *len its length), walking up
+ * its names. Uses a statement of its own: may run inside the iterations
+ * above. -ENOENT when a directory on the way has no name, -ELOOP. */
+int tc_index_dir_path(struct tc_index *ix, uint64_t dir, char **out,
+		      size_t *len) TC_WUR;
 
 /* index_query.c: scans; each fills @out with up to @max inode numbers */
 /* Least recently used entries first, ties broken by name. */
@@ -510,6 +556,10 @@ int tc_blob_verify(struct tc_blob_store *bs, const uint8_t *hash,
 int tc_blob_unlink(struct tc_blob_store *bs, const uint8_t *hash);
 
 struct tc_engine;
+struct tc_hold {
+	uint8_t hash[TC_HASH_LEN];
+	uint32_t count;
+};
 /* The blob's life in the index, inside the caller's transaction: */
 bool tc_blob_known_locked(struct tc_engine *eng, const uint8_t *hash);
 /* Note that a file for @hash is about to be written (before it exists), so
@@ -520,12 +570,27 @@ int tc_blob_pending_locked(struct tc_engine *eng, const uint8_t *hash) TC_WUR;
 int tc_blob_ref_locked(struct tc_engine *eng, const uint8_t *hash,
 		       uint64_t size, const void *inline_data,
 		       bool wrote) TC_WUR;
-/* One reference less; the last one deletes the row, and the file after the
- * commit (tc_blob_reap_locked). */
+/* One reference less; the last one deletes the row, and the file once
+ * that commit is durable (tc_blob_retire_locked, tc_blob_reap_locked). */
 int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash) TC_WUR;
-/* After a commit: delete the files of blobs that lost their last reference
- * in it (unless referenced again). */
-void tc_blob_reap_locked(struct tc_engine *eng);
+/* After a commit: the blobs that lost their last reference in it wait for
+ * a WAL fsync covering it (commit.c), then for tc_blob_reap_locked(). */
+void tc_blob_retire_locked(struct tc_engine *eng);
+/* Delete the files of retired blobs a WAL fsync covered (unless
+ * referenced again, or held). With @aside, at most @max of them, moved
+ * into tmp/ under the names put in @aside for the caller to delete with
+ * tc_blob_tmp_discard() after dropping the lock; returns how many. */
+size_t tc_blob_reap_locked(struct tc_engine *eng, char (*aside)[32],
+			   size_t max);
+/* A hold keeps blob @hash's file while nothing references it (a dirty
+ * slot naming it until its publish). The last release of a blob nothing
+ * references deletes its file. */
+void tc_blob_hold_locked(struct tc_engine *eng, const uint8_t *hash);
+void tc_blob_release_locked(struct tc_engine *eng, const uint8_t *hash);
+/* Chunks read from disk and found to match their hash since the store was
+ * opened (files are immutable: checked once). Their own lock. */
+bool tc_blob_is_verified(struct tc_engine *eng, const uint8_t *hash);
+void tc_blob_set_verified(struct tc_engine *eng, const uint8_t *hash);
 /* Delete the blob files a crash left pending and unreferenced. */
 int tc_blob_reclaim_pending_locked(struct tc_engine *eng) TC_WUR;
 
@@ -533,49 +598,137 @@ int tc_blob_reclaim_pending_locked(struct tc_engine *eng) TC_WUR;
 /* dirty.c: unpublished content                                        */
 /* ------------------------------------------------------------------ */
 
-/* Unpublished content of a node being written. */
+/* Where dirty state reads the chunks it did not write (content.c): bytes
+ * of the chunk @hash (@len long), verified; and holds that keep a blob's
+ * file from deletion while a slot names it (blob.c). */
+struct tc_chunk_src {
+	int (*read)(void *ctx, const uint8_t *hash, uint64_t len, uint64_t off,
+		    void *buf, size_t n);
+	void (*hold)(void *ctx, const uint8_t *hash);
+	void (*release)(void *ctx, const uint8_t *hash);
+	void *ctx;
+};
+
+struct tc_dslot;
+
+/* Unpublished content of a node being written (dirty.c's top comment). */
 struct tc_dirty {
 	uint64_t size;
-	char *buf; /* in memory while small */
-	size_t cap;
-	int fd;    /* spilled to a temporary file, or -1 */
-	char tmpname[32];
-	void *hstate;     /* XXH3 state while writes are sequential */
+	uint64_t chunk;          /* chunk size of the store */
+	struct tc_dslot *slots;  /* one per chunk */
+	size_t nslots, cap, nmem;
+	uint64_t clock;
+	uint8_t zero_hash[TC_HASH_LEN]; /* of a whole chunk of zeros */
+	bool zero_hashed;
+	struct tc_chunk_src src;
+	void *hstate;     /* XXH3 state of the whole, while sequential */
 	uint64_t hashed;  /* bytes fed to hstate */
-	bool hash_broken; /* a write went elsewhere: rehash at publish */
+	bool hash_broken; /* a write went elsewhere: the whole hash unknown */
 	bool written;     /* written or truncated since it began (an O_TRUNC
 			   * open alone waits for the last close) */
 	int64_t mtime;
-	int64_t touched;  /* last write or truncate (content.c: the quiet
-			   * period of handle-less writes) */
+	int64_t touched;  /* last write or truncate (the quiet period of
+			   * handle-less writes counts from it) */
 	int failed;       /* a handle-less write into it failed (-errno):
-			   * never published, dropped by maintenance */
+			   * never published */
 	bool complained;  /* a failed quiet publish was logged */
 	/* Filled from the shared tier (sharedtier.c): its publish is not
 	 * pushed back. Any write or truncate clears it. */
 	bool from_shared;
 };
 
-struct tc_dirty *tc_dirty_new(void);
+/* One chunk of dirty state as the publish sees it. */
+struct tc_dirty_slot {
+	uint64_t len;
+	uint8_t hash[TC_HASH_LEN]; /* after tc_dirty_seal() */
+	bool changed;      /* not the published chunk */
+	bool held;         /* a blob held in memory (shared, or stored) */
+	int file;          /* a sealed temporary file, or -1 */
+	const char *data;  /* in memory (the inline case), or NULL */
+};
+
+/* Empty dirty state of chunks of @chunk bytes. */
+struct tc_dirty *tc_dirty_new(uint64_t chunk,
+			      const struct tc_chunk_src *src);
 void tc_dirty_free(struct tc_blob_store *bs, struct tc_dirty *d);
-/* Write into dirty state; sizes beyond the spill limit go to a file. */
+/* Start from the published content: @size bytes in chunks @hashes. */
+int tc_dirty_set_base(struct tc_dirty *d, uint64_t size,
+		      const uint8_t (*hashes)[TC_HASH_LEN], size_t n) TC_WUR;
 int tc_dirty_write(struct tc_blob_store *bs, struct tc_dirty *d,
 		   const void *buf, size_t len, uint64_t off) TC_WUR;
 int tc_dirty_truncate(struct tc_blob_store *bs, struct tc_dirty *d,
 		      uint64_t size) TC_WUR;
-ssize_t tc_dirty_read(struct tc_dirty *d, void *buf, size_t size,
-		      uint64_t off);
-/* Hash of the content, re-reading it when writes were not sequential. */
-int tc_dirty_hash(struct tc_blob_store *bs, struct tc_dirty *d,
-		  uint8_t *hash) TC_WUR;
-/* Make temporary file @fd (named @name in tmp/, @size bytes) the content
- * of empty dirty state @d, which owns it from now on (the hash is computed
- * at publish). */
-void tc_dirty_adopt_tmp(struct tc_dirty *d, int fd, const char *name,
-			uint64_t size);
-/* Store the content as blob @hash (a spilled file is renamed into place). */
-int tc_dirty_store(struct tc_blob_store *bs, struct tc_dirty *d,
-		   const uint8_t *hash, bool durable) TC_WUR;
+ssize_t tc_dirty_read(struct tc_blob_store *bs, struct tc_dirty *d, void *buf,
+		      size_t size, uint64_t off);
+/* The hash of the whole content when writes kept it (sequential). */
+bool tc_dirty_whole_hash(struct tc_dirty *d, uint8_t *hash);
+/* Hash every changed chunk: into temporary files, except one small chunk
+ * of a content of at most @inline_max bytes, kept in memory. */
+int tc_dirty_seal(struct tc_blob_store *bs, struct tc_dirty *d,
+		  uint64_t inline_max) TC_WUR;
+size_t tc_dirty_slots(const struct tc_dirty *d);
+void tc_dirty_slot(const struct tc_dirty *d, size_t i,
+		   struct tc_dirty_slot *out);
+/* Rename sealed slot @i's file into place as its blob (fsync first when
+ * @durable); the slot then holds the blob. */
+int tc_dirty_slot_store(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
+			bool durable) TC_WUR;
+/* Sealed slot @i's content is a blob already, and the caller took a hold
+ * for the slot: drop the temporary file. */
+void tc_dirty_slot_discard_tmp(struct tc_blob_store *bs, struct tc_dirty *d,
+			       size_t i);
+/* Slot @i becomes blob @hash, on a hold the caller took for it. */
+int tc_dirty_share(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
+		   const uint8_t *hash) TC_WUR;
+
+/* ------------------------------------------------------------------ */
+/* nodebody.c: node bodies and the bounded cache of idle ones         */
+/* ------------------------------------------------------------------ */
+
+/* A body outside the cache's slots (freed as soon as it is idle). */
+#define TC_NBODY_UNCACHED UINT32_MAX
+
+/* Bodies kept while idle, by default: 16 Ki bodies of about 330 bytes
+ * (5 MiB) cover the files a workload uses again and again; beyond them a
+ * getattr or open of a name the kernel holds reads its row (one SQLite
+ * lookup) instead of a 1,000,000-name tree costing 300 MiB. */
+#define TC_NBODY_CACHE 16384
+
+/* The clock over idle bodies (SQLite pcache1's pinned pages are skipped
+ * the same way: busy bodies stay in their slots, unevictable). */
+struct tc_nbody_cache {
+	struct tc_node **slots;  /* cap nodes whose body is cached, or NULL */
+	uint32_t cap, hand;
+	/* Every body, cached or not: what the maintenance round walks, so
+	 * that its cost follows the bodies, not the names the kernel holds. */
+	struct tc_nbody *all;
+	uint64_t live;           /* bodies allocated */
+	uint64_t loads;          /* bodies read from the index */
+};
+
+struct tc_node;
+struct tc_content;
+
+int tc_nbody_cache_init(struct tc_nbody_cache *c, uint32_t cap) TC_WUR;
+/* Free the slots (every node is gone by then). */
+void tc_nbody_cache_free(struct tc_nbody_cache *c);
+/* Keep at most @cap idle bodies (tests make it small); bodies beyond are
+ * freed when idle, else left uncached. -ENOMEM keeps the old size. */
+int tc_nbody_cache_limit_locked(struct tc_engine *eng, uint32_t cap) TC_WUR;
+/* Give @n a body read from its row when it has none (the row missing:
+ * -ENOENT), and mark it used. The cache may evict other idle bodies: a
+ * caller keeps only bodies it pinned. */
+int tc_nbody_load_locked(struct tc_engine *eng, struct tc_node *n) TC_WUR;
+/* True when something needs @n's body: it must not be evicted. */
+bool tc_nbody_busy(const struct tc_node *n);
+/* @n's body may have become idle: free it when the cache does not hold
+ * it. */
+void tc_nbody_idle_locked(struct tc_engine *eng, struct tc_node *n);
+/* Free @n's body now (the node leaves the table): its loaded content is
+ * unreferenced, its dirty state must be gone. */
+void tc_nbody_free_locked(struct tc_engine *eng, struct tc_node *n);
+/* Drop one reference to loaded content (the last one frees it). */
+void tc_node_content_unref(struct tc_content *c);
 
 /* ------------------------------------------------------------------ */
 /* The engine and its nodes                                           */
@@ -586,30 +739,70 @@ struct tc_content {
 	atomic_uint refs;
 	uint64_t size;
 	struct tc_ram_item *ram; /* in RAM, or */
-	int fd;                  /* a blob file, or -1 (empty content) */
+	int fd;                  /* a (verified) blob file, or -1 */
+	/* A content in chunks (nchunks > 1), loaded chunk by chunk as it is
+	 * read (content.c): */
+	struct tc_engine *eng;
+	uint64_t ino;            /* whose entry a corrupt chunk drops */
+	uint64_t chunk;
+	size_t nchunks;
+	struct tc_cchunk *chunks;
+	bool promote;            /* chunks may enter RAM (size fits) */
+	int64_t ram_ttl;
+	pthread_mutex_t lock;    /* chunks[].ram and .fd as they load */
 };
 
-/* An inode the kernel or a handle holds. */
-struct tc_node {
-	uint64_t ino;
-	struct tc_node *hnext;   /* node table chain; eng->lock */
-	uint64_t nlookup;        /* kernel lookup references; eng->lock */
+/* One chunk of a loaded content. */
+struct tc_cchunk {
+	uint8_t hash[TC_HASH_LEN];
+	struct tc_ram_item *ram; /* in RAM, or */
+	int fd;                  /* its verified blob file, or -1: not yet */
+	bool bad;                /* failed verification: EIO, counted once */
+};
+
+/*
+ * What a node holds only while something uses it (nodebody.c): the copy of
+ * its row, its handle counts, and its data with the mutex that protects
+ * it. A node has its body while it is pinned or open, has dirty state, a
+ * batched access time or no links left (its row is purged when it goes);
+ * an idle body stays in the engine's bounded cache (eng->bodies) until the
+ * clock evicts it, and is read again from the index when needed.
+ */
+struct tc_nbody {
+	struct tc_inode meta;    /* copy of the row; eng->lock */
 	uint32_t nopen;          /* open handles; eng->lock */
 	uint32_t nwriters;       /* writable open handles; eng->lock */
-	uint32_t pins;           /* transient references; eng->lock */
-	struct tc_inode meta;    /* copy of the row; eng->lock */
-	uint64_t data_gen;       /* bumped at every publish; eng->lock */
-	uint64_t cached_gen;     /* data_gen the kernel last cached */
+	uint32_t slot;           /* in eng->bodies, or TC_NBODY_UNCACHED */
+	bool used;               /* the clock's reference bit; eng->lock */
 	bool atime_pending;      /* in eng->atimes; eng->lock */
-	uint64_t pub_group;      /* group of the last publish; eng->lock */
-	int lost_err;            /* that group was lost: report once */
-	struct tc_mutex lock;    /* protects dirty and content */
-	struct tc_dirty *dirty;
-	struct tc_content *content;
 	bool content_read;       /* read without a handle since the last
 				  * maintenance round; node->lock */
 	bool corrupt;            /* its blob failed verification: reads
 				  * without a handle fail; node->lock */
+	struct tc_mutex lock;    /* "node->lock": protects dirty, content */
+	struct tc_dirty *dirty;
+	struct tc_content *content;
+	struct tc_node *node;    /* whose body it is */
+	struct tc_nbody *prev, *next; /* eng->bodies.all; eng->lock */
+};
+
+/*
+ * An inode the kernel or a handle holds: what every lookup reference costs,
+ * so it stays small (56 bytes); the rest is in its body, loaded on demand.
+ * body is never NULL while the node is pinned or open.
+ */
+struct tc_node {
+	uint64_t ino;
+	struct tc_node *hnext;   /* node table chain; eng->lock */
+	struct tc_nbody *body;   /* or NULL (not loaded); eng->lock */
+	uint64_t nlookup;        /* kernel lookup references; eng->lock */
+	uint32_t pins;           /* transient references; eng->lock */
+	uint32_t data_gen;       /* bumped at every publish (compared for
+				  * equality only); eng->lock */
+	uint32_t cached_gen;     /* data_gen the kernel last cached */
+	uint32_t pub_group;      /* (low bits of the) group of the last
+				  * publish; eng->lock */
+	int lost_err;            /* that group was lost: report once */
 };
 
 struct tc_file {
@@ -669,6 +862,7 @@ struct tc_engine {
 	struct tc_mutex lock;
 	struct tc_index ix;            /* eng->lock */
 	struct tc_node **nodes;        /* eng->lock */
+	struct tc_nbody_cache bodies;  /* eng->lock */
 	struct tc_file *files;         /* open handles; eng->lock */
 	size_t nnodes, nbuckets;       /* eng->lock */
 	struct tc_index_counters size; /* eng->lock */
@@ -698,6 +892,8 @@ struct tc_engine {
 	int commit_err;         /* last failed commit, while still open */
 	int64_t commit_interval_ns;
 	pthread_cond_t commit_cond;   /* wakes the committer */
+	pthread_cond_t reaped_cond;   /* the committer deleted a batch */
+	unsigned reaping;	      /* batches being deleted unlocked */
 	pthread_t committer;
 	bool committer_running, committer_stop;
 	/* Blobs whose last reference went in the open group: their files are
@@ -705,6 +901,21 @@ struct tc_engine {
 	 * where the open operation's part begins. */
 	uint8_t (*doomed)[TC_HASH_LEN]; /* eng->lock */
 	size_t n_doomed, cap_doomed, op_doomed;
+	/* Blobs whose last reference went in a committed group. Their files
+	 * go only once a WAL fsync made that commit durable: unlinked first,
+	 * a crash of the machine could leave a committed-but-lost row naming
+	 * a missing file. retired[] holds numbers [reaped_seq, retired_seq)
+	 * of all ever retired; a WAL fsync covered those below synced_seq.
+	 * eng->lock. */
+	uint8_t (*retired)[TC_HASH_LEN];
+	size_t cap_retired;
+	uint64_t retired_seq, reaped_seq, synced_seq;
+	int64_t unsynced_since; /* mono ns: the oldest not synced retired */
+	struct tc_hold *holds;          /* blob.c; eng->lock */
+	size_t n_holds, cap_holds;
+	pthread_mutex_t verified_lock;
+	uint8_t (*verified)[TC_HASH_LEN]; /* direct-mapped; verified_lock */
+	uint64_t chunk_size;            /* of the store (meta chunk_size) */
 	bool any_dir_schema;           /* eng->lock */
 	bool any_dir_ttl;              /* eng->lock */
 	uint64_t *atimes;  /* inodes whose node->atime_pending; eng->lock */
@@ -752,7 +963,7 @@ struct tc_engine {
 #define tc_lock(eng) tc_mutex_lock(&(eng)->lock)
 #define tc_unlock(eng) tc_mutex_unlock(&(eng)->lock)
 #define TC_ASSERT_LOCKED(eng) TC_ASSERT_HELD(&(eng)->lock)
-#define TC_ASSERT_NLOCKED(n) TC_ASSERT_HELD(&(n)->lock)
+#define TC_ASSERT_NLOCKED(n) TC_ASSERT_HELD(&(n)->body->lock)
 
 /* ------------------------------------------------------------------ */
 /* reserve.c: space kept back for commits                             */
@@ -813,9 +1024,13 @@ void tc_inval_names_locked(struct tc_engine *eng, uint64_t ino,
 void tc_inval_deliver(struct tc_engine *eng, struct tc_inval_list *l);
 
 struct tc_node *tc_node_find_locked(struct tc_engine *eng, uint64_t ino);
-/* Pinned node for @ino, loading its row when not in the table. */
+/* Pinned node for @ino with its body, loading its row when not in the
+ * table or not in its body (-ENOENT when there is none). */
 int tc_node_get_locked(struct tc_engine *eng, uint64_t ino,
 		       struct tc_node **out) TC_WUR;
+/* One more lookup reference on @ino's node, added to the table without a
+ * body when new (the caller just read its row: readdirplus). */
+int tc_node_hold_locked(struct tc_engine *eng, uint64_t ino) TC_WUR;
 void tc_node_unpin_locked(struct tc_engine *eng, struct tc_node *n);
 void tc_node_unpin(struct tc_engine *eng, struct tc_node *n);
 /* Free @n when nothing holds it any more. */
@@ -845,8 +1060,6 @@ int tc_node_drop_locked(struct tc_engine *eng, uint64_t ino,
 			struct tc_inval_list *inv) TC_WUR;
 /* Delete the inodes a crash left without links. */
 int tc_node_drop_orphans_locked(struct tc_engine *eng) TC_WUR;
-/* Drop one reference to loaded content (the last one frees it). */
-void tc_node_content_unref(struct tc_content *c);
 void tc_node_fill_attr(struct tc_engine *eng, const struct tc_inode *m,
 		       struct tc_attr *out);
 /* Attributes of a pinned node, with the size and mtime of unpublished
@@ -870,6 +1083,12 @@ int tc_commit_locked(struct tc_engine *eng, struct tc_inval_list *inv) TC_WUR;
 /* Make every operation so far durable (as sync= allows): commit, then
  * fsync the WAL with the engine lock dropped. Call without the lock. */
 int tc_commit_sync(struct tc_engine *eng) TC_WUR;
+/* The store is full: sync the WAL and delete the files of every retired
+ * blob now. True when there were some (worth trying again). Call
+ * without the lock. */
+bool tc_commit_reclaim(struct tc_engine *eng);
+/* At close, after the last commit: sync and delete the retired blobs. */
+void tc_commit_close_locked(struct tc_engine *eng);
 /* Start and stop the thread that commits groups. Stopping commits. */
 int tc_commit_start(struct tc_engine *eng) TC_WUR;
 void tc_commit_stop(struct tc_engine *eng);
@@ -958,10 +1177,13 @@ size_t tc_sharedpub_learned_locked(struct tc_engine *eng, uint64_t *out,
 int tc_sharedpub_record_locked(struct tc_engine *eng, const struct tc_inode *m,
 			       const char *path,
 			       struct tc_shared_name *out) TC_WUR;
-/* @n was published from @d as @hash: queue its content and a name record
- * for each of its names (and their directories). */
-void tc_sharedpub_publish_locked(struct tc_engine *eng, struct tc_node *n,
-				 const struct tc_dirty *d, const uint8_t *hash);
+/* @n was just published from @d (which still names its chunks): queue
+ * its content and a name record for each of its names (and their
+ * directories). A content in chunks is copied into one temporary file
+ * first, its whole hash computed when the writes did not keep it. Call
+ * with @n's lock held and without the engine lock. */
+void tc_sharedpub_publish(struct tc_engine *eng, struct tc_node *n,
+			  struct tc_dirty *d);
 /* Queue name records for every name of regular file @ino (its metadata
  * changed). */
 void tc_sharedpub_names_locked(struct tc_engine *eng, uint64_t ino);
@@ -1030,12 +1252,36 @@ int tc_content_dirty_begin_nlocked(struct tc_engine *eng, struct tc_node *n,
 				   bool empty) TC_WUR;
 /* Drop @n's dirty state unpublished. */
 void tc_content_dirty_end_nlocked(struct tc_engine *eng, struct tc_node *n);
+/* content.c: a new, empty content of @size bytes (one reference). */
+struct tc_content *tc_content_new(uint64_t size);
+/* Replace the content @n's readers use by @c. */
+void tc_content_set_nlocked(struct tc_node *n, struct tc_content *c);
 /* Load @n's published content onto the node; *@ram_hit: from RAM. */
 int tc_content_load_nlocked(struct tc_engine *eng, struct tc_node *n,
 			    bool *ram_hit) TC_WUR;
-/* Copy from loaded content @c (no lock needed: it is immutable). */
+/* Copy from loaded content @c (no engine lock needed). */
 ssize_t tc_content_read(struct tc_content *c, void *buf, size_t size,
 			uint64_t off);
+/* A verified blob descriptor holding bytes [@off, @off + @size) of @c at
+ * *@pos (valid while @c is held); -EAGAIN when they are in RAM or span
+ * chunks. */
+int tc_content_fd(struct tc_content *c, uint64_t off, size_t size, int *fd,
+		  uint64_t *pos) TC_WUR;
+/* False when a loaded content has neither RAM, file nor chunks. */
+bool tc_content_ok(const struct tc_content *c);
+/* Where dirty state reads, holds and releases chunks. */
+void tc_content_chunk_src(struct tc_engine *eng, struct tc_chunk_src *src);
+/* Empty dirty state of this store's chunks, reading them through the
+ * engine; its mtime now. NULL when out of memory. */
+struct tc_dirty *tc_content_dirty_new(struct tc_engine *eng);
+/* Remember @hash as the whole content's in the row of @was->ino, unless
+ * its content changed since @was was read. Takes the engine lock. */
+void tc_content_remember_hash(struct tc_engine *eng,
+			      const struct tc_inode *was, const uint8_t *hash);
+/* The hash of @ino's whole content (computed and remembered for a content
+ * in chunks whose hash is not known yet). */
+int tc_content_whole_hash(struct tc_engine *eng, uint64_t ino,
+			  uint8_t *hash) TC_WUR;
 /* Make @n's published content and the index durable (a clean fsync). */
 int tc_content_sync_nlocked(struct tc_engine *eng, struct tc_node *n) TC_WUR;
 /* A maintenance round of content without handles: publish dirty state no

@@ -19,6 +19,10 @@
  *   blob(hash, size, refs, data)
  *                            reference counts of content-addressed blobs;
  *                            small contents live in data, the rest in files
+ *   chunk(ino, idx, hash)    the chunks of a content larger than one chunk
+ *                            (inode.nchunks of them): each row holds a
+ *                            reference to its blob; inode.hash is then the
+ *                            whole content's hash, or NULL when unknown
  *   xattr(ino, name, value)  user.* attributes
  *   tag(tag, ino, pos)       tags, indexed both ways for evict_tag
  *   pending(hash)            blob files that may not be referenced yet
@@ -54,7 +58,7 @@ static const char *const schema_sql =
 	" ctime INTEGER NOT NULL,"
 	" hash BLOB, target BLOB,"
 	" ttl INTEGER, ttl_mode INTEGER, dttl INTEGER, dttl_mode INTEGER,"
-	" expires INTEGER, schema TEXT, lru INTEGER);"
+	" expires INTEGER, schema TEXT, lru INTEGER, nchunks INTEGER);"
 	"CREATE INDEX IF NOT EXISTS inode_lru ON inode(lru, ino)"
 	" WHERE lru IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS inode_expires ON inode(expires)"
@@ -75,6 +79,10 @@ static const char *const schema_sql =
 	"CREATE TABLE IF NOT EXISTS tag(tag TEXT NOT NULL, ino INTEGER NOT NULL,"
 	" pos INTEGER NOT NULL, PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS tag_ino ON tag(ino);"
+	"CREATE TABLE IF NOT EXISTS chunk(ino INTEGER NOT NULL,"
+	" idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY(ino, idx))"
+	" WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS chunk_hash ON chunk(hash);"
 	/* blob files being written: a crash before their commit leaves
 	 * them unreferenced, and the next open deletes them */
 	"CREATE TABLE IF NOT EXISTS pending(hash BLOB PRIMARY KEY)"
@@ -91,14 +99,14 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_INODE_INSERT] =
 		"INSERT INTO inode(ino, mode, uid, gid, nlink, rdev, size, atime,"
 		" mtime, ctime, hash, target, ttl, ttl_mode, dttl, dttl_mode,"
-		" expires, schema, lru) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-		" ?10, ?11, ?19, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+		" expires, schema, lru, nchunks) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+		" ?8, ?9, ?10, ?11, ?19, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?20)",
 	[ST_INODE_UPDATE] =
 		"UPDATE inode SET mode = ?2, uid = ?3, gid = ?4, nlink = ?5,"
 		" rdev = ?6, size = ?7, atime = ?8, mtime = ?9, ctime = ?10,"
 		" hash = ?11, ttl = ?12, ttl_mode = ?13, dttl = ?14,"
-		" dttl_mode = ?15, expires = ?16, schema = ?17, lru = ?18"
-		" WHERE ino = ?1",
+		" dttl_mode = ?15, expires = ?16, schema = ?17, lru = ?18,"
+		" nchunks = ?20 WHERE ino = ?1",
 	[ST_INODE_DELETE] = "DELETE FROM inode WHERE ino = ?1",
 	[ST_INODE_SET_LRU] = "UPDATE inode SET lru = max(coalesce(lru, 0), ?2),"
 			     " expires = coalesce(?3, expires) WHERE ino = ?1"
@@ -116,7 +124,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_DENTRY_LIST] = "SELECT d.id, d.name, i.ino, i.mode, i.uid, i.gid,"
 			   " i.nlink, i.rdev, i.size, i.atime, i.mtime,"
 			   " i.ctime, i.hash, i.ttl, i.ttl_mode, i.dttl,"
-			   " i.dttl_mode, i.expires, i.schema, i.lru"
+			   " i.dttl_mode, i.expires, i.schema, i.lru, i.nchunks"
 			   " FROM dentry d JOIN inode i ON i.ino = d.ino"
 			   " WHERE d.parent = ?1 AND d.id > ?2"
 			   " ORDER BY d.id",
@@ -172,6 +180,19 @@ static const char *const stmt_sql[ST__COUNT] = {
 			     " i.ino = d.ino WHERE i.lru IS NULL)"
 			     " SELECT d.parent, d.name, d.ino FROM dentry d"
 			     " WHERE d.parent IN sub",
+	[ST_CHUNK_LIST] = "SELECT idx, hash FROM chunk WHERE ino = ?1"
+			  " ORDER BY idx",
+	[ST_CHUNK_SET] = "INSERT OR REPLACE INTO chunk(ino, idx, hash)"
+			 " VALUES(?1, ?2, ?3)",
+	[ST_CHUNK_CUT] = "DELETE FROM chunk WHERE ino = ?1 AND idx >= ?2"
+			 " RETURNING hash",
+	/* The tags in use, one index seek each (the primary key). */
+	[ST_TAG_NEXT] = "SELECT min(tag) FROM tag WHERE tag > ?1",
+	[ST_TAG_INOS_AFTER] = "SELECT ino FROM tag WHERE tag = ?1 AND ino > ?2"
+			      " ORDER BY ino LIMIT ?3",
+	/* The name of a directory (it has one): a step of a path walk. */
+	[ST_DENTRY_NAME] = "SELECT parent, name FROM dentry WHERE ino = ?1"
+			   " LIMIT 1",
 };
 
 int tc_ix_errno(int rc)
@@ -344,6 +365,13 @@ static int64_t meta_get(sqlite3 *db, const char *key, int64_t dflt,
 	return v;
 }
 
+int64_t tc_index_meta_get(struct tc_index *ix, const char *key, int64_t dflt)
+{
+	bool found;
+
+	return meta_get(ix->db, key, dflt, &found);
+}
+
 int tc_index_meta_set(struct tc_index *ix, const char *key, int64_t value)
 {
 	sqlite3_stmt *st = tc_ix_stmt(ix, ST_META_SET);
@@ -386,13 +414,34 @@ int tc_index_dir_flags(struct tc_index *ix, int64_t *flags)
 /* Opening                                                            */
 /* ------------------------------------------------------------------ */
 
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	return v;
+}
+
 /* Upgrade an index of format @from to TC_FORMAT_VERSION, one step at a
- * time. Format 1 is the first: nothing to do yet. */
+ * time, inside the opening transaction (the tables new in a format are
+ * made by schema_sql already). */
 static int migrate(struct tc_index *ix, int64_t from)
 {
-	(void)ix;
-	(void)from;
-	return 0;
+	int rc = 0;
+
+	/* 1 -> 2: contents in chunks (the chunk table, inode.nchunks). */
+	if (from < 2 && pragma_int(ix->db, "SELECT count(*) FROM"
+					   " pragma_table_info('inode') WHERE"
+					   " name = 'nchunks'") == 0)
+		rc = tc_ix_exec(ix, "ALTER TABLE inode ADD COLUMN nchunks INTEGER");
+	if (!rc)
+		rc = tc_ix_exec(ix, "UPDATE meta SET value = 2 WHERE key = 'format'");
+	return rc;
 }
 
 static int create_root(struct tc_index *ix)
@@ -434,19 +483,6 @@ static int count_sizes(struct tc_index *ix, struct tc_index_counters *c)
 	}
 	sqlite3_finalize(st);
 	return tc_ix_errno(rc);
-}
-
-static int64_t pragma_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st;
-	int64_t v = -1;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	return v;
 }
 
 /*
@@ -779,6 +815,7 @@ void tc_ix_inode_from_row(sqlite3_stmt *st, int c, struct tc_inode *o)
 		snprintf(o->schema, sizeof(o->schema), "%s",
 			 (const char *)sqlite3_column_text(st, c + 16));
 	o->lru = sqlite3_column_int64(st, c + 17);
+	o->nchunks = (uint32_t)sqlite3_column_int64(st, c + 18);
 }
 
 int tc_index_inode_get(struct tc_index *ix, uint64_t ino, struct tc_inode *out)
@@ -842,6 +879,10 @@ static void bind_inode(sqlite3_stmt *st, const struct tc_inode *o)
 		sqlite3_bind_int64(st, 18, o->lru);
 	else
 		sqlite3_bind_null(st, 18);
+	if (o->nchunks > 1)
+		sqlite3_bind_int64(st, 20, o->nchunks);
+	else
+		sqlite3_bind_null(st, 20);
 }
 
 int tc_index_inode_insert(struct tc_index *ix, struct tc_inode *o)

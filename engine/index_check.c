@@ -17,10 +17,16 @@ int tc_index_check_contents(struct tc_index *ix, tc_index_content_fn fn,
 	sqlite3_stmt *st;
 	int rc;
 
+	/* One blob per content up to a chunk; one per chunk beyond (whose
+	 * size the blob row says). */
 	rc = sqlite3_prepare_v2(ix->db,
 				"SELECT i.ino, i.hash, i.size, b.data FROM inode i"
 				" LEFT JOIN blob b ON b.hash = i.hash"
-				" WHERE i.hash IS NOT NULL",
+				" WHERE i.hash IS NOT NULL AND"
+				" coalesce(i.nchunks, 0) < 2"
+				" UNION ALL SELECT c.ino, c.hash,"
+				" coalesce(b.size, -1), b.data FROM chunk c"
+				" LEFT JOIN blob b ON b.hash = c.hash",
 				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return tc_ix_errno(rc);
@@ -61,13 +67,17 @@ int tc_index_check_refcounts(struct tc_index *ix, uint64_t *drift)
 
 	/* what the rows say (for the report) and what remains once the
 	 * untrustworthy entries are dropped (for the repair) */
-	rc = tc_ix_exec(ix, "CREATE TEMP TABLE want_all AS SELECT hash,"
-			    " count(*) AS refs, max(size) AS size FROM inode"
-			    " WHERE hash IS NOT NULL GROUP BY hash;"
+	rc = tc_ix_exec(ix, "CREATE TEMP VIEW uses AS SELECT ino, hash, size"
+			    " FROM inode WHERE hash IS NOT NULL AND"
+			    " coalesce(nchunks, 0) < 2 UNION ALL SELECT c.ino,"
+			    " c.hash, b.size FROM chunk c LEFT JOIN blob b ON"
+			    " b.hash = c.hash;"
+			    "CREATE TEMP TABLE want_all AS SELECT hash,"
+			    " count(*) AS refs, max(size) AS size FROM uses"
+			    " GROUP BY hash;"
 			    "CREATE TEMP TABLE want AS SELECT hash, count(*)"
-			    " AS refs, max(size) AS size FROM inode WHERE hash"
-			    " IS NOT NULL AND ino NOT IN (SELECT ino FROM bad)"
-			    " GROUP BY hash");
+			    " AS refs, max(size) AS size FROM uses WHERE ino"
+			    " NOT IN (SELECT ino FROM bad) GROUP BY hash");
 	if (rc)
 		return rc;
 	rc = sqlite3_prepare_v2(ix->db,
@@ -126,6 +136,7 @@ int tc_index_check_repair(struct tc_index *ix)
 			  "DELETE FROM dentry WHERE ino IN (SELECT ino FROM bad);"
 			  "DELETE FROM xattr WHERE ino IN (SELECT ino FROM bad);"
 			  "DELETE FROM tag WHERE ino IN (SELECT ino FROM bad);"
+			  "DELETE FROM chunk WHERE ino IN (SELECT ino FROM bad);"
 			  "DELETE FROM inode WHERE ino IN (SELECT ino FROM bad);"
 			  /* refcounts from the rows that remain; contents
 			   * kept inside the index stay where they are */

@@ -58,13 +58,19 @@ enum tc_stmt {
 	ST_XATTR_NAMES_LEN,
 	ST_NONDIR_INOS,
 	ST_SUBTREE_NAMES,
+	ST_CHUNK_LIST,
+	ST_CHUNK_SET,
+	ST_CHUNK_CUT,
+	ST_TAG_NEXT,
+	ST_TAG_INOS_AFTER,
+	ST_DENTRY_NAME,
 	ST__COUNT
 };
 
 /* Columns of an inode row as tc_ix_inode_from_row() reads them. */
 #define TC_INODE_COLS                                                          \
 	"ino, mode, uid, gid, nlink, rdev, size, atime, mtime, ctime, hash, " \
-	"ttl, ttl_mode, dttl, dttl_mode, expires, schema, lru"
+	"ttl, ttl_mode, dttl, dttl_mode, expires, schema, lru, nchunks"
 
 /* Statement @which, reset and unbound, ready to bind. Asserts the lock. */
 sqlite3_stmt *tc_ix_stmt(struct tc_index *ix, enum tc_stmt which);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The index's queries beyond the inode rows: names (dentries), blob rows and
- * pending blob files, user.* attributes, tags, and the scans that eviction,
- * expiry and flush walk. Each function runs prepared statements of index.c
+ * pending blob files, user.* attributes, tags (by entry, and by tag: the
+ * tags in use and who carries one), the path of a directory, and the scans
+ * that eviction, expiry and flush walk. Each function runs prepared statements of index.c
  * under the engine lock and returns 0 or -errno; iterations call back per
  * row, and collections return arrays the caller frees.
  */
@@ -387,6 +388,79 @@ int tc_index_pending_list(struct tc_index *ix, uint8_t (**out)[TC_HASH_LEN],
 }
 
 /* ------------------------------------------------------------------ */
+/* Chunks                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Step @st collecting column @col as hashes into a new array. */
+static int collect_hashes(sqlite3_stmt *st, int col,
+			  uint8_t (**out)[TC_HASH_LEN], size_t *count,
+			  bool check_seq)
+{
+	uint8_t (*v)[TC_HASH_LEN] = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, col) != TC_HASH_LEN ||
+		    (check_seq && sqlite3_column_int64(st, 0) != (int64_t)n)) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		if (n == cap) {
+			void *nv;
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		memcpy(v[n++], sqlite3_column_blob(st, col), TC_HASH_LEN);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		*out = NULL;
+		*count = 0;
+		return rc == SQLITE_CORRUPT ? -EIO : tc_ix_errno(rc);
+	}
+	*out = v;
+	*count = n;
+	return 0;
+}
+
+int tc_index_chunks(struct tc_index *ix, uint64_t ino,
+		    uint8_t (**out)[TC_HASH_LEN], size_t *count)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_CHUNK_LIST);
+
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	return collect_hashes(st, 1, out, count, true);
+}
+
+int tc_index_chunk_set(struct tc_index *ix, uint64_t ino, uint64_t idx,
+		       const uint8_t *hash)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_CHUNK_SET);
+
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)idx);
+	sqlite3_bind_blob(st, 3, hash, TC_HASH_LEN, SQLITE_STATIC);
+	return tc_ix_step_done(ix, st);
+}
+
+int tc_index_chunks_cut(struct tc_index *ix, uint64_t ino, uint64_t idx,
+			uint8_t (**out)[TC_HASH_LEN], size_t *count)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_CHUNK_CUT);
+
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)idx);
+	return collect_hashes(st, 0, out, count, false);
+}
+
+/* ------------------------------------------------------------------ */
 /* user.* attributes                                                  */
 /* ------------------------------------------------------------------ */
 
@@ -512,6 +586,99 @@ int tc_index_tag_inos(struct tc_index *ix, const char *tag, uint64_t **out,
 
 	sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
 	return tc_ix_collect(st, out, count);
+}
+
+int tc_index_tag_inos_after(struct tc_index *ix, const char *tag,
+			    uint64_t after, uint64_t *out, size_t max,
+			    size_t *count)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_TAG_INOS_AFTER);
+
+	sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)after);
+	sqlite3_bind_int64(st, 3, (int64_t)max);
+	return tc_ix_collect_max(ix, st, out, max, count);
+}
+
+int tc_index_tag_next(struct tc_index *ix, const char *after, char out[65])
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_TAG_NEXT);
+	int rc;
+
+	sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		snprintf(out, 65, "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? -ENOENT
+							   : tc_ix_errno(rc);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Paths                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Directories deeper than this are taken for a loop (corruption). */
+#define PATH_DEPTH_MAX 100000
+
+int tc_index_dir_path(struct tc_index *ix, uint64_t dir, char **out,
+		      size_t *len)
+{
+	char *path = NULL;
+	size_t n = 0;
+	int depth = 0, rc = 0;
+
+	/* Walk up, putting each directory's name in front of the path. */
+	while (!rc && dir != TC_ROOT_INO) {
+		sqlite3_stmt *st = tc_ix_stmt(ix, ST_DENTRY_NAME);
+		size_t nlen;
+		char *p;
+
+		sqlite3_bind_int64(st, 1, (int64_t)dir);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			rc = rc == SQLITE_DONE ? -ENOENT : tc_ix_errno(rc);
+			sqlite3_reset(st);
+			break;
+		}
+		nlen = (size_t)sqlite3_column_bytes(st, 1);
+		p = malloc(n + nlen + 2);
+		if (!p) {
+			rc = -ENOMEM;
+		} else {
+			p[0] = '/';
+			if (nlen)
+				memcpy(p + 1, sqlite3_column_blob(st, 1), nlen);
+			if (n)
+				memcpy(p + 1 + nlen, path, n);
+			n += nlen + 1;
+			p[n] = '\0';
+			free(path);
+			path = p;
+			rc = 0;
+		}
+		dir = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (!rc && ++depth > PATH_DEPTH_MAX)
+			rc = -ELOOP;
+	}
+	if (!rc && !path)
+		path = strdup("");
+	if (!rc && !path)
+		rc = -ENOMEM;
+	if (rc) {
+		free(path);
+		path = NULL;
+		n = 0;
+	}
+	*out = path;
+	*len = n;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -97,9 +97,9 @@ int tc_ns_dir_get_locked(struct tc_engine *eng, uint64_t parent,
 
 	if (rc)
 		return rc;
-	if (!S_ISDIR((*out)->meta.mode))
+	if (!S_ISDIR((*out)->body->meta.mode))
 		rc = -ENOTDIR;
-	else if ((*out)->meta.nlink == 0)
+	else if ((*out)->body->meta.nlink == 0)
 		rc = -ENOENT;
 	if (rc) {
 		tc_node_unpin_locked(eng, *out);
@@ -119,7 +119,8 @@ int tc_ns_find_locked(struct tc_engine *eng, uint64_t parent, const char *name,
 		rc = tc_node_get_locked(eng, ino, out);
 	if (rc)
 		return rc;
-	if (tc_policy_visible_locked(eng, parent, &(*out)->meta, tc_now(eng)))
+	if (tc_policy_visible_locked(eng, parent, &(*out)->body->meta,
+				     tc_now(eng)))
 		return 0;
 	rc = tc_txn_begin_locked(eng);
 	if (!rc)
@@ -238,7 +239,7 @@ static int victim_locked(struct tc_engine *eng, struct tc_node *dir,
 	if (!replace)
 		return name_free_locked(eng, dir->ino, name, inv);
 	rc = tc_ns_find_locked(eng, dir->ino, name, victim, inv);
-	if (rc == 0 && !S_ISREG((*victim)->meta.mode)) {
+	if (rc == 0 && !S_ISREG((*victim)->body->meta.mode)) {
 		tc_node_unpin_locked(eng, *victim);
 		*victim = NULL;
 		return -EEXIST;
@@ -291,25 +292,25 @@ static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 		rc = tc_index_dentry_insert(&eng->ix, dir->ino, name, m->ino);
 	if (!rc) {
 		tc_txn_note_name_locked(eng, dir->ino, name, m->ino);
-		dir->meta.mtime = dir->meta.ctime = now;
+		dir->body->meta.mtime = dir->body->meta.ctime = now;
 		if (S_ISDIR(m->mode))
-			dir->meta.nlink++;
-		rc = tc_index_inode_update(&eng->ix, &dir->meta);
+			dir->body->meta.nlink++;
+		rc = tc_index_inode_update(&eng->ix, &dir->body->meta);
 	}
 	if (!rc && S_ISREG(m->mode))
 		tc_txn_account_locked(eng, 0, 1);
 	rc = tc_txn_end_locked(eng, rc);
 	if (rc) {
-		/* dir->meta may be ahead of the row now: reload it. */
+		/* dir->body->meta may be ahead of the row now: reload it. */
 		tc_node_reload_locked(eng, (struct tc_node *[]){ dir, victim },
-				      2);
+				      victim ? 2 : 1);
 		goto out;
 	}
 	tc_ns_unnote_miss_locked(eng, dir->ino, name);
 	rc = tc_node_get_locked(eng, m->ino, out);
 	/* A new node: nobody can hold its lock before we let go of ours. */
 	if (!rc && dirty)
-		(*out)->dirty = dirty;
+		(*out)->body->dirty = dirty;
 out:
 	if (victim)
 		tc_node_unpin_locked(eng, victim);
@@ -328,14 +329,16 @@ int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
 	rc = tc_ns_check_name(name);
 	if (rc)
 		return rc;
+	if (tc_reserve_short(eng))
+		(void)tc_commit_reclaim(eng); /* deleted files may free room */
 	tc_lock(eng);
 	rc = tc_ns_dir_get_locked(eng, parent, &dir);
 	if (rc)
 		goto out;
 	m->uid = ctx->uid;
 	m->gid = ctx->gid;
-	if (dir->meta.mode & S_ISGID) {
-		m->gid = dir->meta.gid;
+	if (dir->body->meta.mode & S_ISGID) {
+		m->gid = dir->body->meta.gid;
 		if (S_ISDIR(m->mode))
 			m->mode |= S_ISGID;
 	}
@@ -366,10 +369,9 @@ static int make_and_attr(struct tc_engine *eng, uint64_t parent,
 	 * quiet period, which they complete, tells the others the whole
 	 * file, not an empty one first. */
 	if (reg && eng->handleless) {
-		d = tc_dirty_new();
+		d = tc_content_dirty_new(eng);
 		if (!d)
 			return -ENOMEM;
-		d->mtime = d->touched = tc_now(eng);
 	}
 	rc = tc_ns_make_node(eng, parent, name, m, ctx, d, false, &n);
 	if (rc) {
@@ -437,7 +439,7 @@ int tc_readlink(struct tc_engine *eng, uint64_t ino, char *buf, size_t size)
 	rc = tc_node_get_locked(eng, ino, &n);
 	if (rc)
 		goto out;
-	if (!S_ISLNK(n->meta.mode))
+	if (!S_ISLNK(n->body->meta.mode))
 		rc = -EINVAL;
 	else
 		rc = tc_index_readlink(&eng->ix, ino, buf, size);
@@ -463,9 +465,9 @@ int tc_link(struct tc_engine *eng, uint64_t ino, uint64_t newparent,
 		rc = tc_node_get_locked(eng, ino, &n);
 	if (rc)
 		goto out;
-	if (S_ISDIR(n->meta.mode))
+	if (S_ISDIR(n->body->meta.mode))
 		rc = -EPERM;
-	else if (n->meta.nlink == 0)
+	else if (n->body->meta.nlink == 0)
 		rc = -ENOENT;
 	else
 		rc = name_free_locked(eng, newparent, newname, &inv);
@@ -476,13 +478,14 @@ int tc_link(struct tc_engine *eng, uint64_t ino, uint64_t newparent,
 	rc = tc_index_dentry_insert(&eng->ix, newparent, newname, ino);
 	if (!rc) {
 		tc_txn_note_name_locked(eng, newparent, newname, ino);
-		n->meta.nlink++;
-		n->meta.ctime = tc_now(eng);
-		rc = tc_index_inode_update(&eng->ix, &n->meta);
+		n->body->meta.nlink++;
+		n->body->meta.ctime = tc_now(eng);
+		rc = tc_index_inode_update(&eng->ix, &n->body->meta);
 	}
 	if (!rc) {
-		dir->meta.mtime = dir->meta.ctime = n->meta.ctime;
-		rc = tc_index_inode_update(&eng->ix, &dir->meta);
+		dir->body->meta.mtime = dir->body->meta.ctime =
+		    n->body->meta.ctime;
+		rc = tc_index_inode_update(&eng->ix, &dir->body->meta);
 	}
 	rc = tc_txn_end_locked(eng, rc);
 	if (rc) {
@@ -518,21 +521,22 @@ int tc_ns_remove_dentry_locked(struct tc_engine *eng, struct tc_node *dir,
 	if (rc)
 		return rc;
 	tc_txn_note_name_locked(eng, dir->ino, name, victim->ino);
-	if (S_ISDIR(victim->meta.mode)) {
-		victim->meta.nlink = 0;
-		dir->meta.nlink--;
+	if (S_ISDIR(victim->body->meta.mode)) {
+		victim->body->meta.nlink = 0;
+		dir->body->meta.nlink--;
 	} else {
-		victim->meta.nlink--;
+		victim->body->meta.nlink--;
 	}
-	victim->meta.ctime = now;
-	dir->meta.mtime = dir->meta.ctime = now;
-	if (S_ISREG(victim->meta.mode) && victim->meta.nlink == 0) {
-		tc_txn_account_locked(eng, -(int64_t)victim->meta.size, -1);
+	victim->body->meta.ctime = now;
+	dir->body->meta.mtime = dir->body->meta.ctime = now;
+	if (S_ISREG(victim->body->meta.mode) && victim->body->meta.nlink == 0) {
+		tc_txn_account_locked(eng, -(int64_t)victim->body->meta.size,
+				      -1);
 		tc_count(eng, deletes, 1);
 	}
-	rc = tc_index_inode_update(&eng->ix, &victim->meta);
+	rc = tc_index_inode_update(&eng->ix, &victim->body->meta);
 	if (!rc)
-		rc = tc_index_inode_update(&eng->ix, &dir->meta);
+		rc = tc_index_inode_update(&eng->ix, &dir->body->meta);
 	return rc;
 }
 
@@ -552,9 +556,9 @@ static int remove_entry(struct tc_engine *eng, uint64_t parent,
 		rc = tc_ns_find_locked(eng, parent, name, &n, &inv);
 	if (rc)
 		goto out;
-	if (want_dir && !S_ISDIR(n->meta.mode))
+	if (want_dir && !S_ISDIR(n->body->meta.mode))
 		rc = -ENOTDIR;
-	else if (!want_dir && S_ISDIR(n->meta.mode))
+	else if (!want_dir && S_ISDIR(n->body->meta.mode))
 		rc = -EISDIR;
 	else if (want_dir && !tc_index_dir_empty(&eng->ix, n->ino))
 		rc = -ENOTEMPTY;
@@ -621,8 +625,8 @@ static int list_one(void *ctx, uint64_t id, const char *raw, size_t len,
 	memcpy(name, raw, len);
 	name[len] = '\0';
 	n = tc_node_find_locked(eng, m.ino);
-	if (n)
-		m = n->meta; /* fresher: sliding expiry, sizes */
+	if (n && n->body)
+		m = n->body->meta; /* fresher: sliding expiry, sizes */
 	if (m.expires > 0 && m.expires <= l->now)
 		return 0;
 	if (l->want_schema[0] && S_ISREG(m.mode) &&
@@ -631,11 +635,10 @@ static int list_one(void *ctx, uint64_t id, const char *raw, size_t len,
 	tc_node_fill_attr(eng, &m, &a);
 	if (l->fn(l->ctx, name, &a, id + 2))
 		return 1;
-	/* readdirplus hands the kernel a lookup reference */
-	if (l->plus && tc_node_get_locked(eng, m.ino, &n) == 0) {
-		n->nlookup++;
-		n->pins--;
-	}
+	/* readdirplus hands the kernel a lookup reference (a node without
+	 * a body: a listing of a large directory loads no rows twice) */
+	if (l->plus)
+		(void)!tc_node_hold_locked(eng, m.ino);
 	return 0;
 }
 
@@ -655,7 +658,7 @@ int tc_readdir(struct tc_engine *eng, uint64_t ino, uint64_t off, bool plus,
 		goto out;
 	/* Cookies: 1 ".", 2 "..", then dentry id + 2. */
 	if (off < 1) {
-		tc_node_fill_attr(eng, &dir->meta, &a);
+		tc_node_fill_attr(eng, &dir->body->meta, &a);
 		if (fn(ctx, ".", &a, 1))
 			goto out;
 	}

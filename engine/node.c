@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The node table: an inode the kernel knows (lookup references) or that has
- * open handles is a struct tc_node in a hash table keyed by inode number. It
- * caches the index row (node->meta) so getattr and open of a known inode do
- * not touch SQLite, carries the shared dirty state of writers and the
- * loaded content of readers. A node leaves the table when the kernel has
- * forgotten it, no handle is open and no thread pins it; if its link count
- * is zero by then, its row and its blob reference go too (unlinked-but-open
- * files; passthrough_ll's refcount mirroring the kernel's lookup count).
+ * open handles is a struct tc_node in a hash table keyed by inode number. A
+ * node is small; what it holds while in use is its body (nodebody.c): the
+ * copy of the index row (node->body->meta), so that getattr and open of a
+ * known inode do not touch SQLite, the shared dirty state of writers and
+ * the loaded content of readers. Pinning a node gives it its body (read
+ * from the index if it had none); when the last pin or handle goes, the
+ * body becomes idle and the body cache decides how long it stays. A node
+ * leaves the table when the kernel has forgotten it, no handle is open and
+ * no thread pins it; if its link count is zero by then, its row and its
+ * blob reference go too (unlinked-but-open files; passthrough_ll's
+ * refcount mirroring the kernel's lookup count).
  *
  * Also here, because they follow the nodes:
  *   - invalidation lists: changes the kernel did not make itself (eviction,
@@ -133,6 +137,9 @@ int tc_node_path_locked(struct tc_engine *eng, uint64_t ino, char *buf,
 /* The table                                                          */
 /* ------------------------------------------------------------------ */
 
+/* One node per name the kernel holds: within a 64-byte malloc chunk. */
+_Static_assert(sizeof(struct tc_node) <= 56, "struct tc_node grew");
+
 static size_t node_bucket(const struct tc_engine *eng, uint64_t ino)
 {
 	return (size_t)((ino * UINT64_C(0x9E3779B97F4A7C15)) >> 20) &
@@ -171,36 +178,82 @@ static void grow_locked(struct tc_engine *eng)
 	free(ob);
 }
 
-int tc_node_get_locked(struct tc_engine *eng, uint64_t ino,
-		       struct tc_node **out)
+/* A new node for @ino in the table, without a body. */
+static struct tc_node *node_new_locked(struct tc_engine *eng, uint64_t ino)
 {
-	struct tc_node *n = tc_node_find_locked(eng, ino);
+	struct tc_node *n = calloc(1, sizeof(*n));
 	size_t b;
-	int rc;
 
-	if (n) {
-		n->pins++;
-		*out = n;
-		return 0;
-	}
-	n = calloc(1, sizeof(*n));
 	if (!n)
-		return -ENOMEM;
-	rc = tc_index_inode_get(&eng->ix, ino, &n->meta);
-	if (rc) {
-		free(n);
-		return rc;
-	}
+		return NULL;
 	n->ino = ino;
-	n->pins = 1;
-	tc_mutex_init(&n->lock);
 	if (eng->nnodes >= eng->nbuckets)
 		grow_locked(eng);
 	b = node_bucket(eng, ino);
 	n->hnext = eng->nodes[b];
 	eng->nodes[b] = n;
 	eng->nnodes++;
+	return n;
+}
+
+/* Take @n out of the table (nothing holds it). */
+static void node_unlink_locked(struct tc_engine *eng, struct tc_node *n)
+{
+	struct tc_node **pp = &eng->nodes[node_bucket(eng, n->ino)];
+
+	while (*pp != n)
+		pp = &(*pp)->hnext;
+	*pp = n->hnext;
+	eng->nnodes--;
+}
+
+/* The miss of tc_node_get_locked(): a new node, or a body to load. */
+static TC_NOINLINE int node_load_locked(struct tc_engine *eng, uint64_t ino,
+					struct tc_node *n, struct tc_node **out)
+{
+	bool fresh = !n;
+	int rc;
+
+	if (fresh) {
+		n = node_new_locked(eng, ino);
+		if (!n)
+			return -ENOMEM;
+	}
+	rc = tc_nbody_load_locked(eng, n);
+	if (rc) {
+		if (fresh) {
+			node_unlink_locked(eng, n);
+			free(n);
+		}
+		return rc;
+	}
+	n->pins++;
 	*out = n;
+	return 0;
+}
+
+int tc_node_get_locked(struct tc_engine *eng, uint64_t ino,
+		       struct tc_node **out)
+{
+	struct tc_node *n = tc_node_find_locked(eng, ino);
+
+	if (!n || !n->body)
+		return node_load_locked(eng, ino, n, out);
+	n->pins++;
+	n->body->used = true;
+	*out = n;
+	return 0;
+}
+
+int tc_node_hold_locked(struct tc_engine *eng, uint64_t ino)
+{
+	struct tc_node *n = tc_node_find_locked(eng, ino);
+
+	if (!n)
+		n = node_new_locked(eng, ino);
+	if (!n)
+		return -ENOMEM;
+	n->nlookup++;
 	return 0;
 }
 
@@ -209,8 +262,8 @@ int tc_node_meta_locked(struct tc_engine *eng, uint64_t ino,
 {
 	struct tc_node *n = tc_node_find_locked(eng, ino);
 
-	if (n) {
-		*out = n->meta;
+	if (n && n->body) {
+		*out = n->body->meta;
 		return 0;
 	}
 	return tc_index_inode_get(&eng->ix, ino, out);
@@ -219,9 +272,9 @@ int tc_node_meta_locked(struct tc_engine *eng, uint64_t ino,
 void tc_node_reload_locked(struct tc_engine *eng, struct tc_node **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (v[i])
+		if (v[i] && v[i]->body)
 			(void)!tc_index_inode_get(&eng->ix, v[i]->ino,
-						  &v[i]->meta);
+						  &v[i]->body->meta);
 }
 
 void tc_node_reload_all_locked(struct tc_engine *eng, uint64_t group, int err,
@@ -232,12 +285,16 @@ void tc_node_reload_all_locked(struct tc_engine *eng, uint64_t group, int err,
 		for (struct tc_node *n = eng->nodes[b]; n; n = n->hnext) {
 			struct tc_inode m;
 			if (tc_index_inode_get(&eng->ix, n->ino, &m) == 0) {
-				n->meta = m;
+				if (n->body)
+					n->body->meta = m;
 			} else {
-				n->meta.nlink = 0; /* its creation was lost */
+				/* Its creation was lost (a node without a body
+				 * has no row to load: ENOENT). */
+				if (n->body)
+					n->body->meta.nlink = 0;
 				n->lost_err = err;
 			}
-			if (n->pub_group == group)
+			if (n->pub_group == (uint32_t)group)
 				n->lost_err = err;
 			n->data_gen++; /* the kernel's pages may be ahead */
 			if (inv)
@@ -250,10 +307,17 @@ void tc_node_reload_all_locked(struct tc_engine *eng, uint64_t group, int err,
  * reference, inside the caller's transaction. */
 static int purge_locked(struct tc_engine *eng, const struct tc_inode *m)
 {
+	uint8_t (*v)[TC_HASH_LEN] = NULL;
+	size_t count = 0;
 	int rc = tc_index_inode_purge(&eng->ix, m->ino);
 
-	if (!rc && m->hash_set)
+	if (!rc && tc_inode_owns_hash(m))
 		rc = tc_blob_unref_locked(eng, m->hash);
+	if (!rc && m->nchunks > 1)
+		rc = tc_index_chunks_cut(&eng->ix, m->ino, 0, &v, &count);
+	for (size_t i = 0; !rc && i < count; i++)
+		rc = tc_blob_unref_locked(eng, v[i]);
+	free(v);
 	return rc;
 }
 
@@ -270,41 +334,30 @@ static int destroy_locked(struct tc_engine *eng, const struct tc_inode *m)
 	return tc_txn_end_locked(eng, purge_locked(eng, m));
 }
 
-void tc_node_content_unref(struct tc_content *c)
-{
-	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
-		return;
-	tc_ram_unref(c->ram);
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c);
-}
-
 void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 {
-	struct tc_node **pp;
-
 	TC_ASSERT_LOCKED(eng);
-	if (n->nlookup || n->nopen || n->pins || n->dirty)
+	if (n->pins || (n->body && n->body->nopen))
 		return;
+	if (n->nlookup || (n->body && n->body->dirty)) {
+		tc_nbody_idle_locked(eng, n);
+		return;
+	}
 	/* The row must carry the batched recency (and a sliding deadline)
-	 * before the node, which is fresher than the row, goes away. */
-	if (n->atime_pending) {
+	 * before the body, which is fresher than the row, goes away. */
+	if (n->body && n->body->atime_pending) {
 		if (tc_txn_in_op_locked(eng))
 			(void)!tc_node_apply_atimes_locked(eng);
 		else
 			(void)!tc_node_flush_atimes_locked(eng);
-		n->atime_pending = false;
+		if (n->body)
+			n->body->atime_pending = false;
 	}
-	pp = &eng->nodes[node_bucket(eng, n->ino)];
-	while (*pp != n)
-		pp = &(*pp)->hnext;
-	*pp = n->hnext;
-	eng->nnodes--;
-	if (n->meta.nlink == 0 && n->ino != TC_ROOT_INO)
-		(void)!destroy_locked(eng, &n->meta);
-	tc_node_content_unref(n->content);
-	tc_mutex_destroy(&n->lock);
+	node_unlink_locked(eng, n);
+	/* A body with no links is busy: never evicted before this. */
+	if (n->body && n->body->meta.nlink == 0 && n->ino != TC_ROOT_INO)
+		(void)!destroy_locked(eng, &n->body->meta);
+	tc_nbody_free_locked(eng, n);
 	free(n);
 }
 
@@ -340,7 +393,11 @@ int tc_node_drop_locked(struct tc_engine *eng, uint64_t ino,
 		tc_txn_account_locked(eng, -(int64_t)m.size, -1);
 	m.nlink = 0;
 	if (n) {
-		n->meta.nlink = 0;
+		/* The node keeps the row, its body the link count (busy). */
+		rc = tc_nbody_load_locked(eng, n);
+		if (rc)
+			return rc;
+		n->body->meta.nlink = 0;
 		tc_txn_note_node_locked(eng, n);
 		return tc_index_inode_update(&eng->ix, &m);
 	}
@@ -399,14 +456,14 @@ void tc_node_attr(struct tc_engine *eng, struct tc_node *n,
 	struct tc_inode m;
 
 	tc_lock(eng);
-	m = n->meta;
+	m = n->body->meta;
 	tc_unlock(eng);
-	tc_mutex_lock(&n->lock);
-	if (n->dirty) {
-		m.size = n->dirty->size;
-		m.mtime = m.ctime = n->dirty->mtime;
+	tc_mutex_lock(&n->body->lock);
+	if (n->body->dirty) {
+		m.size = n->body->dirty->size;
+		m.mtime = m.ctime = n->body->dirty->mtime;
 	}
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	tc_node_fill_attr(eng, &m, out);
 }
 
@@ -417,12 +474,12 @@ void tc_node_attr(struct tc_engine *eng, struct tc_node *n,
 void tc_node_touch_locked(struct tc_engine *eng, struct tc_node *n)
 {
 	TC_ASSERT_LOCKED(eng);
-	if (n->atime_pending)
+	if (n->body->atime_pending)
 		return;
 	if (eng->n_atimes == TC_ATIME_BATCH)
 		(void)!tc_node_flush_atimes_locked(eng);
 	eng->atimes[eng->n_atimes++] = n->ino;
-	n->atime_pending = true;
+	n->body->atime_pending = true;
 }
 
 int tc_node_apply_atimes_locked(struct tc_engine *eng)
@@ -432,11 +489,12 @@ int tc_node_apply_atimes_locked(struct tc_engine *eng)
 	for (size_t i = 0; !rc && i < eng->n_atimes; i++) {
 		struct tc_node *n = tc_node_find_locked(eng, eng->atimes[i]);
 		/* Gone: it wrote its row when it left the table. */
-		if (!n || !n->atime_pending)
+		if (!n || !n->body || !n->body->atime_pending)
 			continue;
-		rc = tc_index_set_lru(&eng->ix, n->ino, n->meta.lru,
-				      n->meta.expires);
-		n->atime_pending = false;
+		rc = tc_index_set_lru(&eng->ix, n->ino, n->body->meta.lru,
+				      n->body->meta.expires);
+		n->body->atime_pending = false;
+		tc_nbody_idle_locked(eng, n);
 	}
 	if (!rc)
 		eng->n_atimes = 0;

@@ -32,8 +32,8 @@ static int ino_node(struct tc_engine *eng, uint64_t ino, struct tc_node **out)
 
 	tc_lock(eng);
 	rc = tc_node_get_locked(eng, ino, &n);
-	if (!rc && !S_ISREG(n->meta.mode)) {
-		rc = S_ISDIR(n->meta.mode) ? -EISDIR : -EINVAL;
+	if (!rc && !S_ISREG(n->body->meta.mode)) {
+		rc = S_ISDIR(n->body->meta.mode) ? -EISDIR : -EINVAL;
 		tc_node_unpin_locked(eng, n);
 	}
 	tc_unlock(eng);
@@ -50,19 +50,19 @@ static int ino_content_nlocked(struct tc_engine *eng, struct tc_node *n)
 	int rc;
 
 	TC_ASSERT_NLOCKED(n);
-	n->content_read = true;
-	if (n->content)
+	n->body->content_read = true;
+	if (n->body->content)
 		return 0;
 	/* Dropped as corrupt: the kernel retries a failed read, once per
 	 * page; count and log the corruption once. */
-	if (n->corrupt)
+	if (n->body->corrupt)
 		return -EIO;
 	rc = tc_content_load_nlocked(eng, n, &hit);
 	if (rc == -EIO)
-		n->corrupt = true;
+		n->body->corrupt = true;
 	if (rc)
 		return rc;
-	if (!n->content->ram && n->content->fd < 0 && n->content->size > 0)
+	if (!tc_content_ok(n->body->content))
 		return -EIO;
 	tc_count(eng, gets, 1);
 	if (hit)
@@ -87,20 +87,21 @@ ssize_t tc_read_ino(struct tc_engine *eng, uint64_t ino, void *buf,
 	rc = ino_node(eng, ino, &n);
 	if (rc)
 		return rc;
-	tc_mutex_lock(&n->lock);
-	if (n->dirty) {
-		rc = tc_dirty_read(n->dirty, buf, size, (uint64_t)off);
-		tc_mutex_unlock(&n->lock);
+	tc_mutex_lock(&n->body->lock);
+	if (n->body->dirty) {
+		rc = tc_dirty_read(&eng->blobs, n->body->dirty, buf, size,
+				   (uint64_t)off);
+		tc_mutex_unlock(&n->body->lock);
 		goto out;
 	}
 	rc = ino_content_nlocked(eng, n);
 	if (rc) {
-		tc_mutex_unlock(&n->lock);
+		tc_mutex_unlock(&n->body->lock);
 		goto out;
 	}
-	c = n->content;
+	c = n->body->content;
 	atomic_fetch_add(&c->refs, 1);
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	rc = tc_content_read(c, buf, size, (uint64_t)off);
 	tc_node_content_unref(c);
 out:
@@ -110,26 +111,32 @@ out:
 	return rc;
 }
 
-int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, int *fd)
+int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, off_t off, size_t size,
+		   int *fd, off_t *pos)
 {
 	struct tc_node *n;
-	int rc;
+	uint64_t p;
+	int cfd, rc;
 
+	if (off < 0)
+		return -EINVAL;
 	rc = ino_node(eng, ino, &n);
 	if (rc)
 		return rc;
-	tc_mutex_lock(&n->lock);
-	rc = n->dirty ? -EAGAIN : ino_content_nlocked(eng, n);
-	if (!rc && (n->content->ram || n->content->fd < 0))
-		rc = -EAGAIN;
+	tc_mutex_lock(&n->body->lock);
+	rc = n->body->dirty ? -EAGAIN : ino_content_nlocked(eng, n);
+	if (!rc)
+		rc = tc_content_fd(n->body->content, (uint64_t)off, size, &cfd,
+				   &p);
 	if (!rc) {
 		/* A descriptor of its own: the node may let go of its copy
 		 * (a publish, maintenance) while the caller still splices. */
-		*fd = fcntl(n->content->fd, F_DUPFD_CLOEXEC, 0);
+		*fd = fcntl(cfd, F_DUPFD_CLOEXEC, 0);
+		*pos = (off_t)p;
 		if (*fd < 0)
 			rc = -errno;
 	}
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	tc_node_unpin(eng, n);
 	return rc;
 }
@@ -147,23 +154,23 @@ ssize_t tc_write_ino(struct tc_engine *eng, uint64_t ino, const void *buf,
 	rc = ino_node(eng, ino, &n);
 	if (rc)
 		return rc;
-	tc_mutex_lock(&n->lock);
+	tc_mutex_lock(&n->body->lock);
 	rc = tc_content_dirty_begin_nlocked(eng, n, false);
 	if (!rc && (end < (uint64_t)off ||
 		    (eng->disk_size && end > eng->disk_size)))
 		rc = -EFBIG;
 	if (!rc)
-		rc = tc_dirty_write(&eng->blobs, n->dirty, buf, size,
+		rc = tc_dirty_write(&eng->blobs, n->body->dirty, buf, size,
 				    (uint64_t)off);
 	if (!rc) {
-		n->dirty->mtime = n->dirty->touched = tc_now(eng);
-		n->dirty->written = true;
-	} else if (n->dirty && !n->dirty->failed) {
+		n->body->dirty->mtime = n->body->dirty->touched = tc_now(eng);
+		n->body->dirty->written = true;
+	} else if (n->body->dirty && !n->body->dirty->failed) {
 		/* The kernel reports this at close or fsync; what the other
 		 * writes of this version left must not be published. */
-		n->dirty->failed = rc;
+		n->body->dirty->failed = rc;
 	}
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	tc_node_unpin(eng, n);
 	return rc ? rc : (ssize_t)size;
 }
@@ -176,12 +183,12 @@ int tc_publish_ino(struct tc_engine *eng, uint64_t ino, bool durable)
 	rc = ino_node(eng, ino, &n);
 	if (rc)
 		return rc;
-	tc_mutex_lock(&n->lock);
-	if (n->dirty)
+	tc_mutex_lock(&n->body->lock);
+	if (n->body->dirty)
 		rc = tc_content_publish_nlocked(eng, n, durable);
 	else if (durable && eng->sync != TC_SYNC_NEVER)
 		rc = tc_content_sync_nlocked(eng, n);
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	tc_node_unpin(eng, n);
 	return rc;
 }
@@ -216,8 +223,11 @@ void tc_touch(struct tc_engine *eng, uint64_t ino)
 
 	tc_lock(eng);
 	n = tc_node_find_locked(eng, ino);
-	if (n && S_ISREG(n->meta.mode))
-		tc_policy_note_access_locked(eng, n, tc_now(eng));
+	if (n && tc_nbody_load_locked(eng, n) == 0) {
+		if (S_ISREG(n->body->meta.mode))
+			tc_policy_note_access_locked(eng, n, tc_now(eng));
+		tc_nbody_idle_locked(eng, n);
+	}
 	tc_unlock(eng);
 }
 
@@ -229,25 +239,24 @@ static struct tc_node **maintain_candidates(struct tc_engine *eng,
 	size_t n = 0, cap = 0;
 
 	tc_lock(eng);
-	for (size_t b = 0; b < eng->nbuckets; b++) {
-		for (struct tc_node *x = eng->nodes[b]; x; x = x->hnext) {
-			/* A peek without node->lock, as the node table's own
-			 * release does: the work is decided under it. */
-			if (x->nopen || !S_ISREG(x->meta.mode) ||
-			    (!x->content && !x->dirty))
-				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				nv = realloc(v, cap * sizeof(*v));
-				if (!nv)
-					goto out; /* the next round goes on */
-				v = nv;
-			}
-			x->pins++;
-			v[n++] = x;
+	/* Only a body holds content or dirty state: the walk is over the
+	 * bodies, not every name the kernel holds. */
+	for (struct tc_nbody *b = eng->bodies.all; b; b = b->next) {
+		/* A peek without node->lock, as the node table's own release
+		 * does: the work is decided under it. */
+		if (b->nopen || !S_ISREG(b->meta.mode) ||
+		    (!b->content && !b->dirty))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break; /* the next round goes on */
+			v = nv;
 		}
+		b->node->pins++;
+		v[n++] = b->node;
 	}
-out:
 	tc_unlock(eng);
 	*count = n;
 	return v;
@@ -268,44 +277,45 @@ int tc_content_maintain(struct tc_engine *eng)
 		uint32_t nopen, nwriters;
 		int rc = 0;
 
-		tc_mutex_lock(&n->lock);
+		tc_mutex_lock(&n->body->lock);
 		tc_lock(eng);
-		nopen = n->nopen;
-		nwriters = n->nwriters;
+		nopen = n->body->nopen;
+		nwriters = n->body->nwriters;
 		tc_unlock(eng);
-		if (eng->handleless && n->dirty && n->dirty->failed &&
-		    !nwriters) {
+		if (eng->handleless && n->body->dirty &&
+		    n->body->dirty->failed && !nwriters) {
 			/* A version some of whose writes failed: the program
 			 * was told (at close or fsync); keep the one before. */
-			tc_warn(eng, "inode %llu: dropping writes that were "
-				     "not all stored (%s)",
+			tc_warn(eng,
+				"inode %llu: dropping writes that were "
+				"not all stored (%s)",
 				(unsigned long long)n->ino,
-				strerror(-n->dirty->failed));
+				strerror(-n->body->dirty->failed));
 			tc_content_dirty_end_nlocked(eng, n);
 			tc_inval_add_inode(&inv, n->ino);
-		} else if (eng->handleless && n->dirty && !nwriters &&
-			   now - n->dirty->touched >= eng->quiet_ns) {
+		} else if (eng->handleless && n->body->dirty && !nwriters &&
+			   now - n->body->dirty->touched >= eng->quiet_ns) {
 			rc = tc_content_publish_nlocked(eng, n, false);
-			if (rc && !n->dirty->complained) {
+			if (rc && !n->body->dirty->complained) {
 				/* Kept and tried again each round (space may
 				 * come back); logged once. */
 				tc_err(eng, "publishing inode %llu after its "
 					    "writes: %s (tried again)",
 				       (unsigned long long)n->ino,
 				       strerror(-rc));
-				n->dirty->complained = true;
+				n->body->dirty->complained = true;
 			}
 			if (rc && !first)
 				first = rc;
 		}
 		/* No handle pins it (its reads use the node's descriptor
 		 * unreferenced) and nobody read it since the last round. */
-		if (!nopen && !n->dirty && !n->content_read) {
-			c = n->content;
-			n->content = NULL;
+		if (!nopen && !n->body->dirty && !n->body->content_read) {
+			c = n->body->content;
+			n->body->content = NULL;
 		}
-		n->content_read = false;
-		tc_mutex_unlock(&n->lock);
+		n->body->content_read = false;
+		tc_mutex_unlock(&n->body->lock);
 		tc_node_content_unref(c);
 		tc_node_unpin(eng, n);
 	}

@@ -132,16 +132,16 @@ void tc_policy_note_access_locked(struct tc_engine *eng, struct tc_node *n,
 
 	TC_ASSERT_LOCKED(eng);
 	/* A sliding deadline moves at every read, exactly. */
-	if (n->meta.expires > 0 &&
-	    tc_policy_mode(eng, &n->meta) == TC_TTL_SLIDING) {
-		int64_t ttl = tc_policy_ttl_locked(eng, &n->meta);
+	if (n->body->meta.expires > 0 &&
+	    tc_policy_mode(eng, &n->body->meta) == TC_TTL_SLIDING) {
+		int64_t ttl = tc_policy_ttl_locked(eng, &n->body->meta);
 		if (ttl > 0) {
-			n->meta.expires = tc_deadline(now, ttl);
+			n->body->meta.expires = tc_deadline(now, ttl);
 			changed = true;
 		}
 	}
-	if (now - n->meta.lru >= ACCESS_GRANULARITY_NS) {
-		n->meta.lru = now;
+	if (now - n->body->meta.lru >= ACCESS_GRANULARITY_NS) {
+		n->body->meta.lru = now;
 		changed = true;
 	}
 	if (changed)
@@ -266,7 +266,8 @@ int tc_policy_make_room_locked(struct tc_engine *eng, int64_t dbytes,
 				   over_limits(eng, dbytes, ditems);
 		     i++) {
 			struct tc_node *node = tc_node_find_locked(eng, cand[i]);
-			if (cand[i] == keep || (node && node->nopen))
+			if (cand[i] == keep ||
+			    (node && node->body && node->body->nopen))
 				continue; /* pinned by an open handle */
 			rc = tc_node_drop_locked(eng, cand[i], inv);
 			if (!rc)
@@ -294,8 +295,9 @@ int tc_policy_sweep_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 		for (size_t i = 0; !rc && i < n; i++) {
 			struct tc_node *node = tc_node_find_locked(eng, batch[i]);
 			/* A live node may have a fresher (sliding) deadline. */
-			if (node && (node->meta.expires == 0 ||
-				     node->meta.expires > now))
+			if (node && node->body &&
+			    (node->body->meta.expires == 0 ||
+			     node->body->meta.expires > now))
 				continue;
 			rc = tc_node_drop_locked(eng, batch[i], inv);
 			if (!rc)

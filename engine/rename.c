@@ -52,7 +52,7 @@ static int check_loop_locked(struct tc_engine *eng, struct rename_op *r,
 	bool loop;
 	int rc;
 
-	if (!S_ISDIR(moved->meta.mode) || r->sdir == r->ddir)
+	if (!S_ISDIR(moved->body->meta.mode) || r->sdir == r->ddir)
 		return 0;
 	rc = is_ancestor_locked(eng, moved->ino, into, &loop);
 	return rc ? rc : loop ? -EINVAL : 0;
@@ -74,11 +74,13 @@ static int rename_check_locked(struct tc_engine *eng, struct rename_op *r)
 		return 0;
 	if (r->flags & TC_RENAME_NOREPLACE)
 		return -EEXIST;
-	if (S_ISDIR(r->src->meta.mode) && !S_ISDIR(r->dst->meta.mode))
+	if (S_ISDIR(r->src->body->meta.mode) &&
+	    !S_ISDIR(r->dst->body->meta.mode))
 		return -ENOTDIR;
-	if (!S_ISDIR(r->src->meta.mode) && S_ISDIR(r->dst->meta.mode))
+	if (!S_ISDIR(r->src->body->meta.mode) &&
+	    S_ISDIR(r->dst->body->meta.mode))
 		return -EISDIR;
-	if (S_ISDIR(r->dst->meta.mode) &&
+	if (S_ISDIR(r->dst->body->meta.mode) &&
 	    !tc_index_dir_empty(&eng->ix, r->dst->ino))
 		return -ENOTEMPTY;
 	return 0;
@@ -97,10 +99,10 @@ static int exchange_locked(struct tc_engine *eng, struct rename_op *r)
 	if (!rc)
 		rc = tc_index_dentry_move(&eng->ix, r->sp, tmp, r->dp, r->dn);
 	if (!rc && r->sdir != r->ddir) {
-		int sd = S_ISDIR(r->src->meta.mode),
-		    dd = S_ISDIR(r->dst->meta.mode);
-		r->sdir->meta.nlink += (uint32_t)(dd - sd);
-		r->ddir->meta.nlink += (uint32_t)(sd - dd);
+		int sd = S_ISDIR(r->src->body->meta.mode),
+		    dd = S_ISDIR(r->dst->body->meta.mode);
+		r->sdir->body->meta.nlink += (uint32_t)(dd - sd);
+		r->ddir->body->meta.nlink += (uint32_t)(sd - dd);
 	}
 	return rc;
 }
@@ -114,7 +116,7 @@ static int rename_apply_locked(struct tc_engine *eng, struct rename_op *r)
 	tc_txn_note_name_locked(eng, r->dp, r->dn, r->src->ino);
 	if (r->flags & TC_RENAME_EXCHANGE) {
 		rc = exchange_locked(eng, r);
-		r->dst->meta.ctime = now;
+		r->dst->body->meta.ctime = now;
 	} else {
 		if (r->dst)
 			rc = tc_ns_remove_dentry_locked(eng, r->ddir, r->dn,
@@ -122,22 +124,23 @@ static int rename_apply_locked(struct tc_engine *eng, struct rename_op *r)
 		if (!rc)
 			rc = tc_index_dentry_move(&eng->ix, r->sp, r->sn, r->dp,
 						  r->dn);
-		if (!rc && S_ISDIR(r->src->meta.mode) && r->sdir != r->ddir) {
-			r->sdir->meta.nlink--;
-			r->ddir->meta.nlink++;
+		if (!rc && S_ISDIR(r->src->body->meta.mode) &&
+		    r->sdir != r->ddir) {
+			r->sdir->body->meta.nlink--;
+			r->ddir->body->meta.nlink++;
 		}
 	}
-	r->src->meta.ctime = now;
-	r->sdir->meta.mtime = r->sdir->meta.ctime = now;
-	r->ddir->meta.mtime = r->ddir->meta.ctime = now;
+	r->src->body->meta.ctime = now;
+	r->sdir->body->meta.mtime = r->sdir->body->meta.ctime = now;
+	r->ddir->body->meta.mtime = r->ddir->body->meta.ctime = now;
 	if (!rc)
-		rc = tc_index_inode_update(&eng->ix, &r->src->meta);
+		rc = tc_index_inode_update(&eng->ix, &r->src->body->meta);
 	if (!rc && r->dst)
-		rc = tc_index_inode_update(&eng->ix, &r->dst->meta);
+		rc = tc_index_inode_update(&eng->ix, &r->dst->body->meta);
 	if (!rc)
-		rc = tc_index_inode_update(&eng->ix, &r->sdir->meta);
+		rc = tc_index_inode_update(&eng->ix, &r->sdir->body->meta);
 	if (!rc && r->ddir != r->sdir)
-		rc = tc_index_inode_update(&eng->ix, &r->ddir->meta);
+		rc = tc_index_inode_update(&eng->ix, &r->ddir->body->meta);
 	return rc;
 }
 

@@ -25,23 +25,23 @@ static int setattr_size(struct tc_engine *eng, struct tc_node *n,
 	bool writers, had_dirty;
 	int rc;
 
-	if (S_ISDIR(n->meta.mode))
+	if (S_ISDIR(n->body->meta.mode))
 		return -EISDIR;
-	if (!S_ISREG(n->meta.mode))
+	if (!S_ISREG(n->body->meta.mode))
 		return -EINVAL;
 	if (eng->disk_size && size > eng->disk_size)
 		return -EFBIG;
-	tc_mutex_lock(&n->lock);
+	tc_mutex_lock(&n->body->lock);
 	tc_lock(eng);
-	writers = n->nwriters > 0;
+	writers = n->body->nwriters > 0;
 	tc_unlock(eng);
-	had_dirty = n->dirty != NULL;
+	had_dirty = n->body->dirty != NULL;
 	rc = tc_content_dirty_begin_nlocked(eng, n, size == 0);
 	if (!rc)
-		rc = tc_dirty_truncate(&eng->blobs, n->dirty, size);
+		rc = tc_dirty_truncate(&eng->blobs, n->body->dirty, size);
 	if (!rc) {
-		n->dirty->mtime = n->dirty->touched = tc_now(eng);
-		n->dirty->written = true;
+		n->body->dirty->mtime = n->body->dirty->touched = tc_now(eng);
+		n->body->dirty->written = true;
 	}
 	/* Without a writable handle nobody else will publish it: publish
 	 * now, and when that fails the truncation must not stay visible.
@@ -51,10 +51,10 @@ static int setattr_size(struct tc_engine *eng, struct tc_node *n,
 	    (!f || (f->flags & O_ACCMODE) == O_RDONLY)) {
 		if (!rc)
 			rc = tc_content_publish_nlocked(eng, n, false);
-		if (rc && !had_dirty && n->dirty)
+		if (rc && !had_dirty && n->body->dirty)
 			tc_content_dirty_end_nlocked(eng, n);
 	}
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	return rc;
 }
 
@@ -67,9 +67,9 @@ static bool has_dirty(struct tc_node *n)
 {
 	bool dirty;
 
-	tc_mutex_lock(&n->lock);
-	dirty = n->dirty != NULL;
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_lock(&n->body->lock);
+	dirty = n->body->dirty != NULL;
+	tc_mutex_unlock(&n->body->lock);
 	return dirty;
 }
 
@@ -124,26 +124,27 @@ int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
 			     has_dirty(n);
 		tc_lock(eng);
 		if (later) {
-			apply_meta(&n->meta, st, to_set, tc_now(eng));
+			apply_meta(&n->body->meta, st, to_set, tc_now(eng));
 		} else if (!(rc = tc_txn_begin_locked(eng))) {
-			apply_meta(&n->meta, st, to_set, tc_now(eng));
+			apply_meta(&n->body->meta, st, to_set, tc_now(eng));
 			rc = tc_txn_end_locked(
-				eng, tc_index_inode_update(&eng->ix, &n->meta));
+			    eng,
+			    tc_index_inode_update(&eng->ix, &n->body->meta));
 			if (rc)
 				tc_node_reload_locked(eng, &n, 1);
 		}
 		/* Mode and owner travel with the name to other mounts. */
 		if (!rc && to_set & (TC_SET_MODE | TC_SET_UID | TC_SET_GID) &&
-		    S_ISREG(n->meta.mode))
+		    S_ISREG(n->body->meta.mode))
 			tc_sharedpub_names_locked(eng, n->ino);
 		tc_unlock(eng);
 	}
 	/* Unpublished writes must not override an explicit mtime. */
 	if (!rc && to_set & (TC_SET_MTIME | TC_SET_MTIME_NOW)) {
-		tc_mutex_lock(&n->lock);
-		if (n->dirty)
-			n->dirty->mtime = n->meta.mtime;
-		tc_mutex_unlock(&n->lock);
+		tc_mutex_lock(&n->body->lock);
+		if (n->body->dirty)
+			n->body->dirty->mtime = n->body->meta.mtime;
+		tc_mutex_unlock(&n->body->lock);
 	}
 out:
 	if (!rc)
@@ -202,7 +203,7 @@ static int fallocate_node(struct tc_engine *eng, struct tc_node *n,
 	if (!writable)
 		return -EBADF;
 	tc_lock(eng);
-	type = n->meta.mode & S_IFMT;
+	type = n->body->meta.mode & S_IFMT;
 	tc_unlock(eng);
 	if (S_ISDIR(type))
 		return -EISDIR;
@@ -212,12 +213,12 @@ static int fallocate_node(struct tc_engine *eng, struct tc_node *n,
 	if (end > INT64_MAX || (eng->disk_size && end > eng->disk_size))
 		return -EFBIG;
 
-	tc_mutex_lock(&n->lock);
-	if (n->dirty) {
-		size = n->dirty->size;
+	tc_mutex_lock(&n->body->lock);
+	if (n->body->dirty) {
+		size = n->body->dirty->size;
 	} else {
 		tc_lock(eng);
-		size = n->meta.size;
+		size = n->body->meta.size;
 		tc_unlock(eng);
 	}
 	zero_end = end < size ? end : size;
@@ -227,16 +228,16 @@ static int fallocate_node(struct tc_engine *eng, struct tc_node *n,
 		goto out; /* the bytes and the size stay: no dirty state */
 	rc = tc_content_dirty_begin_nlocked(eng, n, false);
 	if (!rc && zero)
-		rc = dirty_zero(eng, n->dirty, (uint64_t)off,
+		rc = dirty_zero(eng, n->body->dirty, (uint64_t)off,
 				zero_end - (uint64_t)off);
 	if (!rc && grow)
-		rc = tc_dirty_truncate(&eng->blobs, n->dirty, end);
+		rc = tc_dirty_truncate(&eng->blobs, n->body->dirty, end);
 	if (!rc) {
-		n->dirty->mtime = n->dirty->touched = tc_now(eng);
-		n->dirty->written = true;
+		n->body->dirty->mtime = n->body->dirty->touched = tc_now(eng);
+		n->body->dirty->written = true;
 	}
 out:
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	return rc;
 }
 

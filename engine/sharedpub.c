@@ -15,8 +15,9 @@
  * they are, for a directory's whole subtree. A metadata change that
  * travels with the name (cacheattr.c's ttl, tags, schema; setattr.c's mode
  * and owner) queues the records again. Everything here only queues
- * (tc_shared_push_*(): a copy in memory, or a descriptor of the blob):
- * nothing waits on the network, and it runs under the engine lock.
+ * (tc_shared_push_*(): a copy in memory, or a descriptor of the blob, or
+ * of one temporary file holding a content in chunks): nothing waits on
+ * the network, and all but the publish run under the engine lock.
  *
  * Versions. For each entry it pushed or learned, the mount remembers the
  * version of the record it matches and when it last compared it with the
@@ -27,7 +28,7 @@
  * never a wrong answer. It lives in memory only: after a remount every
  * entry is compared again.
  *
- * Called by content.c, namespace.c, rename.c, setattr.c, cacheattr.c and
+ * Called by publish.c, namespace.c, rename.c, setattr.c, cacheattr.c and
  * sharedtier.c; calls the index, the node table and policy, and the
  * shared client. All functions but open/close need the engine lock.
  */
@@ -51,6 +52,9 @@
 /* A directory's record is pushed again after this long: an item the
  * servers evicted comes back with the next publish below it. */
 #define DIR_REPUSH_NS (INT64_C(60) * TC_NS_PER_S)
+
+/* Bytes copied per step of a content in chunks into its push file. */
+#define COPY_STEP 65536
 
 /* Names of one inode pushed (hard links beyond are left out). */
 #define NAMES_MAX 64
@@ -340,30 +344,99 @@ static void note_own_locked(struct tc_engine *eng, uint64_t ino,
 /* What the other files call                                          */
 /* ------------------------------------------------------------------ */
 
-void tc_sharedpub_publish_locked(struct tc_engine *eng, struct tc_node *n,
-				 const struct tc_dirty *d, const uint8_t *hash)
+/* Queue a content in chunks: copied from @d into a temporary file (the
+ * push reads it when it is sent), hashed on the way when @hash is not
+ * known yet (*@known). */
+static int push_chunked(struct tc_engine *eng, struct tc_dirty *d,
+			uint8_t *hash, bool *known)
 {
-	int64_t version;
-	int rc = 0;
+	XXH3_state_t *hs = *known ? NULL : XXH3_createState();
+	char name[32], *buf = malloc(COPY_STEP);
+	XXH128_canonical_t can;
+	int fd = -1, rc;
 
-	TC_ASSERT_LOCKED(eng);
-	if (!eng->shared || n->meta.nlink == 0 || !S_ISREG(n->meta.mode))
+	rc = buf && (*known || hs) ? 0 : -ENOMEM;
+	if (!rc)
+		rc = tc_blob_tmp_create(&eng->blobs, &fd, name);
+	if (hs)
+		XXH3_128bits_reset(hs);
+	for (uint64_t off = 0; !rc && off < d->size;) {
+		ssize_t k = tc_dirty_read(&eng->blobs, d, buf, COPY_STEP, off);
+
+		if (k <= 0) {
+			rc = k ? (int)k : -EIO;
+			break;
+		}
+		if (pwrite(fd, buf, (size_t)k, (off_t)off) != k)
+			rc = -EIO;
+		if (hs)
+			XXH3_128bits_update(hs, buf, (size_t)k);
+		off += (uint64_t)k;
+	}
+	if (!rc && hs) {
+		XXH128_canonicalFromHash(&can, XXH3_128bits_digest(hs));
+		memcpy(hash, can.digest, TC_HASH_LEN);
+		*known = true;
+	}
+	if (!rc)
+		rc = tc_shared_push_content_fd(eng->shared, hash, d->size, fd);
+	if (fd >= 0)
+		tc_blob_tmp_discard(&eng->blobs, fd, name);
+	XXH3_freeState(hs);
+	free(buf);
+	return rc;
+}
+
+void tc_sharedpub_publish(struct tc_engine *eng, struct tc_node *n,
+			  struct tc_dirty *d)
+{
+	uint8_t hash[TC_HASH_LEN];
+	struct tc_dirty_slot s;
+	bool known = true;
+	struct tc_inode m;
+	int64_t version;
+	int fd, rc = 0;
+
+	if (!eng->shared)
+		return;
+	tc_lock(eng);
+	m = n->body->meta;
+	tc_unlock(eng);
+	if (m.nlink == 0 || !S_ISREG(m.mode))
 		return;
 	/* The content first: a record is useless to whoever cannot fetch
-	 * what it names. A spilled content is read from its file (the
-	 * blob now, or a copy of it) when it is sent, not copied here. */
-	if (d->size > 0 && d->fd < 0)
-		rc = tc_shared_push_content(eng->shared, hash, d->buf,
-					    d->size);
-	else if (d->size > 0)
-		rc = tc_shared_push_content_fd(eng->shared, hash, d->size,
-					       d->fd);
+	 * what it names. One blob is read from its file when it is sent,
+	 * not copied here. */
+	memcpy(hash, m.hash, TC_HASH_LEN);
+	if (m.size > 0 && tc_dirty_slots(d) == 1) {
+		tc_dirty_slot(d, 0, &s);
+		if (s.data)
+			rc = tc_shared_push_content(eng->shared, hash, s.data,
+						    m.size);
+		else if (!(rc = tc_blob_open_read(&eng->blobs, hash, &fd))) {
+			rc = tc_shared_push_content_fd(eng->shared, hash,
+						       m.size, fd);
+			close(fd);
+		}
+	} else if (m.size > 0) {
+		known = m.hash_set;
+		rc = push_chunked(eng, d, hash, &known);
+		if (known && !m.hash_set)
+			tc_content_remember_hash(eng, &m, hash);
+	}
 	if (rc)
 		tc_dbg(eng, "shared tier: content of inode %llu not pushed: %s",
 		       (unsigned long long)n->ino, strerror(-rc));
+	tc_lock(eng);
+	m = n->body->meta;
+	if (known && m.size > 0 && !m.hash_set) {
+		m.hash_set = true; /* the row's hint was not kept: still ours */
+		memcpy(m.hash, hash, TC_HASH_LEN);
+	}
 	version = tc_now(eng);
-	push_names_locked(eng, &n->meta, version);
+	push_names_locked(eng, &m, version);
 	note_own_locked(eng, n->ino, version);
+	tc_unlock(eng);
 }
 
 void tc_sharedpub_names_locked(struct tc_engine *eng, uint64_t ino)

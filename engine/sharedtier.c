@@ -275,16 +275,26 @@ static int fetch(struct tc_engine *eng, const uint8_t *hash, uint64_t size,
 		free(buf);
 		return rc;
 	}
+	/* Larger: through a temporary file, then into the chunks. */
 	rc = tc_blob_tmp_create(&eng->blobs, &fd, name);
 	if (rc)
 		return rc;
 	rc = tc_shared_get_content_fd(eng->shared, hash, size, fd);
-	if (rc) {
-		tc_blob_tmp_discard(&eng->blobs, fd, name);
-		return rc;
+	buf = rc ? NULL : malloc(COPY_CHUNK);
+	if (!rc && !buf)
+		rc = -ENOMEM;
+	for (uint64_t off = 0; !rc && off < size;) {
+		size_t k = size - off < COPY_CHUNK ? (size_t)(size - off)
+						   : COPY_CHUNK;
+
+		rc = tc_blob_pread_all(&eng->blobs, fd, buf, k, (off_t)off);
+		if (!rc)
+			rc = tc_dirty_write(&eng->blobs, d, buf, k, off);
+		off += k;
 	}
-	tc_dirty_adopt_tmp(d, fd, name, size);
-	return 0;
+	free(buf);
+	tc_blob_tmp_discard(&eng->blobs, fd, name);
+	return rc;
 }
 
 /*
@@ -295,7 +305,7 @@ static int fetch(struct tc_engine *eng, const uint8_t *hash, uint64_t size,
 static int content_of(struct tc_engine *eng, const struct tc_shared_name *r,
 		      struct tc_dirty **out)
 {
-	struct tc_dirty *d = tc_dirty_new();
+	struct tc_dirty *d = tc_content_dirty_new(eng);
 	uint8_t got[TC_HASH_LEN];
 	int rc = 0;
 
@@ -305,8 +315,9 @@ static int content_of(struct tc_engine *eng, const struct tc_shared_name *r,
 		rc = copy_local(eng, r->hash, r->size, d);
 		if (rc)
 			rc = fetch(eng, r->hash, r->size, d);
-		if (!rc)
-			rc = tc_dirty_hash(&eng->blobs, d, got);
+		/* Written in order from the start: the whole hash is known. */
+		if (!rc && !tc_dirty_whole_hash(d, got))
+			rc = -EIO;
 		if (!rc && (d->size != r->size ||
 			    memcmp(got, r->hash, TC_HASH_LEN))) {
 			tc_warn(eng, "shared tier: %s: content does not match "
@@ -338,7 +349,7 @@ static int apply_meta_locked(struct tc_engine *eng, struct tc_node *n,
 {
 	char tags[TC_SHARED_TAGS_MAX][65];
 	int ntags = split_tags(r->tags, tags), rc;
-	struct tc_inode m = n->meta;
+	struct tc_inode m = n->body->meta;
 
 	m.mode = (m.mode & S_IFMT) | (r->mode & 07777);
 	m.uid = r->uid;
@@ -358,7 +369,7 @@ static int apply_meta_locked(struct tc_engine *eng, struct tc_node *n,
 		rc = tc_index_inode_update(&eng->ix, &m);
 	rc = tc_txn_end_locked(eng, rc);
 	if (!rc)
-		n->meta = m;
+		n->body->meta = m;
 	return rc;
 }
 
@@ -397,14 +408,14 @@ static int settle(struct tc_engine *eng, struct tc_node *n,
 {
 	int rc = 0;
 
-	tc_mutex_lock(&n->lock);
-	if (n->dirty && n->dirty->from_shared)
+	tc_mutex_lock(&n->body->lock);
+	if (n->body->dirty && n->body->dirty->from_shared)
 		rc = tc_content_publish_nlocked(eng, n, false);
-	else if (n->dirty)
+	else if (n->body->dirty)
 		rc = -EBUSY; /* written here meanwhile: that is newer */
-	if (rc && n->dirty && n->dirty->from_shared)
+	if (rc && n->body->dirty && n->body->dirty->from_shared)
 		tc_content_dirty_end_nlocked(eng, n);
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_unlock(&n->body->lock);
 	if (rc)
 		return rc;
 	tc_lock(eng);
@@ -545,9 +556,9 @@ static bool busy(struct tc_engine *eng, uint64_t ino)
 		return true;
 	}
 	tc_unlock(eng);
-	tc_mutex_lock(&n->lock);
-	dirty = n->dirty != NULL;
-	tc_mutex_unlock(&n->lock);
+	tc_mutex_lock(&n->body->lock);
+	dirty = n->body->dirty != NULL;
+	tc_mutex_unlock(&n->body->lock);
 	tc_node_unpin(eng, n);
 	return dirty;
 }

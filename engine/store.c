@@ -49,6 +49,7 @@ void tc_config_init(struct tc_config *cfg)
 	cfg->sync = TC_SYNC_FSYNC;
 	cfg->inline_max = UINT64_C(64) << 10;
 	cfg->commit_interval_ns = INT64_C(5000000);
+	cfg->chunk_size = UINT64_C(1) << 20;
 	cfg->background = true;
 	cfg->log_level = TC_LOG_INFO;
 	cfg->quiet_ns = TC_NS_PER_S;
@@ -146,6 +147,25 @@ static int open_dirs(struct tc_engine *eng, const struct tc_config *cfg)
 	return rc;
 }
 
+/* The chunk size is the store's, fixed when it was created: contents in
+ * chunks are laid out by it. */
+static int store_chunk_size_locked(struct tc_engine *eng)
+{
+	int64_t have = tc_index_meta_get(&eng->ix, "chunk_size", 0);
+	int rc;
+
+	if (have > 0) {
+		eng->chunk_size = (uint64_t)have;
+		return 0;
+	}
+	rc = tc_txn_begin_locked(eng);
+	if (!rc)
+		rc = tc_txn_end_locked(eng,
+				       tc_index_meta_set(&eng->ix, "chunk_size",
+							 (int64_t)eng->chunk_size));
+	return rc;
+}
+
 static int open_store_locked(struct tc_engine *eng, const struct tc_config *cfg)
 {
 	int64_t flags;
@@ -180,6 +200,8 @@ static int open_store_locked(struct tc_engine *eng, const struct tc_config *cfg)
 		rc = tc_index_dir_flags(&eng->ix, &flags);
 	if (!rc)
 		rc = tc_index_last_ino(&eng->ix, &eng->last_ino);
+	if (!rc)
+		rc = store_chunk_size_locked(eng);
 	if (rc) {
 		tc_set_last_error(&eng->base, "cannot clean store %s: %s",
 				  cfg->store, strerror(-rc));
@@ -217,10 +239,13 @@ static struct tc_engine *engine_new(const struct tc_config *cfg)
 	eng->ttl_mode = cfg->ttl_mode;
 	eng->sync = cfg->sync;
 	eng->commit_interval_ns = cfg->commit_interval_ns;
+	eng->chunk_size = cfg->chunk_size;
+	pthread_mutex_init(&eng->verified_lock, NULL);
 	eng->handleless = cfg->handleless_writes;
 	eng->quiet_ns = cfg->quiet_ns;
 	tc_mutex_init(&eng->lock);
 	tc_cond_init(&eng->commit_cond);
+	tc_cond_init(&eng->reaped_cond);
 	pthread_mutex_init(&eng->inval_lock, NULL);
 	pthread_mutex_init(&eng->thread_lock, NULL);
 	pthread_cond_init(&eng->thread_cond, NULL);
@@ -246,8 +271,18 @@ int tc_engine_open(const struct tc_config *cfg, struct tc_engine **out)
 	eng->store = strdup(cfg->store);
 	eng->schema = cfg->schema ? strdup(cfg->schema) : NULL;
 	eng->atimes = calloc(TC_ATIME_BATCH, sizeof(*eng->atimes));
-	if (!eng->nodes || !eng->store || !eng->atimes ||
-	    (cfg->schema && !eng->schema) || copy_rules(eng, cfg)) {
+	eng->verified = calloc(16384, sizeof(*eng->verified));
+	if (cfg->chunk_size < 4096 || cfg->chunk_size % 4096 ||
+	    cfg->chunk_size > (UINT64_C(64) << 20)) {
+		tc_set_last_error(&eng->base, "chunk size %llu is not a "
+					      "multiple of 4 KiB up to 64 MiB",
+				  (unsigned long long)cfg->chunk_size);
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (!eng->nodes || !eng->store || !eng->atimes || !eng->verified ||
+	    (cfg->schema && !eng->schema) || copy_rules(eng, cfg) ||
+	    tc_nbody_cache_init(&eng->bodies, TC_NBODY_CACHE)) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -297,10 +332,12 @@ static int close_nodes(struct tc_engine *eng)
 			struct tc_node *n = eng->nodes[b];
 			int rc = 0;
 
-			tc_mutex_lock(&n->lock);
+			if (!n->body)
+				goto release;
+			tc_mutex_lock(&n->body->lock);
 			/* (A version one of whose writes failed is not
 			 * published: its writer was told at close or fsync.) */
-			if (n->dirty && !n->dirty->failed)
+			if (n->body->dirty && !n->body->dirty->failed)
 				rc = tc_content_publish_nlocked(eng, n, false);
 			if (rc) {
 				tc_err(eng, "unmount: publishing inode %llu "
@@ -311,11 +348,14 @@ static int close_nodes(struct tc_engine *eng)
 				if (!first)
 					first = rc;
 			}
-			tc_dirty_free(&eng->blobs, n->dirty);
-			n->dirty = NULL;
-			tc_mutex_unlock(&n->lock);
+			tc_dirty_free(&eng->blobs, n->body->dirty);
+			n->body->dirty = NULL;
+			tc_mutex_unlock(&n->body->lock);
+		release:
 			tc_lock(eng);
-			n->nlookup = n->nopen = n->pins = 0;
+			if (n->body)
+				n->body->nopen = 0;
+			n->nlookup = n->pins = 0;
 			tc_node_release_locked(eng, n);
 			tc_unlock(eng);
 		}
@@ -351,6 +391,7 @@ int tc_engine_close(struct tc_engine *eng)
 		(void)!tc_node_flush_atimes_locked(eng);
 		if (tc_commit_locked(eng, NULL) && !rc)
 			rc = eng->lost_err ? eng->lost_err : -EIO;
+		tc_commit_close_locked(eng);
 		if (tc_index_mark_clean(&eng->ix, &eng->size))
 			tc_warn(eng, "could not mark the index clean: the next "
 				     "mount checks it in full");
@@ -368,8 +409,13 @@ int tc_engine_close(struct tc_engine *eng)
 		free(eng->rules[i].tag);
 	free(eng->rules);
 	free(eng->nodes);
+	tc_nbody_cache_free(&eng->bodies);
 	free(eng->atimes);
+	free(eng->verified);
+	free(eng->holds);
+	pthread_mutex_destroy(&eng->verified_lock);
 	free(eng->doomed);
+	free(eng->retired);
 	free(eng->op_nodes);
 	for (size_t i = 0; i < eng->group_names.n; i++)
 		free(eng->group_names.v[i].name);
@@ -381,6 +427,7 @@ int tc_engine_close(struct tc_engine *eng)
 	pthread_mutex_destroy(&eng->thread_lock);
 	pthread_cond_destroy(&eng->thread_cond);
 	pthread_cond_destroy(&eng->commit_cond);
+	pthread_cond_destroy(&eng->reaped_cond);
 	free(eng);
 	return rc;
 }

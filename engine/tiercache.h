@@ -145,6 +145,12 @@ struct tc_config {
 	 *  long enough to share one commit among hundreds of operations. 0
 	 *  commits after every operation. */
 	int64_t commit_interval_ns;
+	/** Contents larger than this are stored as chunks of this size, so a
+	 *  change costs the chunks it touches, identical chunks are stored
+	 *  once, and copy_file_range shares them. Default 1 MiB (a FUSE write
+	 *  request's size, and few enough files per GiB); a multiple of 4 KiB
+	 *  up to 64 MiB. A store keeps the size it was created with. */
+	uint64_t chunk_size;
 	const struct tc_tag_rule *tag_rules; /**< borrowed, copied at open */
 	size_t n_tag_rules;
 	/** Start a background thread for maintenance (access-time flushes,
@@ -450,12 +456,16 @@ int tc_create(struct tc_engine *eng, uint64_t parent, const char *name,
 ssize_t tc_read(struct tc_file *f, void *buf, size_t size, off_t off) TC_WUR;
 
 /**
- * Where the published content of an open file can be read without copying:
- * when it is in a blob file and there are no unpublished writes, *@p fd is
- * a descriptor to pread/splice from (owned by the handle, valid until
- * tc_release()) and the call returns 0. Otherwise -EAGAIN: use tc_read().
+ * Where bytes [@p off, @p off + @p size) of an open file can be read
+ * without copying: when they are in one blob file (verified against its
+ * hash) and there are no unpublished writes, *@p fd is a descriptor to
+ * pread/splice from at *@p pos (owned by the handle, valid until
+ * tc_release()) and the call returns 0. Otherwise -EAGAIN (in RAM, across
+ * chunks, or dirty: use tc_read()), or -EIO for a corrupt chunk (the entry
+ * is dropped).
  */
-int tc_read_fd(struct tc_file *f, int *fd) TC_WUR;
+int tc_read_fd(struct tc_file *f, off_t off, size_t size, int *fd,
+	       off_t *pos) TC_WUR;
 
 /**
  * Write @p size bytes at @p off (at the end of file with O_APPEND).
@@ -481,6 +491,16 @@ ssize_t tc_write(struct tc_file *f, const void *buf, size_t size,
  *         file), -EFBIG (@p off + @p len past disk_size), -ENOSPC, -EIO.
  */
 int tc_fallocate(struct tc_file *f, int mode, off_t off, off_t len) TC_WUR;
+
+/**
+ * copy_file_range(2): copy @p len bytes at @p off_in of regular file
+ * @p ino_in to @p off_out of @p ino_out (open for writing: its dirty state
+ * takes them, published as any write). Whole chunks at the same alignment
+ * are shared, not copied. @return bytes copied (fewer at the source's end,
+ * 0 past it), or -errno (-EFBIG past disk_size, -EISDIR, -EINVAL).
+ */
+ssize_t tc_copy_range(struct tc_engine *eng, uint64_t ino_in, off_t off_in,
+		      uint64_t ino_out, off_t off_out, size_t len) TC_WUR;
 
 /** tc_fallocate() without a handle (cache_mode=kernel: the kernel opened
  *  the file itself and checked it is writable). */
@@ -538,13 +558,12 @@ ssize_t tc_read_ino(struct tc_engine *eng, uint64_t ino, void *buf,
 		    size_t size, off_t off) TC_WUR;
 
 /**
- * Like tc_read_fd() for @p ino: when its published content is in a blob
- * file and there are no unpublished writes, *@p fd is a new descriptor of
- * that file (the caller closes it; it stays valid whatever happens to the
- * entry) and the call returns 0. Otherwise -EAGAIN: use tc_read_ino().
- * Loads the content as tc_read_ino() does.
+ * Like tc_read_fd() for @p ino, but *@p fd is a new descriptor (the caller
+ * closes it; it stays valid whatever happens to the entry). Loads the
+ * content as tc_read_ino() does.
  */
-int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, int *fd) TC_WUR;
+int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, off_t off, size_t size,
+		   int *fd, off_t *pos) TC_WUR;
 
 /**
  * Write @p size bytes at @p off of @p ino into its dirty state (@p off is
@@ -624,6 +643,60 @@ ssize_t tc_listxattr(struct tc_engine *eng, uint64_t ino, char *buf,
 /** Remove xattr @p name. user.tiercache.ttl etc. reset to "unset".
  *  @return 0, -ENODATA, -EPERM, -ENOTSUP. */
 int tc_removexattr(struct tc_engine *eng, uint64_t ino, const char *name) TC_WUR;
+
+/* ------------------------------------------------------------------ */
+/* Tags                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Which entries carry a tag (user.tiercache.tags), answered from the tag
+ * table of the index, which is keyed by tag: listing the tags in use costs
+ * one index seek per tag, and the entries of one tag are read without
+ * looking at any other entry. Only visible entries count: an expired, a
+ * schema-discarded or an unlinked entry (still open somewhere) is left
+ * out, as a lookup would find it absent. Nothing is counted in the
+ * statistics and nothing is dropped on the way (the sweep does that).
+ *
+ * The callbacks are called without engine locks held (the results are
+ * gathered in batches under the lock, then handed out), so they may call
+ * the engine. A change made meanwhile may or may not be seen by a listing
+ * in progress; every listing started after it sees it.
+ */
+
+/** One tag in use (NUL-terminated, valid for the call). Nonzero stops. */
+typedef int (*tc_tag_fn)(void *ctx, const char *tag);
+
+/**
+ * One path of an entry: @p path, from the root of the store, as
+ * "/dir/key", NUL-terminated and @p len bytes long; any bytes but NUL may
+ * appear in it (names are bytes: a newline too). Valid for the call.
+ * Nonzero stops.
+ */
+typedef int (*tc_path_fn)(void *ctx, const char *path, size_t len);
+
+/**
+ * Call @p fn for each tag that at least one visible entry carries, in
+ * byte order (strcmp), each once.
+ * @return 0 (also when @p fn stopped it), or -ENOMEM, -EIO.
+ */
+int tc_tags_list(struct tc_engine *eng, tc_tag_fn fn, void *ctx) TC_WUR;
+
+/**
+ * Whether a visible entry carries @p tag.
+ * @return 0 when one does, -ENOENT when none does, -EINVAL when @p tag is
+ *         not a valid tag (tc_tag_valid()), -EIO.
+ */
+int tc_tag_in_use(struct tc_engine *eng, const char *tag) TC_WUR;
+
+/**
+ * Call @p fn with the path of every visible entry that carries @p tag: one
+ * call per name (an entry with hard links has several), entries in the
+ * order they were created.
+ * @return 0 (also when no entry carries it, or @p fn stopped it), or
+ *         -EINVAL (not a valid tag), -ENOMEM, -EIO.
+ */
+int tc_tag_paths(struct tc_engine *eng, const char *tag, tc_path_fn fn,
+		 void *ctx) TC_WUR;
 
 /* ------------------------------------------------------------------ */
 /* Statistics                                                         */

@@ -135,10 +135,13 @@ void tc_txn_rollback_locked(struct tc_engine *eng)
 	} else if (tc_index_rollback_to(&eng->ix) != 0) {
 		group_lost_locked(eng, -EIO);
 	}
-	/* Nodes are pinned by the caller for the operation's length. */
+	/* Nodes are pinned by the caller for the operation's length, or
+	 * held by the kernel with a body that their zero links keep. */
 	for (size_t i = 0; i < eng->n_op_nodes; i++)
-		(void)!tc_index_inode_get(&eng->ix, eng->op_nodes[i]->ino,
-					  &eng->op_nodes[i]->meta);
+		if (eng->op_nodes[i]->body)
+			(void)!tc_index_inode_get(
+			    &eng->ix, eng->op_nodes[i]->ino,
+			    &eng->op_nodes[i]->body->meta);
 	eng->n_op_nodes = 0;
 }
 
@@ -185,7 +188,12 @@ int tc_txn_group_commit_locked(struct tc_engine *eng)
 		eng->commit_err = 0;
 		eng->committed = eng->size;
 		names_truncate(&eng->group_names, 0);
-		tc_blob_reap_locked(eng);
+		tc_blob_retire_locked(eng);
+		/* Without the committer (tests), nothing waits for a sync. */
+		if (!eng->committer_running) {
+			eng->synced_seq = eng->retired_seq;
+			(void)tc_blob_reap_locked(eng, NULL, 0);
+		}
 		return 0;
 	}
 	if (tc_index_in_txn(&eng->ix)) {

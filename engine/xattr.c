@@ -102,6 +102,8 @@ int tc_setxattr(struct tc_engine *eng, uint64_t ino, const char *name,
 		return -E2BIG;
 	if (strlen(name) > XATTR_NAME_LIMIT)
 		return -ERANGE;
+	if (tc_reserve_short(eng))
+		(void)tc_commit_reclaim(eng); /* deleted files may free room */
 	rc = lock_existing(eng, ino);
 	if (rc)
 		return rc;

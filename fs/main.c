@@ -159,6 +159,7 @@ static void tcfs_state_init(struct tcfs *fs, int log_level)
 	fs->log_level = log_level;
 	pthread_mutex_init(&fs->log_lock, NULL);
 	tcfs_snaps_init(&fs->snaps);
+	tcfs_tags_init(&fs->tags);
 }
 
 /* What cache_mode= and revalidate= decide for the session. */
@@ -491,6 +492,7 @@ int main(int argc, char **argv)
 	else
 		status = tcfs_mount(&o, &fs);
 	tcfs_snaps_destroy(&fs.snaps);
+	tcfs_tags_destroy(&fs.tags);
 	pthread_mutex_destroy(&fs.log_lock);
 out:
 	tcfs_opts_free(&o);

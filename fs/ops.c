@@ -26,6 +26,12 @@
  * into the handle and opens it with direct_io, so `cat` always shows
  * exactly one fresh snapshot, whatever the size attribute says.
  *
+ * The virtual /.tags directory (tiercachefs(8), TAGS) is the daemon's too,
+ * served by tags.c: its name is reserved like .stats, nothing may be made,
+ * removed, renamed or changed in it (EPERM), the root's listing shows it
+ * after .stats, and its files are handled as .stats is in each mode (a
+ * render at each open, or a snapshot per lookup in kernel mode).
+ *
  * cache_mode=kernel (tiercachefs(8)): the kernel's caches are the first
  * tier. The init request asks for the writeback cache and the session
  * answers OPEN, OPENDIR and FLUSH with ENOSYS, which the kernel remembers
@@ -111,16 +117,34 @@ static void tcfs_entry_fill(fuse_req_t req, struct fuse_entry_param *e,
 	e->attr = a->st;
 	e->attr_timeout = tcfs_timeout(req, a->valid_ns);
 	e->entry_timeout = e->attr_timeout;
-	/* A snapshot of .stats: its attributes never change, and the next
-	 * path walk must look the name up again (snapshots.c). */
-	if (tcfs_snap_ino(e->ino))
+	/* A snapshot of .stats, a file of /.tags: the next path walk must
+	 * look the name up again (snapshots.c, tags.c). */
+	if (tcfs_snap_ino(e->ino) || tcfs_tagfile_ino(e->ino))
 		e->entry_timeout = 0.0;
 }
 
-/* The inode is the virtual .stats (a snapshot of it in kernel mode). */
-static bool tcfs_is_stats_ino(fuse_ino_t ino)
+/* The inode is the daemon's own, not the engine's: .stats (a snapshot of
+ * it in kernel mode), /.tags or one of its files. */
+static bool tcfs_is_virtual_ino(fuse_ino_t ino)
 {
-	return ino == TCFS_STATS_INO || tcfs_snap_ino(ino);
+	return ino == TCFS_STATS_INO || tcfs_snap_ino(ino) ||
+	       ino == TCFS_TAGS_INO || tcfs_tagfile_ino(ino);
+}
+
+/* A virtual file read from the text its open rendered (daemon mode). */
+static bool tcfs_is_text_ino(fuse_ino_t ino)
+{
+	return ino == TCFS_STATS_INO || tcfs_tagfile_ino(ino);
+}
+
+static void tcfs_forget_one(struct tcfs *fs, fuse_ino_t ino, uint64_t nlookup)
+{
+	if (tcfs_snap_ino(ino))
+		tcfs_snap_forget(&fs->snaps, ino, nlookup);
+	else if (tcfs_tagfile_ino(ino))
+		tcfs_tags_forget(&fs->tags, ino, nlookup);
+	else if (!tcfs_is_virtual_ino(ino))
+		tc_forget(fs->eng, ino, nlookup);
 }
 
 /* Drop a lookup reference the kernel did not take. */
@@ -128,10 +152,7 @@ static void tcfs_unref(fuse_req_t req, fuse_ino_t ino)
 {
 	struct tcfs *fs = tcfs_of(req);
 
-	if (tcfs_snap_ino(ino))
-		tcfs_snap_forget(&fs->snaps, ino, 1);
-	else if (ino != TCFS_STATS_INO)
-		tc_forget(fs->eng, ino, 1);
+	tcfs_forget_one(fs, ino, 1);
 }
 
 /* Reply with an entry whose lookup reference the engine took; drop it again
@@ -153,7 +174,7 @@ static struct tc_ctx tcfs_ctx(fuse_req_t req)
 }
 
 /* ------------------------------------------------------------------ */
-/* .stats                                                             */
+/* .stats, and what /.tags shares with it                             */
 /* ------------------------------------------------------------------ */
 
 static bool tcfs_is_stats_name(fuse_ino_t parent, const char *name)
@@ -161,11 +182,18 @@ static bool tcfs_is_stats_name(fuse_ino_t parent, const char *name)
 	return parent == TC_ROOT_INO && strcmp(name, TCFS_STATS_NAME) == 0;
 }
 
-/* Answer EPERM when @name in @parent is the reserved .stats. */
+static bool tcfs_is_tags_name(fuse_ino_t parent, const char *name)
+{
+	return parent == TC_ROOT_INO && strcmp(name, TCFS_TAGS_NAME) == 0;
+}
+
+/* Answer EPERM when @name in @parent is reserved: .stats, .tags, or any
+ * name in /.tags. */
 static bool tcfs_refuse_reserved(fuse_req_t req, fuse_ino_t parent,
 				 const char *name)
 {
-	if (!tcfs_is_stats_name(parent, name))
+	if (!tcfs_is_stats_name(parent, name) &&
+	    !tcfs_is_tags_name(parent, name) && parent != TCFS_TAGS_INO)
 		return false;
 	fuse_reply_err(req, EPERM);
 	return true;
@@ -191,9 +219,13 @@ static void tcfs_stats_attr(struct tc_attr *a)
 	a->valid_ns = TCFS_TIMEOUT_MAX_NS;
 }
 
-static void tcfs_stats_open(fuse_req_t req, struct fuse_file_info *fi)
+/* Open .stats or a file of /.tags: render its text into the handle. */
+static void tcfs_stats_open(fuse_req_t req, fuse_ino_t ino,
+			    struct fuse_file_info *fi)
 {
+	struct tcfs *fs = tcfs_of(req);
 	struct tcfs_text *t;
+	int rc = -ENOMEM;
 
 	/* Not even root may write it: EPERM, not EACCES. */
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
@@ -201,11 +233,15 @@ static void tcfs_stats_open(fuse_req_t req, struct fuse_file_info *fi)
 		return;
 	}
 	t = calloc(1, sizeof(*t));
-	if (!t || tcfs_stats_render(tcfs_of(req)->eng, false, t) < 0) {
+	if (t)
+		rc = ino == TCFS_STATS_INO
+			     ? tcfs_stats_render(fs->eng, false, t)
+			     : tcfs_tags_render(&fs->tags, fs->eng, ino, t);
+	if (rc < 0) {
 		if (t)
 			tcfs_text_free(t);
 		free(t);
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	fi->fh = (uintptr_t)t;
@@ -330,6 +366,19 @@ static void tcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			tcfs_reply_entry(req, &a);
 		return;
 	}
+	if (tcfs_is_tags_name(parent, name) || parent == TCFS_TAGS_INO) {
+		rc = 0;
+		if (parent == TCFS_TAGS_INO)
+			rc = tcfs_tags_lookup(&fs->tags, fs->eng, fs->kernel,
+					      name, &a);
+		else
+			tcfs_tags_dir_attr(&a);
+		if (rc < 0)
+			fuse_reply_err(req, -rc);
+		else
+			tcfs_reply_entry(req, &a);
+		return;
+	}
 	/* With a shared tier, a miss here may be another mount's publish,
 	 * and a hit may have been overwritten or unlinked there. */
 	rc = tc_lookup_shared(fs->eng, parent, name, &a);
@@ -342,14 +391,6 @@ static void tcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (fs->kernel)
 		tc_touch(fs->eng, a.st.st_ino);
 	tcfs_reply_entry(req, &a);
-}
-
-static void tcfs_forget_one(struct tcfs *fs, fuse_ino_t ino, uint64_t nlookup)
-{
-	if (tcfs_snap_ino(ino))
-		tcfs_snap_forget(&fs->snaps, ino, nlookup);
-	else if (ino != TCFS_STATS_INO)
-		tc_forget(fs->eng, ino, nlookup);
 }
 
 static void tcfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -381,7 +422,12 @@ static void tcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_attr(req, &a.st, tcfs_timeout(req, a.valid_ns));
 		return;
 	}
-	if (tcfs_snap_ino(ino))
+	rc = 0;
+	if (ino == TCFS_TAGS_INO)
+		tcfs_tags_dir_attr(&a);
+	else if (tcfs_tagfile_ino(ino))
+		rc = tcfs_tags_attr(&tcfs_of(req)->tags, ino, &a);
+	else if (tcfs_snap_ino(ino))
 		rc = tcfs_snap_attr(&tcfs_of(req)->snaps, ino, &a);
 	else
 		rc = tc_getattr(tcfs_of(req)->eng, ino, &a);
@@ -426,7 +472,7 @@ static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct tc_attr a;
 	int rc;
 
-	if (tcfs_is_stats_ino(ino)) {
+	if (tcfs_is_virtual_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -503,7 +549,7 @@ static void tcfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct tc_attr a;
 	int rc;
 
-	if (tcfs_is_stats_ino(ino)) {
+	if (tcfs_is_virtual_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -638,8 +684,8 @@ static void tcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	if (ino == TCFS_STATS_INO) {
-		tcfs_stats_open(req, fi);
+	if (tcfs_is_text_ino(ino)) {
+		tcfs_stats_open(req, ino, fi);
 		return;
 	}
 	rc = tc_open(tcfs_of(req)->eng, ino, fi->flags, &f);
@@ -764,14 +810,21 @@ static void tcfs_read_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
 {
 	struct tc_engine *eng = tcfs_of(req)->eng;
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+	bool virt = tcfs_is_virtual_ino(ino);
 	char *buf;
 	ssize_t n;
-	int fd;
+	off_t pos;
+	int fd, rc;
 
-	if (tc_read_fd_ino(eng, ino, &fd) == 0) {
+	rc = virt ? -EAGAIN : tc_read_fd_ino(eng, ino, off, size, &fd, &pos);
+	if (rc == -EIO) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	if (rc == 0) {
 		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		bv.buf[0].fd = fd;
-		bv.buf[0].pos = off;
+		bv.buf[0].pos = pos;
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		close(fd); /* the reply has been written */
 		return;
@@ -784,6 +837,11 @@ static void tcfs_read_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
 	if (tcfs_snap_ino(ino))
 		n = (ssize_t)tcfs_snap_read(&tcfs_of(req)->snaps, ino, buf,
 					    size, off < 0 ? 0 : (uint64_t)off);
+	else if (tcfs_tagfile_ino(ino))
+		n = (ssize_t)tcfs_tags_read(&tcfs_of(req)->tags, ino, buf,
+					    size, off < 0 ? 0 : (uint64_t)off);
+	else if (virt)
+		n = -EISDIR;
 	else
 		n = tc_read_ino(eng, ino, buf, size, off);
 	if (n < 0)
@@ -798,27 +856,33 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 	struct tc_file *f;
-	int fd;
+	off_t pos;
+	int fd, rc;
 
 	if (tcfs_of(req)->kernel) {
 		tcfs_read_ino(req, ino, size, off);
 		return;
 	}
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_text_ino(ino)) {
 		tcfs_stats_read(req, size, off, fi);
 		return;
 	}
 	f = tcfs_file(fi);
-	if (tc_read_fd(f, &fd) < 0) {
+	rc = tc_read_fd(f, off, size, &fd, &pos);
+	if (rc == -EIO) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	if (rc < 0) {
 		tcfs_read_copy(req, f, size, off);
 		return;
 	}
-	/* Published content in a blob file: libfuse splices it to the
-	 * kernel (or copies it when splice is not available); a short read
-	 * at the end of the file is handled there. */
+	/* Published content in a blob file (a chunk of it): libfuse splices
+	 * it to the kernel (or copies it when splice is not available); a
+	 * short read at the end of the file is handled there. */
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	bv.buf[0].fd = fd;
-	bv.buf[0].pos = off;
+	bv.buf[0].pos = pos;
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
@@ -827,7 +891,7 @@ static void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	ssize_t n;
 
-	if (tcfs_is_stats_ino(ino)) {
+	if (tcfs_is_virtual_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -849,7 +913,7 @@ static void tcfs_flush(fuse_req_t req, fuse_ino_t ino,
 {
 	struct tcfs *fs = tcfs_of(req);
 
-	if (tcfs_is_stats_ino(ino)) {
+	if (tcfs_is_virtual_ino(ino)) {
 		fuse_reply_err(req, fs->kernel && !fs->flush_publishes ? ENOSYS
 								      : 0);
 		return;
@@ -868,7 +932,7 @@ static void tcfs_flush(fuse_req_t req, fuse_ino_t ino,
 static void tcfs_release(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_text_ino(ino) && fi->fh) {
 		tcfs_stats_release(req, fi);
 		return;
 	}
@@ -883,7 +947,7 @@ static void tcfs_release(fuse_req_t req, fuse_ino_t ino,
 static void tcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		       struct fuse_file_info *fi)
 {
-	if (tcfs_is_stats_ino(ino)) {
+	if (tcfs_is_virtual_ino(ino)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
@@ -898,7 +962,7 @@ static void tcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void tcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 			   off_t len, struct fuse_file_info *fi)
 {
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_virtual_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -909,6 +973,33 @@ static void tcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	else
 		fuse_reply_err(req,
 			       -tc_fallocate(tcfs_file(fi), mode, off, len));
+}
+
+static void tcfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+				 off_t off_in, struct fuse_file_info *fi_in,
+				 fuse_ino_t ino_out, off_t off_out,
+				 struct fuse_file_info *fi_out, size_t len,
+				 int flags)
+{
+	ssize_t n;
+
+	(void)fi_in;
+	(void)fi_out;
+	if (tcfs_is_virtual_ino(ino_in) || tcfs_is_virtual_ino(ino_out)) {
+		/* Never ENOSYS: the kernel would stop asking. */
+		fuse_reply_err(req, tcfs_is_virtual_ino(ino_out) ? EPERM : EINVAL);
+		return;
+	}
+	if (flags) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	n = tc_copy_range(tcfs_of(req)->eng, ino_in, off_in, ino_out, off_out,
+			  len);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -924,7 +1015,7 @@ static void tcfs_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	if (ino == TCFS_STATS_INO) {
+	if (tcfs_is_virtual_ino(ino) && ino != TCFS_TAGS_INO) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -985,7 +1076,8 @@ static size_t tcfs_dirbuf_add_plus(struct tcfs_dirbuf *d, const char *name,
 		attr = &stats;
 	}
 	tcfs_entry_fill(d->req, &e, attr);
-	ref = !tcfs_is_dot(name) && e.ino != TCFS_STATS_INO;
+	/* only the engine's inodes are counted (and dropped on failure) */
+	ref = !tcfs_is_dot(name) && !tcfs_is_virtual_ino(e.ino);
 	/* attributes only, the kernel takes no reference: the dots, and in
 	 * kernel mode .stats (whose every lookup is a new snapshot) */
 	if (tcfs_is_dot(name) ||
@@ -1002,20 +1094,30 @@ static size_t tcfs_dirbuf_add_plus(struct tcfs_dirbuf *d, const char *name,
 	return len;
 }
 
-/* Cookie of .stats in the root's listing: right after "..", whose cookie
- * is 2; the engine's cookies above 2 are shifted up by one there. */
-#define TCFS_STATS_COOKIE 3
+/* The daemon's entries in the root's listing come right after "..", whose
+ * cookie is 2: .stats at 3, .tags at 4; the engine's cookies above 2 are
+ * shifted up by TCFS_ROOT_VIRTUAL there. */
+#define TCFS_ROOT_VIRTUAL 2
+#define TCFS_ROOT_FIRST_COOKIE 3
 
 static int tcfs_dirbuf_put(struct tcfs_dirbuf *d, const char *name,
 			   const struct tc_attr *attr, uint64_t off);
 
-/* Add .stats to a listing of the root. */
-static int tcfs_dirbuf_add_stats(struct tcfs_dirbuf *d)
+/* Add the daemon's entries from cookie @from on to a listing of the root:
+ * 1 when the buffer is full. */
+static int tcfs_dirbuf_add_virtual(struct tcfs_dirbuf *d, uint64_t from)
 {
 	struct tc_attr a;
 
-	tcfs_stats_attr(&a);
-	return tcfs_dirbuf_put(d, TCFS_STATS_NAME, &a, TCFS_STATS_COOKIE);
+	if (from <= TCFS_ROOT_FIRST_COOKIE) {
+		tcfs_stats_attr(&a);
+		if (tcfs_dirbuf_put(d, TCFS_STATS_NAME, &a,
+				    TCFS_ROOT_FIRST_COOKIE))
+			return 1;
+	}
+	tcfs_tags_dir_attr(&a);
+	return tcfs_dirbuf_put(d, TCFS_TAGS_NAME, &a,
+			       TCFS_ROOT_FIRST_COOKIE + 1);
 }
 
 /* tc_dirent_fn: 0 when the entry was taken, 1 when the buffer is full. */
@@ -1026,13 +1128,15 @@ static int tcfs_dirbuf_add(void *ctx, const char *name,
 
 	if (!d->root)
 		return tcfs_dirbuf_put(d, name, attr, off);
-	if (off < TCFS_STATS_COOKIE) {
+	if (off < TCFS_ROOT_FIRST_COOKIE) {
 		if (tcfs_dirbuf_put(d, name, attr, off))
 			return 1;
-		return off == TCFS_STATS_COOKIE - 1 ? tcfs_dirbuf_add_stats(d)
-						    : 0;
+		return off == TCFS_ROOT_FIRST_COOKIE - 1
+			       ? tcfs_dirbuf_add_virtual(d,
+							 TCFS_ROOT_FIRST_COOKIE)
+			       : 0;
 	}
-	return tcfs_dirbuf_put(d, name, attr, off + 1);
+	return tcfs_dirbuf_put(d, name, attr, off + TCFS_ROOT_VIRTUAL);
 }
 
 static int tcfs_dirbuf_put(struct tcfs_dirbuf *d, const char *name,
@@ -1067,21 +1171,36 @@ static void tcfs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	struct tcfs_dirbuf d = {.req = req, .plus = plus, .size = size,
 				.root = ino == TC_ROOT_INO};
 	uint64_t from = (uint64_t)off;
+	bool full = false;
 	int rc = 0;
 
+	if (ino == TCFS_TAGS_INO) {
+		tcfs_tags_readdir(req, tcfs_of(req)->eng, size, off, plus);
+		return;
+	}
+	if (tcfs_is_virtual_ino(ino)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
 	d.buf = malloc(size ? size : 1);
 	if (!d.buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* The root resumes after "..": .stats first, then the engine's
-	 * entries; after .stats, in the engine's cookies. */
-	if (d.root && from == TCFS_STATS_COOKIE - 1 &&
-	    tcfs_dirbuf_add_stats(&d))
+	/* The root resumes after "..": the daemon's entries not listed yet
+	 * (.stats and .tags), then the engine's; after them, in the engine's
+	 * cookies. */
+	if (d.root && from >= TCFS_ROOT_FIRST_COOKIE - 1 &&
+	    from < TCFS_ROOT_FIRST_COOKIE + TCFS_ROOT_VIRTUAL - 1 &&
+	    tcfs_dirbuf_add_virtual(&d, from + 1))
+		full = true; /* the rest comes in the next reply */
+	if (full && d.used == 0)
 		rc = -EINVAL; /* not even one entry fits */
-	if (d.root && from >= TCFS_STATS_COOKIE - 1)
-		from = from > TCFS_STATS_COOKIE ? from - 1 : TCFS_STATS_COOKIE - 1;
-	if (!rc)
+	if (d.root && from >= TCFS_ROOT_FIRST_COOKIE - 1)
+		from = from >= TCFS_ROOT_FIRST_COOKIE + TCFS_ROOT_VIRTUAL
+			       ? from - TCFS_ROOT_VIRTUAL
+			       : TCFS_ROOT_FIRST_COOKIE - 1;
+	if (!rc && !full)
 		rc = tc_readdir(tcfs_of(req)->eng, ino, from, plus,
 				tcfs_dirbuf_add, &d);
 	/* An empty reply would mean the end of the directory. */
@@ -1138,7 +1257,7 @@ static void tcfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void tcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			  const char *value, size_t size, int flags)
 {
-	if (tcfs_is_stats_ino(ino)) {
+	if (tcfs_is_virtual_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -1165,7 +1284,7 @@ static void tcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char *buf = NULL;
 	ssize_t n;
 
-	if (tcfs_is_stats_ino(ino)) {
+	if (tcfs_is_virtual_ino(ino)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -1192,7 +1311,7 @@ static void tcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char *buf = NULL;
 	ssize_t n;
 
-	if (tcfs_is_stats_ino(ino)) {
+	if (tcfs_is_virtual_ino(ino)) {
 		tcfs_reply_xattr(req, size, NULL, 0);
 		return;
 	}
@@ -1210,7 +1329,7 @@ static void tcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void tcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	if (tcfs_is_stats_ino(ino)) {
+	if (tcfs_is_virtual_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -1239,6 +1358,7 @@ const struct fuse_lowlevel_ops tcfs_ops = {
     .release = tcfs_release,
     .fsync = tcfs_fsync,
     .fallocate = tcfs_fallocate,
+    .copy_file_range = tcfs_copy_file_range,
     .opendir = tcfs_opendir,
     .readdir = tcfs_readdir,
     .readdirplus = tcfs_readdirplus,

@@ -13,6 +13,8 @@
  *   inval.c    the thread that forwards the engine's invalidations to the
  *              kernel
  *   snapshots.c  .stats in cache_mode=kernel: one inode per snapshot
+ *   tags.c     the /.tags directory: the tags in use, a file per tag
+ *              listing the paths of the entries that carry it
  *
  * All state lives in one struct tcfs owned by main(); libfuse hands it to
  * every operation as the session's userdata. Nothing here is global, except
@@ -47,6 +49,16 @@
  * range (snapshots.c), below TCFS_STATS_INO and far above any row id. */
 #define TCFS_SNAP_INO_MIN (UINT64_C(1) << 62)
 #define TCFS_SNAP_INO_END (UINT64_C(1) << 62 | UINT64_C(1) << 61)
+
+/* The virtual directory of tags at the root (tags.c), reserved like .stats,
+ * with an inode number next to it. */
+#define TCFS_TAGS_NAME ".tags"
+#define TCFS_TAGS_INO UINT64_C(0x7fffffffffffff01)
+
+/* The files of /.tags get inode numbers from this range (one per lookup
+ * that found a new listing), above the snapshots' and below TCFS_STATS_INO. */
+#define TCFS_TAGFILE_INO_MIN TCFS_SNAP_INO_END
+#define TCFS_TAGFILE_INO_END (TCFS_SNAP_INO_END + (UINT64_C(1) << 60))
 
 /* Longest the kernel may cache an entry or its attributes, in ns. Every
  * change that does not come through this mount's requests (eviction,
@@ -309,6 +321,66 @@ size_t tcfs_snap_read(struct tcfs_snaps *s, uint64_t ino, char *buf,
 /** Drop @p nlookup references; the last one frees the snapshot. */
 void tcfs_snap_forget(struct tcfs_snaps *s, uint64_t ino, uint64_t nlookup);
 
+/* ------------------------------------------------------------------ */
+/* The /.tags directory (tags.c)                                       */
+/* ------------------------------------------------------------------ */
+
+struct tcfs_tagfile;
+
+/** The files of /.tags the kernel holds, keyed by inode number. */
+struct tcfs_tags {
+	pthread_mutex_t lock;
+	struct tcfs_tagfile *head; /* newest first; protected by lock */
+	size_t n;		   /* protected by lock */
+	uint64_t seq;		   /* protected by lock */
+};
+
+void tcfs_tags_init(struct tcfs_tags *t);
+void tcfs_tags_destroy(struct tcfs_tags *t);
+
+/** True when @p ino is one of the files of /.tags. */
+bool tcfs_tagfile_ino(uint64_t ino);
+
+/** Attributes of the /.tags directory: 0555 of the daemon's owner, never
+ *  cached (its mtime is now, so the kernel's copy of its listing in
+ *  cache_mode=kernel is dropped at every opendir). */
+void tcfs_tags_dir_attr(struct tc_attr *out);
+
+/**
+ * Look up the file of tag @p name in /.tags, with one lookup reference
+ * (balanced by tcfs_tags_forget()); its attributes in @p out. With
+ * @p kernel (cache_mode=kernel, where no open reaches the daemon) the
+ * listing is rendered now and the file is its snapshot: the same inode as
+ * the last lookup when the listing did not change, else a new one. Without,
+ * the listing is rendered at each open (tcfs_tags_render()).
+ * @return 0, -ENOENT (no visible entry carries it, or no valid tag), -ENOMEM.
+ */
+int tcfs_tags_lookup(struct tcfs_tags *t, struct tc_engine *eng, bool kernel,
+		     const char *name, struct tc_attr *out)
+    __attribute__((warn_unused_result));
+
+/** Attributes of file @p ino of /.tags. @return 0 or -ENOENT. */
+int tcfs_tags_attr(struct tcfs_tags *t, uint64_t ino, struct tc_attr *out)
+    __attribute__((warn_unused_result));
+
+/** Render the listing of the tag of file @p ino into @p out (zeroed; free
+ *  with tcfs_text_free() in every case). @return 0, -ENOENT, -ENOMEM. */
+int tcfs_tags_render(struct tcfs_tags *t, struct tc_engine *eng, uint64_t ino,
+		     struct tcfs_text *out) __attribute__((warn_unused_result));
+
+/** Copy up to @p size bytes of the snapshot of file @p ino at @p off into
+ *  @p buf; returns how many (0 past the end, or for a file not kept). */
+size_t tcfs_tags_read(struct tcfs_tags *t, uint64_t ino, char *buf,
+		      size_t size, uint64_t off);
+
+/** Drop @p nlookup references; the last one frees the file. */
+void tcfs_tags_forget(struct tcfs_tags *t, uint64_t ino, uint64_t nlookup);
+
+/** Reply to a READDIR(PLUS) of /.tags of @p size bytes from cookie @p off:
+ *  ".", "..", then the tags in use (no lookup reference is handed out). */
+void tcfs_tags_readdir(fuse_req_t req, struct tc_engine *eng, size_t size,
+		       off_t off, bool plus);
+
 /** The daemon: userdata of the FUSE session. */
 struct tcfs {
 	struct tc_engine *eng; /* set before the mount, then read-only */
@@ -322,6 +394,7 @@ struct tcfs {
 	int64_t daemon_timeout_ns; /* ... in daemon mode (a shared tier's
 				    * revalidation bounds it) */
 	struct tcfs_snaps snaps;
+	struct tcfs_tags tags;
 	int log_level; /* engine messages above it are dropped */
 	/* While tc_engine_open() runs, its messages are held back: on
 	 * failure main() prints tc_engine_last_error() as the one line and

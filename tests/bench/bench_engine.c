@@ -9,6 +9,8 @@
  *   put 4KiB  create + write(4 KiB) + release of a new key
  *   lookup    lookup + forget of a present key (what the kernel asks before
  *             it caches the dentry)
+ *   getattr   getattr of a key the kernel holds (a lookup reference), as
+ *             the kernel asks when its attributes have timed out
  *
  *   bench_engine [-n ENTRIES] [-d DIR] [-s SIZE] [-i ITERS] [-I INLINE] [-k]
  *
@@ -335,8 +337,19 @@ int main(int argc, char **argv)
 	}
 	row(&b, "lookup+forget", now_ns() - t0, b.iters);
 
-	/* RAM hits: warm the samples into RAM, then time. */
+	/* Getattr of held keys. */
 	hold_samples(&b);
+	t0 = start();
+	for (uint64_t i = 0; i < b.iters; i++) {
+		struct tc_attr a;
+		int rc = tc_getattr(b.eng, b.ino[i % SAMPLES], &a);
+
+		if (rc)
+			die("getattr", rc);
+	}
+	row(&b, "getattr (held key)", now_ns() - t0, b.iters);
+
+	/* RAM hits: warm the samples into RAM, then time. */
 	for (int i = 0; i < SAMPLES; i++)
 		get(&b, b.ino[i]);
 	before_ram = stat_value(&b, "ram_hits");

@@ -436,8 +436,22 @@ static int control(enum attr a, const char *v)
  * Predict a user.tiercache.* set and apply it to the model.
  * @return the expected return code.
  */
+/* XATTR_CREATE of a present attribute, XATTR_REPLACE of an absent one:
+ * checked once the value is known to be valid. */
+static int flags_refuse(const struct target *t, enum attr a, int flags)
+{
+	char cur[TC_VALUE_MAX + 16];
+	bool exists = expect_attr(t, a, cur, sizeof(cur)) == 0;
+
+	if (exists && (flags & XCREATE))
+		return -EEXIST;
+	if (!exists && (flags & XREPLACE))
+		return -ENODATA;
+	return 0;
+}
+
 static int model_set_tc(struct target *t, const char *name, const char *val,
-			size_t len)
+			size_t len, int flags)
 {
 	enum attr a = attr_of(name);
 	char v[TC_VALUE_MAX], tags[TC_VALUE_MAX + 1];
@@ -464,11 +478,15 @@ static int model_set_tc(struct target *t, const char *name, const char *val,
 	case A_TTL:
 		if (tc_parse_duration(v, &ns))
 			return -EINVAL;
+		if (flags_refuse(t, a, flags))
+			return flags_refuse(t, a, flags);
 		t->ttl = ns > 0 ? ns : -1; /* none/0 removes it */
 		return 0;
 	case A_TTL_MODE:
 		if (tc_parse_ttl_mode(v, &mode))
 			return -EINVAL;
+		if (flags_refuse(t, a, flags))
+			return flags_refuse(t, a, flags);
 		t->ttl_mode = (int)mode;
 		return 0;
 	case A_TAGS:
@@ -476,11 +494,15 @@ static int model_set_tc(struct target *t, const char *name, const char *val,
 			return -EPERM;
 		if (!tags_normalise(v, tags))
 			return -EINVAL;
+		if (flags_refuse(t, a, flags))
+			return flags_refuse(t, a, flags);
 		memcpy(t->tags, tags, sizeof(tags));
 		return 0;
 	case A_SCHEMA:
 		if (!word_ok(v, len, "_.+-"))
 			return -EINVAL;
+		if (flags_refuse(t, a, flags))
+			return flags_refuse(t, a, flags);
 		memcpy(t->schema, v, len + 1);
 		return 0;
 	default:
@@ -572,7 +594,7 @@ static void check_reset(struct target *t, const char *name)
 	rc = tc_setxattr(S.fx.eng, t->ino, name, val, strlen(val), 0);
 	FZ_CHECK(rc == 0, "setxattr(%s, %s, '%s') of its own value: %s",
 		 target_names[t - S.t], name, val, strerror(-rc));
-	rc = model_set_tc(t, name, val, strlen(val));
+	rc = model_set_tc(t, name, val, strlen(val), 0);
 	FZ_CHECK(rc == 0, "model refuses its own value '%s' for %s", val,
 		 name);
 	check_target(t);
@@ -653,7 +675,7 @@ static void op_set(struct target *t, const char *name, int flags,
 		want = model_set_user(t, name, val, len, flags);
 		break;
 	default:
-		want = model_set_tc(t, name, (const char *)val, len);
+		want = model_set_tc(t, name, (const char *)val, len, flags);
 		break;
 	}
 	rc = tc_setxattr(S.fx.eng, t->ino, name, val, len, flags);

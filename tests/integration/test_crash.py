@@ -3,7 +3,9 @@
 (tiercachefs(8), DESCRIPTION "published atomically", section 6 durability).
 
 Each cycle mounts the store, forks TC_CRASH_WRITERS writer processes that
-overwrite a fixed set of keys, replace them by rename and delete them,
+overwrite a fixed set of keys (truncating first, or writing over the old
+value and truncating after: values of several MiB span chunks), replace
+them by rename and delete them,
 kills the daemon with SIGKILL at a random moment, clears the dead mount
 with `fusermount3 -uz`, runs `tiercachefs --check`, remounts and verifies
 every key:
@@ -61,7 +63,9 @@ def key_names(nkeys):
 
 # -- the writer process ------------------------------------------------------------------
 
-SIZES = [0, 1, 100, 4095, 4096, 12_295, 65_536, 200_000]
+# Values up to several MiB: contents are stored in 1 MiB chunks, and an
+# overwrite in place replaces the chunks of the old value one by one.
+SIZES = [0, 1, 100, 4095, 4096, 12_295, 65_536, 200_000, 1 << 20, 2_300_001, 4_500_000]
 
 
 def writer_main(argv):
@@ -99,21 +103,27 @@ def writer_main(argv):
         seq += 1
         ver = f"{cycle}.{w}.{seq}"
         key = rnd.choice(keys)
-        op = rnd.choices(["inplace", "rename", "delete"], weights=[4, 4, 1])[0]
+        op = rnd.choices(["inplace", "overwrite", "rename", "delete"], weights=[3, 2, 4, 1])[0]
         want_sync = rnd.random() < 0.5
         path = mnt / key
         try:
             note("S", op, key, ver, now())
-            if op == "inplace":
+            if op in ("inplace", "overwrite"):
+                # inplace: O_TRUNC then the new value; overwrite: the new
+                # value over the old one, then ftruncate to its length
                 fcntl.flock(locks[key], fcntl.LOCK_EX)
                 try:
+                    flags = os.O_WRONLY | (os.O_TRUNC if op == "inplace" else 0)
                     try:
-                        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+                        fd = os.open(path, flags)
                     except FileNotFoundError:
                         note("E", op, key, ver, now(), "noent")
                         continue
                     try:
-                        write_chunks(fd, value_bytes(key, ver, rnd.choice(SIZES)))
+                        data = value_bytes(key, ver, rnd.choice(SIZES))
+                        write_chunks(fd, data)
+                        if op == "overwrite":
+                            os.ftruncate(fd, len(data))
                         if want_sync and sync == "fsync":
                             os.fsync(fd)
                             note("D", op, key, ver, now())
@@ -200,7 +210,8 @@ def explains(op, state):
     """Can op (its effect, as far as it got) leave the key in state?"""
     if state is None:
         return op.kind == "delete" and op.result != "noent"
-    return op.kind in ("inplace", "rename") and op.ver == state and op.result != "noent"
+    return op.kind in ("inplace", "overwrite", "rename") and op.ver == state and \
+        op.result != "noent"
 
 
 def judge(key, state, initial, ops):
@@ -251,7 +262,7 @@ def scan(mnt, keys):
             states[k] = "?"
     expected = {"sub"} | {k for k in keys if "/" not in k}
     for name in sorted(os.listdir(mnt)):
-        if name in expected or name == ".stats":
+        if name in expected or name in (".stats", ".tags"):
             continue
         p = mnt / name
         if name.startswith("tmp."):

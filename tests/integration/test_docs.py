@@ -168,7 +168,7 @@ def test_disk_evictions_count_evict_tag_and_flush(mnt):
     s = tc_stats(mnt)
     assert s["disk_evictions"] - base["disk_evictions"] == 3
     assert s["deletes"] == base["deletes"]
-    assert sorted(os.listdir(mnt)) == [".stats", "d"]
+    assert sorted(os.listdir(mnt)) == [".stats", ".tags", "d"]
     # flush=disk removes every non-directory entry: d, e, a symlink, a FIFO
     (mnt / "dir").mkdir()
     tc_set(mnt / "dir", "ttl", "1h")
@@ -178,7 +178,7 @@ def test_disk_evictions_count_evict_tag_and_flush(mnt):
     tc_set(mnt, "flush", "disk")
     s = tc_stats(mnt)
     assert s["disk_evictions"] - base["disk_evictions"] == 3 + 4
-    assert sorted(os.listdir(mnt)) == [".stats", "dir"]
+    assert sorted(os.listdir(mnt)) == [".stats", ".tags", "dir"]
     assert os.listdir(mnt / "dir") == []
     assert tc_get(mnt / "dir", "ttl") == "1h"  # directories and their settings stay
 

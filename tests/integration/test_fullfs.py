@@ -140,9 +140,10 @@ def test_enospc_then_delete_entries(small_fs, tc_mount, output_checker):
         os.unlink(p)
         del written[p]
     again = pattern_bytes(CHUNK, seed="again")
-    # the daemon may reclaim blob space in the background: retry with a deadline
-    wait_until(lambda: try_write(m.path / "again", again) is None, 10,
-               "a write to succeed after deleting entries")
+    # the deleted entries' files wait for a WAL fsync before they go: a
+    # write that finds the store full frees them at once
+    f_again = try_write(m.path / "again", again)
+    assert f_again is None, f"a write right after deleting entries failed: {f_again}"
     assert read_uncached(m.path / "again") == again
     f3 = try_write(m.path / "keep", bigger)
     assert f3 is None, f"overwrite after freeing space failed: {f3}"
@@ -165,6 +166,15 @@ def test_enospc_store_fs_to_the_last_byte(small_fs, tc_mount, output_checker):
     files = {m.path / "dir" / f"e{i}": pattern_bytes(50_000 + i, seed=f"e{i}") for i in range(8)}
     for p, data in files.items():
         assert try_write(p, data) is None
+    # Make them durable first: a filler racing the committer for the bytes
+    # the index reserve gives up could otherwise take them (the reserve
+    # guards against the store's own writes, not another program's).
+    for p in files:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     filler = small_fs / "filler"
     fill_to_last_byte(filler)
     assert os.statvfs(small_fs).f_bavail == 0

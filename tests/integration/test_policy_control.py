@@ -38,7 +38,7 @@ def tick():
 
 
 def ls(d):
-    return sorted(n for n in os.listdir(d) if n != ".stats")
+    return sorted(n for n in os.listdir(d) if n not in (".stats", ".tags"))
 
 
 def assert_counts(s, **want):

@@ -18,7 +18,7 @@ WORKERS = 4
 
 
 def ls(d):
-    return sorted(n for n in os.listdir(d) if n != ".stats")
+    return sorted(n for n in os.listdir(d) if n not in (".stats", ".tags"))
 
 
 def assert_counts(s, **want):

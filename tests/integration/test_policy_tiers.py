@@ -46,8 +46,8 @@ def blobs(*sizes, seed=0):
 
 
 def ls(d):
-    """Sorted names in d, without the root's .stats."""
-    return sorted(n for n in os.listdir(d) if n != ".stats")
+    """Sorted names in d, without the root's .stats and .tags."""
+    return sorted(n for n in os.listdir(d) if n not in (".stats", ".tags"))
 
 
 def assert_counts(s, **want):

@@ -3,8 +3,9 @@
 their precedence (own ttl > first matching [tag] rule in config order >
 ttl the nearest ancestor directory had at creation > mount ttl=), absolute
 and sliding lifetimes, expiry seen by ls, stat and cat right at the
-deadline, the background sweep reclaiming blob space, and an open handle
-outliving its entry's expiry.
+deadline, the background sweep reclaiming blob space, an open handle
+outliving its entry's expiry, and ttl=never (issue 13) against each default,
+through a remount and copies.
 
 Lifetimes are short (1-3 s) and counted on the wall clock the daemon uses,
 so "before the deadline" and "after it" are moments on time.time(): the
@@ -365,3 +366,137 @@ def test_open_handle_outlives_expiry(tc_mount):
     s = wait_until(lambda: (s := tc_stats(m.path))["blob_bytes"] == 0 and s, 3,
                    "blob of the closed, expired entry to be reclaimed")
     assert s["expirations"] == 1, s
+
+
+# -- ttl=never ---------------------------------------------------------------------------
+
+NEVER_CONF = """\
+[mount]
+ttl = 2
+[tag quick]
+ttl = 2s
+"""
+
+
+def fsynced(path, data=b"x"):
+    """Write path and fsync it: published in both cache modes, so its
+    lifetime is counted from now."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def test_ttl_never_against_every_default(tc_mount, tmp_path):
+    """ttl=never keeps an entry past a 2 s mount ttl=, a 2 s [tag] rule of
+    config= and a 2 s directory default, while entries without it (and
+    entries whose never was taken back with none or 0) expire; a directory's
+    never is the default of entries created below it afterwards (a tag rule
+    still comes first). getfattr shows never, expires is absent, listxattr
+    lists ttl."""
+    conf = write_config(tmp_path / "tc.ini", NEVER_CONF)
+    m = tc_mount(opts=f"config={conf}")
+    r = m.path
+    (r / "short").mkdir()
+    tc_set(r / "short", "ttl", "2")
+    (r / "forever").mkdir()
+    (r / "forever" / "before").mkdir()   # made before the directory's never
+    fsynced(r / "forever" / "old")       # made before: the mount's 2 s
+    tc_set(r / "forever", "ttl", "never")
+    assert tc_get(r / "forever", "ttl") == "never"
+    (r / "forever" / "sub").mkdir()
+
+    def never(path, tags=None):
+        fsynced(path)
+        if tags:
+            tc_set(path, "tags", tags)
+        tc_set(path, "ttl", "never")
+        return path
+
+    def plain(path, tags=None):
+        fsynced(path)
+        if tags:
+            tc_set(path, "tags", tags)
+        return path
+
+    t0 = time.time()
+    kept = [never(r / "mount_never"),                       # vs the mount's ttl=
+            never(r / "tag_never", tags="quick"),           # vs a tag rule
+            never(r / "short" / "dir_never"),               # vs a directory
+            plain(r / "forever" / "inherits"),              # the directory's never
+            plain(r / "forever" / "sub" / "deep"),          # ... further down
+            plain(r / "forever" / "before" / "late")]       # ... made afterwards
+    dying = [plain(r / "mount_plain"),
+             plain(r / "tag_plain", tags="quick"),
+             plain(r / "short" / "dir_plain"),
+             plain(r / "forever" / "tagged", tags="quick"), # a tag rule comes first
+             r / "forever" / "old"]
+    # none and 0 still remove the entry's own ttl: back to the defaults
+    for name, off in (("none_back", "none"), ("zero_back", "0")):
+        p = never(r / name)
+        tc_set(p, "ttl", off)
+        expect_errno(errno.ENODATA, os.getxattr, p, XATTR_PREFIX + "ttl")
+        dying.append(p)
+    t1 = time.time()
+    for p in kept:
+        never_expires(p)
+    for p in kept[:3]:
+        assert tc_get(p, "ttl") == "never"
+        assert XATTR_PREFIX + "ttl" in os.listxattr(p)
+    for p in dying:
+        assert int(tc_get(p, "expires")) <= math.ceil(t1 + 2), p
+
+    for p in dying:
+        gone = first_time(lambda: not p.exists(), t1 + 2 + GRACE + 2)
+        assert gone is not None and gone <= t1 + 2 + GRACE, \
+            f"{p.relative_to(r)}: still there {GRACE:.1f}s after its 2 s deadline"
+    wait_until(lambda: tc_stats(r)["disk_items"] == len(kept), 3,
+               "the sweep to drop the expired entries")
+    assert time.time() > t0 + 2
+    for p in kept:
+        assert read_file(p) == b"x", f"{p.relative_to(r)} expired"
+        never_expires(p)
+
+
+def test_ttl_never_survives_remount_and_copies(tc_mount, tmp_path):
+    """never is kept by a remount, and carried by cp -a and rsync -X within
+    the mount, out to a local disk and back in (on files and directories)."""
+    conf = write_config(tmp_path / "tc.ini", NEVER_CONF)
+    m = tc_mount(opts=f"config={conf}")
+    src = m.path / "src"
+    src.mkdir()
+    (src / "d").mkdir()
+    tc_set(src / "d", "ttl", "never")
+    fsynced(src / "f", b"kept")
+    tc_set(src / "f", "ttl", "never")
+    tc_set(src / "f", "tags", "quick")
+
+    def check(root, where):
+        assert read_file(root / "f") == b"kept", where
+        assert tc_get(root / "f", "ttl") == "never", where
+        assert tc_get(root / "d", "ttl") == "never", where
+        never_expires(root / "f")
+
+    m.unmount()
+    m = tc_mount(opts=f"config={conf}")
+    check(src, "after a remount")
+    run(["cp", "-a", str(src), str(m.path / "cpcopy")])
+    check(m.path / "cpcopy", "cp -a within the mount")
+    run(["rsync", "-aX", f"{src}/", f"{m.path}/rsynced/"])
+    check(m.path / "rsynced", "rsync -X within the mount")
+    local = tmp_path / "local"
+    run(["rsync", "-aX", f"{src}/", f"{local}/"])
+    assert os.getxattr(local / "f", XATTR_PREFIX + "ttl") == b"never"
+    run(["rsync", "-aX", f"{local}/", f"{m.path}/back/"])
+    check(m.path / "back", "rsync -X back in")
+    # the copies outlive the 2 s defaults too: a witness written after
+    # them, on the mount's 2 s, goes first
+    witness = fsynced(m.path / "witness")
+    wait_until(lambda: not witness.exists(), 2 + GRACE + 2,
+               "the witness to expire on the mount's ttl=2")
+    for d in ("cpcopy", "rsynced", "back"):
+        assert read_file(m.path / d / "f") == b"kept", f"{d}/f expired"
+        never_expires(m.path / d / "f")

@@ -159,6 +159,28 @@ def test_read_on_another_mount(memcached, tc_mount, tmp_path):
     assert int(os.stat(b / "f2").st_mtime) == int(os.stat(a / "f2").st_mtime)
 
 
+def test_content_in_chunks_travels(memcached, tc_mount, tmp_path):
+    """A content of several chunks (1 MiB each by default) reaches the other
+    mount whole, also after writes out of order (its hash computed at push)
+    and after a small change in its middle."""
+    a, b = mount_n(tc_mount, tmp_path, memcached, 2)
+    rnd = random.Random(7)
+    seq = rnd.randbytes(3 * 1024 * 1024 + 123)
+    write(a / "seq", seq)
+    shuffled = bytearray(rnd.randbytes(2 * 1024 * 1024 + 5))
+    with open(a / "shuffled", "wb") as f:
+        for off in sorted(range(0, len(shuffled), 65536), reverse=True):
+            os.pwrite(f.fileno(), shuffled[off:off + 65536], off)
+    wait_bytes(b / "seq", seq)
+    wait_bytes(b / "shuffled", bytes(shuffled))
+    with open(a / "shuffled", "r+b") as f:
+        os.pwrite(f.fileno(), b"changed", 1024 * 1024 + 10)
+    shuffled[1024 * 1024 + 10:1024 * 1024 + 17] = b"changed"
+    wait_bytes(b / "shuffled", bytes(shuffled))
+    s = tc_stats(b)
+    assert s["shared_errors"] == 0 and s["shared_rejected"] == 0
+
+
 def test_identical_content_is_not_fetched_twice(memcached, tc_mount, tmp_path):
     a, b = mount_n(tc_mount, tmp_path, memcached, 2)
     v = os.urandom(200 * 1024)

@@ -348,6 +348,51 @@ static void test_ttl_values(void **state)
 	assert_int_equal(tc_getxattr(fx->eng, ino, TC_XATTR_PREFIX "hash", buf,
 				     31),
 			 -ERANGE);
+	/* never: a ttl of its own, shown as such, with no expiry; listed
+	 * (so cp -a and rsync -X carry it); XATTR_CREATE sees it. */
+	assert_int_equal(set_ca(fx, ino, "ttl", "never", 0), 0);
+	assert_ca(fx, ino, "ttl", "never");
+	assert_int_equal(get_ca(fx, ino, "expires", buf, sizeof(buf)),
+			 -ENODATA);
+	{
+		char list[256];
+		ssize_t n = tc_listxattr(fx->eng, ino, list, sizeof(list));
+
+		assert_true(n > 0);
+		assert_true(tcu_list_has(list, n, TC_XATTR_PREFIX "ttl"));
+	}
+	assert_int_equal(set_ca(fx, ino, "ttl", "never", XATTR_CREATE),
+			 -EEXIST);
+	assert_int_equal(set_ca(fx, ino, "ttl", "NEVER", XATTR_REPLACE), 0);
+	assert_ca(fx, ino, "ttl", "never");
+	assert_int_equal(set_ca(fx, ino, "ttl", "nevermore", 0), -EINVAL);
+	assert_int_equal(set_ca(fx, ino, "ttl", "never ", 0), -EINVAL);
+	assert_ca(fx, ino, "ttl", "never");
+	/* A duration replaces it; none and 0 still remove the ttl. */
+	assert_int_equal(set_ca(fx, ino, "ttl", "2m", 0), 0);
+	assert_ca(fx, ino, "ttl", "2m");
+	assert_int_equal(set_ca(fx, ino, "ttl", "never", 0), 0);
+	assert_int_equal(set_ca(fx, ino, "ttl", "none", 0), 0);
+	assert_int_equal(get_ca(fx, ino, "ttl", buf, sizeof(buf)), -ENODATA);
+	assert_int_equal(set_ca(fx, ino, "ttl", "never", 0), 0);
+	assert_int_equal(set_ca(fx, ino, "ttl", "0", 0), 0);
+	assert_int_equal(get_ca(fx, ino, "ttl", buf, sizeof(buf)), -ENODATA);
+	assert_int_equal(set_ca(fx, ino, "ttl", "never", 0), 0);
+	assert_int_equal(tc_removexattr(fx->eng, ino, TC_XATTR_PREFIX "ttl"),
+			 0);
+	assert_int_equal(get_ca(fx, ino, "ttl", buf, sizeof(buf)), -ENODATA);
+	/* On a directory too. */
+	{
+		uint64_t d = tcu_mkdir_at(fx, TC_ROOT_INO, "nd");
+
+		assert_int_equal(set_ca(fx, d, "ttl", "never", 0), 0);
+		assert_ca(fx, d, "ttl", "never");
+		assert_int_equal(set_ca(fx, d, "ttl", "none", 0), 0);
+		assert_int_equal(get_ca(fx, d, "ttl", buf, sizeof(buf)),
+				 -ENODATA);
+	}
+	assert_int_equal(set_ca(fx, ino, "ttl", "3m", 0), 0);
+
 	/* ttl_mode shows the entry's own setting only. */
 	assert_int_equal(get_ca(fx, ino, "ttl_mode", buf, sizeof(buf)),
 			 -ENODATA);

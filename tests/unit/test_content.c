@@ -130,9 +130,10 @@ static void test_dirty_visible_before_publish(void **state)
 	tcu_assert_value(fx, "k", newval);
 	/* No zero-copy descriptor while there are unpublished writes. */
 	{
+		off_t pos;
 		int fd;
 
-		assert_int_equal(tc_read_fd(r, &fd), -EAGAIN);
+		assert_int_equal(tc_read_fd(r, 0, 1, &fd, &pos), -EAGAIN);
 	}
 
 	/* Flush of the last writable handle publishes. */
@@ -260,6 +261,7 @@ static void test_read_fd(void **state)
 	char *got = malloc(BLOB_LEN), *want = malloc(BLOB_LEN);
 	struct tc_attr a;
 	struct tc_file *f;
+	off_t pos;
 	int fd = -1;
 
 	assert_non_null(got);
@@ -272,8 +274,9 @@ static void test_read_fd(void **state)
 
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "big", &a), 0);
 	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
-	assert_int_equal(tc_read_fd(f, &fd), 0);
+	assert_int_equal(tc_read_fd(f, 0, BLOB_LEN, &fd, &pos), 0);
 	assert_true(fd >= 0);
+	assert_int_equal(pos, 0);
 	assert_int_equal(pread(fd, got, BLOB_LEN, 0), BLOB_LEN);
 	tcu_fill(want, BLOB_LEN, 1);
 	assert_memory_equal(got, want, BLOB_LEN);
@@ -282,12 +285,12 @@ static void test_read_fd(void **state)
 
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "small", &a), 0);
 	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
-	assert_int_equal(tc_read_fd(f, &fd), -EAGAIN); /* in RAM */
+	assert_int_equal(tc_read_fd(f, 0, 1, &fd, &pos), -EAGAIN); /* in RAM */
 	assert_int_equal(tc_release(f), 0);
 	tc_forget(fx->eng, a.st.st_ino, 1);
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "empty", &a), 0);
 	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
-	assert_int_equal(tc_read_fd(f, &fd), -EAGAIN);
+	assert_int_equal(tc_read_fd(f, 0, 1, &fd, &pos), -EAGAIN);
 	assert_int_equal(tc_release(f), 0);
 	tc_forget(fx->eng, a.st.st_ino, 1);
 	free(got);

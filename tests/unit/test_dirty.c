@@ -1,17 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of unpublished content (engine/dirty.c), on a blob store of
- * its own (no engine): writes kept in memory, spilled to a temporary file
- * past 1 MiB, holes and extensions reading as zeros, truncation both ways,
- * the XXH3-128 kept up to date by sequential writes (and recomputed, from
- * the spilled file through the blob ops table, after any other write), and
- * tc_dirty_store turning a spilled file into the blob by a rename.
+ * its own (no engine) and small chunks (4 KiB): copy-on-write per chunk
+ * over a base of published chunks read through a fake chunk source, writes
+ * at any offset, holes and extensions reading as zeros, truncation both
+ * ways across chunk boundaries, at most a few chunks in memory (the rest
+ * sealed into temporary files), the whole hash kept by sequential writes,
+ * sealing for a publish (hashes of exactly the chunks' bytes; unchanged
+ * chunks untouched; one small content kept in memory), and storing a
+ * sealed chunk as a blob by a rename. A random sequence of operations is
+ * checked byte for byte against a model.
  */
 #include "engine_i.h"
 #include "util.h"
 
-/* dirty.c's DIRTY_SPILL: content larger than this lives in a file. */
-#define SPILL (1u << 20)
+#define CH 4096u
+
+/* The fake source: chunks by hash, with read and hold counts. */
+struct fake_chunk {
+	uint8_t hash[TC_HASH_LEN];
+	unsigned char *data;
+	size_t len;
+	int holds;
+};
 
 struct dfx {
 	char dir[64];
@@ -19,11 +30,66 @@ struct dfx {
 	struct tc_blob_store bs;
 	struct tcu_faults flt;
 	struct tc_dirty *d;
+	struct fake_chunk chunks[64];
+	size_t nchunks;
+	unsigned reads;
 };
+
+static struct fake_chunk *fake_find(struct dfx *f, const uint8_t *hash)
+{
+	for (size_t i = 0; i < f->nchunks; i++)
+		if (!memcmp(f->chunks[i].hash, hash, TC_HASH_LEN))
+			return &f->chunks[i];
+	return NULL;
+}
+
+static int fake_read(void *ctx, const uint8_t *hash, uint64_t len,
+		     uint64_t off, void *buf, size_t n)
+{
+	struct dfx *f = ctx;
+	struct fake_chunk *c = fake_find(f, hash);
+
+	if (!c || c->len != len || off + n > len)
+		return -EIO;
+	f->reads++;
+	memcpy(buf, c->data + off, n);
+	return 0;
+}
+
+static void fake_hold(void *ctx, const uint8_t *hash)
+{
+	struct fake_chunk *c = fake_find(ctx, hash);
+
+	if (c)
+		c->holds++;
+}
+
+static void fake_release(void *ctx, const uint8_t *hash)
+{
+	struct fake_chunk *c = fake_find(ctx, hash);
+
+	if (c)
+		c->holds--;
+}
+
+/* Add a chunk of @len bytes of @seed to the fake source; its hash. */
+static const uint8_t *fake_add(struct dfx *f, size_t len, unsigned seed)
+{
+	struct fake_chunk *c = &f->chunks[f->nchunks++];
+
+	c->data = malloc(len ? len : 1);
+	assert_non_null(c->data);
+	for (size_t i = 0; i < len; i++)
+		c->data[i] = (unsigned char)(seed * 131 + i * 7);
+	c->len = len;
+	tc_hash_buf(c->data, len, c->hash);
+	return c->hash;
+}
 
 static int d_setup(void **state)
 {
 	struct dfx *f = calloc(1, sizeof(*f));
+	struct tc_chunk_src src;
 
 	if (!f)
 		return -1;
@@ -35,7 +101,8 @@ static int d_setup(void **state)
 	if (f->store_fd < 0 ||
 	    tc_blob_store_open(&f->bs, f->store_fd, tcu_faults_init(&f->flt)))
 		goto fail;
-	f->d = tc_dirty_new();
+	src = (struct tc_chunk_src){ fake_read, fake_hold, fake_release, f };
+	f->d = tc_dirty_new(CH, &src);
 	if (!f->d)
 		goto fail;
 	*state = f;
@@ -53,6 +120,8 @@ static int d_teardown(void **state)
 	struct dfx *f = *state;
 
 	tc_dirty_free(&f->bs, f->d);
+	for (size_t i = 0; i < f->nchunks; i++)
+		free(f->chunks[i].data);
 	tc_blob_store_close(&f->bs);
 	close(f->store_fd);
 	tcu_rm_rf(f->dir);
@@ -60,372 +129,267 @@ static int d_teardown(void **state)
 	return 0;
 }
 
-static int tmp_count(struct dfx *f)
+/* The dirty content read whole equals @want (@len bytes). */
+static void assert_content(struct dfx *f, const unsigned char *want,
+			   size_t len)
 {
-	char path[128];
-
-	snprintf(path, sizeof(path), "%s/tmp", f->dir);
-	return tcu_dir_count(path);
-}
-
-/* Write all of @buf at @off; must succeed. */
-static void dwrite(struct dfx *f, const void *buf, size_t len, uint64_t off)
-{
-	assert_int_equal(tc_dirty_write(&f->bs, f->d, buf, len, off), 0);
-}
-
-/* The dirty state must hold exactly the @len bytes of @want (read back in
- * pieces, as the kernel reads). */
-static void assert_content(struct dfx *f, const void *want, size_t len)
-{
-	char *got = malloc(len + 1);
-	size_t off = 0;
+	unsigned char *got = malloc(len + 100);
+	ssize_t n;
 
 	assert_non_null(got);
 	assert_int_equal(f->d->size, len);
-	while (off < len) {
-		ssize_t n = tc_dirty_read(f->d, got + off, 65536, off);
-
-		assert_true(n > 0);
-		off += (size_t)n;
-	}
-	assert_int_equal(tc_dirty_read(f->d, got, 16, len), 0);
-	if (memcmp(got, want, len) != 0) {
-		for (size_t i = 0; i < len; i++)
-			if (got[i] != ((const char *)want)[i]) {
-				free(got);
-				fail_msg("content differs at byte %zu", i);
-			}
+	n = tc_dirty_read(&f->bs, f->d, got, len + 100, 0);
+	assert_int_equal(n, (ssize_t)len);
+	if (len)
+		assert_memory_equal(got, want, len);
+	/* Unaligned pieces too. */
+	for (size_t off = 1; off < len; off += 1777) {
+		size_t k = len - off < 3000 ? len - off : 3000;
+		n = tc_dirty_read(&f->bs, f->d, got, k, off);
+		assert_int_equal(n, (ssize_t)k);
+		assert_memory_equal(got, want + off, k);
 	}
 	free(got);
 }
 
-static void assert_hash_of(struct dfx *f, const void *data, size_t len)
+static size_t count_tmp(struct dfx *f)
 {
-	uint8_t h[TC_HASH_LEN];
-	char got[TC_HASH_HEX + 1], want[33];
+	char path[100];
 
-	assert_int_equal(tc_dirty_hash(&f->bs, f->d, h), 0);
-	tc_hash_hex(h, got);
-	tcu_xxh_hex(data, len, want);
-	assert_string_equal(got, want);
+	snprintf(path, sizeof(path), "%s/tmp", f->dir);
+	return (size_t)tcu_count_files(path);
 }
 
-/* ------------------------------------------------------------------ */
-/* Memory and spilling                                                */
-/* ------------------------------------------------------------------ */
-
-static void test_in_memory_writes(void **state)
+static void test_small_in_memory(void **state)
 {
 	struct dfx *f = *state;
-	char buf[16];
+	struct tc_dirty_slot s;
 
-	assert_int_equal(f->d->size, 0);
-	assert_int_equal(tc_dirty_read(f->d, buf, sizeof(buf), 0), 0);
-	dwrite(f, "hello", 5, 0);
-	dwrite(f, " world", 6, 5);
-	dwrite(f, "J", 1, 0); /* overwrite */
-	assert_content(f, "Jello world", 11);
-	assert_int_equal(tc_dirty_read(f->d, buf, 3, 6), 3);
-	assert_memory_equal(buf, "wor", 3);
-	assert_int_equal(tc_dirty_read(f->d, buf, sizeof(buf), 9), 2);
-	assert_int_equal(tc_dirty_read(f->d, buf, sizeof(buf), 11), 0);
-	assert_int_equal(tc_dirty_read(f->d, buf, sizeof(buf), 1000), 0);
-	/* A write of nothing extends nothing. */
-	dwrite(f, "", 0, 100);
-	assert_int_equal(f->d->size, 11);
-	/* Small content never touches the disk. */
-	assert_int_equal(f->d->fd, -1);
-	assert_int_equal(tmp_count(f), 0);
-	assert_int_equal(f->flt.writes, 0);
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, "hello", 5, 0), 0);
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, "J", 1, 0), 0);
+	assert_content(f, (const unsigned char *)"Jello", 5);
+	assert_int_equal(tc_dirty_slots(f->d), 1);
+	/* A small content stays in memory for the index. */
+	assert_int_equal(tc_dirty_seal(&f->bs, f->d, 100), 0);
+	tc_dirty_slot(f->d, 0, &s);
+	assert_non_null(s.data);
+	assert_int_equal(s.file, -1);
+	assert_true(s.changed);
+	{
+		uint8_t h[TC_HASH_LEN];
+		tc_hash_buf("Jello", 5, h);
+		assert_memory_equal(s.hash, h, TC_HASH_LEN);
+	}
+	assert_int_equal(count_tmp(f), 0);
 }
 
-static void test_spill_past_limit(void **state)
+static void test_base_copy_on_write(void **state)
 {
 	struct dfx *f = *state;
-	char *want = malloc(SPILL + 1);
+	const uint8_t *h[3];
+	unsigned char want[3 * CH - 100];
+	uint8_t hashes[3][TC_HASH_LEN];
+	struct tc_dirty_slot s;
 
-	assert_non_null(want);
-	tcu_fill(want, SPILL + 1, 1);
-	/* Exactly the limit stays in memory... */
-	dwrite(f, want, SPILL, 0);
-	assert_int_equal(f->d->fd, -1);
-	assert_int_equal(tmp_count(f), 0);
-	/* ...one byte more moves it to a temporary file. */
-	dwrite(f, want + SPILL, 1, SPILL);
-	assert_true(f->d->fd >= 0);
-	assert_null(f->d->buf);
-	assert_int_equal(tmp_count(f), 1);
-	assert_true(f->flt.writes > 0); /* through the ops table */
-	assert_content(f, want, SPILL + 1);
-	/* Freeing it removes the file. */
-	tc_dirty_free(&f->bs, f->d);
-	f->d = NULL;
-	assert_int_equal(tmp_count(f), 0);
-	free(want);
+	for (int i = 0; i < 3; i++) {
+		h[i] = fake_add(f, i < 2 ? CH : CH - 100, (unsigned)i);
+		memcpy(hashes[i], h[i], TC_HASH_LEN);
+		memcpy(want + (size_t)i * CH, f->chunks[i].data,
+		       f->chunks[i].len);
+	}
+	assert_int_equal(tc_dirty_set_base(f->d, sizeof(want),
+					   (const uint8_t (*)[TC_HASH_LEN])
+						   hashes,
+					   3),
+			 0);
+	assert_int_equal(f->reads, 0); /* nothing copied */
+	assert_content(f, want, sizeof(want));
+	/* One byte in the middle chunk: only it changes. */
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, "X", 1, CH + 10), 0);
+	want[CH + 10] = 'X';
+	assert_content(f, want, sizeof(want));
+	assert_int_equal(tc_dirty_seal(&f->bs, f->d, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		tc_dirty_slot(f->d, (size_t)i, &s);
+		assert_int_equal(s.changed, i == 1);
+		if (i != 1)
+			assert_memory_equal(s.hash, hashes[i], TC_HASH_LEN);
+	}
+	tc_dirty_slot(f->d, 1, &s);
+	{
+		uint8_t x[TC_HASH_LEN];
+		tc_hash_buf(want + CH, CH, x);
+		assert_memory_equal(s.hash, x, TC_HASH_LEN);
+	}
+	assert_true(s.file >= 0);
+	assert_int_equal(count_tmp(f), 1);
+	/* The whole hash is unknown: the base was not written in order. */
+	{
+		uint8_t x[TC_HASH_LEN];
+		assert_false(tc_dirty_whole_hash(f->d, x));
+	}
 }
 
-static void test_spill_failure_keeps_memory(void **state)
+static void test_holes_and_truncate(void **state)
 {
 	struct dfx *f = *state;
-	char *want = malloc(2 * SPILL);
+	unsigned char want[3 * CH];
 
-	assert_non_null(want);
-	tcu_fill(want, 2 * SPILL, 2);
-	dwrite(f, want, SPILL, 0);
-	f->flt.write_errno = ENOSPC;
-	assert_int_equal(tc_dirty_write(&f->bs, f->d, want + SPILL, SPILL,
-					SPILL),
-			 -ENOSPC);
-	/* Nothing half-spilled: the memory copy is whole, no file left. */
-	assert_int_equal(f->d->fd, -1);
-	assert_int_equal(tmp_count(f), 0);
-	assert_content(f, want, SPILL);
-	f->flt.write_errno = 0;
-	dwrite(f, want + SPILL, SPILL, SPILL);
-	assert_true(f->d->fd >= 0);
-	assert_content(f, want, 2 * SPILL);
-	free(want);
-}
-
-/* ------------------------------------------------------------------ */
-/* Holes and truncation                                               */
-/* ------------------------------------------------------------------ */
-
-static void test_sparse_zero_filled(void **state)
-{
-	struct dfx *f = *state;
-	char want[128] = { 0 };
-	char *big;
-
-	/* In memory: a write past the end leaves zeros. */
-	dwrite(f, "ab", 2, 0);
-	dwrite(f, "yz", 2, 100);
-	memcpy(want, "ab", 2);
-	memcpy(want + 100, "yz", 2);
-	assert_content(f, want, 102);
-
-	/* A hole over bytes a truncation cut off reads as zeros too. */
 	memset(want, 0, sizeof(want));
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 0), 0);
-	dwrite(f, "0123456789", 10, 0);
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 4), 0);
-	dwrite(f, "X", 1, 8);
-	memcpy(want, "0123", 4);
-	want[8] = 'X';
-	assert_content(f, want, 9);
-
-	/* Spilled: the same. */
-	big = calloc(1, 3 * SPILL);
-	assert_non_null(big);
-	tcu_fill(big, 100, 3);
-	dwrite(f, big, 100, 0);
-	dwrite(f, "end", 3, 3 * SPILL - 3);
-	memcpy(big + 3 * SPILL - 3, "end", 3);
-	assert_true(f->d->fd >= 0);
-	assert_content(f, big, 3 * SPILL);
-	free(big);
-}
-
-static void test_truncate_up_down(void **state)
-{
-	struct dfx *f = *state;
-	char want[64] = { 0 };
-	char *big;
-
-	/* In memory: down, then up again over the cut bytes. */
-	dwrite(f, "0123456789", 10, 0);
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 4), 0);
-	memcpy(want, "0123", 4);
-	assert_content(f, want, 4);
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 10), 0);
-	assert_content(f, want, 10);
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 10), 0); /* same */
+	/* A write past the end leaves a hole of zeros. */
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, "end", 3, 2 * CH + 5), 0);
+	memcpy(want + 2 * CH + 5, "end", 3);
+	assert_content(f, want, 2 * CH + 8);
+	/* Cut into the middle of the second chunk, grow again: zeros. */
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, "mid", 3, CH + 100), 0);
+	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, CH + 101), 0);
+	memset(want + CH + 101, 0, sizeof(want) - CH - 101);
+	want[CH + 100] = 'm';
+	assert_content(f, want, CH + 101);
+	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 3 * CH), 0);
+	assert_content(f, want, 3 * CH);
 	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 0), 0);
 	assert_content(f, want, 0);
-	assert_int_equal(f->d->fd, -1);
-
-	/* Up past the spill limit: to a file, all zeros after the data. */
-	dwrite(f, "abc", 3, 0);
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 2 * SPILL), 0);
-	assert_true(f->d->fd >= 0);
-	big = calloc(1, 2 * SPILL);
-	assert_non_null(big);
-	memcpy(big, "abc", 3);
-	assert_content(f, big, 2 * SPILL);
-
-	/* Spilled: down, and up over the cut part. */
-	dwrite(f, "XYZ", 3, SPILL);
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, SPILL + 1), 0);
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 2 * SPILL), 0);
-	big[SPILL] = 'X';
-	assert_content(f, big, 2 * SPILL);
-	free(big);
+	assert_int_equal(tc_dirty_slots(f->d), 0);
 }
 
-/* ------------------------------------------------------------------ */
-/* The hash                                                           */
-/* ------------------------------------------------------------------ */
-
-static void test_hash_sequential(void **state)
+static void test_memory_bounded(void **state)
 {
 	struct dfx *f = *state;
-	const size_t len = 3 * SPILL + 123, piece = 65536;
-	char *want = malloc(len);
+	unsigned char *want = malloc(32 * CH);
 
 	assert_non_null(want);
-	tcu_fill(want, len, 4);
-	/* Empty and small, in memory. */
-	assert_hash_of(f, "", 0);
-	dwrite(f, want, 1000, 0);
-	assert_hash_of(f, want, 1000);
-	/* Appends past the spill limit: the hash keeps up without reading
-	 * the file again (reads through the ops fail from here on). */
-	for (size_t off = 1000; off < len; off += piece)
-		dwrite(f, want + off, off + piece > len ? len - off : piece,
-		       off);
-	assert_true(f->d->fd >= 0);
-	assert_false(f->d->hash_broken);
-	assert_int_equal(f->d->hashed, len);
-	f->flt.read_errno = EIO;
-	assert_hash_of(f, want, len);
-	assert_int_equal(f->flt.reads, 0);
+	/* A long sequential write seals what it left behind as it goes. */
+	for (size_t i = 0; i < 32 * CH; i++)
+		want[i] = (unsigned char)(i * 13);
+	for (size_t off = 0; off < 32 * CH; off += 1000) {
+		size_t k = 32 * CH - off < 1000 ? 32 * CH - off : 1000;
+		assert_int_equal(tc_dirty_write(&f->bs, f->d, want + off, k,
+						off),
+				 0);
+	}
+	assert_true(f->d->nmem <= 4);
+	assert_true(count_tmp(f) >= 28);
+	assert_content(f, want, 32 * CH);
+	/* Written in order from 0: the whole hash is known. */
+	{
+		uint8_t x[TC_HASH_LEN], y[TC_HASH_LEN];
+		assert_true(tc_dirty_whole_hash(f->d, x));
+		tc_hash_buf(want, 32 * CH, y);
+		assert_memory_equal(x, y, TC_HASH_LEN);
+	}
 	free(want);
 }
 
-static void test_hash_after_nonsequential(void **state)
+static void test_store_and_share(void **state)
 {
 	struct dfx *f = *state;
-	const size_t len = 2 * SPILL;
-	char *want = malloc(len);
-	uint8_t h[TC_HASH_LEN];
+	const uint8_t *h = fake_add(f, CH, 9);
+	struct tc_dirty_slot s;
+	char name[TC_BLOB_NAME_LEN], path[200];
+	uint8_t x[TC_HASH_LEN];
 
-	assert_non_null(want);
-	tcu_fill(want, len, 5);
-
-	/* In memory: an overwrite, a hole, a truncation. */
-	dwrite(f, want, 5000, 0);
-	dwrite(f, "over", 4, 100);
-	memcpy(want + 100, "over", 4);
-	assert_true(f->d->hash_broken);
-	assert_hash_of(f, want, 5000);
-	dwrite(f, want + 5000, 1000, 5000); /* sequential again */
-	assert_hash_of(f, want, 6000);
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 3000), 0);
-	assert_hash_of(f, want, 3000);
-	memset(want + 3000, 0, 7000);
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 10000), 0);
-	assert_hash_of(f, want, 10000);
-
-	/* Spilled, then written out of order: rehashed from the file,
-	 * through the ops table. */
-	tcu_fill(want, len, 6);
-	assert_int_equal(tc_dirty_truncate(&f->bs, f->d, 0), 0);
-	dwrite(f, want + SPILL, SPILL, SPILL); /* the second half first */
-	dwrite(f, want, SPILL, 0);
-	assert_true(f->d->fd >= 0);
-	assert_true(f->d->hash_broken);
-	f->flt.read_errno = EIO;
-	assert_int_equal(tc_dirty_hash(&f->bs, f->d, h), -EIO);
-	f->flt.read_errno = 0;
-	f->flt.reads = 0;
-	assert_hash_of(f, want, len);
-	assert_true(f->flt.reads > 0);
-	/* Once rehashed, appends keep it up to date again. */
-	assert_false(f->d->hash_broken);
-	free(want);
-}
-
-/* ------------------------------------------------------------------ */
-/* Storing                                                            */
-/* ------------------------------------------------------------------ */
-
-static void blob_path(struct dfx *f, const uint8_t *h, char *buf, size_t size)
-{
-	char name[TC_BLOB_NAME_LEN];
-
-	tc_blob_name(h, name);
-	snprintf(buf, size, "%s/blobs/%s", f->dir, name);
-}
-
-static void test_store_renames_spilled_file(void **state)
-{
-	struct dfx *f = *state;
-	const size_t len = SPILL + 4096;
-	char *want = malloc(len), path[PATH_MAX], tmp[PATH_MAX];
-	uint8_t h[TC_HASH_LEN];
-	struct stat before, after;
-	char *got;
-	int fd;
-
-	assert_non_null(want);
-	tcu_fill(want, len, 7);
-	dwrite(f, want, len, 0);
-	assert_true(f->d->fd >= 0);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", f->dir, f->d->tmpname);
-	assert_int_equal(stat(tmp, &before), 0);
-	assert_int_equal(tc_dirty_hash(&f->bs, f->d, h), 0);
-
-	f->flt.writes = f->flt.fsyncs = 0;
-	assert_int_equal(tc_dirty_store(&f->bs, f->d, h, true), 0);
-	/* The same file, renamed: nothing copied, only made durable (the
-	 * file and its blob directory). */
-	blob_path(f, h, path, sizeof(path));
-	assert_int_equal(stat(path, &after), 0);
-	assert_int_equal(after.st_ino, before.st_ino);
-	assert_int_equal(after.st_size, len);
-	assert_int_equal(f->flt.writes, 0);
-	assert_int_equal(f->flt.fsyncs, 2);
-	assert_int_equal(tmp_count(f), 0);
-	assert_string_equal(f->d->tmpname, "");
-
-	/* The blob outlives the dirty state. */
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, "a", 1, 2 * CH - 1), 0);
+	/* Slot 0 shares a chunk held for it. */
+	fake_hold(f, h);
+	assert_int_equal(tc_dirty_share(&f->bs, f->d, 0, h), 0);
+	assert_int_equal(tc_dirty_seal(&f->bs, f->d, 0), 0);
+	tc_dirty_slot(f->d, 0, &s);
+	assert_true(s.held);
+	assert_memory_equal(s.hash, h, TC_HASH_LEN);
+	tc_dirty_slot(f->d, 1, &s);
+	assert_true(s.file >= 0);
+	memcpy(x, s.hash, TC_HASH_LEN);
+	/* Stored: renamed into blobs/, then held like a shared one. */
+	assert_int_equal(tc_dirty_slot_store(&f->bs, f->d, 1, false), 0);
+	tc_blob_name(x, name);
+	snprintf(path, sizeof(path), "%s/blobs/%s", f->dir, name);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(count_tmp(f), 0);
+	tc_dirty_slot(f->d, 1, &s);
+	assert_true(s.held);
+	assert_int_equal(f->chunks[0].holds, 1);
 	tc_dirty_free(&f->bs, f->d);
 	f->d = NULL;
-	got = malloc(len);
-	assert_non_null(got);
-	fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(read(fd, got, len), (ssize_t)len);
-	close(fd);
-	assert_memory_equal(got, want, len);
-	assert_int_equal(tc_blob_read_verified(&f->bs, h, got, len), 0);
-	free(got);
-	free(want);
+	assert_int_equal(f->chunks[0].holds, 0);
 }
 
-static void test_store_from_memory(void **state)
+/* Random writes, truncates and shares against a model. */
+static void test_random_against_model(void **state)
 {
 	struct dfx *f = *state;
-	char path[PATH_MAX], got[16];
-	uint8_t h[TC_HASH_LEN];
+	size_t cap = 12 * CH, size = 0;
+	unsigned char *m = calloc(1, cap), *buf = malloc(3 * CH);
+	unsigned seed = 12345;
 
-	dwrite(f, "small value", 11, 0);
-	assert_int_equal(tc_dirty_hash(&f->bs, f->d, h), 0);
-	assert_int_equal(tc_dirty_store(&f->bs, f->d, h, false), 0);
-	blob_path(f, h, path, sizeof(path));
-	assert_true(tcu_exists(path));
-	assert_int_equal(tmp_count(f), 0);
-	assert_int_equal(f->flt.fsyncs, 0); /* not durable: no fsync */
-	assert_int_equal(tc_blob_read_verified(&f->bs, h, got, 11), 0);
-	assert_memory_equal(got, "small value", 11);
-	/* The dirty state still reads the same after storing. */
-	assert_content(f, "small value", 11);
+	assert_non_null(m);
+	assert_non_null(buf);
+	for (int step = 0; step < 2000; step++) {
+		unsigned r = (seed = seed * 1103515245u + 12345u) >> 8;
+		size_t off = r % (10 * CH), len = (r >> 3) % (2 * CH) + 1;
+
+		switch (r % 5) {
+		case 0:
+		case 1:
+		case 2:
+			for (size_t i = 0; i < len; i++)
+				buf[i] = (unsigned char)(step + i);
+			assert_int_equal(tc_dirty_write(&f->bs, f->d, buf, len,
+							off),
+					 0);
+			if (off > size)
+				memset(m + size, 0, off - size);
+			memcpy(m + off, buf, len);
+			if (off + len > size)
+				size = off + len;
+			break;
+		case 3:
+			assert_int_equal(tc_dirty_truncate(&f->bs, f->d, off),
+					 0);
+			if (off > size)
+				memset(m + size, 0, off - size);
+			size = off;
+			break;
+		default: {
+			/* a whole aligned chunk shared from the source */
+			size_t i = off / CH;
+			const uint8_t *h;
+			if (f->nchunks == 64 || (i + 1) * CH > size)
+				break;
+			h = fake_add(f, CH, (unsigned)step);
+			fake_hold(f, h);
+			assert_int_equal(tc_dirty_share(&f->bs, f->d, i, h), 0);
+			memcpy(m + i * CH, f->chunks[f->nchunks - 1].data, CH);
+		}
+		}
+		if (step % 97 == 0)
+			assert_content(f, m, size);
+	}
+	assert_content(f, m, size);
+	/* Sealed for a publish, every slot hashes to its bytes. */
+	assert_int_equal(tc_dirty_seal(&f->bs, f->d, 0), 0);
+	for (size_t i = 0; i < tc_dirty_slots(f->d); i++) {
+		struct tc_dirty_slot s;
+		uint8_t x[TC_HASH_LEN];
+		tc_dirty_slot(f->d, i, &s);
+		tc_hash_buf(m + i * CH, (size_t)s.len, x);
+		assert_memory_equal(s.hash, x, TC_HASH_LEN);
+	}
+	assert_content(f, m, size);
+	free(m);
+	free(buf);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, d_setup, d_teardown)
-		T(test_in_memory_writes),
-		T(test_spill_past_limit),
-		T(test_spill_failure_keeps_memory),
-		T(test_sparse_zero_filled),
-		T(test_truncate_up_down),
-		T(test_hash_sequential),
-		T(test_hash_after_nonsequential),
-		T(test_store_renames_spilled_file),
-		T(test_store_from_memory),
+		T(test_small_in_memory),
+		T(test_base_copy_on_write),
+		T(test_holes_and_truncate),
+		T(test_memory_bounded),
+		T(test_store_and_share),
+		T(test_random_against_model),
 #undef T
 	};
 

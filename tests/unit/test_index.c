@@ -806,6 +806,96 @@ static void test_tags(void **state)
 	free(inos);
 }
 
+/* The tags in use, one seek each, and the inodes of one tag by pages. */
+static void test_tags_by_tag(void **state)
+{
+	struct ixf *f = *state;
+	char ab[2][65] = { "b", "a" }, b[1][65] = { "b" }, next[65];
+	uint64_t inos[10], first = 0, last = 0, out[4];
+	size_t n;
+
+	assert_int_equal(tc_index_tag_next(&f->ix, "", next), -ENOENT);
+	for (int i = 0; i < 10; i++) {
+		struct tc_inode m = row(S_IFREG | 0644);
+
+		inos[i] = insert(f, &m);
+		assert_int_equal(tc_index_tags_set(&f->ix, inos[i],
+						   i == 3 ? ab : b, i == 3 ? 2 : 1),
+				 0);
+	}
+	assert_int_equal(tc_index_tag_next(&f->ix, "", next), 0);
+	assert_string_equal(next, "a");
+	assert_int_equal(tc_index_tag_next(&f->ix, "a", next), 0);
+	assert_string_equal(next, "b");
+	assert_int_equal(tc_index_tag_next(&f->ix, "b", next), -ENOENT);
+	assert_int_equal(tc_index_tag_next(&f->ix, "A", next), 0);
+	assert_string_equal(next, "a");
+
+	/* Pages of 4, ascending, resuming after the last one seen. */
+	for (int page = 0; page < 3; page++) {
+		assert_int_equal(tc_index_tag_inos_after(&f->ix, "b", last, out,
+							 4, &n),
+				 0);
+		assert_int_equal(n, page < 2 ? 4 : 2);
+		for (size_t i = 0; i < n; i++) {
+			assert_int_equal(out[i], inos[page * 4 + (int)i]);
+			assert_true(out[i] > last);
+			if (!first)
+				first = out[i];
+		}
+		last = out[n - 1];
+	}
+	assert_int_equal(first, inos[0]);
+	assert_int_equal(tc_index_tag_inos_after(&f->ix, "b", last, out, 4, &n),
+			 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(tc_index_tag_inos_after(&f->ix, "a", 0, out, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0], inos[3]);
+}
+
+static void test_dir_path(void **state)
+{
+	struct ixf *f = *state;
+	static const char odd[] = "new\nline";
+	uint64_t d, e, file, lost;
+	char *path;
+	size_t len;
+
+	d = make(f, TC_ROOT_INO, "d", S_IFDIR | 0755, 0);
+	e = make(f, d, odd, S_IFDIR | 0755, 0);
+	file = make(f, e, "f", S_IFREG | 0644, 1);
+	(void)file;
+	assert_int_equal(tc_index_dir_path(&f->ix, TC_ROOT_INO, &path, &len),
+			 0);
+	assert_string_equal(path, "");
+	assert_int_equal(len, 0);
+	free(path);
+	assert_int_equal(tc_index_dir_path(&f->ix, d, &path, &len), 0);
+	assert_string_equal(path, "/d");
+	assert_int_equal(len, 2);
+	free(path);
+	assert_int_equal(tc_index_dir_path(&f->ix, e, &path, &len), 0);
+	assert_string_equal(path, "/d/new\nline");
+	assert_int_equal(len, strlen("/d/new\nline"));
+	free(path);
+	/* A move is seen at once. */
+	assert_int_equal(tc_index_dentry_move(&f->ix, TC_ROOT_INO, "d",
+					      TC_ROOT_INO, "D"),
+			 0);
+	assert_int_equal(tc_index_dir_path(&f->ix, e, &path, &len), 0);
+	assert_string_equal(path, "/D/new\nline");
+	free(path);
+	/* A directory without a name (or below one) has no path. */
+	lost = make(f, d, "lost", S_IFDIR | 0755, 0);
+	assert_int_equal(tc_index_dentry_delete(&f->ix, TC_ROOT_INO, "D"), 0);
+	path = (char *)1;
+	assert_int_equal(tc_index_dir_path(&f->ix, lost, &path, &len), -ENOENT);
+	assert_null(path);
+	assert_int_equal(tc_index_dir_path(&f->ix, 999999, &path, &len),
+			 -ENOENT);
+}
+
 /* ------------------------------------------------------------------ */
 /* Scans                                                              */
 /* ------------------------------------------------------------------ */
@@ -1036,7 +1126,7 @@ static void test_newer_format_refused(void **state)
 		index_path(f, path, sizeof(path));
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 		assert_int_equal(sqlite3_exec(db,
-					      "UPDATE meta SET value = 1 WHERE"
+					      "UPDATE meta SET value = 2 WHERE"
 					      " key = 'format'",
 					      NULL, NULL, NULL),
 				 SQLITE_OK);
@@ -1084,6 +1174,8 @@ int main(void)
 		T(test_pending),
 		T(test_xattrs),
 		T(test_tags),
+		T(test_tags_by_tag),
+		T(test_dir_path),
 		T(test_lru_oldest),
 		T(test_expired),
 		T(test_nondirs_paging),

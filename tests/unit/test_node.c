@@ -6,7 +6,11 @@
  * inode's row purged when its last reference goes, the table growing, the
  * access-time batch reaching the index only when applied, the inodes a
  * crash left without links, and invalidation lists collected under the
- * lock and delivered through tc_engine_set_inval() after it.
+ * lock and delivered through tc_engine_set_inval() after it. Also the node
+ * bodies (engine/nodebody.c) the node table loads and drops: an idle body
+ * is evicted from a small cache and read again with every change intact,
+ * busy bodies stay, the cache stays within its bound, a rolled-back drop
+ * and a lost group bring bodies (and nodes without one) back in line.
  */
 #include "engine_i.h"
 #include "util.h"
@@ -52,8 +56,8 @@ static void test_get_pin_unpin_release(void **state)
 	assert_int_equal(tc_node_get_locked(eng, ino, &n), 0);
 	assert_int_equal(n->ino, ino);
 	assert_int_equal(n->pins, 1);
-	assert_true(S_ISREG(n->meta.mode));
-	assert_int_equal(n->meta.size, 1);
+	assert_true(S_ISREG(n->body->meta.mode));
+	assert_int_equal(n->body->meta.size, 1);
 	assert_ptr_equal(tc_node_find_locked(eng, ino), n);
 	assert_int_equal(tc_node_get_locked(eng, ino, &again), 0);
 	assert_ptr_equal(again, n);
@@ -102,7 +106,7 @@ static void test_lookup_and_open_keep_node(void **state)
 	/* An open handle keeps it past the last forget (more forgets than
 	 * lookups count as all of them). */
 	assert_int_equal(tc_open(eng, a.st.st_ino, O_RDONLY, &f), 0);
-	assert_int_equal(n->nopen, 1);
+	assert_int_equal(n->body->nopen, 1);
 	tc_forget(eng, a.st.st_ino, 5);
 	assert_int_equal(n->nlookup, 0);
 	assert_ptr_equal(find(eng, a.st.st_ino), n);
@@ -168,7 +172,7 @@ static void test_drop_live_node(void **state)
 	assert_int_equal(tc_txn_begin_locked(eng), 0);
 	assert_int_equal(tc_node_drop_locked(eng, a.st.st_ino, &inv), 0);
 	assert_int_equal(tc_txn_commit_locked(eng), 0);
-	assert_int_equal(n->meta.nlink, 0);
+	assert_int_equal(n->body->meta.nlink, 0);
 	assert_int_equal(eng->size.disk_items, 0);
 	tc_unlock(eng);
 	assert_int_equal(inv.n, 1);
@@ -287,20 +291,20 @@ static void test_atime_batch(void **state)
 	tcu_advance(fx, 2 * TCU_SEC);
 	t1 = fx->now;
 	read_once(fx, a.st.st_ino);
-	assert_int_equal(n->meta.lru, t1);
-	assert_true(n->atime_pending);
+	assert_int_equal(n->body->meta.lru, t1);
+	assert_true(n->body->atime_pending);
 	assert_int_equal(eng->n_atimes, 1);
 	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
 	assert_int_equal(row.lru, t0);
 	/* Another read within a second costs nothing. */
 	tcu_advance(fx, TCU_SEC / 2);
 	read_once(fx, a.st.st_ino);
-	assert_int_equal(n->meta.lru, t1);
+	assert_int_equal(n->body->meta.lru, t1);
 	assert_int_equal(eng->n_atimes, 1);
 
 	/* Maintenance applies the batch. */
 	tcu_maintain(fx);
-	assert_false(n->atime_pending);
+	assert_false(n->body->atime_pending);
 	assert_int_equal(eng->n_atimes, 0);
 	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
 	assert_int_equal(row.lru, t1);
@@ -316,7 +320,7 @@ static void test_atime_batch(void **state)
 	tcu_advance(fx, 2 * TCU_SEC);
 	deadline = fx->now + 10 * TCU_MIN;
 	read_once(fx, a.st.st_ino);
-	assert_int_equal(n->meta.expires, deadline);
+	assert_int_equal(n->body->meta.expires, deadline);
 	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
 	assert_true(row.expires < deadline);
 	tc_lock(eng);
@@ -331,7 +335,7 @@ static void test_atime_batch(void **state)
 	/* A node leaving the table writes its pending time first. */
 	tcu_advance(fx, 2 * TCU_SEC);
 	read_once(fx, a.st.st_ino);
-	assert_true(n->atime_pending);
+	assert_true(n->body->atime_pending);
 	tc_forget(eng, a.st.st_ino, 1);
 	assert_null(find(eng, a.st.st_ino));
 	assert_int_equal(tcu_row(eng, a.st.st_ino, &row), 0);
@@ -419,18 +423,402 @@ static void test_inval_collect_and_deliver(void **state)
 	tc_inval_deliver(eng, &inv);
 }
 
+/* ------------------------------------------------------------------ */
+/* Bodies                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Idle bodies the body tests let the cache keep. */
+#define CAP 4
+
+static void limit_cache(struct tc_engine *eng, uint32_t cap)
+{
+	tc_lock(eng);
+	assert_int_equal(tc_nbody_cache_limit_locked(eng, cap), 0);
+	tc_unlock(eng);
+}
+
+/* Put "pad0".."pad<count-1>" and take a lookup reference on each, as the
+ * kernel does; their inodes in @inos. */
+static void hold_pads(struct tcu *fx, uint64_t *inos, int count)
+{
+	for (int i = 0; i < count; i++) {
+		char name[16];
+		struct tc_attr a;
+
+		snprintf(name, sizeof(name), "pad%d", i);
+		tcu_put(fx, name, "p");
+		assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, name, &a), 0);
+		inos[i] = a.st.st_ino;
+	}
+}
+
+/* Getattr of every pad: more body loads than the cache has slots, so any
+ * body idle before is evicted. */
+static void churn(struct tcu *fx, const uint64_t *inos, int count)
+{
+	for (int i = 0; i < count; i++) {
+		struct tc_attr a;
+
+		assert_int_equal(tc_getattr(fx->eng, inos[i], &a), 0);
+		assert_int_equal(a.st.st_size, 1);
+	}
+}
+
+static bool has_body(struct tc_engine *eng, uint64_t ino)
+{
+	struct tc_node *n;
+	bool b;
+
+	tc_lock(eng);
+	n = tc_node_find_locked(eng, ino);
+	assert_non_null(n);
+	b = n->body != NULL;
+	tc_unlock(eng);
+	return b;
+}
+
+static uint64_t body_loads(struct tc_engine *eng)
+{
+	uint64_t v;
+
+	tc_lock(eng);
+	v = eng->bodies.loads;
+	tc_unlock(eng);
+	return v;
+}
+
+static void forget_all(struct tcu *fx, const uint64_t *inos, int count)
+{
+	for (int i = 0; i < count; i++)
+		tc_forget(fx->eng, inos[i], 1);
+}
+
+static void test_body_evicted_and_reloaded(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	uint64_t pads[3 * CAP], ino, loads;
+	struct stat st = {.st_mode = 0600};
+	struct tc_attr a;
+	char buf[16];
+
+	limit_cache(eng, CAP);
+	hold_pads(fx, pads, 3 * CAP);
+	tcu_put(fx, "k", "v");
+	assert_int_equal(tc_lookup(eng, TC_ROOT_INO, "k", &a), 0);
+	ino = a.st.st_ino;
+
+	/* Held by the kernel only: after the churn the node has no body. */
+	churn(fx, pads, 3 * CAP);
+	assert_false(has_body(eng, ino));
+
+	/* Each change is made on a body loaded again, then evicted. */
+	assert_int_equal(tc_setattr(eng, ino, &st, TC_SET_MODE, NULL, &a), 0);
+	churn(fx, pads, 3 * CAP);
+	assert_false(has_body(eng, ino));
+	assert_int_equal(tc_rename(eng, TC_ROOT_INO, "k", TC_ROOT_INO, "k2", 0),
+			 0);
+	churn(fx, pads, 3 * CAP);
+	assert_int_equal(
+	    tc_setxattr(eng, ino, "user.tiercache.ttl", "1h", 2, 0), 0);
+	assert_int_equal(tc_setxattr(eng, ino, "user.color", "red", 3, 0), 0);
+	churn(fx, pads, 3 * CAP);
+	tcu_put(fx, "k2", "a new value");
+	churn(fx, pads, 3 * CAP);
+	assert_false(has_body(eng, ino));
+
+	/* One load brings every change back; the next getattr needs none. */
+	loads = body_loads(eng);
+	assert_int_equal(tc_getattr(eng, ino, &a), 0);
+	assert_int_equal(body_loads(eng), loads + 1);
+	assert_int_equal(tc_getattr(eng, ino, &a), 0);
+	assert_int_equal(body_loads(eng), loads + 1);
+	assert_int_equal(a.st.st_mode, S_IFREG | 0600);
+	assert_int_equal(a.st.st_size, strlen("a new value"));
+	assert_int_equal(a.st.st_nlink, 1);
+	assert_true(a.valid_ns > 0 && a.valid_ns <= 3600 * TC_NS_PER_S);
+	tc_lock(eng);
+	assert_int_equal(tc_node_find_locked(eng, ino)->body->meta.ttl,
+			 3600 * TC_NS_PER_S);
+	tc_unlock(eng);
+	assert_int_equal(tc_getxattr(eng, ino, "user.color", buf, sizeof(buf)),
+			 3);
+	assert_memory_equal(buf, "red", 3);
+	assert_int_equal(tcu_ino_at(eng, TC_ROOT_INO, "k2"), ino);
+	tcu_assert_value(fx, "k2", "a new value");
+	tc_forget(eng, ino, 1);
+	forget_all(fx, pads, 3 * CAP);
+}
+
+static void test_body_cache_bounded(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	enum { PADS = 40 };
+	uint64_t pads[PADS];
+	size_t idle = 0, nodes = 0, listed = 0;
+	struct tc_file *f;
+
+	limit_cache(eng, CAP);
+	hold_pads(fx, pads, PADS);
+	assert_int_equal(tc_open(eng, pads[0], O_RDONLY, &f), 0);
+	churn(fx, pads, PADS);
+	churn(fx, pads, PADS);
+	tc_lock(eng);
+	for (size_t b = 0; b < eng->nbuckets; b++) {
+		for (struct tc_node *n = eng->nodes[b]; n; n = n->hnext) {
+			nodes++;
+			if (n->body && !tc_nbody_busy(n))
+				idle++;
+		}
+	}
+	/* Every name is still held; only CAP idle bodies are kept, plus
+	 * the open one. */
+	assert_true(nodes >= PADS);
+	assert_true(idle <= CAP);
+	assert_true(eng->bodies.live <= CAP + 1);
+	for (struct tc_nbody *b = eng->bodies.all; b; b = b->next) {
+		assert_ptr_equal(b->node->body, b);
+		listed++;
+	}
+	assert_int_equal(listed, eng->bodies.live);
+	assert_non_null(tc_node_find_locked(eng, pads[0])->body);
+	assert_int_equal(tc_node_find_locked(eng, pads[0])->body->nopen, 1);
+	tc_unlock(eng);
+	assert_int_equal(tc_release(f), 0);
+	forget_all(fx, pads, PADS);
+	/* Nothing holds them: nodes and bodies are gone. */
+	tc_lock(eng);
+	assert_int_equal(eng->bodies.live, eng->nnodes);
+	tc_unlock(eng);
+	assert_null(find(eng, pads[1]));
+}
+
+static void test_busy_bodies_stay(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	uint64_t pads[3 * CAP], w, u;
+	struct tc_file *fw, *fu;
+	struct tc_inode row;
+	struct tc_attr a;
+
+	limit_cache(eng, CAP);
+	hold_pads(fx, pads, 3 * CAP);
+	tcu_put(fx, "w", "old");
+	tcu_put(fx, "u", "gone soon");
+	w = tcu_ino_at(eng, TC_ROOT_INO, "w");
+	u = tcu_ino_at(eng, TC_ROOT_INO, "u");
+
+	/* Dirty state without a close, and an unlinked open file. */
+	assert_int_equal(tc_open(eng, w, O_WRONLY, &fw), 0);
+	assert_int_equal(tc_write(fw, "newer", 5, 0), 5);
+	assert_int_equal(tc_open(eng, u, O_RDONLY, &fu), 0);
+	assert_int_equal(tc_unlink(eng, TC_ROOT_INO, "u"), 0);
+	churn(fx, pads, 3 * CAP);
+	assert_true(has_body(eng, w));
+	assert_true(has_body(eng, u));
+	assert_int_equal(tc_getattr(eng, w, &a), 0);
+	assert_int_equal(a.st.st_size, 5);
+	assert_int_equal(tc_getattr(eng, u, &a), 0);
+	assert_int_equal(a.st.st_nlink, 0);
+
+	assert_int_equal(tc_release(fw), 0);
+	assert_int_equal(tc_release(fu), 0);
+	/* The unlinked file's row went with its last reference. */
+	assert_null(find(eng, u));
+	assert_int_equal(tcu_row(eng, u, &row), -ENOENT);
+	tcu_assert_value(fx, "w", "newer");
+	forget_all(fx, pads, 3 * CAP);
+}
+
+/* A rolled-back drop of a node held without a body: the drop loads it
+ * (its zero links keep it), the rollback reads the row back. */
+static void test_rollback_reloads_dropped_body(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	uint64_t pads[3 * CAP], ino;
+	struct tc_node *n;
+	struct tc_attr a;
+
+	limit_cache(eng, CAP);
+	hold_pads(fx, pads, 3 * CAP);
+	tcu_put(fx, "k", "v");
+	assert_int_equal(tc_lookup(eng, TC_ROOT_INO, "k", &a), 0);
+	ino = a.st.st_ino;
+	churn(fx, pads, 3 * CAP);
+	assert_false(has_body(eng, ino));
+
+	tc_lock(eng);
+	assert_int_equal(tc_txn_begin_locked(eng), 0);
+	assert_int_equal(tc_node_drop_locked(eng, ino, NULL), 0);
+	n = tc_node_find_locked(eng, ino);
+	assert_non_null(n->body);
+	assert_int_equal(n->body->meta.nlink, 0);
+	assert_true(tc_nbody_busy(n));
+	tc_txn_rollback_locked(eng);
+	assert_int_equal(n->body->meta.nlink, 1);
+	tc_unlock(eng);
+
+	churn(fx, pads, 3 * CAP);
+	assert_int_equal(tc_getattr(eng, ino, &a), 0);
+	assert_int_equal(a.st.st_nlink, 1);
+	tcu_assert_value(fx, "k", "v");
+	tc_forget(eng, ino, 1);
+	forget_all(fx, pads, 3 * CAP);
+}
+
+/* Lose the open group as SQLite does when it ends a transaction itself,
+ * and let the commit path bring the nodes back in line. */
+static void lose_group(struct tc_engine *eng)
+{
+	struct tc_inval_list inv = {0};
+
+	tc_lock(eng);
+	assert_int_equal(tc_txn_begin_locked(eng), 0);
+	tc_index_rollback(&eng->ix);
+	tc_txn_rollback_locked(eng);
+	assert_true(eng->lost_pending);
+	(void)!tc_commit_locked(eng, &inv);
+	assert_false(eng->lost_pending);
+	eng->committer_running = false;
+	tc_unlock(eng);
+	tc_inval_deliver(eng, &inv);
+}
+
+static void test_lost_group_reloads_nodes(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	uint64_t pads[3 * CAP], k, p, gone, kept;
+	struct stat st = {.st_mode = 0600};
+	struct tc_file *f, *fk;
+	struct tc_attr a;
+
+	limit_cache(eng, CAP);
+	hold_pads(fx, pads, 3 * CAP);
+	tcu_put(fx, "k", "v");
+	tcu_put(fx, "p", "published before");
+	assert_int_equal(tc_lookup(eng, TC_ROOT_INO, "k", &a), 0);
+	k = a.st.st_ino;
+	assert_int_equal(tc_lookup(eng, TC_ROOT_INO, "p", &a), 0);
+	p = a.st.st_ino;
+
+	/* From here operations join one group that is not committed (as
+	 * with a committer thread that has not run yet). */
+	tc_lock(eng);
+	eng->committer_running = true;
+	tc_unlock(eng);
+	assert_int_equal(tc_setattr(eng, k, &st, TC_SET_MODE, NULL, &a), 0);
+	tcu_put(fx, "p", "published in the lost group");
+	assert_int_equal(tc_create(eng, TC_ROOT_INO, "gone", 0644, O_WRONLY,
+				   &fx->ctx, &a, &f),
+			 0);
+	gone = a.st.st_ino;
+	assert_int_equal(tc_release(f), 0);
+	assert_int_equal(tc_create(eng, TC_ROOT_INO, "kept", 0644, O_WRONLY,
+				   &fx->ctx, &a, &fk),
+			 0);
+	kept = a.st.st_ino;
+	churn(fx, pads, 3 * CAP);
+	assert_false(has_body(eng, k));
+	assert_false(has_body(eng, p));
+	assert_false(has_body(eng, gone));
+	assert_true(has_body(eng, kept));
+
+	lose_group(eng);
+
+	/* Rows as committed: the chmod and the publish are undone. */
+	assert_int_equal(tc_getattr(eng, k, &a), 0);
+	assert_int_equal(a.st.st_mode, S_IFREG | 0644);
+	tcu_assert_value(fx, "p", "published before");
+	/* The creations are lost: without a body there is no row to load,
+	 * with one (an open handle) it has no links and reports the error
+	 * once. */
+	assert_int_equal(tc_getattr(eng, gone, &a), -ENOENT);
+	assert_int_equal(tc_getattr(eng, kept, &a), 0);
+	assert_int_equal(a.st.st_nlink, 0);
+	assert_int_equal(tc_flush(fk), -EIO);
+	assert_int_equal(tc_flush(fk), 0);
+	assert_int_equal(tc_release(fk), 0);
+	/* The publish the group held reports it at the next writer's close. */
+	assert_int_equal(tc_open(eng, p, O_WRONLY, &f), 0);
+	assert_int_equal(tc_flush(f), -EIO);
+	assert_int_equal(tc_release(f), 0);
+	assert_false(tcu_present(fx, "gone"));
+	assert_false(tcu_present(fx, "kept"));
+
+	tc_forget(eng, k, 1);
+	tc_forget(eng, p, 1);
+	tc_forget(eng, gone, 1);
+	tc_forget(eng, kept, 1);
+	assert_null(find(eng, gone));
+	assert_null(find(eng, kept));
+	forget_all(fx, pads, 3 * CAP);
+}
+
+/* readdirplus hands the kernel references without loading rows. */
+static int count_entry(void *ctx, const char *name, const struct tc_attr *a,
+		       uint64_t off)
+{
+	(void)name;
+	(void)a;
+	(void)off;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_readdirplus_holds_without_bodies(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	uint64_t loads, ino[5];
+	int seen = 0;
+
+	for (int i = 0; i < 5; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "e%d", i);
+		tcu_put(fx, name, "x");
+		ino[i] = tcu_ino_at(eng, TC_ROOT_INO, name);
+	}
+	loads = body_loads(eng);
+	assert_int_equal(
+	    tc_readdir(eng, TC_ROOT_INO, 0, true, count_entry, &seen), 0);
+	assert_true(seen >= 5);
+	/* At most the directory's own body was loaded. */
+	assert_true(body_loads(eng) <= loads + 1);
+	loads = body_loads(eng);
+	for (int i = 0; i < 5; i++) {
+		struct tc_attr a;
+		assert_false(has_body(eng, ino[i]));
+		assert_int_equal(tc_getattr(eng, ino[i], &a), 0);
+		assert_int_equal(a.st.st_size, 1);
+		tc_forget(eng, ino[i], 1);
+		assert_null(find(eng, ino[i]));
+	}
+	/* One load per getattr. */
+	assert_int_equal(body_loads(eng), loads + 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
-		T(test_get_pin_unpin_release),
-		T(test_lookup_and_open_keep_node),
-		T(test_unlinked_row_purged_at_last_reference),
-		T(test_drop_live_node),
-		T(test_table_grows),
-		T(test_drop_orphans),
-		T(test_atime_batch),
-		T(test_inval_collect_and_deliver),
+	    T(test_get_pin_unpin_release),
+	    T(test_lookup_and_open_keep_node),
+	    T(test_unlinked_row_purged_at_last_reference),
+	    T(test_drop_live_node),
+	    T(test_table_grows),
+	    T(test_drop_orphans),
+	    T(test_atime_batch),
+	    T(test_inval_collect_and_deliver),
+	    T(test_body_evicted_and_reloaded),
+	    T(test_body_cache_bounded),
+	    T(test_busy_bodies_stay),
+	    T(test_rollback_reloads_dropped_body),
+	    T(test_lost_group_reloads_nodes),
+	    T(test_readdirplus_holds_without_bodies),
 #undef T
 	};
 

@@ -164,6 +164,7 @@ static void test_ino_read_fd_of_large_item(void **state)
 	enum { LEN = 100000 };
 	char *want = malloc(LEN), *got = malloc(LEN);
 	uint64_t ino;
+	off_t pos;
 	int fd;
 
 	assert_non_null(want);
@@ -174,7 +175,8 @@ static void test_ino_read_fd_of_large_item(void **state)
 	tcu_put_fill(fx, "big", LEN, 7);
 	tcu_fill(want, LEN, 7);
 	ino = hl_lookup(fx, "big");
-	assert_int_equal(tc_read_fd_ino(fx->eng, ino, &fd), 0);
+	assert_int_equal(tc_read_fd_ino(fx->eng, ino, 0, LEN, &fd, &pos), 0);
+	assert_int_equal(pos, 0);
 	assert_int_equal(pread(fd, got, LEN, 0), LEN);
 	assert_memory_equal(got, want, LEN);
 	/* The descriptor is the caller's: the node letting go of its copy
@@ -186,7 +188,7 @@ static void test_ino_read_fd_of_large_item(void **state)
 	close(fd);
 	/* Unpublished writes: copy reads only. */
 	assert_int_equal(tc_write_ino(fx->eng, ino, "x", 1, 0), 1);
-	assert_int_equal(tc_read_fd_ino(fx->eng, ino, &fd), -EAGAIN);
+	assert_int_equal(tc_read_fd_ino(fx->eng, ino, 0, 1, &fd, &pos), -EAGAIN);
 	assert_int_equal(tc_read_ino(fx->eng, ino, got, 2, 0), 2);
 	assert_int_equal(got[0], 'x');
 	assert_int_equal(got[1], want[1]);
@@ -194,7 +196,8 @@ static void test_ino_read_fd_of_large_item(void **state)
 	tcu_put(fx, "small", "s");
 	{
 		uint64_t s = hl_lookup(fx, "small");
-		assert_int_equal(tc_read_fd_ino(fx->eng, s, &fd), -EAGAIN);
+		assert_int_equal(tc_read_fd_ino(fx->eng, s, 0, 1, &fd, &pos),
+				 -EAGAIN);
 		tc_forget(fx->eng, s, 1);
 	}
 	tc_forget(fx->eng, ino, 1);

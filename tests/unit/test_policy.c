@@ -397,6 +397,95 @@ static void test_ttl_resolution_order(void **state)
 	assert_true(tcu_present(fx, "d"));
 }
 
+/* ttl=never: no deadline whatever the tag rules, the directory and the
+ * mount say; on a directory, the default of entries created below it
+ * afterwards (tiercachefs(8), EXTENDED ATTRIBUTES). */
+static void test_ttl_never(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_tag_rule rules[] = {
+		{ .tag = "short", .ttl_ns = 5 * TCU_MIN, .ram_ttl_ns = -1 },
+	};
+	struct tc_attr a;
+	uint64_t d, sub, other;
+
+	fx->cfg.ttl_ns = TCU_HOUR;
+	fx->cfg.tag_rules = rules;
+	fx->cfg.n_tag_rules = 1;
+	tcu_reopen(fx);
+	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
+	assert_int_equal(tc_setxattr(fx->eng, d, TC_XATTR_PREFIX "ttl", "10m",
+				     3, 0),
+			 0);
+	/* Against the mount default, a tag rule and a directory default. */
+	tcu_put(fx, "m", "m");
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, TC_ROOT_INO, "t", "t", 1),
+			 0);
+	assert_int_equal(set_x(fx, TC_ROOT_INO, "t", "tags", "short"), 0);
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "x", "x", 1), 0);
+	assert_int_equal(expires_in(fx, TC_ROOT_INO, "m"), 3600);
+	assert_int_equal(expires_in(fx, TC_ROOT_INO, "t"), 300);
+	assert_int_equal(expires_in(fx, d, "x"), 600);
+	assert_int_equal(set_x(fx, TC_ROOT_INO, "m", "ttl", "never"), 0);
+	assert_int_equal(set_x(fx, TC_ROOT_INO, "t", "ttl", "never"), 0);
+	assert_int_equal(set_x(fx, d, "x", "ttl", "never"), 0);
+	assert_int_equal(expires_in(fx, TC_ROOT_INO, "m"), -1);
+	assert_int_equal(expires_in(fx, TC_ROOT_INO, "t"), -1);
+	assert_int_equal(expires_in(fx, d, "x"), -1);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "m", &a), 0);
+	assert_true(a.valid_ns == INT64_MAX);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	/* A write and a retag keep it: nothing resolves it away. */
+	tcu_put(fx, "m", "m2");
+	assert_int_equal(set_x(fx, TC_ROOT_INO, "t", "tags", "short,other"), 0);
+	assert_int_equal(expires_in(fx, TC_ROOT_INO, "m"), -1);
+	assert_int_equal(expires_in(fx, TC_ROOT_INO, "t"), -1);
+
+	/* A directory's never is the default below it, for entries created
+	 * afterwards (also in a subdirectory made later); a tag rule still
+	 * comes before it, and an entry made before keeps its lifetime. */
+	other = tcu_mkdir_at(fx, TC_ROOT_INO, "other");
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, other, "before", "b", 1),
+			 0);
+	assert_int_equal(tc_setxattr(fx->eng, other, TC_XATTR_PREFIX "ttl",
+				     "never", 5, 0),
+			 0);
+	sub = tcu_mkdir_at(fx, other, "sub");
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, other, "after", "a", 1),
+			 0);
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, sub, "deep", "d", 1), 0);
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, sub, "tagged", "g", 1),
+			 0);
+	assert_int_equal(set_x(fx, sub, "tagged", "tags", "short"), 0);
+	assert_int_equal(expires_in(fx, other, "before"), 3600);
+	assert_int_equal(expires_in(fx, other, "after"), -1);
+	assert_int_equal(expires_in(fx, sub, "deep"), -1);
+	assert_int_equal(expires_in(fx, sub, "tagged"), 300);
+
+	/* Time passes: only the never entries stay, through sweeps and a
+	 * reopen. */
+	tcu_advance(fx, 2 * TCU_HOUR);
+	tcu_maintain(fx);
+	tcu_reopen(fx);
+	tcu_advance(fx, 400 * 24 * TCU_HOUR);
+	tcu_maintain(fx);
+	tcu_assert_value(fx, "m", "m2");
+	tcu_assert_value(fx, "t", "t");
+	tcu_assert_value_at(fx, d, "x", "x", 1);
+	tcu_assert_value_at(fx, other, "after", "a", 1);
+	tcu_assert_value_at(fx, sub, "deep", "d", 1);
+	assert_int_equal(tcu_ino_at(fx->eng, other, "before"), 0);
+	assert_int_equal(tcu_ino_at(fx->eng, sub, "tagged"), 0);
+
+	/* none gives it back to the defaults, counted from then. */
+	assert_int_equal(set_x(fx, TC_ROOT_INO, "t", "ttl", "none"), 0);
+	assert_int_equal(expires_in(fx, TC_ROOT_INO, "t"),
+			 2 * 3600 + 400 * 86400 + 300);
+	assert_int_equal(set_x(fx, TC_ROOT_INO, "m", "ttl", "0"), 0);
+	assert_int_equal(expires_in(fx, TC_ROOT_INO, "m"),
+			 2 * 3600 + 400 * 86400 + 3600);
+}
+
 static void test_expire_control(void **state)
 {
 	struct tcu *fx = *state;
@@ -543,6 +632,7 @@ int main(void)
 		T(test_ttl_absolute),
 		T(test_ttl_sliding),
 		T(test_ttl_resolution_order),
+		T(test_ttl_never),
 		T(test_expire_control),
 		T(test_schema),
 		T(test_evict_tag_and_flush),

@@ -107,7 +107,7 @@ static void test_version_table(void **state)
 static void test_write_clears_from_shared(void **state)
 {
 	struct tcu *fx = *state;
-	struct tc_dirty *d = tc_dirty_new();
+	struct tc_dirty *d = tc_content_dirty_new(fx->eng);
 
 	assert_non_null(d);
 	assert_int_equal(tc_dirty_write(&fx->eng->blobs, d, "abc", 3, 0), 0);

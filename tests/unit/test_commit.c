@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the committer (engine/commit.c) with its thread running:
+ * the file of a blob that lost its last reference is deleted only after a
+ * WAL fsync made that commit durable, by the committer, and it stays while
+ * every fsync fails; under sync=never nothing waits for an fsync; a full
+ * store reclaims them at once.
+ */
+#include <time.h>
+
+#include "engine_i.h"
+#include "util.h"
+
+/* Above inline_max (64 KiB by default): the content has a blob file. */
+#define BLOB_LEN (256 * 1024)
+#define DEADLINE_NS (10 * TCU_SEC)
+
+static struct tcu_faults faults;
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * TCU_SEC + ts.tv_nsec;
+}
+
+static void pause_ms(void)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Wait (with a deadline) until the blob file's existence is @want. */
+static void wait_blob(struct tcu *fx, const char *hex, bool want)
+{
+	int64_t end = mono_ns() + DEADLINE_NS;
+
+	while (tcu_blob_exists(fx, hex) != want) {
+		assert_true(mono_ns() < end);
+		pause_ms();
+	}
+}
+
+/* Wait (with a deadline) until the ops table saw more than @n fsyncs. */
+static void wait_fsyncs_above(int n)
+{
+	int64_t end = mono_ns() + DEADLINE_NS;
+
+	while (__atomic_load_n(&faults.fsyncs, __ATOMIC_RELAXED) <= n) {
+		assert_true(mono_ns() < end);
+		pause_ms();
+	}
+}
+
+/* Reopen with the committer running and blob I/O through the faults. */
+static void start(struct tcu *fx, enum tc_sync sync)
+{
+	fx->cfg.background = true;
+	fx->cfg.sync = sync;
+	tcu_use_faults(fx, &faults);
+}
+
+static void put_blob(struct tcu *fx, const char *name, char hex[33])
+{
+	tcu_put_fill(fx, name, BLOB_LEN, 7);
+	tcu_hash(fx, name, hex);
+	assert_true(tcu_blob_exists(fx, hex));
+}
+
+static void test_blob_goes_after_a_durable_commit(void **state)
+{
+	struct tcu *fx = *state;
+	char hex[33];
+	int seen;
+
+	start(fx, TC_SYNC_FSYNC);
+	put_blob(fx, "k", hex);
+	assert_int_equal(tc_sync(fx->eng), 0);
+
+	/* Every fsync fails: the unlink commits, the file stays. */
+	faults.fsync_errno = EIO;
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
+	assert_int_equal(tc_sync(fx->eng), -EIO);
+	seen = __atomic_load_n(&faults.fsyncs, __ATOMIC_RELAXED);
+	/* The committer tries its own fsync, and fails too. */
+	wait_fsyncs_above(seen);
+	assert_true(tcu_blob_exists(fx, hex));
+	assert_false(tcu_present(fx, "k"));
+
+	/* Once an fsync succeeds (the committer's retry), the file goes. */
+	faults.fsync_errno = 0;
+	wait_blob(fx, hex, false);
+	tcu_assert_stat(fx->eng, "blob_bytes", 0);
+	tcu_drop_faults(fx);
+}
+
+static void test_program_fsync_lets_the_committer_reap(void **state)
+{
+	struct tcu *fx = *state;
+	char hex[33];
+
+	start(fx, TC_SYNC_FSYNC);
+	put_blob(fx, "k", hex);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
+	assert_int_equal(tc_sync(fx->eng), 0);
+	wait_blob(fx, hex, false);
+	tcu_drop_faults(fx);
+}
+
+static void test_sync_never_reaps_without_fsync(void **state)
+{
+	struct tcu *fx = *state;
+	char hex[33];
+
+	start(fx, TC_SYNC_NEVER);
+	put_blob(fx, "k", hex);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
+	wait_blob(fx, hex, false);
+	assert_int_equal(__atomic_load_n(&faults.fsyncs, __ATOMIC_RELAXED), 0);
+	tcu_drop_faults(fx);
+}
+
+static void test_close_reaps_what_is_left(void **state)
+{
+	struct tcu *fx = *state;
+	char hex[33];
+
+	start(fx, TC_SYNC_FSYNC);
+	put_blob(fx, "k", hex);
+	faults.fsync_errno = EIO;
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
+	assert_int_equal(tc_sync(fx->eng), -EIO);
+	assert_true(tcu_blob_exists(fx, hex));
+	faults.fsync_errno = 0;
+	/* Closing syncs and deletes it, whatever the committer got to. */
+	tcu_drop_faults(fx);
+	assert_false(tcu_blob_exists(fx, hex));
+	tcu_open(fx);
+	assert_false(tcu_present(fx, "k"));
+}
+
+/* A full store frees the deleted entries' files at once, in the caller. */
+static void test_reclaim_deletes_at_once(void **state)
+{
+	struct tcu *fx = *state;
+	char hex[33];
+
+	start(fx, TC_SYNC_FSYNC);
+	put_blob(fx, "k", hex);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
+	assert_true(tc_commit_reclaim(fx->eng));
+	assert_false(tcu_blob_exists(fx, hex)); /* no waiting */
+	tcu_assert_stat(fx->eng, "blob_bytes", 0);
+	/* Nothing left to free: no point in trying again. */
+	assert_false(tc_commit_reclaim(fx->eng));
+	tcu_drop_faults(fx);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_blob_goes_after_a_durable_commit),
+		T(test_program_fsync_lets_the_committer_reap),
+		T(test_sync_never_reaps_without_fsync),
+		T(test_close_reaps_what_is_left),
+		T(test_reclaim_deletes_at_once),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
