@@ -496,16 +496,20 @@ int tc_dirty_slot_store(struct tc_blob_store *bs, struct tc_dirty *d, size_t i,
 
 	if (s->state != SLOT_TMP)
 		return 0;
+	/* Held from before the file takes its name until the publish
+	 * references it: a blob of that hash that lost its last reference
+	 * earlier (retired, or released by another writer) must not have its
+	 * file deleted from under this one. */
+	d->src.hold(d->src.ctx, s->hash);
 	rc = tc_blob_commit_tmp(bs, s->fd, s->tmpname, s->hash, durable);
-	if (rc)
+	if (rc) {
+		d->src.release(d->src.ctx, s->hash);
 		return rc;
-	/* In place now: the slot names the blob, held until the publish
-	 * references it. */
+	}
 	close(s->fd);
 	s->fd = -1;
 	s->tmpname[0] = '\0';
 	s->state = SLOT_HELD;
-	d->src.hold(d->src.ctx, s->hash);
 	return 0;
 }
 

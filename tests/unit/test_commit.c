@@ -141,6 +141,39 @@ static void test_close_reaps_what_is_left(void **state)
 	assert_false(tcu_present(fx, "k"));
 }
 
+/* The most holds any fsync saw (the fsync of a chunk's temporary file
+ * comes just before it takes the blob's name). */
+static struct tc_engine *watched;
+static size_t holds_seen;
+
+static int fsync_watching_holds(void *ctx, int fd)
+{
+	size_t n = __atomic_load_n(&watched->n_holds, __ATOMIC_RELAXED);
+
+	if (n > holds_seen)
+		holds_seen = n;
+	return tcu_f_fsync(ctx, fd);
+}
+
+/* A blob file that takes its name is held from before, so that no reap
+ * of an earlier blob of that hash (retired, its last reference gone) can
+ * delete it before the publish references it. */
+static void test_new_blob_file_is_held_before_it_is_named(void **state)
+{
+	struct tcu *fx = *state;
+
+	start(fx, TC_SYNC_CLOSE); /* a durable publish fsyncs the file */
+	watched = fx->eng;
+	holds_seen = 0;
+	faults.ops.fsync = fsync_watching_holds;
+	tcu_put_fill(fx, "k", BLOB_LEN, 3);
+	assert_true(holds_seen >= 1);
+	/* Released once referenced: nothing keeps a file alive for ever. */
+	assert_int_equal(__atomic_load_n(&fx->eng->n_holds, __ATOMIC_RELAXED),
+			 0);
+	tcu_drop_faults(fx);
+}
+
 /* A full store frees the deleted entries' files at once, in the caller. */
 static void test_reclaim_deletes_at_once(void **state)
 {
@@ -168,6 +201,7 @@ int main(void)
 		T(test_sync_never_reaps_without_fsync),
 		T(test_close_reaps_what_is_left),
 		T(test_reclaim_deletes_at_once),
+		T(test_new_blob_file_is_held_before_it_is_named),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
