@@ -455,10 +455,14 @@ void tc_node_attr(struct tc_engine *eng, struct tc_node *n,
 {
 	struct tc_inode m;
 
+	/* The node's lock first: a publish holds it while it moves the
+	 * dirty state into the row, so the row and the dirty state are seen
+	 * on the same side of it (a copy of the row taken before a publish
+	 * and no dirty state after it would say size 0). */
+	tc_mutex_lock(&n->body->lock);
 	tc_lock(eng);
 	m = n->body->meta;
 	tc_unlock(eng);
-	tc_mutex_lock(&n->body->lock);
 	if (n->body->dirty) {
 		m.size = n->body->dirty->size;
 		m.mtime = m.ctime = n->body->dirty->mtime;
