@@ -3,7 +3,7 @@
  * snapshots.c - the /.stats file in cache_mode=kernel.
  *
  * In daemon mode .stats is rendered at each open and read with direct_io
- * (ops.c). In kernel mode no open reaches the daemon, and the kernel keeps
+ * (fileops.c). In kernel mode no open reaches the daemon, and the kernel keeps
  * the pages and the size of a file it has read: a fixed inode would show
  * the first snapshot for ever. So every lookup of the name renders a new
  * snapshot under a new inode number, replied with an entry timeout of 0

@@ -7,9 +7,9 @@
  * format (version 0.0.4), so `promtool check metrics` accepts the file and a
  * node_exporter textfile collector can scrape it. Every metric gets the
  * tiercache_ prefix, counters get the _total suffix, and each has its
- * # HELP and # TYPE lines. ops.c calls tcfs_stats_render() at every open of
- * .stats and serves the rendered text from the handle, so a reader always
- * gets one consistent snapshot.
+ * # HELP and # TYPE lines. fileops.c calls tcfs_stats_render() at every open
+ * of .stats and serves the rendered text from the handle, so a reader
+ * always gets one consistent snapshot.
  */
 #include <errno.h>
 #include <math.h>

@@ -6,12 +6,13 @@
  * a read-only file listing the paths of the entries that carry TAG, one per
  * line ("/dir/key"). The engine answers from its tag table
  * (tc_tags_list(), tc_tag_paths()); this file makes a directory of it.
- * Like .stats it belongs to the daemon: ops.c answers every request on the
- * directory or on its files here, and refuses every change (EPERM).
+ * Like .stats it belongs to the daemon: the handlers (ops.c, fileops.c,
+ * dirops.c) answer every request on the directory or on its files here,
+ * and refuse every change (EPERM).
  *
  * A listing is never stale:
  *   - cache_mode=daemon: the file is rendered at every open into the
- *     handle and read with direct_io (ops.c, as .stats), so its size
+ *     handle and read with direct_io (fileops.c, as .stats), so its size
  *     attribute is 0;
  *   - cache_mode=kernel (no open reaches us, and the kernel keeps the pages
  *     of what it read): the file is rendered at every lookup, replied with

@@ -7,8 +7,13 @@
  *   options.c  command line and -o options, the store and mountpoint
  *   config.c   the config= INI file
  *   optdefs.c  the mount options described once: check and store a value
- *   ops.c      the libfuse low-level operations, each a thin translation
- *              to one engine call (tiercache.h), plus the virtual .stats file
+ *   ops.c      the libfuse low-level operations table, the namespace
+ *              handlers and the helpers all handlers share; each handler is
+ *              a thin translation to one engine call (tiercache.h)
+ *   fileops.c  the file I/O handlers, and .stats's open, read and release
+ *   dirops.c   the directory handlers: listings, with .stats and .tags in
+ *              the root's
+ *   xattrops.c the extended-attribute handlers
  *   stats.c    rendering of the engine's statistics as Prometheus text
  *   inval.c    the thread that forwards the engine's invalidations to the
  *              kernel
@@ -411,6 +416,78 @@ void tcfs_block_signals(sigset_t *old);
 
 /** The low-level operations table. */
 extern const struct fuse_lowlevel_ops tcfs_ops;
+
+/* ------------------------------------------------------------------ */
+/* What the handlers share (ops.c, fileops.c, dirops.c, xattrops.c)   */
+/* ------------------------------------------------------------------ */
+
+/* statfs and .stats block size: the unit df(1) counts in. */
+#define TCFS_BLOCK_SIZE 4096
+
+/** The daemon, the session's userdata. (ops.c) */
+struct tcfs *tcfs_of(fuse_req_t req);
+
+/** The engine handle of an open file, kept in fi->fh. (ops.c) */
+struct tc_file *tcfs_file(const struct fuse_file_info *fi);
+
+/** Fill @p e from @p a, its timeouts bounded by @p a's deadline. (ops.c) */
+void tcfs_entry_fill(fuse_req_t req, struct fuse_entry_param *e,
+		     const struct tc_attr *a);
+
+/** True for the daemon's own inodes: .stats, its snapshots, /.tags and the
+ *  files in it. (ops.c) */
+bool tcfs_is_virtual_ino(fuse_ino_t ino);
+
+/** True for a virtual file read from the text its open rendered. (ops.c) */
+bool tcfs_is_text_ino(fuse_ino_t ino);
+
+/** The requester's uid, gid and umask. (ops.c) */
+struct tc_ctx tcfs_ctx(fuse_req_t req);
+
+/** Reply EPERM and return true when @p name in @p parent is reserved
+ *  (.stats, .tags, any name in /.tags). (ops.c) */
+bool tcfs_refuse_reserved(fuse_req_t req, fuse_ino_t parent, const char *name);
+
+/** Attributes of .stats in daemon mode. (fileops.c) */
+void tcfs_stats_attr(struct tc_attr *a);
+
+/* Handlers named only by tcfs_ops. fileops.c: a file's content. */
+void tcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		 mode_t mode, struct fuse_file_info *fi);
+void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	       struct fuse_file_info *fi);
+void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		off_t off, struct fuse_file_info *fi);
+void tcfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void tcfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void tcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		struct fuse_file_info *fi);
+void tcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+		    off_t len, struct fuse_file_info *fi);
+void tcfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			  struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			  off_t off_out, struct fuse_file_info *fi_out,
+			  size_t len, int flags);
+
+/* dirops.c: listings. */
+void tcfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void tcfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		  struct fuse_file_info *fi);
+void tcfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi);
+void tcfs_releasedir(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi);
+void tcfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		   struct fuse_file_info *fi);
+
+/* xattrops.c: extended attributes. */
+void tcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		   const char *value, size_t size, int flags);
+void tcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		   size_t size);
+void tcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void tcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 /* ------------------------------------------------------------------ */
 /* Text and the .stats rendering (stats.c)                             */
