@@ -12,6 +12,13 @@
  * busy bodies stay, the cache stays within its bound, a rolled-back drop
  * and a lost group bring bodies (and nodes without one) back in line.
  */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "engine_i.h"
 #include "util.h"
 
@@ -632,6 +639,84 @@ static void test_busy_bodies_stay(void **state)
 	forget_all(fx, pads, 3 * CAP);
 }
 
+/* A getattr that meets a publish in progress. */
+struct attr_race {
+	struct tc_engine *eng;
+	uint64_t ino;
+	struct tc_attr a;
+	int rc;
+	pid_t tid;
+};
+
+static void *getattr_thread(void *arg)
+{
+	struct attr_race *r = arg;
+
+	__atomic_store_n(&r->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	r->rc = tc_getattr(r->eng, r->ino, &r->a);
+	return NULL;
+}
+
+/* True once thread @tid sleeps (waits on a lock). */
+static bool thread_sleeps(pid_t tid)
+{
+	char path[64], buf[512], *p;
+	ssize_t k;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	k = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (k <= 0)
+		return false;
+	buf[k] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
+/* A getattr waiting while a publish moves dirty state into the row sees
+ * one side of it, never the row from before and no dirty state (size 0). */
+static void test_getattr_during_publish(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	struct attr_race r = { .eng = eng };
+	struct timespec t0, t;
+	struct tc_file *f;
+	struct tc_node *n;
+	pthread_t th;
+
+	tcu_put(fx, "k", "");
+	r.ino = tcu_ino_at(eng, TC_ROOT_INO, "k");
+	assert_int_equal(tc_open(eng, r.ino, O_WRONLY, &f), 0);
+	assert_int_equal(tc_write(f, "twelve bytes", 12, 0), 12);
+	n = f->node;
+	/* Hold the node's lock as a publish does, let the reader block on
+	 * it, then publish. */
+	tc_mutex_lock(&n->body->lock);
+	assert_int_equal(pthread_create(&th, NULL, getattr_thread, &r), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		pid_t tid = __atomic_load_n(&r.tid, __ATOMIC_ACQUIRE);
+
+		if (tid && thread_sleeps(tid))
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		assert_true(t.tv_sec - t0.tv_sec < 10);
+		sched_yield();
+	}
+	assert_int_equal(tc_content_publish_nlocked(eng, n, false), 0);
+	tc_mutex_unlock(&n->body->lock);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.a.st.st_size, 12);
+	assert_int_equal(tc_release(f), 0);
+	tcu_assert_value(fx, "k", "twelve bytes");
+}
+
 /* A rolled-back drop of a node held without a body: the drop loads it
  * (its zero links keep it), the rollback reads the row back. */
 static void test_rollback_reloads_dropped_body(void **state)
@@ -819,6 +904,7 @@ int main(void)
 	    T(test_rollback_reloads_dropped_body),
 	    T(test_lost_group_reloads_nodes),
 	    T(test_readdirplus_holds_without_bodies),
+	    T(test_getattr_during_publish),
 #undef T
 	};
 
