@@ -7,9 +7,10 @@
  *   options.c  command line and -o options, the store and mountpoint
  *   config.c   the config= INI file
  *   optdefs.c  the mount options described once: check and store a value
- *   ops.c      the libfuse low-level operations table, the namespace
- *              handlers and the helpers all handlers share; each handler is
- *              a thin translation to one engine call (tiercache.h)
+ *   ops.c      the libfuse low-level operations table, init and the
+ *              namespace handlers; each handler is a thin translation to
+ *              one engine call (tiercache.h)
+ *   request.c  what every handler needs of a request and its reply
  *   fileops.c  the file I/O handlers, and .stats's open, read and release
  *   dirops.c   the directory handlers: listings, with .stats and .tags in
  *              the root's
@@ -418,35 +419,55 @@ void tcfs_block_signals(sigset_t *old);
 extern const struct fuse_lowlevel_ops tcfs_ops;
 
 /* ------------------------------------------------------------------ */
-/* What the handlers share (ops.c, fileops.c, dirops.c, xattrops.c)   */
+/* What the handlers share (request.c)                                */
 /* ------------------------------------------------------------------ */
 
 /* statfs and .stats block size: the unit df(1) counts in. */
 #define TCFS_BLOCK_SIZE 4096
 
-/** The daemon, the session's userdata. (ops.c) */
+/** The daemon, the session's userdata. */
 struct tcfs *tcfs_of(fuse_req_t req);
 
-/** The engine handle of an open file, kept in fi->fh. (ops.c) */
+/** The engine handle of an open file, kept in fi->fh. */
 struct tc_file *tcfs_file(const struct fuse_file_info *fi);
 
-/** Fill @p e from @p a, its timeouts bounded by @p a's deadline. (ops.c) */
+/** Fill @p e from @p a, its timeouts bounded by @p a's deadline. */
 void tcfs_entry_fill(fuse_req_t req, struct fuse_entry_param *e,
 		     const struct tc_attr *a);
 
 /** True for the daemon's own inodes: .stats, its snapshots, /.tags and the
- *  files in it. (ops.c) */
+ *  files in it. */
 bool tcfs_is_virtual_ino(fuse_ino_t ino);
 
-/** True for a virtual file read from the text its open rendered. (ops.c) */
+/** True for a virtual file read from the text its open rendered. */
 bool tcfs_is_text_ino(fuse_ino_t ino);
 
-/** The requester's uid, gid and umask. (ops.c) */
+/** The requester's uid, gid and umask. */
 struct tc_ctx tcfs_ctx(fuse_req_t req);
 
 /** Reply EPERM and return true when @p name in @p parent is reserved
- *  (.stats, .tags, any name in /.tags). (ops.c) */
+ *  (.stats, .tags, any name in /.tags). */
 bool tcfs_refuse_reserved(fuse_req_t req, fuse_ino_t parent, const char *name);
+
+/** True for .stats, or .tags, in the root. */
+bool tcfs_is_stats_name(fuse_ino_t parent, const char *name);
+bool tcfs_is_tags_name(fuse_ino_t parent, const char *name);
+
+/** Timeout of a reply in seconds: what @p valid_ns allows, within the
+ *  mount's bound. */
+double tcfs_timeout(fuse_req_t req, int64_t valid_ns);
+
+/** Drop @p nlookup references the kernel held on @p ino (forget). */
+void tcfs_forget_one(struct tcfs *fs, fuse_ino_t ino, uint64_t nlookup);
+
+/** Reply with an entry whose reference the engine took, dropped again when
+ *  the kernel did not get the reply. */
+void tcfs_reply_entry(fuse_req_t req, const struct tc_attr *a);
+
+/* ------------------------------------------------------------------ */
+/* The handlers (ops.c, fileops.c, dirops.c, xattrops.c)              */
+/* ------------------------------------------------------------------ */
+
 
 /** Attributes of .stats in daemon mode. (fileops.c) */
 void tcfs_stats_attr(struct tc_attr *a);
