@@ -11,7 +11,8 @@
  *   base.c parse.c       clock, log, error text, locks; value grammars
  *   ram.c                the RAM tier (contents by hash)
  *   index.c              SQLite: the connection, transactions, every
- *   index_query.c          statement of the engine (check's included)
+ *   index_inode.c          statement of the engine (check's included)
+ *   index_query.c
  *   index_check.c
  *   blob.c               blob files and a blob's whole life: reference
  *                          counts, pending files, deletion after commit
@@ -328,7 +329,7 @@ int64_t tc_index_meta_get(struct tc_index *ix, const char *key, int64_t dflt);
 /* The dir_flags bits, from meta or (once) by scanning the inodes. */
 int tc_index_dir_flags(struct tc_index *ix, int64_t *flags) TC_WUR;
 
-/* index.c: inode rows */
+/* index_inode.c: inode rows */
 int tc_index_inode_get(struct tc_index *ix, uint64_t ino,
 		       struct tc_inode *out) TC_WUR;
 /* Insert @o with inode number o->ino (AUTOINCREMENT keeps the highest). */
