@@ -207,6 +207,26 @@ static int split_tags(const char *list, char tags[][65])
 /* Contents                                                           */
 /* ------------------------------------------------------------------ */
 
+/* Write the first @size bytes of file @fd into @d, in order. */
+static int copy_fd(struct tc_engine *eng, int fd, uint64_t size,
+		   struct tc_dirty *d)
+{
+	char *buf = malloc(COPY_CHUNK);
+	int rc = buf ? 0 : -ENOMEM;
+
+	for (uint64_t off = 0; !rc && off < size;) {
+		size_t k = size - off < COPY_CHUNK ? (size_t)(size - off)
+						   : COPY_CHUNK;
+
+		rc = tc_blob_pread_all(&eng->blobs, fd, buf, k, (off_t)off);
+		if (!rc)
+			rc = tc_dirty_write(&eng->blobs, d, buf, k, off);
+		off += k;
+	}
+	free(buf);
+	return rc;
+}
+
 /* Fill @d with content @hash of @size bytes from this store, if it holds
  * it: 0, or -ENOENT (fetch it). */
 static int copy_local(struct tc_engine *eng, const uint8_t *hash,
@@ -241,18 +261,7 @@ static int copy_local(struct tc_engine *eng, const uint8_t *hash,
 	}
 	if (!known || tc_blob_open_read(&eng->blobs, hash, &fd))
 		return -ENOENT;
-	buf = malloc(COPY_CHUNK);
-	rc = buf ? 0 : -ENOMEM;
-	for (uint64_t off = 0; !rc && off < size;) {
-		size_t k = size - off < COPY_CHUNK ? (size_t)(size - off)
-						   : COPY_CHUNK;
-
-		rc = tc_blob_pread_all(&eng->blobs, fd, buf, k, (off_t)off);
-		if (!rc)
-			rc = tc_dirty_write(&eng->blobs, d, buf, k, off);
-		off += k;
-	}
-	free(buf);
+	rc = copy_fd(eng, fd, size, d);
 	close(fd);
 	return rc ? -ENOENT : 0;
 }
@@ -280,19 +289,8 @@ static int fetch(struct tc_engine *eng, const uint8_t *hash, uint64_t size,
 	if (rc)
 		return rc;
 	rc = tc_shared_get_content_fd(eng->shared, hash, size, fd);
-	buf = rc ? NULL : malloc(COPY_CHUNK);
-	if (!rc && !buf)
-		rc = -ENOMEM;
-	for (uint64_t off = 0; !rc && off < size;) {
-		size_t k = size - off < COPY_CHUNK ? (size_t)(size - off)
-						   : COPY_CHUNK;
-
-		rc = tc_blob_pread_all(&eng->blobs, fd, buf, k, (off_t)off);
-		if (!rc)
-			rc = tc_dirty_write(&eng->blobs, d, buf, k, off);
-		off += k;
-	}
-	free(buf);
+	if (!rc)
+		rc = copy_fd(eng, fd, size, d);
 	tc_blob_tmp_discard(&eng->blobs, fd, name);
 	return rc;
 }
