@@ -9,7 +9,8 @@
  * read; each maintenance round (tc_content_maintain()) lets go of content
  * nobody read since the round before, so a RAM item is not pinned for as
  * long as the kernel remembers a name. Publishing has no last close to
- * wait for: fsync, the release of the last writable handle of a create, a
+ * wait for: fsync, the release of the last writable handle (for a caller
+ * that has one: the daemon's creates in cache_mode=kernel keep none), a
  * rename of the file (tc_publish_name()), a quiet period without writes
  * (maintenance), and unmount publish; a truncate alone does not, the
  * writes after it complete it. (The SETATTR of times the kernel sends
