@@ -470,6 +470,32 @@ static void src_release(void *ctx, const uint8_t *hash)
 	tc_unlock(eng);
 }
 
+ssize_t tc_content_read_node(struct tc_engine *eng, struct tc_node *n,
+			     void *buf, size_t size, uint64_t off,
+			     int (*load)(struct tc_engine *eng,
+					 struct tc_node *n))
+{
+	struct tc_content *c;
+	ssize_t rc;
+
+	tc_mutex_lock(&n->body->lock);
+	if (n->body->dirty) {
+		rc = tc_dirty_read(&eng->blobs, n->body->dirty, buf, size, off);
+		tc_mutex_unlock(&n->body->lock);
+	} else if ((rc = load(eng, n)) != 0) {
+		tc_mutex_unlock(&n->body->lock);
+	} else {
+		c = n->body->content;
+		atomic_fetch_add(&c->refs, 1);
+		tc_mutex_unlock(&n->body->lock);
+		rc = tc_content_read(c, buf, size, off);
+		tc_node_content_unref(c);
+	}
+	if (rc > 0)
+		tc_count(eng, read_bytes, (uint64_t)rc);
+	return rc;
+}
+
 void tc_content_chunk_src(struct tc_engine *eng, struct tc_chunk_src *src)
 {
 	src->read = src_read;

@@ -1029,6 +1029,9 @@ struct tc_node *tc_node_find_locked(struct tc_engine *eng, uint64_t ino);
  * table or not in its body (-ENOENT when there is none). */
 int tc_node_get_locked(struct tc_engine *eng, uint64_t ino,
 		       struct tc_node **out) TC_WUR;
+/* The same, taking the engine lock. */
+int tc_node_get(struct tc_engine *eng, uint64_t ino,
+		struct tc_node **out) TC_WUR;
 /* One more lookup reference on @ino's node, added to the table without a
  * body when new (the caller just read its row: readdirplus). */
 int tc_node_hold_locked(struct tc_engine *eng, uint64_t ino) TC_WUR;
@@ -1263,6 +1266,12 @@ int tc_content_load_nlocked(struct tc_engine *eng, struct tc_node *n,
 /* Copy from loaded content @c (no engine lock needed). */
 ssize_t tc_content_read(struct tc_content *c, void *buf, size_t size,
 			uint64_t off);
+/* Read from node @n: its dirty state, else its content, which @load
+ * (called with @n's lock held) makes present; counts read_bytes. */
+ssize_t tc_content_read_node(struct tc_engine *eng, struct tc_node *n,
+			     void *buf, size_t size, uint64_t off,
+			     int (*load)(struct tc_engine *eng,
+					 struct tc_node *n));
 /* A verified blob descriptor holding bytes [@off, @off + @size) of @c at
  * *@pos (valid while @c is held); -EAGAIN when they are in RAM or span
  * chunks. */

@@ -130,40 +130,22 @@ int tc_create(struct tc_engine *eng, uint64_t parent, const char *name,
 	return rc;
 }
 
+/* The content of a handle's node, loaded when it holds none. */
+static int handle_content_nlocked(struct tc_engine *eng, struct tc_node *n)
+{
+	bool hit;
+
+	return n->body->content ? 0 : tc_content_load_nlocked(eng, n, &hit);
+}
+
 ssize_t tc_read(struct tc_file *f, void *buf, size_t size, off_t off)
 {
-	struct tc_node *n = f->node;
-	struct tc_content *c;
-	ssize_t rc;
-
 	if ((f->flags & O_ACCMODE) == O_WRONLY)
 		return -EBADF;
 	if (off < 0)
 		return -EINVAL;
-	tc_mutex_lock(&n->body->lock);
-	if (n->body->dirty) {
-		rc = tc_dirty_read(&f->eng->blobs, n->body->dirty, buf, size,
-				   (uint64_t)off);
-		tc_mutex_unlock(&n->body->lock);
-		goto out;
-	}
-	if (!n->body->content) {
-		bool hit;
-		rc = tc_content_load_nlocked(f->eng, n, &hit);
-		if (rc) {
-			tc_mutex_unlock(&n->body->lock);
-			return rc;
-		}
-	}
-	c = n->body->content;
-	atomic_fetch_add(&c->refs, 1);
-	tc_mutex_unlock(&n->body->lock);
-	rc = tc_content_read(c, buf, size, (uint64_t)off);
-	tc_node_content_unref(c);
-out:
-	if (rc > 0)
-		tc_count(f->eng, read_bytes, (uint64_t)rc);
-	return rc;
+	return tc_content_read_node(f->eng, f->node, buf, size, (uint64_t)off,
+				    handle_content_nlocked);
 }
 
 int tc_read_fd(struct tc_file *f, off_t off, size_t size, int *fd,

@@ -180,9 +180,7 @@ int tc_getattr(struct tc_engine *eng, uint64_t ino, struct tc_attr *out)
 	struct tc_node *n;
 	int rc;
 
-	tc_lock(eng);
-	rc = tc_node_get_locked(eng, ino, &n);
-	tc_unlock(eng);
+	rc = tc_node_get(eng, ino, &n);
 	if (rc)
 		return rc;
 	tc_node_attr(eng, n, out);

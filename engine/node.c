@@ -367,6 +367,16 @@ void tc_node_unpin_locked(struct tc_engine *eng, struct tc_node *n)
 	tc_node_release_locked(eng, n);
 }
 
+int tc_node_get(struct tc_engine *eng, uint64_t ino, struct tc_node **out)
+{
+	int rc;
+
+	tc_lock(eng);
+	rc = tc_node_get_locked(eng, ino, out);
+	tc_unlock(eng);
+	return rc;
+}
+
 void tc_node_unpin(struct tc_engine *eng, struct tc_node *n)
 {
 	tc_lock(eng);

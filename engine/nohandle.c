@@ -79,7 +79,6 @@ static int ino_content_nlocked(struct tc_engine *eng, struct tc_node *n)
 ssize_t tc_read_ino(struct tc_engine *eng, uint64_t ino, void *buf,
 		    size_t size, off_t off)
 {
-	struct tc_content *c;
 	struct tc_node *n;
 	ssize_t rc;
 
@@ -88,26 +87,8 @@ ssize_t tc_read_ino(struct tc_engine *eng, uint64_t ino, void *buf,
 	rc = ino_node(eng, ino, &n);
 	if (rc)
 		return rc;
-	tc_mutex_lock(&n->body->lock);
-	if (n->body->dirty) {
-		rc = tc_dirty_read(&eng->blobs, n->body->dirty, buf, size,
-				   (uint64_t)off);
-		tc_mutex_unlock(&n->body->lock);
-		goto out;
-	}
-	rc = ino_content_nlocked(eng, n);
-	if (rc) {
-		tc_mutex_unlock(&n->body->lock);
-		goto out;
-	}
-	c = n->body->content;
-	atomic_fetch_add(&c->refs, 1);
-	tc_mutex_unlock(&n->body->lock);
-	rc = tc_content_read(c, buf, size, (uint64_t)off);
-	tc_node_content_unref(c);
-out:
-	if (rc > 0)
-		tc_count(eng, read_bytes, (uint64_t)rc);
+	rc = tc_content_read_node(eng, n, buf, size, (uint64_t)off,
+				  ino_content_nlocked);
 	tc_node_unpin(eng, n);
 	return rc;
 }

@@ -107,9 +107,7 @@ int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
 	struct tc_node *n;
 	int rc;
 
-	tc_lock(eng);
-	rc = tc_node_get_locked(eng, ino, &n);
-	tc_unlock(eng);
+	rc = tc_node_get(eng, ino, &n);
 	if (rc)
 		return rc;
 	if (to_set & TC_SET_SIZE) {
@@ -254,9 +252,7 @@ int tc_fallocate_ino(struct tc_engine *eng, uint64_t ino, int mode, off_t off,
 	struct tc_node *n;
 	int rc;
 
-	tc_lock(eng);
-	rc = tc_node_get_locked(eng, ino, &n);
-	tc_unlock(eng);
+	rc = tc_node_get(eng, ino, &n);
 	if (rc)
 		return rc;
 	/* The kernel checked that the file is open for writing. */

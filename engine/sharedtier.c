@@ -548,12 +548,8 @@ static bool busy(struct tc_engine *eng, uint64_t ino)
 	struct tc_node *n;
 	bool dirty;
 
-	tc_lock(eng);
-	if (tc_node_get_locked(eng, ino, &n)) {
-		tc_unlock(eng);
+	if (tc_node_get(eng, ino, &n))
 		return true;
-	}
-	tc_unlock(eng);
 	tc_mutex_lock(&n->body->lock);
 	dirty = n->body->dirty != NULL;
 	tc_mutex_unlock(&n->body->lock);
@@ -569,9 +565,7 @@ static int update_meta(struct tc_engine *eng, uint64_t ino,
 	struct tc_node *n;
 	int rc;
 
-	tc_lock(eng);
-	rc = tc_node_get_locked(eng, ino, &n);
-	tc_unlock(eng);
+	rc = tc_node_get(eng, ino, &n);
 	if (rc)
 		return rc;
 	rc = settle(eng, n, r);
