@@ -272,26 +272,6 @@ int tc_blob_commit_tmp(struct tc_blob_store *bs, int fd, const char *name,
 	return 0;
 }
 
-int tc_blob_write(struct tc_blob_store *bs, const uint8_t *hash,
-		  const void *buf, size_t len, bool durable)
-{
-	char name[32];
-	int fd, rc;
-
-	rc = tc_blob_tmp_create(bs, &fd, name);
-	if (rc)
-		return rc;
-	rc = tc_blob_pwrite_all(bs, fd, buf, len, 0);
-	if (!rc)
-		rc = tc_blob_commit_tmp(bs, fd, name, hash, durable);
-	if (rc) {
-		tc_blob_tmp_discard(bs, fd, name);
-		return rc;
-	}
-	close(fd);
-	return 0;
-}
-
 int tc_blob_open_read(struct tc_blob_store *bs, const uint8_t *hash, int *fd)
 {
 	char bname[TC_BLOB_NAME_LEN];

@@ -537,11 +537,8 @@ int tc_blob_fsync(struct tc_blob_store *bs, int fd) TC_WUR;
  * @durable); the fd stays open and owned by the caller. */
 int tc_blob_commit_tmp(struct tc_blob_store *bs, int fd, const char *name,
 		       const uint8_t *hash, bool durable) TC_WUR;
-/* Write a whole blob from memory (temporary file, then rename). */
-int tc_blob_write(struct tc_blob_store *bs, const uint8_t *hash,
-		  const void *buf, size_t len, bool durable) TC_WUR;
-/* Move blob @hash back to a new temporary file (a publish that renamed
- * its spilled file into place failed to commit); its name in @name. */
+/* Move blob @hash's file into tmp/ under a new name (in @name), for the
+ * reaper to delete it without the engine lock. */
 int tc_blob_uncommit(struct tc_blob_store *bs, const uint8_t *hash,
 		     char name[32]) TC_WUR;
 int tc_blob_open_read(struct tc_blob_store *bs, const uint8_t *hash,

@@ -3,7 +3,7 @@
  * What this mount tells the shared tier (tiercachefs(8), SHARED TIER), and
  * what it knows of each entry's version there.
  *
- * Pushes. A publish (content.c) queues the content by its hash and a name
+ * Pushes. A publish (publish.c) queues the content by its hash and a name
  * record for every name of the file: path, hash, size, mode, owner,
  * mtime, the absolute deadline, ttl mode, tags, schema, and a version (the
  * publish time, and this mount's writer id to break ties). Each record

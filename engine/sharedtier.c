@@ -9,7 +9,7 @@
  * is first a local one. A name absent here is asked of the shared tier by
  * its path: a directory's record makes a local directory, a regular
  * file's a local file with the record's content and metadata, created
- * through the namespace and published like a write (content.c) whose
+ * through the namespace and published like a write (publish.c) whose
  * dirty state says it came from the shared tier, so it is not pushed
  * back. The content comes from the local store when it holds that hash
  * (RAM, the index or a blob file: identical content is never fetched

@@ -397,8 +397,8 @@ MODES = [0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_fallocate_random_against_model(tc_mount, seed):
     """Random writes, truncates and fallocate calls (every mode, through
-    fallocate(2) and posix_fallocate) on files small and large (past the
-    1 MiB where unpublished content moves to a file), every byte and the size
+    fallocate(2) and posix_fallocate) on files small and large (3 MiB: several
+    chunks, some sealed into files before the publish), every byte and the size
     compared with the model after each step, after publishing (fsync,
     close) and after a remount."""
     rng = random.Random(seed)

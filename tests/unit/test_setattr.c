@@ -288,7 +288,7 @@ static void test_fallocate_random(void **state)
 		FALLOC_FL_ZERO_RANGE,
 		FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
 	};
-	const size_t span = 3 << 20; /* past the 1 MiB spill point */
+	const size_t span = 3 << 20; /* several chunks */
 	struct fa_model m = { 0 };
 	unsigned char *data = malloc(span);
 	uint32_t x = 12345;
