@@ -152,20 +152,31 @@ int64_t tc_mono_ns(void)
 /* Invalidation lists                                                 */
 /* ------------------------------------------------------------------ */
 
+/* Room for one more invalidation; false when out of memory (the kernel's
+ * entry or attributes then time out instead). */
+static bool inval_room(struct tc_inval_list *l)
+{
+	struct tc_inval *v;
+	size_t cap;
+
+	if (l->n < l->cap)
+		return true;
+	cap = l->cap ? l->cap * 2 : 16;
+	v = realloc(l->v, cap * sizeof(*v));
+	if (!v)
+		return false;
+	l->v = v;
+	l->cap = cap;
+	return true;
+}
+
 void tc_inval_add(struct tc_inval_list *l, uint64_t parent, const char *name,
 		  size_t len, uint64_t ino)
 {
-	struct tc_inval *v;
 	char *copy;
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return; /* the kernel's entry times out instead */
-		l->v = v;
-		l->cap = cap;
-	}
+	if (!inval_room(l))
+		return;
 	copy = strndup(name, len);
 	if (!copy)
 		return;
@@ -174,15 +185,6 @@ void tc_inval_add(struct tc_inval_list *l, uint64_t parent, const char *name,
 
 void tc_inval_add_inode(struct tc_inval_list *l, uint64_t ino)
 {
-	struct tc_inval *v;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return; /* the kernel's attributes time out instead */
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = (struct tc_inval){ 0, ino, NULL };
+	if (inval_room(l))
+		l->v[l->n++] = (struct tc_inval){ 0, ino, NULL };
 }
