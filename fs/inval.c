@@ -23,7 +23,11 @@
  * OPENDIR reaches us) and keeps the pages of files it read. A removed
  * name then also drops its directory's cached listing (an inode
  * notification on the directory: fuse_lowlevel_notify_inval_entry only
- * does that when the kernel still has the dentry), and a NULL name from
+ * does that when the kernel still has the dentry). That one is sent at
+ * once, from the caller's thread, before the request that made the change
+ * is answered: the kernel takes no directory lock for it, and so a
+ * listing right after setfattr of a schema, evict_tag or flush is already
+ * the new one. A NULL name from
  * the engine drops an inode's attributes and pages (its content changed
  * under the same inode number).
  *
@@ -86,6 +90,12 @@ void tcfs_inval_queue(void *ctx, uint64_t parent, const char *name,
 		free(it);
 		return;
 	}
+	/* The directory's cached listing (offset 0, length 0: all of its
+	 * pages), dropped now; -ENOENT: the kernel has not cached it. The
+	 * engine has already made the change, so a listing read again from
+	 * here on is the new one. */
+	if (name && q->dirs)
+		(void)fuse_lowlevel_notify_inval_inode(q->se, parent, 0, 0);
 	if (q->tail)
 		q->tail->next = it;
 	else
@@ -144,11 +154,6 @@ static void *tcfs_inval_thread(void *arg)
 			fuse_log(FUSE_LOG_DEBUG, "invalidating %llu/%s: %s\n",
 				 (unsigned long long)it->parent, it->name,
 				 strerror(-rc));
-		/* The directory's cached listing (offset 0, length 0: all
-		 * of its pages). -ENOENT: the kernel has not cached it. */
-		if (it->has_name && q->dirs)
-			(void)fuse_lowlevel_notify_inval_inode(q->se,
-							       it->parent, 0, 0);
 		free(it);
 	}
 	return NULL;
