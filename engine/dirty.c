@@ -450,6 +450,8 @@ bool tc_dirty_whole_hash(struct tc_dirty *d, uint8_t *hash)
 int tc_dirty_seal(struct tc_blob_store *bs, struct tc_dirty *d,
 		  uint64_t inline_max)
 {
+	bool zero_file = false; /* a whole chunk of zeros has a file here */
+
 	/* A small content kept in memory may go inside the index as is. */
 	if (d->nslots == 1 && d->slots[0].state == SLOT_MEM &&
 	    d->size <= inline_max) {
@@ -457,15 +459,25 @@ int tc_dirty_seal(struct tc_blob_store *bs, struct tc_dirty *d,
 		return 0;
 	}
 	for (size_t i = 0; i < d->nslots; i++) {
-		if (d->slots[i].state == SLOT_MEM) {
-			int rc = seal(bs, d, i);
-			if (rc)
-				return rc;
-		} else if (d->slots[i].state == SLOT_ZERO) {
-			int rc = seal_hole(bs, d, i);
-			if (rc)
-				return rc;
+		struct tc_dslot *s = &d->slots[i];
+		int rc = 0;
+
+		if (s->state == SLOT_MEM) {
+			rc = seal(bs, d, i);
+		} else if (s->state == SLOT_ZERO && zero_file &&
+			   slot_len(d, i) == d->chunk) {
+			/* The same bytes as the hole sealed before it: one
+			 * file for all (a preallocated gigabyte is 1,024 of
+			 * them). It stays a hole, with the hash the publish
+			 * references; the publish stores that earlier file
+			 * (or finds the blob there already) first. */
+			memcpy(s->hash, d->zero_hash, TC_HASH_LEN);
+		} else if (s->state == SLOT_ZERO) {
+			rc = seal_hole(bs, d, i);
+			zero_file = !rc && slot_len(d, i) == d->chunk;
 		}
+		if (rc)
+			return rc;
 	}
 	return 0;
 }

@@ -661,7 +661,9 @@ ssize_t tc_dirty_read(struct tc_blob_store *bs, struct tc_dirty *d, void *buf,
 /* The hash of the whole content when writes kept it (sequential). */
 bool tc_dirty_whole_hash(struct tc_dirty *d, uint8_t *hash);
 /* Hash every changed chunk: into temporary files, except one small chunk
- * of a content of at most @inline_max bytes, kept in memory. */
+ * of a content of at most @inline_max bytes, kept in memory. Whole chunks
+ * of zeros after the first get its hash and no file of their own (they
+ * stay holes; the publish stores the first). */
 int tc_dirty_seal(struct tc_blob_store *bs, struct tc_dirty *d,
 		  uint64_t inline_max) TC_WUR;
 size_t tc_dirty_slots(const struct tc_dirty *d);

@@ -297,6 +297,48 @@ static void test_fsyncs_per_sync_mode(void **state)
 	assert_true(sync_close >= 4);
 }
 
+/* A preallocated file is holes: all of its whole chunks are one file of
+ * zeros, made, renamed and synced once by the fsync (not once a chunk), and
+ * a publish at close then fsync syncs that file once. */
+static void test_preallocated_holes_stored_once(void **state)
+{
+	struct tcu *fx = *state;
+	struct tcu_faults flt;
+	struct tc_file *f;
+	struct tc_attr a;
+	char *zeros = calloc(1, 64 * CH);
+
+	assert_non_null(zeros);
+	tcu_use_faults(fx, &flt);
+	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "p", 0644,
+				   O_RDWR | O_CREAT, &fx->ctx, &a, &f),
+			 0);
+	assert_int_equal(tc_fallocate(f, 0, 0, 64 * CH), 0);
+	flt.fsyncs = 0;
+	assert_int_equal(tc_fsync(f, false), 0);
+	/* the file of zeros, its directory, the WAL */
+	assert_in_range(flt.fsyncs, 1, 4);
+	assert_int_equal(blob_files(fx), 1);
+	/* Again at close, then fsync of the published version. */
+	assert_int_equal(tc_write(f, "x", 1, 70 * CH), 1);
+	assert_int_equal(tc_flush(f), 0);
+	flt.fsyncs = 0;
+	assert_int_equal(tc_fsync(f, false), 0);
+	assert_in_range(flt.fsyncs, 1, 6);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(blob_files(fx), 2); /* zeros, and the last chunk */
+	tcu_flush_ram(fx);
+	zeros = realloc(zeros, 70 * CH + 1);
+	assert_non_null(zeros);
+	memset(zeros, 0, 70 * CH + 1);
+	zeros[70 * CH] = 'x';
+	tcu_assert_value_at(fx, TC_ROOT_INO, "p", zeros, 70 * CH + 1);
+	free(zeros);
+	tcu_drop_faults(fx);
+	tcu_open(fx);
+}
+
 /* A chunk that cannot be written fails the publish with ENOSPC and
  * changes nothing; a chunk that cannot be read gives EIO. */
 static void test_chunk_write_and_read_errors(void **state)
@@ -370,6 +412,7 @@ int main(void)
 		T(test_grow_and_shrink),
 		T(test_corrupt_chunk),
 		T(test_fsyncs_per_sync_mode),
+		T(test_preallocated_holes_stored_once),
 		T(test_chunk_write_and_read_errors),
 		T(test_expired_exactly_at_deadline),
 #undef T
