@@ -8,7 +8,8 @@
  * shorter), and dirty state is copy-on-write per chunk: a slot per chunk
  * says where its bytes are now:
  *
- *   ZERO  a hole (a file extended by truncate or by a write past its end);
+ *   ZERO  a hole (a file extended by truncate or by a write past its end,
+ *         or a whole chunk zeroed by fallocate);
  *   BASE  unchanged since the published version (its chunk hash);
  *   HELD  a chunk shared from another content (copy_file_range), held in
  *         memory against deletion until the publish references it;
@@ -406,6 +407,44 @@ int tc_dirty_truncate(struct tc_blob_store *bs, struct tc_dirty *d,
 	if (size < d->hashed || size > d->size)
 		d->hash_broken = true;
 	return resize(bs, d, size);
+}
+
+int tc_dirty_zero(struct tc_blob_store *bs, struct tc_dirty *d, uint64_t off,
+		  uint64_t len)
+{
+	static const char zeros[65536];
+	uint64_t end = off + len;
+
+	if (off >= d->size || len == 0)
+		return 0;
+	if (end > d->size)
+		end = d->size;
+	d->from_shared = false;
+	while (off < end) {
+		size_t i = (size_t)(off / d->chunk);
+		uint64_t start = (uint64_t)i * d->chunk, sl = slot_len(d, i);
+		uint64_t in = off - start;
+		uint64_t k = end - off < sl - in ? end - off : sl - in;
+		int rc;
+
+		if (in == 0 && k == sl) {
+			/* A whole chunk: a hole, whatever it held. */
+			slot_clear(bs, d, i);
+			d->hash_broken = true;
+		} else {
+			/* Part of one: zeros written (at most a chunk). */
+			for (uint64_t q = 0; q < k; q += sizeof(zeros)) {
+				size_t n = k - q < sizeof(zeros)
+						   ? (size_t)(k - q)
+						   : sizeof(zeros);
+				rc = tc_dirty_write(bs, d, zeros, n, off + q);
+				if (rc)
+					return rc;
+			}
+		}
+		off += k;
+	}
+	return 0;
 }
 
 ssize_t tc_dirty_read(struct tc_blob_store *bs, struct tc_dirty *d, void *buf,

@@ -660,6 +660,10 @@ ssize_t tc_dirty_read(struct tc_blob_store *bs, struct tc_dirty *d, void *buf,
 		      size_t size, uint64_t off);
 /* The hash of the whole content when writes kept it (sequential). */
 bool tc_dirty_whole_hash(struct tc_dirty *d, uint8_t *hash);
+/* Zero [@off, @off + @len) below the size (which stays): whole chunks in
+ * it become holes, without reading or writing their bytes. */
+int tc_dirty_zero(struct tc_blob_store *bs, struct tc_dirty *d, uint64_t off,
+		  uint64_t len) TC_WUR;
 /* Hash every changed chunk: into temporary files, except one small chunk
  * of a content of at most @inline_max bytes, kept in memory. Whole chunks
  * of zeros after the first get its hash and no file of their own (they

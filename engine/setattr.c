@@ -155,24 +155,6 @@ out:
 /* fallocate                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Zero [@off, @off + @len) of dirty state that covers it (node->lock). */
-static int dirty_zero(struct tc_engine *eng, struct tc_dirty *d, uint64_t off,
-		      uint64_t len)
-{
-	static const char zero[65536];
-
-	while (len > 0) {
-		size_t k = len > sizeof(zero) ? sizeof(zero) : (size_t)len;
-		int rc = tc_dirty_write(&eng->blobs, d, zero, k, off);
-
-		if (rc)
-			return rc;
-		off += k;
-		len -= k;
-	}
-	return 0;
-}
-
 /* fallocate on pinned node @n; @writable: opened for writing. */
 static int fallocate_node(struct tc_engine *eng, struct tc_node *n,
 			  bool writable, int mode, off_t off, off_t len)
@@ -226,8 +208,8 @@ static int fallocate_node(struct tc_engine *eng, struct tc_node *n,
 		goto out; /* the bytes and the size stay: no dirty state */
 	rc = tc_content_dirty_begin_nlocked(eng, n, false);
 	if (!rc && zero)
-		rc = dirty_zero(eng, n->body->dirty, (uint64_t)off,
-				zero_end - (uint64_t)off);
+		rc = tc_dirty_zero(&eng->blobs, n->body->dirty, (uint64_t)off,
+				   zero_end - (uint64_t)off);
 	if (!rc && grow)
 		rc = tc_dirty_truncate(&eng->blobs, n->body->dirty, end);
 	if (!rc) {

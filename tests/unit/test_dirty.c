@@ -253,6 +253,59 @@ static void test_holes_and_truncate(void **state)
 	assert_int_equal(tc_dirty_slots(f->d), 0);
 }
 
+/* Zeroing (fallocate's punch-hole and zero-range): whole chunks become
+ * holes without a read, parts are written; the size stays. */
+static void test_zero_range(void **state)
+{
+	struct dfx *f = *state;
+	unsigned char want[3 * CH];
+	uint8_t hashes[3][TC_HASH_LEN], zh[TC_HASH_LEN];
+	struct tc_dirty_slot s;
+	unsigned char *zeros = calloc(1, CH);
+
+	assert_non_null(zeros);
+	for (int i = 0; i < 3; i++) {
+		memcpy(hashes[i], fake_add(f, CH, (unsigned)i + 20),
+		       TC_HASH_LEN);
+		memcpy(want + (size_t)i * CH, f->chunks[i].data, CH);
+	}
+	assert_int_equal(tc_dirty_set_base(f->d, sizeof(want),
+					   (const uint8_t (*)[TC_HASH_LEN])
+						   hashes,
+					   3),
+			 0);
+	/* All of chunk 1: a hole, nothing read. */
+	assert_int_equal(tc_dirty_zero(&f->bs, f->d, CH, CH), 0);
+	assert_int_equal(f->reads, 0);
+	assert_int_equal(f->d->nmem, 0);
+	memset(want + CH, 0, CH);
+	assert_content(f, want, sizeof(want));
+	f->reads = 0;
+	/* Part of chunk 0 and past the end: chunk 0 is copied and zeroed,
+	 * the size stays. */
+	assert_int_equal(tc_dirty_zero(&f->bs, f->d, 100, 50), 0);
+	assert_int_equal(tc_dirty_zero(&f->bs, f->d, 3 * CH - 10, 1000), 0);
+	memset(want + 100, 0, 50);
+	memset(want + 3 * CH - 10, 0, 10);
+	assert_int_equal(f->d->nmem, 2);
+	assert_content(f, want, sizeof(want));
+	/* A written chunk zeroed whole drops its bytes too. */
+	assert_int_equal(tc_dirty_zero(&f->bs, f->d, 0, CH), 0);
+	assert_int_equal(f->d->nmem, 1);
+	memset(want, 0, CH);
+	assert_content(f, want, sizeof(want));
+	assert_int_equal(tc_dirty_seal(&f->bs, f->d, 0), 0);
+	tc_hash_buf(zeros, CH, zh);
+	for (int i = 0; i < 2; i++) {
+		tc_dirty_slot(f->d, (size_t)i, &s);
+		assert_true(s.changed);
+		assert_memory_equal(s.hash, zh, TC_HASH_LEN);
+	}
+	/* one file of zeros for both holes, one for chunk 2 */
+	assert_int_equal(count_tmp(f), 2);
+	free(zeros);
+}
+
 static void test_memory_bounded(void **state)
 {
 	struct dfx *f = *state;
@@ -328,7 +381,14 @@ static void test_random_against_model(void **state)
 		unsigned r = (seed = seed * 1103515245u + 12345u) >> 8;
 		size_t off = r % (10 * CH), len = (r >> 3) % (2 * CH) + 1;
 
-		switch (r % 5) {
+		switch (r % 6) {
+		case 5: /* zeroed: holes for whole chunks, the size stays */
+			assert_int_equal(tc_dirty_zero(&f->bs, f->d, off, len),
+					 0);
+			if (off < size)
+				memset(m + off, 0,
+				       off + len < size ? len : size - off);
+			break;
 		case 0:
 		case 1:
 		case 2:
@@ -350,7 +410,7 @@ static void test_random_against_model(void **state)
 				memset(m + size, 0, off - size);
 			size = off;
 			break;
-		default: {
+		case 4: {
 			/* a whole aligned chunk shared from the source */
 			size_t i = off / CH;
 			const uint8_t *h;
@@ -387,6 +447,7 @@ int main(void)
 		T(test_small_in_memory),
 		T(test_base_copy_on_write),
 		T(test_holes_and_truncate),
+		T(test_zero_range),
 		T(test_memory_bounded),
 		T(test_store_and_share),
 		T(test_random_against_model),
