@@ -513,7 +513,8 @@ int tc_dirty_seal(struct tc_blob_store *bs, struct tc_dirty *d,
 			memcpy(s->hash, d->zero_hash, TC_HASH_LEN);
 		} else if (s->state == SLOT_ZERO) {
 			rc = seal_hole(bs, d, i);
-			zero_file = !rc && slot_len(d, i) == d->chunk;
+			if (!rc && slot_len(d, i) == d->chunk)
+				zero_file = true;
 		}
 		if (rc)
 			return rc;

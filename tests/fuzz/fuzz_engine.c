@@ -9,8 +9,8 @@
  * between RAM and disk) and a 1 GiB disk limit (so writes past it give
  * EFBIG). The input is a sequence of operations, each an opcode byte and
  * its arguments (see the op_*() functions): create, open (access mode,
- * O_TRUNC, O_APPEND), write at an offset, read, truncate (through a handle
- * or not), flush, fsync, release, unlink, rename (plain, NOREPLACE,
+ * O_TRUNC, O_APPEND), write at an offset, fallocate (every mode), read,
+ * truncate (through a handle or not), flush, fsync, release, unlink, rename (plain, NOREPLACE,
  * EXCHANGE, invalid flags), link, mkdir, rmdir, mknod (FIFO, socket,
  * character and block devices with their numbers, bad type), symlink,
  * readlink, readdir (plain and plus, resumed from cookies), user.* xattrs,
@@ -1149,6 +1149,74 @@ static void op_write(struct fz_in *in)
 	free(buf);
 }
 
+/* fallocate through a handle: allocation (the size grows, zeros),
+ * keep-size (nothing changes), punch-hole and zero-range (zeros below the
+ * size; zero-range without keep-size also grows), and one mode refused. */
+static void op_fallocate(struct fz_in *in)
+{
+	static const int modes[] = {
+		0,
+		FALLOC_FL_KEEP_SIZE,
+		FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		FALLOC_FL_ZERO_RANGE,
+		FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+		FALLOC_FL_PUNCH_HOLE, /* without keep-size: EOPNOTSUPP */
+	};
+	struct handle *h = pick_handle(in);
+	uint64_t end, size, zero_end;
+	bool zero, grow;
+	int64_t off;
+	size_t len;
+	unsigned fired;
+	int mode, want = 0, rc, i;
+
+	if (!h)
+		return;
+	i = h->node;
+	mode = modes[fz_u8(in) % 6];
+	off = pick_off(in, i);
+	len = pick_len(in);
+	end = (uint64_t)off + len;
+	if (off < 0 || len == 0)
+		want = -EINVAL;
+	else if (mode == FALLOC_FL_PUNCH_HOLE)
+		want = -EOPNOTSUPP;
+	else if ((h->flags & O_ACCMODE) == O_RDONLY)
+		want = -EBADF;
+	else if (N(i)->type == M_DIR)
+		want = -EISDIR;
+	else if (N(i)->type != M_REG)
+		want = -ENODEV;
+	else if (end > DISK_SIZE)
+		want = -EFBIG;
+	TRACE("fallocate handle %d (inode %llu) mode %#x, %zu bytes at %" PRId64,
+	      (int)(h - M.h), (unsigned long long)N(i)->ino, mode, len, off);
+	fired = M.fail_fired;
+	rc = tc_fallocate(h->f, mode, (off_t)off, (off_t)len);
+	if (M.fail_fired != fired && rc != want) {
+		FZ_CHECK(rc == -ENOSPC, "fallocate with a failing blob write: %d",
+			 rc);
+		return;
+	}
+	FZ_CHECK(rc == want, "fallocate mode %#x, %zu bytes at %" PRId64
+		 ": %d, model %d", mode, len, off, rc, want);
+	if (rc)
+		return;
+	size = N(i)->cur.len;
+	zero_end = end < size ? end : size;
+	zero = (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) &&
+	       (uint64_t)off < zero_end;
+	grow = !(mode & FALLOC_FL_KEEP_SIZE) && end > size;
+	if (!zero && !grow)
+		return; /* the bytes and the size stay: no dirty state */
+	dirty_begin(i);
+	if (zero)
+		memset(N(i)->cur.p + off, 0, (size_t)(zero_end - (uint64_t)off));
+	if (grow)
+		cur_resize(i, (size_t)end);
+	N(i)->written = true;
+}
+
 static void op_read(struct fz_in *in)
 {
 	struct handle *h = pick_handle(in);
@@ -1927,7 +1995,7 @@ static const op_fn ops[] = {
 	op_mkdir,   op_rmdir,	 op_readdir, op_xattr,	 op_xattr,
 	op_getattr, op_hold,	 op_forget,  op_mknod,	 op_readlink,
 	op_reopen,  op_maintain, op_control, op_verify, op_arm,
-	op_chmod,   op_ttl,	 op_ttl,     op_maintain,
+	op_chmod,   op_ttl,	 op_ttl,     op_maintain, op_fallocate,
 };
 
 static void model_free(void)

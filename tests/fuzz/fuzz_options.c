@@ -63,6 +63,11 @@ static const struct {
 	{ "disk_items", K_SIZE },   { "ttl", K_DUR },
 	{ "ttl_mode", K_MODE },	    { "schema", K_SCHEMA },
 	{ "sync", K_SYNC },	    { "config", K_CONFIG },
+	/* ours too (fs/optdefs.c), their values not modelled here: */
+	{ "cache_mode", K_CONFIG }, { "revalidate", K_CONFIG },
+	{ "shared", K_CONFIG },	    { "shared_replicas", K_CONFIG },
+	{ "shared_revalidate", K_CONFIG }, { "shared_key", K_CONFIG },
+	{ "shared_namespace", K_CONFIG },
 };
 #define N_OPTS (sizeof(our_opts) / sizeof(our_opts[0]))
 

@@ -237,7 +237,10 @@ E_OPS = ["create"] * 3 + ["open"] * 3 + ["write"] * 5 + ["read"] * 3 + \
     ["unlink"] + ["rename"] * 2 + ["link"] + ["mkdir"] * 2 + \
     ["rmdir", "readdir"] + ["xattr"] * 2 + \
     ["getattr", "hold", "forget", "mknod", "readlink", "reopen", "maintain",
-     "control", "verify", "arm", "chmod", "ttl", "ttl", "maintain"]
+     "control", "verify", "arm", "chmod", "ttl", "ttl", "maintain",
+     "fallocate"]
+# fallocate's modes, in the order of op_fallocate's table
+F_MODES = ["alloc", "keep", "punch", "zero", "zero-keep", "punch-nokeep"]
 E_PARENT = {"/": 0, "a": 3, "b": 4, "a/b": 5, "b/c": 6}
 E_SPECIAL = {".stats": 240, "": 241, "x/y": 242, "long255": 243,
              "long256": 244}
@@ -314,6 +317,11 @@ def truncate(size, slot=None, p=None, n=None):
     if size < 64:
         return b + bytes([size])
     return b + bytes([0x80]) + struct.pack("<H", size)
+
+
+def fallocate(slot, mode, o, n):
+    return op("fallocate") + bytes([slot, F_MODES.index(mode)]) + off(o) + \
+        length(n)
 
 
 def simple(o, *args):
@@ -576,6 +584,15 @@ def e_seeds():
         create("b", "d") + simple("release", 0) + symlink("b", "e") + \
         op("chmod") + bytes([7]) + entry("/", "b") + readdir("b") + \
         simple("reopen", 0) + op("getattr") + entry("b", "c")
+    # Preallocated, then holes punched and zeroed across whole chunks
+    # (4 KiB in the fuzzer) and parts of them, published and read back.
+    s["fallocate"] = create("/", "a", RDWR, 0) + write_(0, 0, 8000) + \
+        fallocate(0, "alloc", 0, 65536) + fallocate(0, "keep", 100, 65536) + \
+        fallocate(0, "punch", 100, 65536) + simple("fsync", 0, 0) + \
+        write_(0, 5000, 3000, 4) + fallocate(0, "zero", 6000, 65536 + 4000) + \
+        fallocate(0, "zero-keep", 1, 5) + fallocate(0, "punch-nokeep", 0, 5) + \
+        read(0, 0, 8000) + simple("release", 0) + open_("/", "a") + \
+        read(1, 4000, 4000) + simple("release", 1)
     return s
 
 
@@ -600,7 +617,8 @@ def main():
                    ("many-ram", 2), ("spill", 3), ("flush-tiers", 2),
                    ("put-get", 8 | 1), ("rename", 8 | 1),
                    ("ttl-sliding", 12 | 16 | 1), ("links", 12 | 16 | 1),
-                   ("ttl-dir", 8 | 1), ("reopen-dirty", 12 | 1)):
+                   ("ttl-dir", 8 | 1), ("reopen-dirty", 12 | 1),
+                   ("fallocate", 0)):
         write("engine", "%s-inline%d" % (n, cfg), bytes([cfg]) + seeds[n])
     return 0
 
