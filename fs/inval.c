@@ -93,7 +93,8 @@ void tcfs_inval_queue(void *ctx, uint64_t parent, const char *name,
 	/* The directory's cached listing (offset 0, length 0: all of its
 	 * pages), dropped now; -ENOENT: the kernel has not cached it. The
 	 * engine has already made the change, so a listing read again from
-	 * here on is the new one. */
+	 * here on is the new one. Sent under the lock: tcfs_inval_stop()
+	 * takes it, so no caller still uses the session once it returns. */
 	if (name && q->dirs)
 		(void)fuse_lowlevel_notify_inval_inode(q->se, parent, 0, 0);
 	if (q->tail)
