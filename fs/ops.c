@@ -17,9 +17,11 @@
  * dirops.c, extended attributes in xattrops.c. The helpers they share are
  * in request.c, declared in tcfs.h.
  *
- * Permissions are the kernel's job: the session always runs with
- * default_permissions, so mode bits, ownership, the sticky bit and chown
- * rules are enforced before a request reaches us. Locks (flock, fcntl) are
+ * Permissions are the kernel's job: whenever a user other than root can
+ * reach the mount the session runs with default_permissions, so mode
+ * bits, ownership, the sticky bit and chown rules are enforced before a
+ * request reaches us; a mount only root can enter needs only access(2)
+ * answered (tcfs_access, options.c tcfs_opts_kernel_checks). Locks (flock, fcntl) are
  * left to the kernel too, which handles them locally, as for any local
  * filesystem: getlk/setlk/flock are deliberately not implemented.
  *
@@ -180,6 +182,24 @@ static void tcfs_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* The attributes of @p ino, the daemon's own inodes included. */
+static int tcfs_attr_of(fuse_req_t req, fuse_ino_t ino, struct tc_attr *a)
+{
+	if (ino == TCFS_STATS_INO) {
+		tcfs_stats_attr(a);
+		return 0;
+	}
+	if (ino == TCFS_TAGS_INO) {
+		tcfs_tags_dir_attr(a);
+		return 0;
+	}
+	if (tcfs_tagfile_ino(ino))
+		return tcfs_tags_attr(&tcfs_of(req)->tags, ino, a);
+	if (tcfs_snap_ino(ino))
+		return tcfs_snap_attr(&tcfs_of(req)->snaps, ino, a);
+	return tc_getattr(tcfs_of(req)->eng, ino, a);
+}
+
 static void tcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
@@ -187,25 +207,28 @@ static void tcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	(void)fi;
-	if (ino == TCFS_STATS_INO) {
-		tcfs_stats_attr(&a);
-		fuse_reply_attr(req, &a.st, tcfs_timeout(req, a.valid_ns));
-		return;
-	}
-	rc = 0;
-	if (ino == TCFS_TAGS_INO)
-		tcfs_tags_dir_attr(&a);
-	else if (tcfs_tagfile_ino(ino))
-		rc = tcfs_tags_attr(&tcfs_of(req)->tags, ino, &a);
-	else if (tcfs_snap_ino(ino))
-		rc = tcfs_snap_attr(&tcfs_of(req)->snaps, ino, &a);
-	else
-		rc = tc_getattr(tcfs_of(req)->eng, ino, &a);
+	rc = tcfs_attr_of(req, ino, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	fuse_reply_attr(req, &a.st, tcfs_timeout(req, a.valid_ns));
+}
+
+/* access(2) and chdir(2) reach the daemon only on a mount without
+ * default_permissions, where every caller is root (options.c,
+ * tcfs_opts_kernel_checks): root may do anything but execute what has no
+ * execute bit at all, directories excepted, as on a local filesystem. */
+static void tcfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct tc_attr a;
+	int rc;
+
+	rc = tcfs_attr_of(req, ino, &a);
+	if (rc == 0 && (mask & X_OK) && !S_ISDIR(a.st.st_mode) &&
+	    !(a.st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)))
+		rc = -EACCES;
+	fuse_reply_err(req, -rc);
 }
 
 /* FUSE_SET_ATTR_* bits to TC_SET_* bits; others are ignored. */
@@ -418,6 +441,7 @@ const struct fuse_lowlevel_ops tcfs_ops = {
     .forget = tcfs_forget,
     .forget_multi = tcfs_forget_multi,
     .getattr = tcfs_getattr,
+    .access = tcfs_access,
     .setattr = tcfs_setattr,
     .readlink = tcfs_readlink,
     .mknod = tcfs_mknod,

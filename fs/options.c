@@ -454,6 +454,21 @@ static bool tcfs_has_opt(const struct tcfs_opts *o, const char *key)
 	return false;
 }
 
+/* True when the kernel must check permissions (default_permissions):
+ * whenever a process that is not root can reach the mount, that is with
+ * allow_other, or when the mounter is not root (its own mode bits bind
+ * it), or when asked for. FUSE admits no other user to a mount by root
+ * without allow_other, and root passes every check but exec, which the
+ * kernel makes without default_permissions too (and access(2) asks the
+ * daemon, tcfs_access). Leaving the checks out there spares a round
+ * trip per create, unlink and rename: each changes its directory, and
+ * the next check would ask for the directory's attributes again. */
+bool tcfs_opts_kernel_checks(const struct tcfs_opts *o)
+{
+	return getuid() != 0 || tcfs_has_opt(o, "allow_other") ||
+	       tcfs_has_opt(o, "default_permissions");
+}
+
 int tcfs_opts_fuse_args(const struct tcfs_opts *o, struct fuse_args *args)
 {
 	char *opts = NULL, *fsname = NULL;
@@ -465,7 +480,9 @@ int tcfs_opts_fuse_args(const struct tcfs_opts *o, struct fuse_args *args)
 		goto out;
 	/* Mode bits are enforced by the kernel: the engine stores them but
 	 * does no permission checks of its own. */
-	if (fuse_opt_add_opt(&opts, "default_permissions") < 0)
+	if (tcfs_opts_kernel_checks(o) &&
+	    !tcfs_has_opt(o, "default_permissions") &&
+	    fuse_opt_add_opt(&opts, "default_permissions") < 0)
 		goto out;
 	if (!tcfs_has_opt(o, "fsname=")) {
 		if (asprintf(&fsname, "fsname=%s", o->store) < 0) {
@@ -545,7 +562,8 @@ void tcfs_opts_usage(FILE *out)
 "\n"
 "Sizes take K, M, G, T (powers of 1024); durations s, m, h, d (a bare\n"
 "number is seconds); 0 or none means no limit. FUSE options such as\n"
-"allow_other or auto_unmount pass through; default_permissions is on.\n"
+"allow_other or auto_unmount pass through; default_permissions is on\n"
+"unless root mounts without allow_other.\n"
 "See tiercachefs(8).\n");
 }
 /* clang-format on */

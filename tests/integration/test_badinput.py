@@ -607,7 +607,7 @@ def test_store_private_whatever_the_umask(tc_mount, tmp_path):
     assert not loose, f"world-writable in the store: {loose[:10]}"
 
 
-def test_default_permissions_on_by_default(tc_mount, tmp_path):
+def test_default_permissions_with_allow_other(tc_mount, tmp_path):
     make_traversable(tmp_path)
     m = tc_mount(opts="allow_other")
     os.chmod(m.path, 0o755)

@@ -2,11 +2,15 @@
 """Ownership and permission checks with real non-root users (setpriv).
 
 The mount needs -o allow_other for other users to enter it at all;
-default_permissions is on by default, so the kernel enforces mode bits.
+default_permissions is on then, so the kernel enforces mode bits. A mount by
+root without allow_other admits root alone and runs without it: the daemon
+answers access(2), the kernel still refuses to execute what has no x bit.
 """
 
+import errno
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -104,3 +108,48 @@ def test_other_users_locked_out_without_allow_other(tc_mount, tmp_path):
     os.chmod(m.path / "f", 0o644)
     r = run(as_user(NOBODY, ["cat", str(m.path / "f")]), check=False)
     assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def mount_options(path):
+    with open("/proc/self/mountinfo") as fh:
+        line = next(ln for ln in fh if ln.split()[4] == str(path))
+    return line.split(" - ")[1].split()[2].split(",")
+
+
+def test_root_only_mount_has_root_semantics(tc_mount, tmp_path):
+    m = tc_mount()
+    assert "default_permissions" not in mount_options(m.path)
+    f, script, d = m.path / "ro", m.path / "script", m.path / "locked"
+    write_file(f, b"a")
+    os.chmod(f, 0o444)
+    write_file(f, b"root writes a read-only file")     # as on a local filesystem
+    assert read_file(f) == b"root writes a read-only file"
+    write_file(script, b"#!/bin/sh\necho ran\n")
+    os.chmod(script, 0o644)
+    d.mkdir()
+    (d / "inner").write_bytes(b"i")
+    os.chmod(d, 0)
+    # access(2) reaches the daemon here: only a missing x bit refuses root.
+    assert os.access(f, os.R_OK | os.W_OK)
+    assert not os.access(script, os.X_OK)
+    assert os.access(d, os.R_OK | os.W_OK | os.X_OK)
+    assert sorted(os.listdir(d)) == ["inner"]
+    with pytest.raises(PermissionError) as e:
+        subprocess.run([str(script)], check=True)
+    assert e.value.errno == errno.EACCES
+    os.chmod(script, 0o100)
+    assert os.access(script, os.X_OK)
+    assert subprocess.run([str(script)], capture_output=True, check=True).stdout == b"ran\n"
+    assert subprocess.run(["sh", "-c", f"cd '{d}' && cat inner"], capture_output=True,
+                          check=True).stdout == b"i"
+    assert os.access(m.path / ".stats", os.R_OK)
+    assert not os.access(m.path / "missing", os.F_OK)
+
+
+def test_default_permissions_when_asked_or_shared(tc_mount, tmp_path):
+    make_traversable(tmp_path)
+    m = tc_mount(opts="default_permissions")
+    assert mount_options(m.path).count("default_permissions") == 1
+    m.stop()
+    m = tc_mount(opts="allow_other", mnt=tmp_path / "mnt2")
+    assert "default_permissions" in mount_options(m.path)
