@@ -410,11 +410,10 @@ int tc_blob_unref_locked(struct tc_engine *eng, const uint8_t *hash)
 	rc = tc_index_blob_unref(&eng->ix, hash, &refs, &size, &file);
 	if (rc || refs > 0)
 		return rc;
-	rc = tc_index_blob_delete(&eng->ix, hash);
-	/* The file is deleted after the commit: until then (and if a crash
-	 * comes first) the pending row says it may be garbage, and the next
-	 * open deletes it. */
-	if (!rc && file)
+	/* The row is gone; the file is deleted after the commit: until then
+	 * (and if a crash comes first) the pending row says it may be
+	 * garbage, and the next open deletes it. */
+	if (file)
 		rc = tc_index_pending_add(&eng->ix, hash);
 	if (rc)
 		return rc;

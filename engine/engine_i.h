@@ -336,6 +336,10 @@ int tc_index_inode_get(struct tc_index *ix, uint64_t ino,
 int tc_index_inode_insert(struct tc_index *ix, struct tc_inode *o) TC_WUR;
 int tc_index_inode_update(struct tc_index *ix,
 			  const struct tc_inode *o) TC_WUR;
+/* Write only @o's nlink, mtime and ctime, what a change of names changes
+ * (the rest of the row is current: every other change writes it). */
+int tc_index_inode_links(struct tc_index *ix,
+			 const struct tc_inode *o) TC_WUR;
 /* Delete the row of @ino with its xattrs and tags. */
 int tc_index_inode_purge(struct tc_index *ix, uint64_t ino) TC_WUR;
 /* Recency (only forward) and, when @expires > 0, a new deadline. */
@@ -390,10 +394,10 @@ int64_t tc_index_blob_refs(struct tc_index *ix, const uint8_t *hash);
 int tc_index_blob_ref(struct tc_index *ix, const uint8_t *hash, uint64_t size,
 		      const void *inline_data) TC_WUR;
 /* One reference less: *@refs left, the blob's *@size, *@file when its
- * content is a file (not inline). Unknown blobs report refs 1. */
+ * content is a file (not inline). The row goes with its last reference
+ * (*@refs 0). Unknown blobs report refs 1. */
 int tc_index_blob_unref(struct tc_index *ix, const uint8_t *hash,
 			int64_t *refs, uint64_t *size, bool *file) TC_WUR;
-int tc_index_blob_delete(struct tc_index *ix, const uint8_t *hash) TC_WUR;
 /* Copy the inline content of @hash (exactly @len bytes) into @dst:
  * -ENOENT when the blob is a file (or unknown), -EIO when the row's data
  * has another length. */

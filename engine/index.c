@@ -107,6 +107,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 		" hash = ?11, ttl = ?12, ttl_mode = ?13, dttl = ?14,"
 		" dttl_mode = ?15, expires = ?16, schema = ?17, lru = ?18,"
 		" nchunks = ?20 WHERE ino = ?1",
+	/* What a change of names changes: no index but inode_orphan. */
+	[ST_INODE_LINKS] = "UPDATE inode SET nlink = ?2, mtime = ?3,"
+			   " ctime = ?4 WHERE ino = ?1",
 	[ST_INODE_DELETE] = "DELETE FROM inode WHERE ino = ?1",
 	[ST_INODE_SET_LRU] = "UPDATE inode SET lru = max(coalesce(lru, 0), ?2),"
 			     " expires = coalesce(?3, expires) WHERE ino = ?1"
@@ -140,7 +143,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 			" ON CONFLICT(hash) DO UPDATE SET refs = refs + 1",
 	[ST_BLOB_UNREF] = "UPDATE blob SET refs = refs - 1 WHERE hash = ?1"
 			  " RETURNING refs, size, data IS NULL",
-	[ST_BLOB_DELETE] = "DELETE FROM blob WHERE hash = ?1",
+	/* The last reference: the row goes in the same step (an update
+	 * would rewrite its inline data only for the delete to follow). */
+	[ST_BLOB_DROP_LAST] = "DELETE FROM blob WHERE hash = ?1 AND refs <= 1"
+			      " RETURNING size, data IS NULL",
 	[ST_XATTR_GET] = "SELECT value FROM xattr WHERE ino = ?1"
 			 " AND name = ?2",
 	[ST_XATTR_SET] = "INSERT OR REPLACE INTO xattr(ino, name, value)"

@@ -140,3 +140,14 @@ int tc_index_inode_update(struct tc_index *ix, const struct tc_inode *o)
 	bind_inode(st, o);
 	return tc_ix_step_done(ix, st);
 }
+
+int tc_index_inode_links(struct tc_index *ix, const struct tc_inode *o)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_INODE_LINKS);
+
+	sqlite3_bind_int64(st, 1, (int64_t)o->ino);
+	sqlite3_bind_int64(st, 2, o->nlink);
+	sqlite3_bind_int64(st, 3, o->mtime);
+	sqlite3_bind_int64(st, 4, o->ctime);
+	return tc_ix_step_done(ix, st);
+}

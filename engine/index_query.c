@@ -278,12 +278,23 @@ int tc_index_blob_ref(struct tc_index *ix, const uint8_t *hash, uint64_t size,
 int tc_index_blob_unref(struct tc_index *ix, const uint8_t *hash,
 			int64_t *refs, uint64_t *size, bool *file)
 {
-	sqlite3_stmt *st = tc_ix_stmt(ix, ST_BLOB_UNREF);
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_BLOB_DROP_LAST);
 	int rc;
 
 	*refs = 1;
 	*size = 0;
 	*file = false;
+	bind_hash(st, 1, hash);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*refs = 0;
+		*size = (uint64_t)sqlite3_column_int64(st, 0);
+		*file = sqlite3_column_int(st, 1) != 0;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rc == SQLITE_ROW ? 0 : tc_ix_errno(rc);
+	st = tc_ix_stmt(ix, ST_BLOB_UNREF);
 	bind_hash(st, 1, hash);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -293,14 +304,6 @@ int tc_index_blob_unref(struct tc_index *ix, const uint8_t *hash,
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : tc_ix_errno(rc);
-}
-
-int tc_index_blob_delete(struct tc_index *ix, const uint8_t *hash)
-{
-	sqlite3_stmt *st = tc_ix_stmt(ix, ST_BLOB_DELETE);
-
-	bind_hash(st, 1, hash);
-	return tc_ix_step_done(ix, st);
 }
 
 int tc_index_blob_data(struct tc_index *ix, const uint8_t *hash, void *dst,

@@ -293,7 +293,7 @@ static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 		dir->body->meta.mtime = dir->body->meta.ctime = now;
 		if (S_ISDIR(m->mode))
 			dir->body->meta.nlink++;
-		rc = tc_index_inode_update(&eng->ix, &dir->body->meta);
+		rc = tc_index_inode_links(&eng->ix, &dir->body->meta);
 	}
 	if (!rc && S_ISREG(m->mode))
 		tc_txn_account_locked(eng, 0, 1);
@@ -478,12 +478,12 @@ int tc_link(struct tc_engine *eng, uint64_t ino, uint64_t newparent,
 		tc_txn_note_name_locked(eng, newparent, newname, ino);
 		n->body->meta.nlink++;
 		n->body->meta.ctime = tc_now(eng);
-		rc = tc_index_inode_update(&eng->ix, &n->body->meta);
+		rc = tc_index_inode_links(&eng->ix, &n->body->meta);
 	}
 	if (!rc) {
 		dir->body->meta.mtime = dir->body->meta.ctime =
 		    n->body->meta.ctime;
-		rc = tc_index_inode_update(&eng->ix, &dir->body->meta);
+		rc = tc_index_inode_links(&eng->ix, &dir->body->meta);
 	}
 	rc = tc_txn_end_locked(eng, rc);
 	if (rc) {
@@ -532,9 +532,9 @@ int tc_ns_remove_dentry_locked(struct tc_engine *eng, struct tc_node *dir,
 				      -1);
 		tc_count(eng, deletes, 1);
 	}
-	rc = tc_index_inode_update(&eng->ix, &victim->body->meta);
+	rc = tc_index_inode_links(&eng->ix, &victim->body->meta);
 	if (!rc)
-		rc = tc_index_inode_update(&eng->ix, &dir->body->meta);
+		rc = tc_index_inode_links(&eng->ix, &dir->body->meta);
 	return rc;
 }
 

@@ -134,13 +134,13 @@ static int rename_apply_locked(struct tc_engine *eng, struct rename_op *r)
 	r->sdir->body->meta.mtime = r->sdir->body->meta.ctime = now;
 	r->ddir->body->meta.mtime = r->ddir->body->meta.ctime = now;
 	if (!rc)
-		rc = tc_index_inode_update(&eng->ix, &r->src->body->meta);
+		rc = tc_index_inode_links(&eng->ix, &r->src->body->meta);
 	if (!rc && r->dst)
-		rc = tc_index_inode_update(&eng->ix, &r->dst->body->meta);
+		rc = tc_index_inode_links(&eng->ix, &r->dst->body->meta);
 	if (!rc)
-		rc = tc_index_inode_update(&eng->ix, &r->sdir->body->meta);
+		rc = tc_index_inode_links(&eng->ix, &r->sdir->body->meta);
 	if (!rc && r->ddir != r->sdir)
-		rc = tc_index_inode_update(&eng->ix, &r->ddir->body->meta);
+		rc = tc_index_inode_links(&eng->ix, &r->ddir->body->meta);
 	return rc;
 }
 

@@ -11,8 +11,11 @@
  *             it caches the dentry)
  *   getattr   getattr of a key the kernel holds (a lookup reference), as
  *             the kernel asks when its attributes have timed out
+ *   chmod, rename, unlink+forget
+ *             of the keys the put phase made, each held as the kernel
+ *             holds them
  *
- *   bench_engine [-n ENTRIES] [-d DIR] [-s SIZE] [-i ITERS] [-I INLINE] [-k]
+ *   bench_engine [-n ENTRIES] [-d DIR] [-s SIZE] [-i ITERS] [-I INLINE] [-k] [-M]
  *
  * The store is made in a mkdtemp() directory below DIR (default /tmp) with
  * sync=never and no disk limits, filled with ENTRIES keys of SIZE distinct
@@ -20,7 +23,8 @@
  * each operation is timed over ITERS iterations (default 200000) cycling
  * over 1000 keys picked at random among the ENTRIES. The store is removed
  * at the end unless -k. -I sets tc_config.inline_max (contents up to that
- * size stored inside the index; default: the engine's). Each row gives
+ * size stored inside the index; default: the engine's). -M runs only the
+ * puts and the metadata phases. Each row gives
  * wall-clock ns/op and the benchmark thread's CPU ns/op (steadier on a
  * busy machine). Not a test: meson builds it, nobody runs it but you.
  */
@@ -213,6 +217,57 @@ static double bench_gets(struct bench *b)
 	return (double)(now_ns() - t0);
 }
 
+/* chmod, rename and unlink of the @p n keys the put phase made, each
+ * held by a lookup reference as the kernel holds them (the unlinked
+ * ones are forgotten afterwards, as the kernel's FORGET does). */
+static void bench_metadata(struct bench *b, uint64_t n)
+{
+	char name[32], to[32];
+	uint64_t *ino = calloc(n, sizeof(*ino));
+	struct tc_attr a;
+	struct stat st;
+	int64_t t0;
+	int rc;
+
+	if (!ino)
+		die("calloc", -ENOMEM);
+	for (uint64_t i = 0; i < n; i++) {
+		key_name(name, sizeof(name), "new", i);
+		rc = tc_lookup(b->eng, TC_ROOT_INO, name, &a);
+		if (rc)
+			die("lookup", rc);
+		ino[i] = a.st.st_ino;
+	}
+	memset(&st, 0, sizeof(st));
+	st.st_mode = 0600;
+	t0 = start();
+	for (uint64_t i = 0; i < n; i++) {
+		rc = tc_setattr(b->eng, ino[i], &st, TC_SET_MODE, NULL, &a);
+		if (rc)
+			die("setattr", rc);
+	}
+	row(b, "chmod (held key)", now_ns() - t0, n);
+	t0 = start();
+	for (uint64_t i = 0; i < n; i++) {
+		key_name(name, sizeof(name), "new", i);
+		key_name(to, sizeof(to), "ren", i);
+		rc = tc_rename(b->eng, TC_ROOT_INO, name, TC_ROOT_INO, to, 0);
+		if (rc)
+			die("rename", rc);
+	}
+	row(b, "rename (held key)", now_ns() - t0, n);
+	t0 = start();
+	for (uint64_t i = 0; i < n; i++) {
+		key_name(name, sizeof(name), "ren", i);
+		rc = tc_unlink(b->eng, TC_ROOT_INO, name);
+		if (rc)
+			die("unlink", rc);
+		tc_forget(b->eng, ino[i], 1);
+	}
+	row(b, "unlink+forget (held key)", now_ns() - t0, n);
+	free(ino);
+}
+
 static int rm_one(const char *path, const struct stat *st, int type,
 		  struct FTW *ftw)
 {
@@ -227,7 +282,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: bench_engine [-n ENTRIES] [-d DIR] [-s SIZE] "
-		"[-i ITERS] [-I INLINE_MAX] [-k]\n");
+		"[-i ITERS] [-I INLINE_MAX] [-k] [-M]\n");
 	exit(2);
 }
 
@@ -235,7 +290,7 @@ int main(int argc, char **argv)
 {
 	static struct bench b;
 	const char *parent = "/tmp";
-	bool keep = false;
+	bool keep = false, meta_only = false;
 	char name[32];
 	uint64_t seed = 88172645463325252ull;
 	int64_t t0;
@@ -246,7 +301,7 @@ int main(int argc, char **argv)
 	b.size = 4096;
 	b.iters = 200000;
 	b.inline_max = -1;
-	while ((opt = getopt(argc, argv, "n:d:s:i:I:kh")) != -1) {
+	while ((opt = getopt(argc, argv, "n:d:s:i:I:kMh")) != -1) {
 		switch (opt) {
 		case 'n':
 			b.entries = strtoull(optarg, NULL, 10);
@@ -265,6 +320,9 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			keep = true;
+			break;
+		case 'M':
+			meta_only = true;
 			break;
 		default:
 			usage();
@@ -323,6 +381,9 @@ int main(int argc, char **argv)
 		b.sample[i] = seed % b.entries;
 	}
 
+	if (meta_only)
+		goto puts;
+
 	/* Lookup. */
 	t0 = start();
 	for (uint64_t i = 0; i < b.iters; i++) {
@@ -361,6 +422,7 @@ int main(int argc, char **argv)
 			stat_value(&b, "ram_hits") - before_ram, b.iters);
 
 	/* Puts of new keys into the full store. */
+puts:
 	t0 = start();
 	for (uint64_t i = 0; i < b.iters / 10; i++) {
 		key_name(name, sizeof(name), "new", i);
@@ -369,6 +431,9 @@ int main(int argc, char **argv)
 	}
 	row(&b, "put 4KiB (create+write+release)", now_ns() - t0,
 	    b.iters / 10);
+	bench_metadata(&b, b.iters / 10);
+	if (meta_only)
+		goto out;
 	drop_samples(&b);
 
 	/* Disk hits: reopen so that nothing fits in RAM. */
@@ -389,6 +454,7 @@ int main(int argc, char **argv)
 			stat_value(&b, "disk_hits") - before_disk, b.iters);
 	drop_samples(&b);
 
+out:
 	t0 = start();
 	tc_engine_close(b.eng);
 	row(&b, "engine close", now_ns() - t0, 1);
