@@ -141,12 +141,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BLOB_REF] = "INSERT INTO blob(hash, size, refs, data)"
 			" VALUES(?1, ?2, 1, ?3)"
 			" ON CONFLICT(hash) DO UPDATE SET refs = refs + 1",
-	[ST_BLOB_UNREF] = "UPDATE blob SET refs = refs - 1 WHERE hash = ?1"
-			  " RETURNING refs, size, data IS NULL",
-	/* The last reference: the row goes in the same step (an update
-	 * would rewrite its inline data only for the delete to follow). */
-	[ST_BLOB_DROP_LAST] = "DELETE FROM blob WHERE hash = ?1 AND refs <= 1"
-			      " RETURNING size, data IS NULL",
+	[ST_BLOB_UNREF] = "UPDATE blob SET refs = refs - 1 WHERE hash = ?1",
+	[ST_BLOB_DROP_LAST] = "DELETE FROM blob WHERE hash = ?1",
+	[ST_BLOB_INFO] = "SELECT refs, size, data IS NULL FROM blob"
+			 " WHERE hash = ?1",
 	[ST_XATTR_GET] = "SELECT value FROM xattr WHERE ino = ?1"
 			 " AND name = ?2",
 	[ST_XATTR_SET] = "INSERT OR REPLACE INTO xattr(ino, name, value)"

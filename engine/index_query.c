@@ -278,7 +278,8 @@ int tc_index_blob_ref(struct tc_index *ix, const uint8_t *hash, uint64_t size,
 int tc_index_blob_unref(struct tc_index *ix, const uint8_t *hash,
 			int64_t *refs, uint64_t *size, bool *file)
 {
-	sqlite3_stmt *st = tc_ix_stmt(ix, ST_BLOB_DROP_LAST);
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_BLOB_INFO);
+	int64_t had = 0;
 	int rc;
 
 	*refs = 1;
@@ -287,23 +288,31 @@ int tc_index_blob_unref(struct tc_index *ix, const uint8_t *hash,
 	bind_hash(st, 1, hash);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*refs = 0;
-		*size = (uint64_t)sqlite3_column_int64(st, 0);
-		*file = sqlite3_column_int(st, 1) != 0;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return rc == SQLITE_ROW ? 0 : tc_ix_errno(rc);
-	st = tc_ix_stmt(ix, ST_BLOB_UNREF);
-	bind_hash(st, 1, hash);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*refs = sqlite3_column_int64(st, 0);
+		had = sqlite3_column_int64(st, 0);
 		*size = (uint64_t)sqlite3_column_int64(st, 1);
 		*file = sqlite3_column_int(st, 2) != 0;
 	}
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : tc_ix_errno(rc);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return tc_ix_errno(rc);
+	if (had <= 1) {
+		/* The last one: the row goes (an update would rewrite its
+		 * inline data only for the delete to follow). */
+		st = tc_ix_stmt(ix, ST_BLOB_DROP_LAST);
+		bind_hash(st, 1, hash);
+		rc = tc_ix_step_done(ix, st);
+		if (!rc)
+			*refs = 0;
+		return rc;
+	}
+	st = tc_ix_stmt(ix, ST_BLOB_UNREF);
+	bind_hash(st, 1, hash);
+	rc = tc_ix_step_done(ix, st);
+	if (!rc)
+		*refs = had - 1;
+	return rc;
 }
 
 int tc_index_blob_data(struct tc_index *ix, const uint8_t *hash, void *dst,
