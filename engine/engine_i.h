@@ -340,6 +340,10 @@ int tc_index_inode_update(struct tc_index *ix,
  * (the rest of the row is current: every other change writes it). */
 int tc_index_inode_links(struct tc_index *ix,
 			 const struct tc_inode *o) TC_WUR;
+/* Write only @o's mode, owner and times (what a SETATTR other than a
+ * truncate changes). */
+int tc_index_inode_attrs(struct tc_index *ix,
+			 const struct tc_inode *o) TC_WUR;
 /* Delete the row of @ino with its xattrs and tags. */
 int tc_index_inode_purge(struct tc_index *ix, uint64_t ino) TC_WUR;
 /* Recency (only forward) and, when @expires > 0, a new deadline. */

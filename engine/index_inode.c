@@ -141,6 +141,20 @@ int tc_index_inode_update(struct tc_index *ix, const struct tc_inode *o)
 	return tc_ix_step_done(ix, st);
 }
 
+int tc_index_inode_attrs(struct tc_index *ix, const struct tc_inode *o)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, ST_INODE_ATTRS);
+
+	sqlite3_bind_int64(st, 1, (int64_t)o->ino);
+	sqlite3_bind_int64(st, 2, o->mode);
+	sqlite3_bind_int64(st, 3, o->uid);
+	sqlite3_bind_int64(st, 4, o->gid);
+	sqlite3_bind_int64(st, 5, o->atime);
+	sqlite3_bind_int64(st, 6, o->mtime);
+	sqlite3_bind_int64(st, 7, o->ctime);
+	return tc_ix_step_done(ix, st);
+}
+
 int tc_index_inode_links(struct tc_index *ix, const struct tc_inode *o)
 {
 	sqlite3_stmt *st = tc_ix_stmt(ix, ST_INODE_LINKS);

@@ -336,6 +336,8 @@ static int destroy_locked(struct tc_engine *eng, const struct tc_inode *m)
 
 void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 {
+	bool doomed;
+
 	TC_ASSERT_LOCKED(eng);
 	if (n->pins || (n->body && n->body->nopen))
 		return;
@@ -344,8 +346,12 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 		return;
 	}
 	/* The row must carry the batched recency (and a sliding deadline)
-	 * before the body, which is fresher than the row, goes away. */
-	if (n->body && n->body->atime_pending) {
+	 * before the body, which is fresher than the row, goes away; not
+	 * when the row goes with it. */
+	doomed = n->body && n->body->meta.nlink == 0 && n->ino != TC_ROOT_INO;
+	if (n->body && n->body->atime_pending && doomed) {
+		n->body->atime_pending = false;
+	} else if (n->body && n->body->atime_pending) {
 		if (tc_txn_in_op_locked(eng))
 			(void)!tc_node_apply_atimes_locked(eng);
 		else
@@ -355,7 +361,7 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 	}
 	node_unlink_locked(eng, n);
 	/* A body with no links is busy: never evicted before this. */
-	if (n->body && n->body->meta.nlink == 0 && n->ino != TC_ROOT_INO)
+	if (doomed)
 		(void)!destroy_locked(eng, &n->body->meta);
 	tc_nbody_free_locked(eng, n);
 	free(n);

@@ -121,13 +121,17 @@ int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
 		bool later = eng->handleless && !(to_set & ~TIMES_ONLY) &&
 			     has_dirty(n);
 		tc_lock(eng);
+		/* The kernel's ctime after an unlink: the row goes with the
+		 * last reference (or, after a crash, at the next mount). */
+		if (S_ISREG(n->body->meta.mode) && n->body->meta.nlink == 0)
+			later = true;
 		if (later) {
 			apply_meta(&n->body->meta, st, to_set, tc_now(eng));
 		} else if (!(rc = tc_txn_begin_locked(eng))) {
 			apply_meta(&n->body->meta, st, to_set, tc_now(eng));
 			rc = tc_txn_end_locked(
 			    eng,
-			    tc_index_inode_update(&eng->ix, &n->body->meta));
+			    tc_index_inode_attrs(&eng->ix, &n->body->meta));
 			if (rc)
 				tc_node_reload_locked(eng, &n, 1);
 		}
