@@ -141,27 +141,29 @@ int tc_index_inode_update(struct tc_index *ix, const struct tc_inode *o)
 	return tc_ix_step_done(ix, st);
 }
 
+/* Run the narrow update @id of @ino with the @n values @v as ?2, ?3... */
+static int update_columns(struct tc_index *ix, enum tc_stmt id,
+			  uint64_t ino, const int64_t *v, int n)
+{
+	sqlite3_stmt *st = tc_ix_stmt(ix, id);
+
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	for (int i = 0; i < n; i++)
+		sqlite3_bind_int64(st, i + 2, v[i]);
+	return tc_ix_step_done(ix, st);
+}
+
 int tc_index_inode_attrs(struct tc_index *ix, const struct tc_inode *o)
 {
-	sqlite3_stmt *st = tc_ix_stmt(ix, ST_INODE_ATTRS);
+	const int64_t v[] = { o->mode,  o->uid,	  o->gid,
+			      o->atime, o->mtime, o->ctime };
 
-	sqlite3_bind_int64(st, 1, (int64_t)o->ino);
-	sqlite3_bind_int64(st, 2, o->mode);
-	sqlite3_bind_int64(st, 3, o->uid);
-	sqlite3_bind_int64(st, 4, o->gid);
-	sqlite3_bind_int64(st, 5, o->atime);
-	sqlite3_bind_int64(st, 6, o->mtime);
-	sqlite3_bind_int64(st, 7, o->ctime);
-	return tc_ix_step_done(ix, st);
+	return update_columns(ix, ST_INODE_ATTRS, o->ino, v, 6);
 }
 
 int tc_index_inode_links(struct tc_index *ix, const struct tc_inode *o)
 {
-	sqlite3_stmt *st = tc_ix_stmt(ix, ST_INODE_LINKS);
+	const int64_t v[] = { o->nlink, o->mtime, o->ctime };
 
-	sqlite3_bind_int64(st, 1, (int64_t)o->ino);
-	sqlite3_bind_int64(st, 2, o->nlink);
-	sqlite3_bind_int64(st, 3, o->mtime);
-	sqlite3_bind_int64(st, 4, o->ctime);
-	return tc_ix_step_done(ix, st);
+	return update_columns(ix, ST_INODE_LINKS, o->ino, v, 3);
 }
