@@ -349,9 +349,7 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 	 * before the body, which is fresher than the row, goes away; not
 	 * when the row goes with it. */
 	doomed = n->body && n->body->meta.nlink == 0 && n->ino != TC_ROOT_INO;
-	if (n->body && n->body->atime_pending && doomed) {
-		n->body->atime_pending = false;
-	} else if (n->body && n->body->atime_pending) {
+	if (n->body && n->body->atime_pending && !doomed) {
 		if (tc_txn_in_op_locked(eng))
 			(void)!tc_node_apply_atimes_locked(eng);
 		else

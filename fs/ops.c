@@ -21,7 +21,7 @@
  * reach the mount the session runs with default_permissions, so mode
  * bits, ownership, the sticky bit and chown rules are enforced before a
  * request reaches us; a mount only root can enter needs only access(2)
- * answered (tcfs_access, options.c tcfs_opts_kernel_checks). Locks (flock, fcntl) are
+ * answered (tcfs_access; options.c decides). Locks (flock, fcntl) are
  * left to the kernel too, which handles them locally, as for any local
  * filesystem: getlk/setlk/flock are deliberately not implemented.
  *

@@ -463,7 +463,7 @@ static bool tcfs_has_opt(const struct tcfs_opts *o, const char *key)
  * daemon, tcfs_access). Leaving the checks out there spares a round
  * trip per create, unlink and rename: each changes its directory, and
  * the next check would ask for the directory's attributes again. */
-bool tcfs_opts_kernel_checks(const struct tcfs_opts *o)
+static bool tcfs_opts_kernel_checks(const struct tcfs_opts *o)
 {
 	return getuid() != 0 || tcfs_has_opt(o, "allow_other") ||
 	       tcfs_has_opt(o, "default_permissions");

@@ -215,17 +215,9 @@ void tcfs_opts_free(struct tcfs_opts *o);
 void tcfs_opts_usage(FILE *out);
 
 /**
- * True when the mount must run with default_permissions: a process other
- * than root can reach it (allow_other, or a mounter that is not root), or
- * the option was given. Otherwise every caller is root and the daemon
- * answers access(2) itself (tcfs_access).
- */
-bool tcfs_opts_kernel_checks(const struct tcfs_opts *o);
-
-/**
  * Build the argument vector for fuse_session_new(): the pass-through options
- * plus ours (default_permissions when tcfs_opts_kernel_checks(), fsname,
- * subtype, debug).
+ * plus ours (default_permissions unless root mounts without allow_other,
+ * fsname, subtype, debug).
  * @return 0 or -ENOMEM; free @p args with fuse_opt_free_args().
  */
 int tcfs_opts_fuse_args(const struct tcfs_opts *o, struct fuse_args *args)

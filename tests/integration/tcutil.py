@@ -460,6 +460,18 @@ def write_config(path, text):
     return Path(path)
 
 
+def super_options(path):
+    """The filesystem's own options of the mount at path (after " - " in
+    /proc/self/mountinfo: where FUSE lists default_permissions)."""
+    p = os.path.abspath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == p:
+                return fields[fields.index("-") + 3].split(",")
+    raise AssertionError(f"{p} is not mounted")
+
+
 # -- reliability tests (test_crash, test_fullfs, test_badinput, test_soak) -------------
 
 def mount_count(path):

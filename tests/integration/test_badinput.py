@@ -32,7 +32,8 @@ import pytest
 from tcutil import kernel_mode
 from tcutil import (NOBODY, XATTR_PREFIX, as_user, daemon_prefix, expect_errno, fs_type,
                     make_traversable, pattern_bytes, read_file, read_stats, renameat2, run,
-                    run_refused, store_layout_problems, tc_bin, tc_get, tc_set, write_file)
+                    run_refused, store_layout_problems, super_options, tc_bin, tc_get,
+                    tc_set, write_file)
 
 P = XATTR_PREFIX
 
@@ -611,9 +612,7 @@ def test_default_permissions_with_allow_other(tc_mount, tmp_path):
     make_traversable(tmp_path)
     m = tc_mount(opts="allow_other")
     os.chmod(m.path, 0o755)
-    with open("/proc/self/mountinfo") as fh:
-        line = next(ln for ln in fh if ln.split()[4] == str(m.path))
-    assert "default_permissions" in line.split(" - ")[1], line
+    assert "default_permissions" in super_options(m.path)
     assert fs_type(m.path).startswith("fuse")
     write_file(m.path / "private", b"root only")
     os.chmod(m.path / "private", 0o600)

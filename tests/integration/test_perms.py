@@ -14,7 +14,8 @@ import subprocess
 
 import pytest
 
-from tcutil import NOBODY, OTHER_USER, as_user, make_traversable, read_file, run, write_file
+from tcutil import (NOBODY, OTHER_USER, as_user, make_traversable, read_file, run,
+                    super_options, write_file)
 
 
 @pytest.fixture
@@ -110,15 +111,9 @@ def test_other_users_locked_out_without_allow_other(tc_mount, tmp_path):
     assert r.returncode != 0 and "Permission denied" in r.stderr
 
 
-def mount_options(path):
-    with open("/proc/self/mountinfo") as fh:
-        line = next(ln for ln in fh if ln.split()[4] == str(path))
-    return line.split(" - ")[1].split()[2].split(",")
-
-
 def test_root_only_mount_has_root_semantics(tc_mount, tmp_path):
     m = tc_mount()
-    assert "default_permissions" not in mount_options(m.path)
+    assert "default_permissions" not in super_options(m.path)
     f, script, d = m.path / "ro", m.path / "script", m.path / "locked"
     write_file(f, b"a")
     os.chmod(f, 0o444)
@@ -149,7 +144,7 @@ def test_root_only_mount_has_root_semantics(tc_mount, tmp_path):
 def test_default_permissions_when_asked_or_shared(tc_mount, tmp_path):
     make_traversable(tmp_path)
     m = tc_mount(opts="default_permissions")
-    assert mount_options(m.path).count("default_permissions") == 1
+    assert super_options(m.path).count("default_permissions") == 1
     m.stop()
     m = tc_mount(opts="allow_other", mnt=tmp_path / "mnt2")
-    assert "default_permissions" in mount_options(m.path)
+    assert "default_permissions" in super_options(m.path)

@@ -135,6 +135,31 @@ static void test_rename_exchange(void **state)
 	tcu_assert_value(fx, "b", "A");
 }
 
+/* A rename stamps the entry's ctime and both directories' mtime and
+ * ctime, and the rows keep them across a reopen. */
+static void test_rename_times_persist(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr f, dir, d2;
+	uint64_t d;
+
+	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
+	tcu_put(fx, "a", "A");
+	tcu_advance(fx, 5 * TCU_SEC);
+	assert_int_equal(tc_rename(fx->eng, TC_ROOT_INO, "a", d, "b", 0), 0);
+	tcu_reopen(fx);
+	assert_int_equal(tc_lookup(fx->eng, d, "b", &f), 0);
+	assert_int_equal(tc_getattr(fx->eng, TC_ROOT_INO, &dir), 0);
+	assert_int_equal(tc_getattr(fx->eng, d, &d2), 0);
+	assert_int_equal(f.st.st_ctim.tv_sec, fx->now / TCU_SEC);
+	assert_int_equal(dir.st.st_mtim.tv_sec, fx->now / TCU_SEC);
+	assert_int_equal(dir.st.st_ctim.tv_sec, fx->now / TCU_SEC);
+	assert_int_equal(d2.st.st_mtim.tv_sec, fx->now / TCU_SEC);
+	assert_int_equal(d2.st.st_ctim.tv_sec, fx->now / TCU_SEC);
+	assert_true(f.st.st_mtim.tv_sec < fx->now / TCU_SEC); /* content's */
+	tc_forget(fx->eng, f.st.st_ino, 1);
+}
+
 static void test_rename_dir(void **state)
 {
 	struct tcu *fx = *state;
@@ -196,6 +221,7 @@ int main(void)
 		T(test_rename_noreplace),
 		T(test_rename_exchange),
 		T(test_rename_dir),
+		T(test_rename_times_persist),
 #undef T
 	};
 

@@ -6,6 +6,8 @@
  */
 #include "util.h"
 
+#include "engine_i.h"
+
 #include <linux/falloc.h>
 
 /* ------------------------------------------------------------------ */
@@ -60,6 +62,68 @@ static void test_setattr(void **state)
 	assert_int_equal(tc_setattr(fx->eng, UINT64_C(0x7ffffffffff), &st,
 				    TC_SET_MODE, NULL, &out),
 			 -ENOENT);
+}
+
+/* A SETATTR writes its columns (mode, owner, times) to the row, which a
+ * reopened engine reads back; on a file with no names left it changes
+ * the open file's attributes only, and the row goes with its last
+ * reference. */
+static void test_setattr_rows(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a, out;
+	struct tc_inode row;
+	struct tc_file *f;
+	struct stat st;
+	uint64_t ino;
+
+	tcu_put(fx, "k", "0123456789");
+	ino = tcu_ino_at(fx->eng, TC_ROOT_INO, "k");
+	memset(&st, 0, sizeof(st));
+	st.st_mode = 0640;
+	st.st_uid = 7;
+	st.st_gid = 8;
+	st.st_atim.tv_sec = 1000;
+	st.st_mtim.tv_sec = 2000;
+	st.st_ctim.tv_sec = 3000;
+	assert_int_equal(tc_setattr(fx->eng, ino, &st,
+				    TC_SET_MODE | TC_SET_UID | TC_SET_GID |
+					TC_SET_ATIME | TC_SET_MTIME |
+					TC_SET_CTIME,
+				    NULL, &out),
+			 0);
+	tcu_reopen(fx);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
+	assert_int_equal(a.st.st_mode, S_IFREG | 0640);
+	assert_int_equal(a.st.st_uid, 7);
+	assert_int_equal(a.st.st_gid, 8);
+	assert_int_equal(a.st.st_atim.tv_sec, 1000);
+	assert_int_equal(a.st.st_mtim.tv_sec, 2000);
+	assert_int_equal(a.st.st_ctim.tv_sec, 3000);
+	assert_int_equal(a.st.st_size, 10);
+
+	/* Unlinked, still open: the handle sees the change, the row not. */
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
+	st.st_mode = 0600;
+	assert_int_equal(tc_setattr(fx->eng, a.st.st_ino, &st, TC_SET_MODE,
+				    NULL, &out),
+			 0);
+	assert_int_equal(out.st.st_mode, S_IFREG | 0600);
+	assert_int_equal(tc_getattr(fx->eng, a.st.st_ino, &out), 0);
+	assert_int_equal(out.st.st_mode, S_IFREG | 0600);
+	tc_lock(fx->eng);
+	assert_int_equal(tc_index_inode_get(&fx->eng->ix, a.st.st_ino, &row),
+			 0);
+	tc_unlock(fx->eng);
+	assert_int_equal(row.mode, S_IFREG | 0640);
+	assert_int_equal(row.nlink, 0);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	tc_lock(fx->eng);
+	assert_int_equal(tc_index_inode_get(&fx->eng->ix, a.st.st_ino, &row),
+			 -ENOENT);
+	tc_unlock(fx->eng);
 }
 
 /* A truncation without a writable handle is published at once; with one,
@@ -348,6 +412,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
 		T(test_setattr),
+		T(test_setattr_rows),
 		T(test_truncate_publishing),
 		T(test_fallocate_modes),
 		T(test_fallocate_random),
