@@ -388,36 +388,61 @@ ssize_t tc_content_read(struct tc_content *c, void *buf, size_t size,
 	return n < 0 ? -errno : n;
 }
 
-int tc_content_fd(struct tc_content *c, uint64_t off, size_t size, int *fd,
-		  uint64_t *pos)
+int tc_content_span(struct tc_content *c, uint64_t off, size_t size,
+		    struct tc_span *s)
 {
 	struct tc_ram_item *it;
+	uint64_t in, left;
 	size_t i;
-	int rc;
+	int fd, rc;
 
-	if (!c->nchunks) {
-		if (c->ram || c->fd < 0)
-			return -EAGAIN;
-		*fd = c->fd;
-		*pos = off;
-		return 0;
-	}
 	if (off >= c->size)
 		return -EAGAIN;
+	left = c->size - off;
+	if (!c->nchunks) {
+		if (c->ram) {
+			atomic_fetch_add(&c->ram->refs, 1);
+			s->hold = c->ram;
+			s->data = c->ram->data + off;
+			s->len = size < left ? size : (size_t)left;
+			return 0;
+		}
+		if (c->fd < 0)
+			return -EAGAIN;
+		s->fd = c->fd;
+		s->pos = (off_t)off;
+		s->len = size < left ? size : (size_t)left;
+		return 0;
+	}
 	i = (size_t)(off / c->chunk);
+	in = off - (uint64_t)i * c->chunk;
 	/* Within one chunk only (or running past the end of the last): a
-	 * short splice would look like the end of the file. */
-	if (off + size > (uint64_t)(i + 1) * c->chunk && i + 1 < c->nchunks)
+	 * short reply would look like the end of the file. */
+	if (in + size > c->chunk && i + 1 < c->nchunks)
 		return -EAGAIN;
-	rc = chunk_get(c, i, &it, fd);
+	rc = chunk_get(c, i, &it, &fd);
 	if (rc)
 		return rc;
 	if (it) {
-		tc_ram_unref(it);
-		return -EAGAIN;
+		s->hold = it;
+		s->data = it->data + in;
+		s->len = size < left ? size : (size_t)left;
+	} else {
+		s->fd = fd;
+		s->pos = (off_t)in;
+		s->len = size < left ? size : (size_t)left;
 	}
-	*pos = off - (uint64_t)i * c->chunk;
 	return 0;
+}
+
+void tc_span_done(struct tc_span *s)
+{
+	tc_ram_unref(s->hold);
+	if (s->own_fd && s->fd >= 0)
+		close(s->fd);
+	s->hold = NULL;
+	s->fd = -1;
+	s->own_fd = false;
 }
 
 bool tc_content_ok(const struct tc_content *c)

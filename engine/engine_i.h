@@ -1283,11 +1283,11 @@ ssize_t tc_content_read_node(struct tc_engine *eng, struct tc_node *n,
 			     void *buf, size_t size, uint64_t off,
 			     int (*load)(struct tc_engine *eng,
 					 struct tc_node *n));
-/* A verified blob descriptor holding bytes [@off, @off + @size) of @c at
- * *@pos (valid while @c is held); -EAGAIN when they are in RAM or span
- * chunks. */
-int tc_content_fd(struct tc_content *c, uint64_t off, size_t size, int *fd,
-		  uint64_t *pos) TC_WUR;
+/* Where bytes [@off, @off + @size) of @c are, in one RAM item (held in
+ * @s) or one verified blob file (valid while @c is held); -EAGAIN when they
+ * span chunks or start at the end. @s->fd is -1 and @s->hold NULL on entry. */
+int tc_content_span(struct tc_content *c, uint64_t off, size_t size,
+		    struct tc_span *s) TC_WUR;
 /* False when a loaded content has neither RAM, file nor chunks. */
 bool tc_content_ok(const struct tc_content *c);
 /* Where dirty state reads, holds and releases chunks. */

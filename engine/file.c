@@ -148,24 +148,25 @@ ssize_t tc_read(struct tc_file *f, void *buf, size_t size, off_t off)
 				    handle_content_nlocked);
 }
 
-int tc_read_fd(struct tc_file *f, off_t off, size_t size, int *fd,
-	       off_t *pos)
+int tc_read_span(struct tc_file *f, off_t off, size_t size,
+		 struct tc_span *s)
 {
 	struct tc_node *n = f->node;
-	uint64_t p;
 	int rc = -EAGAIN;
 
+	*s = (struct tc_span){ .fd = -1 };
+	if ((f->flags & O_ACCMODE) == O_WRONLY)
+		return -EBADF;
 	if (off < 0)
 		return -EINVAL;
 	tc_mutex_lock(&n->body->lock);
 	/* The handle pins the content through the node (nopen > 0), which
 	 * keeps its descriptors open until tc_release(). */
 	if (!n->body->dirty && n->body->content)
-		rc = tc_content_fd(n->body->content, (uint64_t)off, size, fd,
-				   &p);
+		rc = tc_content_span(n->body->content, (uint64_t)off, size, s);
 	tc_mutex_unlock(&n->body->lock);
 	if (!rc)
-		*pos = (off_t)p;
+		tc_count(f->eng, read_bytes, s->len);
 	return rc;
 }
 

@@ -93,13 +93,13 @@ ssize_t tc_read_ino(struct tc_engine *eng, uint64_t ino, void *buf,
 	return rc;
 }
 
-int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, off_t off, size_t size,
-		   int *fd, off_t *pos)
+int tc_read_span_ino(struct tc_engine *eng, uint64_t ino, off_t off,
+		     size_t size, struct tc_span *s)
 {
 	struct tc_node *n;
-	uint64_t p;
-	int cfd, rc;
+	int rc;
 
+	*s = (struct tc_span){ .fd = -1 };
 	if (off < 0)
 		return -EINVAL;
 	rc = ino_node(eng, ino, &n);
@@ -108,18 +108,21 @@ int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, off_t off, size_t size,
 	tc_mutex_lock(&n->body->lock);
 	rc = n->body->dirty ? -EAGAIN : ino_content_nlocked(eng, n);
 	if (!rc)
-		rc = tc_content_fd(n->body->content, (uint64_t)off, size, &cfd,
-				   &p);
-	if (!rc) {
+		rc = tc_content_span(n->body->content, (uint64_t)off, size, s);
+	if (!rc && s->fd >= 0) {
 		/* A descriptor of its own: the node may let go of its copy
 		 * (a publish, maintenance) while the caller still splices. */
-		*fd = fcntl(cfd, F_DUPFD_CLOEXEC, 0);
-		*pos = (off_t)p;
-		if (*fd < 0)
+		s->fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+		s->own_fd = true;
+		if (s->fd < 0) {
 			rc = -errno;
+			tc_span_done(s);
+		}
 	}
 	tc_mutex_unlock(&n->body->lock);
 	tc_node_unpin(eng, n);
+	if (!rc)
+		tc_count(eng, read_bytes, s->len);
 	return rc;
 }
 

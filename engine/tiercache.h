@@ -456,16 +456,33 @@ int tc_create(struct tc_engine *eng, uint64_t parent, const char *name,
 ssize_t tc_read(struct tc_file *f, void *buf, size_t size, off_t off) TC_WUR;
 
 /**
- * Where bytes [@p off, @p off + @p size) of an open file can be read
- * without copying: when they are in one blob file (verified against its
- * hash) and there are no unpublished writes, *@p fd is a descriptor to
- * pread/splice from at *@p pos (owned by the handle, valid until
- * tc_release()) and the call returns 0. Otherwise -EAGAIN (in RAM, across
- * chunks, or dirty: use tc_read()), or -EIO for a corrupt chunk (the entry
- * is dropped).
+ * Where published bytes can be served from without a copy (tc_read_span()
+ * and tc_read_span_ino() fill it; tc_span_done() lets go of it).
  */
-int tc_read_fd(struct tc_file *f, off_t off, size_t size, int *fd,
-	       off_t *pos) TC_WUR;
+struct tc_span {
+	int fd;           /**< >= 0: the bytes are at @c pos of this blob file
+			       (verified against its hash); else in @c data */
+	off_t pos;        /**< where in @c fd */
+	const void *data; /**< fd < 0: the bytes themselves, @c len of them */
+	size_t len;       /**< how many bytes (clipped at the end of the
+			       file) */
+	void *hold;       /**< private: what keeps @c data valid */
+	bool own_fd;      /**< private: @c fd is the caller's to close */
+};
+
+/**
+ * Where bytes [@p off, @p off + @p size) of an open file are when there are
+ * no unpublished writes and they lie in one RAM item or one blob file (one
+ * chunk of a large file): fills @p s and returns 0. The bytes stay valid
+ * until tc_span_done(), whatever happens to the entry meanwhile. Otherwise
+ * -EAGAIN (dirty, across chunks, at the end of the file: use tc_read()),
+ * or -EIO for a corrupt chunk (the entry is dropped).
+ */
+int tc_read_span(struct tc_file *f, off_t off, size_t size,
+		 struct tc_span *s) TC_WUR;
+
+/** Let go of what a tc_read_span() or tc_read_span_ino() gave. */
+void tc_span_done(struct tc_span *s);
 
 /**
  * Write @p size bytes at @p off (at the end of file with O_APPEND).
@@ -558,12 +575,11 @@ ssize_t tc_read_ino(struct tc_engine *eng, uint64_t ino, void *buf,
 		    size_t size, off_t off) TC_WUR;
 
 /**
- * Like tc_read_fd() for @p ino, but *@p fd is a new descriptor (the caller
- * closes it; it stays valid whatever happens to the entry). Loads the
- * content as tc_read_ino() does.
+ * Like tc_read_span() for @p ino (kernel mode: reads without handles).
+ * Loads the content as tc_read_ino() does.
  */
-int tc_read_fd_ino(struct tc_engine *eng, uint64_t ino, off_t off, size_t size,
-		   int *fd, off_t *pos) TC_WUR;
+int tc_read_span_ino(struct tc_engine *eng, uint64_t ino, off_t off,
+		     size_t size, struct tc_span *s) TC_WUR;
 
 /**
  * Write @p size bytes at @p off of @p ino into its dirty state (@p off is

@@ -294,30 +294,43 @@ static void tcfs_read_copy(fuse_req_t req, struct tc_file *f, size_t size,
 	free(buf);
 }
 
+/* Reply with published bytes: spliced from their blob file (or copied by
+ * libfuse when splice is not available), or sent straight from the RAM
+ * item that holds them. */
+static void tcfs_reply_span(fuse_req_t req, struct tc_span *s)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(s->len);
+
+	if (s->fd < 0) {
+		fuse_reply_buf(req, s->data, s->len);
+	} else {
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = s->fd;
+		bv.buf[0].pos = s->pos;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	}
+	tc_span_done(s); /* the reply has been written */
+}
+
 /* Kernel mode: read by inode (no handle, or a create's: the kernel also
  * reads pages of files opened write-only). */
 static void tcfs_read_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
 			  off_t off)
 {
 	struct tc_engine *eng = tcfs_of(req)->eng;
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 	bool virt = tcfs_is_virtual_ino(ino);
+	struct tc_span sp;
 	char *buf;
 	ssize_t n;
-	off_t pos;
-	int fd, rc;
+	int rc;
 
-	rc = virt ? -EAGAIN : tc_read_fd_ino(eng, ino, off, size, &fd, &pos);
+	rc = virt ? -EAGAIN : tc_read_span_ino(eng, ino, off, size, &sp);
 	if (rc == -EIO) {
 		fuse_reply_err(req, EIO);
 		return;
 	}
 	if (rc == 0) {
-		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv.buf[0].fd = fd;
-		bv.buf[0].pos = pos;
-		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-		close(fd); /* the reply has been written */
+		tcfs_reply_span(req, &sp);
 		return;
 	}
 	buf = malloc(size ? size : 1);
@@ -345,10 +358,9 @@ static void tcfs_read_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
 void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	       struct fuse_file_info *fi)
 {
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 	struct tc_file *f;
-	off_t pos;
-	int fd, rc;
+	struct tc_span sp;
+	int rc;
 
 	if (tcfs_of(req)->kernel) {
 		tcfs_read_ino(req, ino, size, off);
@@ -359,22 +371,15 @@ void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	f = tcfs_file(fi);
-	rc = tc_read_fd(f, off, size, &fd, &pos);
+	rc = tc_read_span(f, off, size, &sp);
 	if (rc == -EIO) {
 		fuse_reply_err(req, EIO);
 		return;
 	}
-	if (rc < 0) {
+	if (rc < 0)
 		tcfs_read_copy(req, f, size, off);
-		return;
-	}
-	/* Published content in a blob file (a chunk of it): libfuse splices
-	 * it to the kernel (or copies it when splice is not available); a
-	 * short read at the end of the file is handled there. */
-	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	bv.buf[0].fd = fd;
-	bv.buf[0].pos = pos;
-	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	else
+		tcfs_reply_span(req, &sp);
 }
 
 void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,

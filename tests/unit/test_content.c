@@ -3,7 +3,7 @@
  * Unit tests of content (engine/content.c): writes at offsets, O_APPEND and
  * O_TRUNC, when dirty state is visible (at once, to every handle) and when
  * it is published (the last writable handle's flush or release, fsync, a
- * truncate without a writer), reads, tc_read_fd, setattr and truncation,
+ * truncate without a writer), reads, tc_read_span, setattr and truncation,
  * and many threads on shared keys never reading a torn value.
  *
  * Crashes are simulated with fork(): the child opens the store, does its
@@ -128,12 +128,11 @@ static void test_dirty_visible_before_publish(void **state)
 	assert_int_equal(tc_getattr(fx->eng, a.st.st_ino, &g), 0);
 	assert_int_equal(g.st.st_size, strlen(newval));
 	tcu_assert_value(fx, "k", newval);
-	/* No zero-copy descriptor while there are unpublished writes. */
+	/* No zero-copy span while there are unpublished writes. */
 	{
-		off_t pos;
-		int fd;
+		struct tc_span sp;
 
-		assert_int_equal(tc_read_fd(r, 0, 1, &fd, &pos), -EAGAIN);
+		assert_int_equal(tc_read_span(r, 0, 1, &sp), -EAGAIN);
 	}
 
 	/* Flush of the last writable handle publishes. */
@@ -253,44 +252,68 @@ static void test_fsync_publishes(void **state)
 	tcu_assert_fill(fx, "k", BLOB_LEN, 1);
 }
 
-/* A handle's published content is readable without copying, through a
- * descriptor, when it is in a blob file; otherwise -EAGAIN. */
-static void test_read_fd(void **state)
+/* A handle's published content is readable without copying: through a
+ * descriptor when it is in a blob file, straight from the RAM item when it
+ * is in RAM (held while the span is, even if the entry goes); -EAGAIN at
+ * the end. Every span counts in read_bytes. */
+static void test_read_span(void **state)
 {
 	struct tcu *fx = *state;
 	char *got = malloc(BLOB_LEN), *want = malloc(BLOB_LEN);
 	struct tc_attr a;
 	struct tc_file *f;
-	off_t pos;
-	int fd = -1;
+	struct tc_span sp;
+	uint64_t before;
 
 	assert_non_null(got);
 	assert_non_null(want);
 	fx->cfg.max_ram_item = 1024; /* the large one is read from disk */
 	tcu_reopen(fx);
 	tcu_put_fill(fx, "big", BLOB_LEN, 1);
-	tcu_put(fx, "small", "s");
+	tcu_put(fx, "small", "s1");
 	tcu_put(fx, "empty", "");
 
+	before = tcu_stat(fx->eng, "read_bytes");
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "big", &a), 0);
 	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
-	assert_int_equal(tc_read_fd(f, 0, BLOB_LEN, &fd, &pos), 0);
-	assert_true(fd >= 0);
-	assert_int_equal(pos, 0);
-	assert_int_equal(pread(fd, got, BLOB_LEN, 0), BLOB_LEN);
+	assert_int_equal(tc_read_span(f, 0, 2 * BLOB_LEN, &sp), 0);
+	assert_true(sp.fd >= 0);
+	assert_int_equal(sp.pos, 0);
+	assert_int_equal(sp.len, BLOB_LEN); /* clipped at the end */
+	assert_int_equal(pread(sp.fd, got, BLOB_LEN, 0), BLOB_LEN);
 	tcu_fill(want, BLOB_LEN, 1);
 	assert_memory_equal(got, want, BLOB_LEN);
+	tc_span_done(&sp);
+	assert_int_equal(tc_read_span(f, BLOB_LEN, 1, &sp), -EAGAIN);
 	assert_int_equal(tc_release(f), 0);
 	tc_forget(fx->eng, a.st.st_ino, 1);
 
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "small", &a), 0);
 	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
-	assert_int_equal(tc_read_fd(f, 0, 1, &fd, &pos), -EAGAIN); /* in RAM */
+	assert_int_equal(tc_read_span(f, 1, 100, &sp), 0); /* in RAM */
+	assert_int_equal(sp.fd, -1);
+	assert_int_equal(sp.len, 1);
+	assert_memory_equal(sp.data, "1", 1);
+	/* The entry and its RAM copy go; the span still holds the bytes. */
 	assert_int_equal(tc_release(f), 0);
 	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tcu_del_at(fx->eng, TC_ROOT_INO, "small"), 0);
+	tcu_flush_ram(fx);
+	tcu_maintain(fx);
+	assert_memory_equal(sp.data, "1", 1);
+	tc_span_done(&sp);
+	assert_int_equal(tcu_stat(fx->eng, "read_bytes") - before,
+			 BLOB_LEN + 1);
+
 	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "empty", &a), 0);
 	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_RDONLY, &f), 0);
-	assert_int_equal(tc_read_fd(f, 0, 1, &fd, &pos), -EAGAIN);
+	assert_int_equal(tc_read_span(f, 0, 1, &sp), -EAGAIN);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	/* Not for a handle that cannot read. */
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "big", &a), 0);
+	assert_int_equal(tc_open(fx->eng, a.st.st_ino, O_WRONLY, &f), 0);
+	assert_int_equal(tc_read_span(f, 0, 1, &sp), -EBADF);
 	assert_int_equal(tc_release(f), 0);
 	tc_forget(fx->eng, a.st.st_ino, 1);
 	free(got);
@@ -706,7 +729,7 @@ int main(void)
 		T(test_dirty_visible_before_publish),
 		T(test_publish_at_last_release),
 		T(test_fsync_publishes),
-		T(test_read_fd),
+		T(test_read_span),
 		T(test_keep_cache),
 		T(test_handle_errors),
 		T(test_threads_no_torn_values),

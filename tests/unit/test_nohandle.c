@@ -158,14 +158,13 @@ static void test_ino_read_keeps_content_while_read(void **state)
 	tc_forget(fx->eng, ino, 1);
 }
 
-static void test_ino_read_fd_of_large_item(void **state)
+static void test_ino_read_span(void **state)
 {
 	struct tcu *fx = *state;
 	enum { LEN = 100000 };
 	char *want = malloc(LEN), *got = malloc(LEN);
+	struct tc_span sp;
 	uint64_t ino;
-	off_t pos;
-	int fd;
 
 	assert_non_null(want);
 	assert_non_null(got);
@@ -175,28 +174,36 @@ static void test_ino_read_fd_of_large_item(void **state)
 	tcu_put_fill(fx, "big", LEN, 7);
 	tcu_fill(want, LEN, 7);
 	ino = hl_lookup(fx, "big");
-	assert_int_equal(tc_read_fd_ino(fx->eng, ino, 0, LEN, &fd, &pos), 0);
-	assert_int_equal(pos, 0);
-	assert_int_equal(pread(fd, got, LEN, 0), LEN);
+	assert_int_equal(tc_read_span_ino(fx->eng, ino, 0, LEN, &sp), 0);
+	assert_true(sp.fd >= 0);
+	assert_int_equal(sp.pos, 0);
+	assert_int_equal(sp.len, LEN);
+	assert_int_equal(pread(sp.fd, got, LEN, 0), LEN);
 	assert_memory_equal(got, want, LEN);
-	/* The descriptor is the caller's: the node letting go of its copy
+	/* The descriptor is the span's: the node letting go of its copy
 	 * does not close it. */
 	tcu_maintain(fx);
 	tcu_maintain(fx);
-	assert_int_equal(pread(fd, got, 10, 5), 10);
+	assert_int_equal(pread(sp.fd, got, 10, 5), 10);
 	assert_memory_equal(got, want + 5, 10);
-	close(fd);
+	tc_span_done(&sp);
 	/* Unpublished writes: copy reads only. */
 	assert_int_equal(tc_write_ino(fx->eng, ino, "x", 1, 0), 1);
-	assert_int_equal(tc_read_fd_ino(fx->eng, ino, 0, 1, &fd, &pos), -EAGAIN);
+	assert_int_equal(tc_read_span_ino(fx->eng, ino, 0, 1, &sp), -EAGAIN);
 	assert_int_equal(tc_read_ino(fx->eng, ino, got, 2, 0), 2);
 	assert_int_equal(got[0], 'x');
 	assert_int_equal(got[1], want[1]);
-	/* RAM content: copy reads. */
+	/* RAM content: the bytes of its RAM item. */
 	tcu_put(fx, "small", "s");
 	{
 		uint64_t s = hl_lookup(fx, "small");
-		assert_int_equal(tc_read_fd_ino(fx->eng, s, 0, 1, &fd, &pos),
+		assert_int_equal(tc_read_span_ino(fx->eng, s, 0, 4096, &sp),
+				 0);
+		assert_int_equal(sp.fd, -1);
+		assert_int_equal(sp.len, 1);
+		assert_memory_equal(sp.data, "s", 1);
+		tc_span_done(&sp);
+		assert_int_equal(tc_read_span_ino(fx->eng, s, 1, 1, &sp),
 				 -EAGAIN);
 		tc_forget(fx->eng, s, 1);
 	}
@@ -253,7 +260,7 @@ int main(void)
 		T(test_ino_truncate_waits_for_writes),
 		T(test_ino_publish_and_fsync),
 		T(test_ino_read_keeps_content_while_read),
-		T(test_ino_read_fd_of_large_item),
+		T(test_ino_read_span),
 		T(test_ino_removed_entry_stays_readable),
 		T(test_touch_slides_ttl),
 #undef T
