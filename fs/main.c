@@ -44,6 +44,7 @@
 #define TCFS_BUSY_WAIT_MS 500
 #define TCFS_BUSY_STEP_MS 50
 
+
 /* Idle worker threads the multi-threaded loop keeps: enough for bursts of
  * parallel requests without creating threads, few enough to stay cheap. */
 #define TCFS_IDLE_THREADS 10
@@ -358,6 +359,53 @@ static int tcfs_engine_start(struct tcfs *fs, struct tcfs_opts *o)
 	return rc;
 }
 
+/* Undo the octal escapes (\\040 for a space) of a path in mountinfo. */
+static void tcfs_unescape(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++, d++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*d = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				    (s[3] - '0'));
+			s += 3;
+		} else {
+			*d = *s;
+		}
+	}
+	*d = '\0';
+}
+
+/* Find the readahead knob of our new mount at @mountpoint (resolved) for
+ * tcfs_init(), which raises it: its device number comes from mountinfo (a
+ * stat() of the mount would wait for the loop that is not running yet). */
+static void tcfs_find_readahead(struct tcfs *fs, const char *mountpoint)
+{
+	char *line = NULL, dev[32] = "";
+	size_t cap = 0;
+	FILE *f;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	while (f && getline(&line, &cap, f) > 0) {
+		char d[32], mp[4096];
+
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ...: the last match is the
+		 * newest mount there, ours. */
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", d, mp) != 2)
+			continue;
+		tcfs_unescape(mp);
+		if (!strcmp(mp, mountpoint))
+			memcpy(dev, d, sizeof(dev));
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	if (dev[0])
+		snprintf(fs->readahead_knob, sizeof(fs->readahead_knob),
+			 "/sys/class/bdi/%s/read_ahead_kb", dev);
+}
+
 static int tcfs_loop(struct tcfs *fs, const struct tcfs_opts *o)
 {
 	struct fuse_loop_config *lc;
@@ -391,6 +439,7 @@ static int tcfs_start(struct tcfs *fs, struct tcfs_opts *o,
 		goto fail_engine;
 	if (fuse_session_mount(fs->se, o->mountpoint) < 0)
 		goto fail_signals; /* libfuse said why */
+	tcfs_find_readahead(fs, o->mountpoint);
 	if (tcfs_inval_start(&fs->inval) < 0) {
 		fprintf(stderr, "%s: cannot start a thread\n", TCFS_NAME);
 		goto fail_mount;

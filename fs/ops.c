@@ -92,6 +92,33 @@ static bool tcfs_init_kernel(struct fuse_conn_info *conn)
 	return true;
 }
 
+/* Readahead of the mount: four of the largest READs (max_write, which also
+ * sets the kernel's max_pages), so that a cold sequential read keeps several
+ * in flight. The kernel gives a FUSE mount 128 KiB and lets only root raise
+ * it (sysfs); it takes the smaller of the knob and our reply to the init
+ * request, so both are set there, before the reply. Measured here (cold
+ * dd of 128 MiB): 128 KiB 0.6 GB/s, 1 MiB 1.0, 4 MiB 1.2, 8 MiB 1.1. Best
+ * effort: the mount works either way (tiercachefs(8), NOTES). */
+#define TCFS_READAHEAD (4 * TCFS_MAX_WRITE)
+
+static void tcfs_raise_readahead(struct tcfs *fs, struct fuse_conn_info *conn)
+{
+	unsigned kb = 0;
+	FILE *f;
+
+	conn->max_readahead = TCFS_READAHEAD;
+	f = fs->readahead_knob[0] ? fopen(fs->readahead_knob, "r+e") : NULL;
+	if (!f)
+		return;
+	if (fscanf(f, "%u", &kb) == 1 && kb < TCFS_READAHEAD / 1024) {
+		rewind(f);
+		if (fprintf(f, "%u\n", TCFS_READAHEAD / 1024) < 0 || fflush(f))
+			fuse_log(FUSE_LOG_DEBUG, "readahead stays %u KiB: %s\n",
+				 kb, strerror(errno));
+	}
+	fclose(f);
+}
+
 static void tcfs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct tcfs *fs = userdata;
@@ -114,6 +141,7 @@ static void tcfs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Locks stay in the kernel (see the top of this file). */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	conn->max_write = TCFS_MAX_WRITE;
+	tcfs_raise_readahead(fs, conn);
 }
 
 /* ------------------------------------------------------------------ */

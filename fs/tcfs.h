@@ -402,6 +402,9 @@ struct tcfs {
 				    * revalidation bounds it) */
 	struct tcfs_snaps snaps;
 	struct tcfs_tags tags;
+	/* sysfs file of the mount's readahead, found after the mount and
+	 * raised by the init request; "" when not found */
+	char readahead_knob[64];
 	int log_level; /* engine messages above it are dropped */
 	/* While tc_engine_open() runs, its messages are held back: on
 	 * failure main() prints tc_engine_last_error() as the one line and

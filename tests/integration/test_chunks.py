@@ -190,3 +190,27 @@ def test_corrupt_chunk_of_a_large_file_gives_eio(tc_mount, output_checker):
     wait_until(lambda: not (m.path / "big").exists(), 10, "the corrupt entry to be dropped")
     assert (m.path / "other").read_bytes() == b"other\n"
     m.unmount()
+
+
+def bdi_readahead_kb(mnt):
+    """read_ahead_kb of the mount at mnt (its device in mountinfo)."""
+    p = os.path.abspath(mnt)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4].replace("\\040", " ") == p:
+                dev = fields[2]
+    return int(Path(f"/sys/class/bdi/{dev}/read_ahead_kb").read_text())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may raise readahead")
+@pytest.mark.parametrize("where", ["mnt", "mount point with spaces"])
+def test_mount_reads_ahead_four_chunks(tc_mount, tmp_path, where):
+    # The kernel gives a FUSE mount 128 KiB; the daemon raises it to four
+    # READs' worth, 4 MiB (the mount point is found in mountinfo, whose
+    # escapes it undoes); a cold sequential read returns the right bytes.
+    m = tc_mount(mnt=tmp_path / where)
+    assert bdi_readahead_kb(m.path) == 4096
+    data = random.Random(5).randbytes(8 * MIB)
+    write_big(m.path / "big", data)
+    assert read_uncached(m.path / "big") == data
