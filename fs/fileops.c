@@ -164,6 +164,18 @@ static void tcfs_reply_opened(fuse_req_t req, struct tc_file *f,
 		tc_forget(tcfs_of(req)->eng, created->st.st_ino, 1);
 }
 
+/* Clear set-ID bits when the open asked for it (proto.c); on failure the
+ * handle @f is released. */
+static int tcfs_open_kill(struct tc_engine *eng, fuse_ino_t ino,
+			  struct tc_file *f)
+{
+	int rc = tcfs_proto_kill_suidgid(eng, ino, NULL);
+
+	if (rc < 0)
+		(void)tc_release(f);
+	return rc;
+}
+
 void tcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct tc_file *f;
@@ -180,6 +192,8 @@ void tcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	rc = tc_open(tcfs_of(req)->eng, ino, fi->flags, &f);
+	if (rc == 0) /* an O_TRUNC open that clears set-ID bits */
+		rc = tcfs_open_kill(tcfs_of(req)->eng, ino, f);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -201,6 +215,8 @@ static int tcfs_open_existing(struct tc_engine *eng, fuse_ino_t parent,
 		return rc;
 	rc = S_ISDIR(a->st.st_mode) ? -EISDIR
 				    : tc_open(eng, a->st.st_ino, flags, f);
+	if (rc == 0)
+		rc = tcfs_open_kill(eng, a->st.st_ino, *f);
 	if (rc < 0)
 		tc_forget(eng, a->st.st_ino, 1);
 	return rc;
@@ -235,6 +251,9 @@ static void tcfs_create_kernel(fuse_req_t req, fuse_ino_t parent,
 			memset(&zero, 0, sizeof(zero));
 			rc = tc_setattr(eng, a.st.st_ino, &zero, TC_SET_SIZE,
 					NULL, &a);
+			if (rc == 0)
+				rc = tcfs_proto_kill_suidgid(eng, a.st.st_ino,
+							     &a);
 			if (rc < 0)
 				tc_forget(eng, a.st.st_ino, 1);
 		}
@@ -398,6 +417,12 @@ void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		n = tc_write_ino(tcfs_of(req)->eng, ino, buf, size, off);
 	else
 		n = tc_write(tcfs_file(fi), buf, size, off);
+	/* A write by someone without CAP_FSETID clears set-ID bits. */
+	if (n >= 0) {
+		int rc = tcfs_proto_kill_suidgid(tcfs_of(req)->eng, ino, NULL);
+		if (rc < 0)
+			n = rc;
+	}
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

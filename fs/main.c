@@ -440,6 +440,10 @@ static int tcfs_start(struct tcfs *fs, struct tcfs_opts *o,
 	if (fuse_session_mount(fs->se, o->mountpoint) < 0)
 		goto fail_signals; /* libfuse said why */
 	tcfs_find_readahead(fs, o->mountpoint);
+	if (tcfs_proto_install(fs->se) < 0) {
+		fprintf(stderr, "%s: out of memory\n", TCFS_NAME);
+		goto fail_mount;
+	}
 	if (tcfs_inval_start(&fs->inval) < 0) {
 		fprintf(stderr, "%s: cannot start a thread\n", TCFS_NAME);
 		goto fail_mount;

@@ -302,6 +302,8 @@ static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	 * it before its WRITEs are served, and a close whose writes did not
 	 * change the times sends none (tiercachefs(8), CACHE MODES). */
 	rc = tc_setattr(fs->eng, ino, attr, tcfs_set_mask(to_set), f, &a);
+	if (rc == 0) /* a truncate or chown that clears set-ID bits */
+		rc = tcfs_proto_kill_suidgid(fs->eng, ino, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;

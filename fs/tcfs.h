@@ -21,11 +21,13 @@
  *   snapshots.c  .stats in cache_mode=kernel: one inode per snapshot
  *   tags.c     the /.tags directory: the tags in use, a file per tag
  *              listing the paths of the entries that carry it
+ *   proto.c    the protocol libfuse 3.14 does not pass on (killing set-ID
+ *              bits), through its custom I/O hooks
  *
  * All state lives in one struct tcfs owned by main(); libfuse hands it to
  * every operation as the session's userdata. Nothing here is global, except
  * the log destination in main.c, because fuse_set_log_func() takes no
- * context pointer.
+ * context pointer, and proto.c's per-thread flag of the request in hand.
  */
 #ifndef TCFS_H
 #define TCFS_H
@@ -389,6 +391,15 @@ void tcfs_tags_readdir(fuse_req_t req, struct tc_engine *eng, size_t size,
 		       off_t off, bool plus);
 
 /** The daemon: userdata of the FUSE session. */
+/* What proto.c learnt of the INIT request: its unique (to find our reply)
+ * and whether the kernel offered FUSE_HANDLE_KILLPRIV_V2. Written by the
+ * read of INIT, before any other request is read. */
+struct tcfs_proto {
+	uint64_t init_unique;
+	atomic_bool offers_v2;
+	atomic_bool answered; /* our reply has gone, with the flag if offered */
+};
+
 struct tcfs {
 	struct tc_engine *eng; /* set before the mount, then read-only */
 	struct fuse_session *se;
@@ -405,6 +416,7 @@ struct tcfs {
 	/* sysfs file of the mount's readahead, found after the mount and
 	 * raised by the init request; "" when not found */
 	char readahead_knob[64];
+	struct tcfs_proto proto;
 	int log_level; /* engine messages above it are dropped */
 	/* While tc_engine_open() runs, its messages are held back: on
 	 * failure main() prints tc_engine_last_error() as the one line and
@@ -418,6 +430,21 @@ struct tcfs {
  *  a thread that must leave them to the FUSE workers); @p old gets the
  *  previous mask, to restore with pthread_sigmask(). (inval.c) */
 void tcfs_block_signals(sigset_t *old);
+
+/** Read and write the session's device through proto.c's hooks (after
+ *  the mount). @return 0 or -errno. */
+int tcfs_proto_install(struct fuse_session *se)
+    __attribute__((warn_unused_result));
+
+/**
+ * When the request in hand (read on this thread) asked the filesystem to
+ * clear set-ID bits, clear them on @p ino: set-user-ID, and set-group-ID
+ * when group execute is set, as the kernel's own rule. @p a is the inode's
+ * attributes when the caller has them (updated), or NULL.
+ * @return 0 or -errno.
+ */
+int tcfs_proto_kill_suidgid(struct tc_engine *eng, fuse_ino_t ino,
+			    struct tc_attr *a) __attribute__((warn_unused_result));
 
 /** The low-level operations table. */
 extern const struct fuse_lowlevel_ops tcfs_ops;

@@ -148,3 +148,33 @@ def test_default_permissions_when_asked_or_shared(tc_mount, tmp_path):
     m.stop()
     m = tc_mount(opts="allow_other", mnt=tmp_path / "mnt2")
     assert "default_permissions" in super_options(m.path)
+
+
+def test_set_id_bits_cleared_as_the_kernel_does(shared_mount):
+    """The filesystem clears set-ID bits itself (FUSE_HANDLE_KILLPRIV_V2):
+    a write or a truncate by a user without CAP_FSETID clears set-user-ID,
+    and set-group-ID where group execute is set; a chown clears them for
+    anyone; root's writes keep them; set-group-ID without group execute
+    stays."""
+    _, shared = shared_mount
+    names = ("w", "t", "sgid_noexec", "root_w", "chown")
+    for n in names:
+        write_file(shared / n, b"data")
+    os.chown(shared / "w", *OTHER_USER)
+    os.chown(shared / "t", *OTHER_USER)
+    os.chmod(shared / "w", 0o6777)
+    os.chmod(shared / "t", 0o6777)
+    os.chmod(shared / "sgid_noexec", 0o2666)
+    os.chmod(shared / "root_w", 0o6755)
+    os.chmod(shared / "chown", 0o6755)
+    as_nobody(f"printf more >> {shared / 'w'}")
+    as_nobody(f"truncate -s 1 {shared / 't'}")
+    as_nobody(f"printf more >> {shared / 'sgid_noexec'}")
+    with open(shared / "root_w", "ab") as f:
+        f.write(b"root")
+    os.chown(shared / "chown", *OTHER_USER)
+    modes = {n: stat.S_IMODE(os.stat(shared / n).st_mode) for n in names}
+    assert modes == {"w": 0o777, "t": 0o777, "sgid_noexec": 0o2666,
+                     "root_w": 0o6755, "chown": 0o755}
+    assert read_file(shared / "w") == b"datamore"
+    assert os.stat(shared / "t").st_size == 1

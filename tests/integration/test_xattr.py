@@ -316,3 +316,25 @@ def test_xattr_survives_content_rewrite_and_rename(mnt, f):
     assert os.getxattr(f, "user.keep") == b"me"
     os.rename(f, mnt / "renamed")
     assert os.getxattr(mnt / "renamed", "user.keep") == b"me"
+
+
+def test_capabilities_asked_once_per_file(tc_mount, output_checker):
+    """The kernel asks for security.capability before a write only once per
+    file (the filesystem clears set-ID bits itself: FUSE_HANDLE_KILLPRIV_V2),
+    not before every write(2): 50 writes to one file, one GETXATTR; and the
+    store has no security.* attributes to give."""
+    output_checker.allow(r"unique: \d+, (error|success)")
+    m = tc_mount(args=("-d",))
+    p = m.path / "many_writes"
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"x" * 4096)
+        before = len(re.findall(r"opcode: GETXATTR", m.output()))
+        for i in range(1, 50):
+            os.pwrite(fd, b"y" * 4096, i * 4096)
+    finally:
+        os.close(fd)
+    assert os.stat(p).st_size == 50 * 4096
+    asked = len(re.findall(r"opcode: GETXATTR", m.output())) - before
+    assert asked == 0, f"{asked} GETXATTRs for 49 more writes to one file"
+    expect_errno(errno.EOPNOTSUPP, os.setxattr, p, "security.tiercache_test", b"1")
