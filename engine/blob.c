@@ -245,6 +245,27 @@ int tc_blob_fsync(struct tc_blob_store *bs, int fd)
 	return bs->ops->fsync(bs->ops->ctx, fd) ? -errno : 0;
 }
 
+void tc_blob_start_sync(int fd)
+{
+	/* A hint: the fsync that follows reports any error. */
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+int tc_blob_sync_dir(struct tc_blob_store *bs, const uint8_t *hash)
+{
+	char bname[TC_BLOB_NAME_LEN];
+	int dfd, rc;
+
+	tc_blob_name(hash, bname);
+	bname[2] = '\0'; /* its directory */
+	dfd = openat(bs->blobs_fd, bname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	rc = tc_blob_fsync(bs, dfd);
+	close(dfd);
+	return rc;
+}
+
 int tc_blob_commit_tmp(struct tc_blob_store *bs, int fd, const char *name,
 		       const uint8_t *hash, bool durable)
 {
@@ -259,17 +280,7 @@ int tc_blob_commit_tmp(struct tc_blob_store *bs, int fd, const char *name,
 	tc_blob_name(hash, bname);
 	if (renameat(bs->tmp_fd, name, bs->blobs_fd, bname))
 		return -errno;
-	if (durable) {
-		char sub[3] = { bname[0], bname[1], 0 };
-		int dfd = openat(bs->blobs_fd, sub,
-				 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0)
-			return -errno;
-		rc = tc_blob_fsync(bs, dfd);
-		close(dfd);
-		return rc;
-	}
-	return 0;
+	return durable ? tc_blob_sync_dir(bs, hash) : 0;
 }
 
 int tc_blob_open_read(struct tc_blob_store *bs, const uint8_t *hash, int *fd)

@@ -541,8 +541,14 @@ int tc_blob_pwrite_all(struct tc_blob_store *bs, int fd, const void *buf,
 int tc_blob_pread_all(struct tc_blob_store *bs, int fd, void *buf, size_t len,
 		      off_t off) TC_WUR;
 int tc_blob_fsync(struct tc_blob_store *bs, int fd) TC_WUR;
-/* Move temporary file @name into place as the blob @hash (fsync first when
- * @durable); the fd stays open and owned by the caller. */
+/* Start writing @fd's dirty pages back, without waiting (a hint for the
+ * fsync that follows: several files' writeback then overlaps). */
+void tc_blob_start_sync(int fd);
+/* fsync the directory that blob @hash's file is in. */
+int tc_blob_sync_dir(struct tc_blob_store *bs, const uint8_t *hash) TC_WUR;
+/* Move temporary file @name into place as the blob @hash (fsync it first,
+ * and its directory after, when @durable); the fd stays open and owned by
+ * the caller. */
 int tc_blob_commit_tmp(struct tc_blob_store *bs, int fd, const char *name,
 		       const uint8_t *hash, bool durable) TC_WUR;
 /* Move blob @hash's file into tmp/ under a new name (in @name), for the

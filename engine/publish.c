@@ -153,15 +153,42 @@ static int publish_pending(struct tc_engine *eng, struct tc_dirty *d,
 	return rc;
 }
 
-/* Step 2: the sealed files become blobs. */
+/* Step 2: the sealed files become blobs. A durable publish syncs its files
+ * together: the writeback of all starts first, then each is waited for,
+ * then all are renamed, and each blob directory they went to is synced
+ * once. On a journalling filesystem the first sync of a batch then commits
+ * what the others need, where file by file it was two journal commits a
+ * chunk. */
 static int publish_files(struct tc_engine *eng, struct tc_dirty *d,
 			 bool durable)
 {
+	uint8_t dirs[256 / 8] = { 0 }; /* blob directories to sync */
 	size_t ns = tc_dirty_slots(d);
+	struct tc_dirty_slot s;
 	int rc = 0;
 
-	for (size_t i = 0; !rc && i < ns; i++)
-		rc = tc_dirty_slot_store(&eng->blobs, d, i, durable);
+	for (size_t i = 0; durable && i < ns; i++) {
+		tc_dirty_slot(d, i, &s);
+		if (s.file >= 0)
+			tc_blob_start_sync(s.file);
+	}
+	for (size_t i = 0; durable && !rc && i < ns; i++) {
+		tc_dirty_slot(d, i, &s);
+		if (s.file >= 0)
+			rc = tc_blob_fsync(&eng->blobs, s.file);
+	}
+	for (size_t i = 0; !rc && i < ns; i++) {
+		tc_dirty_slot(d, i, &s);
+		rc = tc_dirty_slot_store(&eng->blobs, d, i, false);
+		if (!rc && s.file >= 0)
+			dirs[s.hash[0] / 8] |= (uint8_t)(1u << (s.hash[0] % 8));
+	}
+	for (unsigned b = 0; durable && !rc && b < 256; b++) {
+		uint8_t h[TC_HASH_LEN] = { (uint8_t)b };
+
+		if (dirs[b / 8] & (1u << (b % 8)))
+			rc = tc_blob_sync_dir(&eng->blobs, h);
+	}
 	return rc;
 }
 

@@ -297,6 +297,50 @@ static void test_fsyncs_per_sync_mode(void **state)
 	assert_true(sync_close >= 4);
 }
 
+/* A durable publish of many chunks syncs each chunk file once and each blob
+ * directory they went to once, however many chunks went there (the syncs
+ * are batched, not two per chunk); the rest is the WAL. */
+static void test_durable_publish_syncs_each_directory_once(void **state)
+{
+	enum { N = 40 };
+	struct tcu *fx = *state;
+	bool dir_used[256] = { false };
+	struct tcu_faults flt;
+	char *buf = malloc(N * CH), hex[33];
+	struct tc_file *f;
+	struct tc_attr a;
+	int dirs = 0, before, syncs;
+
+	assert_non_null(buf);
+	tcu_fill(buf, N * CH, 23);
+	for (int i = 0; i < N; i++) {
+		unsigned b;
+
+		tcu_xxh_hex(buf + (size_t)i * CH, CH, hex);
+		assert_int_equal(sscanf(hex, "%2x", &b), 1);
+		dirs += !dir_used[b];
+		dir_used[b] = true;
+	}
+	assert_true(dirs < N); /* some chunks share a directory */
+	fx->cfg.sync = TC_SYNC_FSYNC;
+	tcu_use_faults(fx, &flt);
+	assert_int_equal(tc_create(fx->eng, TC_ROOT_INO, "many", 0644,
+				   O_WRONLY | O_CREAT, &fx->ctx, &a, &f),
+			 0);
+	assert_int_equal(tc_write(f, buf, N * CH, 0), N * CH);
+	before = flt.fsyncs;
+	assert_int_equal(tc_fsync(f, false), 0);
+	syncs = flt.fsyncs - before;
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	tcu_drop_faults(fx);
+	tcu_open(fx);
+	tcu_assert_fill(fx, "many", N * CH, 23);
+	/* N files, one sync per directory, and one or two of the WAL */
+	assert_in_range(syncs - N - dirs, 1, 2);
+	free(buf);
+}
+
 /* A preallocated file is holes: all of its whole chunks are one file of
  * zeros, made, renamed and synced once by the fsync (not once a chunk), and
  * a publish at close then fsync syncs that file once. */
@@ -412,6 +456,7 @@ int main(void)
 		T(test_grow_and_shrink),
 		T(test_corrupt_chunk),
 		T(test_fsyncs_per_sync_mode),
+		T(test_durable_publish_syncs_each_directory_once),
 		T(test_preallocated_holes_stored_once),
 		T(test_chunk_write_and_read_errors),
 		T(test_expired_exactly_at_deadline),
