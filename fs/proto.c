@@ -5,16 +5,18 @@
  * (fuse_session_custom_io()).
  *
  * FUSE_HANDLE_KILLPRIV_V2 (Linux 5.11). Without it the kernel asks for
- * security.capability before every write(2), a round trip each; with it
- * the kernel asks once per inode (SB_NOSEC) and leaves clearing the
- * set-user-ID and set-group-ID bits on write, truncate and chown to the
- * filesystem. libfuse 3.14 neither offers the flag nor passes on the
- * per-request flags that say when to clear the bits (FUSE_WRITE_KILL_SUIDGID,
- * FATTR_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID). So the reply to INIT gets the
- * flag here when the kernel offered it, and every request read is looked at
- * for those flags. The thread that reads a request is the one that handles
- * it (libfuse's loops, single- and multi-threaded), so a thread-local flag
- * carries the request's to its handler, which calls tcfs_proto_kill_suidgid().
+ * security.capability before every write(2), a round trip each; with it the
+ * kernel asks once per inode (SB_NOSEC: again only after it refreshed the
+ * inode's attributes, which may come from another client) and leaves
+ * clearing the set-user-ID and set-group-ID bits on write, truncate and
+ * chown to the filesystem. libfuse 3.14 neither offers the flag nor passes
+ * on the per-request flags that say when to clear the bits
+ * (FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID). So
+ * the reply to INIT gets the flag here when the kernel offered it, and every
+ * request read is looked at for those flags. The thread that reads a request
+ * is the one that handles it (libfuse's loops, single- and multi-threaded),
+ * so a thread-local flag carries the request's to its handler, which calls
+ * tcfs_proto_kill_suidgid().
  *
  * The store has no security.* attributes (engine/xattr.c), so there is never
  * a capability to remove.
