@@ -251,14 +251,13 @@ void tc_blob_start_sync(int fd)
 	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
-int tc_blob_sync_dir(struct tc_blob_store *bs, const uint8_t *hash)
+int tc_blob_sync_dir(struct tc_blob_store *bs, uint8_t dir)
 {
-	char bname[TC_BLOB_NAME_LEN];
+	char name[3];
 	int dfd, rc;
 
-	tc_blob_name(hash, bname);
-	bname[2] = '\0'; /* its directory */
-	dfd = openat(bs->blobs_fd, bname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(name, sizeof(name), "%02x", dir); /* as tc_blob_name() */
+	dfd = openat(bs->blobs_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
 	rc = tc_blob_fsync(bs, dfd);
@@ -280,7 +279,7 @@ int tc_blob_commit_tmp(struct tc_blob_store *bs, int fd, const char *name,
 	tc_blob_name(hash, bname);
 	if (renameat(bs->tmp_fd, name, bs->blobs_fd, bname))
 		return -errno;
-	return durable ? tc_blob_sync_dir(bs, hash) : 0;
+	return durable ? tc_blob_sync_dir(bs, hash[0]) : 0;
 }
 
 int tc_blob_open_read(struct tc_blob_store *bs, const uint8_t *hash, int *fd)

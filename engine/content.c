@@ -393,25 +393,25 @@ int tc_content_span(struct tc_content *c, uint64_t off, size_t size,
 {
 	struct tc_ram_item *it;
 	uint64_t in, left;
-	size_t i;
+	size_t i, len;
 	int fd, rc;
 
 	if (off >= c->size)
 		return -EAGAIN;
 	left = c->size - off;
+	len = size < left ? size : (size_t)left;
 	if (!c->nchunks) {
 		if (c->ram) {
 			atomic_fetch_add(&c->ram->refs, 1);
 			s->hold = c->ram;
 			s->data = c->ram->data + off;
-			s->len = size < left ? size : (size_t)left;
-			return 0;
-		}
-		if (c->fd < 0)
+		} else if (c->fd >= 0) {
+			s->fd = c->fd;
+			s->pos = (off_t)off;
+		} else {
 			return -EAGAIN;
-		s->fd = c->fd;
-		s->pos = (off_t)off;
-		s->len = size < left ? size : (size_t)left;
+		}
+		s->len = len;
 		return 0;
 	}
 	i = (size_t)(off / c->chunk);
@@ -426,12 +426,11 @@ int tc_content_span(struct tc_content *c, uint64_t off, size_t size,
 	if (it) {
 		s->hold = it;
 		s->data = it->data + in;
-		s->len = size < left ? size : (size_t)left;
 	} else {
 		s->fd = fd;
 		s->pos = (off_t)in;
-		s->len = size < left ? size : (size_t)left;
 	}
+	s->len = len;
 	return 0;
 }
 

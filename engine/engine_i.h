@@ -544,8 +544,9 @@ int tc_blob_fsync(struct tc_blob_store *bs, int fd) TC_WUR;
 /* Start writing @fd's dirty pages back, without waiting (a hint for the
  * fsync that follows: several files' writeback then overlaps). */
 void tc_blob_start_sync(int fd);
-/* fsync the directory that blob @hash's file is in. */
-int tc_blob_sync_dir(struct tc_blob_store *bs, const uint8_t *hash) TC_WUR;
+/* fsync blob directory @dir, where the blobs whose hash starts with that
+ * byte are. */
+int tc_blob_sync_dir(struct tc_blob_store *bs, uint8_t dir) TC_WUR;
 /* Move temporary file @name into place as the blob @hash (fsync it first,
  * and its directory after, when @durable); the fd stays open and owned by
  * the caller. */

@@ -162,7 +162,7 @@ static int publish_pending(struct tc_engine *eng, struct tc_dirty *d,
 static int publish_files(struct tc_engine *eng, struct tc_dirty *d,
 			 bool durable)
 {
-	uint8_t dirs[256 / 8] = { 0 }; /* blob directories to sync */
+	bool dirs[256] = { false }; /* blob directories to sync */
 	size_t ns = tc_dirty_slots(d);
 	struct tc_dirty_slot s;
 	int rc = 0;
@@ -181,14 +181,11 @@ static int publish_files(struct tc_engine *eng, struct tc_dirty *d,
 		tc_dirty_slot(d, i, &s);
 		rc = tc_dirty_slot_store(&eng->blobs, d, i, false);
 		if (!rc && s.file >= 0)
-			dirs[s.hash[0] / 8] |= (uint8_t)(1u << (s.hash[0] % 8));
+			dirs[s.hash[0]] = true;
 	}
-	for (unsigned b = 0; durable && !rc && b < 256; b++) {
-		uint8_t h[TC_HASH_LEN] = { (uint8_t)b };
-
-		if (dirs[b / 8] & (1u << (b % 8)))
-			rc = tc_blob_sync_dir(&eng->blobs, h);
-	}
+	for (unsigned b = 0; durable && !rc && b < 256; b++)
+		if (dirs[b])
+			rc = tc_blob_sync_dir(&eng->blobs, (uint8_t)b);
 	return rc;
 }
 

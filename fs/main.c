@@ -44,7 +44,6 @@
 #define TCFS_BUSY_WAIT_MS 500
 #define TCFS_BUSY_STEP_MS 50
 
-
 /* Idle worker threads the multi-threaded loop keeps: enough for bursts of
  * parallel requests without creating threads, few enough to stay cheap. */
 #define TCFS_IDLE_THREADS 10

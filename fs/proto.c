@@ -38,6 +38,11 @@ static bool has_arg(ssize_t n, size_t size)
 	return (size_t)n >= sizeof(struct fuse_in_header) + size;
 }
 
+/* The request's kill flag: @field of its argument (struct @type) has @flag. */
+#define KILL_FLAG(type, field, flag)                                         \
+	(kill_pending = has_arg(n, sizeof(struct type)) &&                   \
+			(((const struct type *)arg)->field & (flag)))
+
 static ssize_t proto_read(int fd, void *buf, size_t len, void *userdata)
 {
 	ssize_t n = read(fd, buf, len);
@@ -58,28 +63,16 @@ static ssize_t proto_read(int fd, void *buf, size_t len, void *userdata)
 		}
 		break;
 	case FUSE_WRITE:
-		if (has_arg(n, sizeof(struct fuse_write_in)))
-			kill_pending = ((const struct fuse_write_in *)arg)
-					       ->write_flags &
-				       FUSE_WRITE_KILL_SUIDGID;
+		KILL_FLAG(fuse_write_in, write_flags, FUSE_WRITE_KILL_SUIDGID);
 		break;
 	case FUSE_SETATTR:
-		if (has_arg(n, sizeof(struct fuse_setattr_in)))
-			kill_pending =
-			    ((const struct fuse_setattr_in *)arg)->valid &
-			    FATTR_KILL_SUIDGID;
+		KILL_FLAG(fuse_setattr_in, valid, FATTR_KILL_SUIDGID);
 		break;
 	case FUSE_OPEN:
-		if (has_arg(n, sizeof(struct fuse_open_in)))
-			kill_pending =
-			    ((const struct fuse_open_in *)arg)->open_flags &
-			    FUSE_OPEN_KILL_SUIDGID;
+		KILL_FLAG(fuse_open_in, open_flags, FUSE_OPEN_KILL_SUIDGID);
 		break;
 	case FUSE_CREATE:
-		if (has_arg(n, sizeof(struct fuse_create_in)))
-			kill_pending =
-			    ((const struct fuse_create_in *)arg)->open_flags &
-			    FUSE_OPEN_KILL_SUIDGID;
+		KILL_FLAG(fuse_create_in, open_flags, FUSE_OPEN_KILL_SUIDGID);
 		break;
 	default:
 		break;

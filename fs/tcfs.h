@@ -390,7 +390,6 @@ void tcfs_tags_forget(struct tcfs_tags *t, uint64_t ino, uint64_t nlookup);
 void tcfs_tags_readdir(fuse_req_t req, struct tc_engine *eng, size_t size,
 		       off_t off, bool plus);
 
-/** The daemon: userdata of the FUSE session. */
 /* What proto.c learnt of the INIT request: its unique (to find our reply)
  * and whether the kernel offered FUSE_HANDLE_KILLPRIV_V2. Written by the
  * read of INIT, before any other request is read. */
@@ -400,6 +399,7 @@ struct tcfs_proto {
 	atomic_bool answered; /* our reply has gone, with the flag if offered */
 };
 
+/** The daemon: userdata of the FUSE session. */
 struct tcfs {
 	struct tc_engine *eng; /* set before the mount, then read-only */
 	struct fuse_session *se;
