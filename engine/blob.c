@@ -567,9 +567,13 @@ void tc_blob_retire_locked(struct tc_engine *eng)
 		eng->unsynced_since = tc_mono_ns();
 	eng->retired_seq += eng->n_doomed;
 	eng->n_doomed = 0;
-	/* sync=never promises no durability: nothing waits for an fsync. */
-	if (eng->sync == TC_SYNC_NEVER)
+	/* sync=never promises no durability: nothing waits for an fsync,
+	 * and the committer deletes the files now, whoever committed. */
+	if (eng->sync == TC_SYNC_NEVER) {
 		eng->synced_seq = eng->retired_seq;
+		if (eng->committer_running)
+			pthread_cond_signal(&eng->commit_cond);
+	}
 }
 
 size_t tc_blob_reap_locked(struct tc_engine *eng, char (*aside)[32],

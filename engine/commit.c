@@ -19,6 +19,10 @@
  * error at its next fsync or close, as the kernel reports writeback
  * errors.
  *
+ * The rows of unlinked files the kernel forgot go with the next group too
+ * (node.c queues them): the FORGET that follows every unlink costs no
+ * SQLite work of its own.
+ *
  * Blob files that lost their last reference are deleted only once a WAL
  * fsync made the commit that dropped it durable (blob.c): a program's
  * fsync, or the committer's own when none comes, and the committer does
@@ -61,6 +65,11 @@ int tc_commit_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 {
 	int rc;
 
+	/* Forgotten files go in this group; if that fails they are orphans
+	 * for the next mount, and the rest still commits. */
+	if (tc_node_purge_forgotten_locked(eng))
+		tc_warn(eng, "could not delete forgotten files: the next mount"
+			     " does");
 	if (eng->group_open)
 		tc_reserve_before_commit_locked(eng);
 	rc = tc_txn_group_commit_locked(eng);
@@ -156,7 +165,8 @@ bool tc_commit_reclaim(struct tc_engine *eng)
 
 	tc_lock(eng);
 	before = eng->reaped_seq;
-	waiting = eng->group_open || eng->retired_seq > before || eng->reaping;
+	waiting = eng->group_open || eng->n_purges ||
+		  eng->retired_seq > before || eng->reaping;
 	tc_unlock(eng);
 	if (!waiting || tc_commit_sync(eng))
 		return false;
@@ -207,19 +217,22 @@ static void *committer(void *arg)
 						10 * REAP_SYNC_DELAY_NS);
 				continue;
 			}
-			if (!eng->group_open && !eng->lost_pending) {
+			if (!eng->group_open && !eng->lost_pending &&
+			    !eng->n_purges) {
 				tc_mutex_timedwait(&eng->lock,
 						   &eng->commit_cond,
 						   REAP_SYNC_DELAY_NS - age);
 				continue;
 			}
 		}
-		if (!eng->group_open && !eng->lost_pending) {
+		if (!eng->group_open && !eng->lost_pending && !eng->n_purges) {
 			tc_mutex_wait(&eng->lock, &eng->commit_cond);
 			continue;
 		}
-		age = tc_mono_ns() - eng->group_started;
-		if (eng->group_open && age < eng->commit_interval_ns &&
+		age = tc_mono_ns() - (eng->group_open ? eng->group_started
+						      : eng->purges_since);
+		if ((eng->group_open || eng->n_purges) &&
+		    age < eng->commit_interval_ns &&
 		    eng->group_ops < TC_GROUP_MAX_OPS) {
 			tc_mutex_timedwait(&eng->lock, &eng->commit_cond,
 					   eng->commit_interval_ns - age);

@@ -939,6 +939,11 @@ struct tc_engine {
 	bool any_dir_ttl;              /* eng->lock */
 	uint64_t *atimes;  /* inodes whose node->atime_pending; eng->lock */
 	size_t n_atimes;
+	/* Inodes without links that the kernel forgot: their rows go at the
+	 * next group commit (tc_node_purge_forgotten_locked); eng->lock. */
+	uint64_t *purges;
+	size_t n_purges, cap_purges;
+	int64_t purges_since; /* tc_mono_ns() when the first was queued */
 	struct {
 		uint64_t parent;
 		uint64_t name_hash;
@@ -1082,6 +1087,10 @@ int tc_node_drop_locked(struct tc_engine *eng, uint64_t ino,
 			struct tc_inval_list *inv) TC_WUR;
 /* Delete the inodes a crash left without links. */
 int tc_node_drop_orphans_locked(struct tc_engine *eng) TC_WUR;
+/* Delete the rows of the forgotten inodes without links that releases
+ * queued for the committer, in one operation (not inside one). On failure
+ * they stay as orphans, which the next mount deletes. */
+int tc_node_purge_forgotten_locked(struct tc_engine *eng) TC_WUR;
 void tc_node_fill_attr(struct tc_engine *eng, const struct tc_inode *m,
 		       struct tc_attr *out);
 /* Attributes of a pinned node, with the size and mtime of unpublished

@@ -11,7 +11,10 @@
  * leaves the table when the kernel has forgotten it, no handle is open and
  * no thread pins it; if its link count is zero by then, its row and its
  * blob reference go too (unlinked-but-open files; passthrough_ll's
- * refcount mirroring the kernel's lookup count).
+ * refcount mirroring the kernel's lookup count). With the committer
+ * running they go with the next group commit, not on the FORGET that
+ * follows every unlink: the row says nlink 0 meanwhile, which every query
+ * already skips, and a crash leaves an orphan the next mount deletes.
  *
  * Also here, because they follow the nodes:
  *   - invalidation lists: changes the kernel did not make itself (eviction,
@@ -334,6 +337,54 @@ static int destroy_locked(struct tc_engine *eng, const struct tc_inode *m)
 	return tc_txn_end_locked(eng, purge_locked(eng, m));
 }
 
+/* Purge @m now without the committer (tests, background off), else queue
+ * it for the committer's next round. */
+static void purge_soon_locked(struct tc_engine *eng, const struct tc_inode *m)
+{
+	if (eng->committer_running && eng->n_purges == eng->cap_purges) {
+		size_t cap = eng->cap_purges ? 2 * eng->cap_purges : 256;
+		uint64_t *v = realloc(eng->purges, cap * sizeof(*v));
+		if (v) {
+			eng->purges = v;
+			eng->cap_purges = cap;
+		}
+	}
+	if (!eng->committer_running || eng->n_purges == eng->cap_purges) {
+		(void)!destroy_locked(eng, m);
+		return;
+	}
+	if (!eng->n_purges) {
+		eng->purges_since = tc_mono_ns();
+		if (!eng->group_open)
+			pthread_cond_signal(&eng->commit_cond);
+	}
+	eng->purges[eng->n_purges++] = m->ino;
+}
+
+int tc_node_purge_forgotten_locked(struct tc_engine *eng)
+{
+	int rc;
+
+	if (!eng->n_purges || eng->in_op)
+		return 0;
+	rc = tc_txn_begin_locked(eng);
+	if (!rc) {
+		for (size_t i = 0; !rc && i < eng->n_purges; i++) {
+			struct tc_inode m;
+			/* Re-read: evict_tag or a flush may have purged it
+			 * already, and its blob reference goes once. */
+			rc = tc_index_inode_get(&eng->ix, eng->purges[i], &m);
+			if (rc == -ENOENT)
+				rc = 0;
+			else if (!rc && m.nlink == 0)
+				rc = purge_locked(eng, &m);
+		}
+		rc = tc_txn_end_locked(eng, rc);
+	}
+	eng->n_purges = 0;
+	return rc;
+}
+
 void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 {
 	bool doomed;
@@ -360,7 +411,7 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 	node_unlink_locked(eng, n);
 	/* A body with no links is busy: never evicted before this. */
 	if (doomed)
-		(void)!destroy_locked(eng, &n->body->meta);
+		purge_soon_locked(eng, &n->body->meta);
 	tc_nbody_free_locked(eng, n);
 	free(n);
 }

@@ -411,6 +411,7 @@ int tc_engine_close(struct tc_engine *eng)
 	free(eng->nodes);
 	tc_nbody_cache_free(&eng->bodies);
 	free(eng->atimes);
+	free(eng->purges);
 	free(eng->verified);
 	free(eng->holds);
 	pthread_mutex_destroy(&eng->verified_lock);

@@ -4,7 +4,8 @@
  * the file of a blob that lost its last reference is deleted only after a
  * WAL fsync made that commit durable, by the committer, and it stays while
  * every fsync fails; under sync=never nothing waits for an fsync; a full
- * store reclaims them at once.
+ * store reclaims them at once. The row of an unlinked file the kernel
+ * forgot goes with the next group commit, not in the FORGET.
  */
 #include <time.h>
 
@@ -191,6 +192,67 @@ static void test_reclaim_deletes_at_once(void **state)
 	tcu_drop_faults(fx);
 }
 
+/* The committer waits an hour: commits come from tc_sync() alone. */
+static void start_slow(struct tcu *fx)
+{
+	fx->cfg.commit_interval_ns = 3600 * TCU_SEC;
+	start(fx, TC_SYNC_NEVER);
+}
+
+static void test_forgotten_file_goes_with_the_next_commit(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+	struct tc_inode m;
+	char hex[33];
+
+	start_slow(fx);
+	put_blob(fx, "k", hex);
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "k"), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	/* Queued: the row has no links, the blob its reference. */
+	assert_int_equal(tcu_row(fx->eng, a.st.st_ino, &m), 0);
+	assert_int_equal(m.nlink, 0);
+	assert_true(tcu_blob_exists(fx, hex));
+	assert_false(tcu_present(fx, "k"));
+	tcu_assert_stat(fx->eng, "disk_items", 0);
+
+	assert_int_equal(tc_sync(fx->eng), 0);
+	assert_int_equal(tcu_row(fx->eng, a.st.st_ino, &m), -ENOENT);
+	wait_blob(fx, hex, false);
+	tcu_assert_stat(fx->eng, "blob_bytes", 0);
+	tcu_drop_faults(fx);
+}
+
+/* A queued row is no entry: evict_tag leaves it (and does not count it),
+ * and the blob it shares loses one reference, not two. */
+static void test_queued_row_is_purged_once(void **state)
+{
+	struct tcu *fx = *state;
+	char hex[33], hex_b[33];
+
+	start_slow(fx);
+	put_blob(fx, "a", hex);
+	put_blob(fx, "b", hex_b);
+	assert_string_equal(hex, hex_b);
+	assert_int_equal(tc_setxattr(fx->eng,
+				     tcu_ino_at(fx->eng, TC_ROOT_INO, "a"),
+				     TC_XATTR_PREFIX "tags", "t", 1, 0),
+			 0);
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "a"), 0);
+	assert_int_equal(tcu_root_ctl(fx, "evict_tag", "t"), 0);
+	tcu_assert_stat(fx->eng, "disk_evictions", 0);
+	assert_int_equal(tc_sync(fx->eng), 0);
+	assert_true(tcu_blob_exists(fx, hex));
+	tcu_assert_fill(fx, "b", BLOB_LEN, 7);
+
+	assert_int_equal(tc_unlink(fx->eng, TC_ROOT_INO, "b"), 0);
+	assert_int_equal(tc_sync(fx->eng), 0);
+	wait_blob(fx, hex, false);
+	tcu_drop_faults(fx);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
 
 int main(void)
@@ -198,6 +260,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_blob_goes_after_a_durable_commit),
 		T(test_program_fsync_lets_the_committer_reap),
+		T(test_forgotten_file_goes_with_the_next_commit),
+		T(test_queued_row_is_purged_once),
 		T(test_sync_never_reaps_without_fsync),
 		T(test_close_reaps_what_is_left),
 		T(test_reclaim_deletes_at_once),
