@@ -61,18 +61,44 @@ static void recover_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 	names->n = 0;
 }
 
+/* What the group's operations left for its commit, written into it: the
+ * rows of the directories they changed (a group without them does not
+ * commit: it is retried) and of the unlinked files the kernel forgot (if
+ * that fails they are orphans for the next mount; the rest commits). */
+static int before_commit_locked(struct tc_engine *eng)
+{
+	int rc = 0;
+
+	if (eng->in_op)
+		return 0;
+	if (eng->n_dir_rows) {
+		rc = tc_txn_begin_locked(eng);
+		if (!rc)
+			rc = tc_txn_end_locked(eng,
+					       tc_node_write_dirs_locked(eng));
+		if (rc) {
+			if (eng->group_open && !eng->commit_err)
+				tc_warn(eng, "index: commit failed (%d), will"
+					     " retry", rc);
+			eng->commit_err = rc;
+			return rc;
+		}
+	}
+	if (tc_node_purge_forgotten_locked(eng))
+		tc_warn(eng, "could not delete forgotten files: the next mount"
+			     " does");
+	return 0;
+}
+
 int tc_commit_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 {
 	int rc;
 
-	/* Forgotten files go in this group; if that fails they are orphans
-	 * for the next mount, and the rest still commits. */
-	if (tc_node_purge_forgotten_locked(eng))
-		tc_warn(eng, "could not delete forgotten files: the next mount"
-			     " does");
-	if (eng->group_open)
+	rc = before_commit_locked(eng);
+	if (!rc && eng->group_open)
 		tc_reserve_before_commit_locked(eng);
-	rc = tc_txn_group_commit_locked(eng);
+	if (!rc)
+		rc = tc_txn_group_commit_locked(eng);
 
 	recover_locked(eng, inv);
 	return rc;

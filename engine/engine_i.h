@@ -794,6 +794,7 @@ struct tc_nbody {
 	uint32_t slot;           /* in eng->bodies, or TC_NBODY_UNCACHED */
 	bool used;               /* the clock's reference bit; eng->lock */
 	bool atime_pending;      /* in eng->atimes; eng->lock */
+	bool row_pending;        /* a directory in eng->dir_rows; eng->lock */
 	bool content_read;       /* read without a handle since the last
 				  * maintenance round; node->lock */
 	bool corrupt;            /* its blob failed verification: reads
@@ -944,6 +945,10 @@ struct tc_engine {
 	uint64_t *purges;
 	size_t n_purges, cap_purges;
 	int64_t purges_since; /* tc_mono_ns() when the first was queued */
+	/* Directories whose link count and times changed in the open group:
+	 * their rows are written once, at its commit; eng->lock. */
+	uint64_t *dir_rows;
+	size_t n_dir_rows, cap_dir_rows;
 	struct {
 		uint64_t parent;
 		uint64_t name_hash;
@@ -1087,6 +1092,17 @@ int tc_node_drop_locked(struct tc_engine *eng, uint64_t ino,
 			struct tc_inval_list *inv) TC_WUR;
 /* Delete the inodes a crash left without links. */
 int tc_node_drop_orphans_locked(struct tc_engine *eng) TC_WUR;
+/*
+ * Directory @n (pinned, with its body) gained or lost a name: its mtime
+ * and ctime (in n->body->meta) reach its row at the group's commit, once
+ * however many names changed, or at once without the committer. @links:
+ * its link count changed too, and the row is written now. Inside an
+ * operation; 0 or -errno.
+ */
+int tc_node_dir_changed_locked(struct tc_engine *eng, struct tc_node *n,
+			       bool links) TC_WUR;
+/* Write the rows of those directories (inside an operation). */
+int tc_node_write_dirs_locked(struct tc_engine *eng) TC_WUR;
 /* Delete the rows of the forgotten inodes without links that releases
  * queued for the committer, in one operation (not inside one). On failure
  * they stay as orphans, which the next mount deletes. */

@@ -272,12 +272,25 @@ int tc_node_meta_locked(struct tc_engine *eng, uint64_t ino,
 	return tc_index_inode_get(&eng->ix, ino, out);
 }
 
+/* Read @n's row back into its body. A directory whose times wait for the
+ * group's commit keeps its own when they are later: the row lacks what
+ * the group's earlier operations did (its link count never waits). */
+static void reload_one_locked(struct tc_engine *eng, struct tc_node *n)
+{
+	struct tc_inode *m = &n->body->meta;
+	int64_t mtime = m->mtime, ctime = m->ctime;
+
+	if (tc_index_inode_get(&eng->ix, n->ino, m) || !n->body->row_pending)
+		return;
+	m->mtime = mtime > m->mtime ? mtime : m->mtime;
+	m->ctime = ctime > m->ctime ? ctime : m->ctime;
+}
+
 void tc_node_reload_locked(struct tc_engine *eng, struct tc_node **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (v[i] && v[i]->body)
-			(void)!tc_index_inode_get(&eng->ix, v[i]->ino,
-						  &v[i]->body->meta);
+			reload_one_locked(eng, v[i]);
 }
 
 void tc_node_reload_all_locked(struct tc_engine *eng, uint64_t group, int err,
@@ -361,6 +374,65 @@ static void purge_soon_locked(struct tc_engine *eng, const struct tc_inode *m)
 	eng->purges[eng->n_purges++] = m->ino;
 }
 
+int tc_node_dir_changed_locked(struct tc_engine *eng, struct tc_node *n,
+			       bool links)
+{
+	TC_ASSERT_LOCKED(eng);
+	/* A link count is written at once: a failed operation reloads the
+	 * row, and only the times may then come out later than they were. */
+	if (links) {
+		int rc = tc_index_inode_links(&eng->ix, &n->body->meta);
+		if (!rc)
+			n->body->row_pending = false;
+		return rc;
+	}
+	if (n->body->row_pending)
+		return 0;
+	if (eng->committer_running && eng->n_dir_rows == eng->cap_dir_rows) {
+		size_t cap = eng->cap_dir_rows ? 2 * eng->cap_dir_rows : 16;
+		uint64_t *v = realloc(eng->dir_rows, cap * sizeof(*v));
+		if (v) {
+			eng->dir_rows = v;
+			eng->cap_dir_rows = cap;
+		}
+	}
+	/* Without the committer every operation commits by itself. */
+	if (!eng->committer_running || eng->n_dir_rows == eng->cap_dir_rows)
+		return tc_index_inode_links(&eng->ix, &n->body->meta);
+	eng->dir_rows[eng->n_dir_rows++] = n->ino;
+	n->body->row_pending = true;
+	return 0;
+}
+
+/* Write @n's pending directory row, if it has one. */
+static int write_dir_locked(struct tc_engine *eng, struct tc_node *n)
+{
+	int rc;
+
+	if (!n || !n->body || !n->body->row_pending)
+		return 0;
+	rc = tc_index_inode_links(&eng->ix, &n->body->meta);
+	if (!rc)
+		n->body->row_pending = false;
+	return rc;
+}
+
+int tc_node_write_dirs_locked(struct tc_engine *eng)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; !rc && i < eng->n_dir_rows; i++) {
+		struct tc_node *n = tc_node_find_locked(eng, eng->dir_rows[i]);
+		rc = write_dir_locked(eng, n);
+		if (!rc && n)
+			tc_nbody_idle_locked(eng, n);
+	}
+	if (!rc)
+		eng->n_dir_rows = 0;
+	return rc;
+}
+
 int tc_node_purge_forgotten_locked(struct tc_engine *eng)
 {
 	int rc;
@@ -407,6 +479,14 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 			(void)!tc_node_flush_atimes_locked(eng);
 		if (n->body)
 			n->body->atime_pending = false;
+	}
+	/* A directory's row waiting for the commit: write it now, in the
+	 * group that changed it. */
+	if (n->body && n->body->row_pending) {
+		if (tc_txn_in_op_locked(eng))
+			(void)!write_dir_locked(eng, n);
+		else if (!tc_txn_begin_locked(eng))
+			(void)!tc_txn_end_locked(eng, write_dir_locked(eng, n));
 	}
 	node_unlink_locked(eng, n);
 	/* A body with no links is busy: never evicted before this. */

@@ -91,7 +91,7 @@ bool tc_nbody_busy(const struct tc_node *n)
 	const struct tc_nbody *b = n->body;
 
 	return n->pins || b->nopen || b->dirty || b->atime_pending ||
-	       b->meta.nlink == 0;
+	       b->row_pending || b->meta.nlink == 0;
 }
 
 void tc_nbody_free_locked(struct tc_engine *eng, struct tc_node *n)

@@ -137,11 +137,7 @@ void tc_txn_rollback_locked(struct tc_engine *eng)
 	}
 	/* Nodes are pinned by the caller for the operation's length, or
 	 * held by the kernel with a body that their zero links keep. */
-	for (size_t i = 0; i < eng->n_op_nodes; i++)
-		if (eng->op_nodes[i]->body)
-			(void)!tc_index_inode_get(
-			    &eng->ix, eng->op_nodes[i]->ino,
-			    &eng->op_nodes[i]->body->meta);
+	tc_node_reload_locked(eng, eng->op_nodes, eng->n_op_nodes);
 	eng->n_op_nodes = 0;
 }
 

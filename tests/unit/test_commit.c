@@ -5,7 +5,8 @@
  * WAL fsync made that commit durable, by the committer, and it stays while
  * every fsync fails; under sync=never nothing waits for an fsync; a full
  * store reclaims them at once. The row of an unlinked file the kernel
- * forgot goes with the next group commit, not in the FORGET.
+ * forgot goes with the next group commit, not in the FORGET, and the times
+ * of a directory whose names changed reach its row once, at the commit.
  */
 #include <time.h>
 
@@ -253,6 +254,65 @@ static void test_queued_row_is_purged_once(void **state)
 	tcu_drop_faults(fx);
 }
 
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * TCU_SEC + ts->tv_nsec;
+}
+
+static void test_directory_row_waits_for_the_commit(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_inode before, row;
+	struct tc_attr a;
+	uint64_t d;
+
+	start_slow(fx);
+	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
+	/* Held, as the kernel holds a directory it works in (a directory
+	 * that leaves the node table writes its row then). */
+	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "d", &a), 0);
+	assert_int_equal(tc_sync(fx->eng), 0);
+	assert_int_equal(tcu_row(fx->eng, d, &before), 0);
+
+	tcu_advance(fx, TCU_SEC);
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "a", "1", 1), 0);
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "b", "2", 1), 0);
+	assert_int_equal(tcu_del_at(fx->eng, d, "a"), 0);
+	/* Its attributes change at once, its row at the commit. */
+	assert_int_equal(tc_getattr(fx->eng, d, &a), 0);
+	assert_int_equal(ts_ns(&a.st.st_mtim), before.mtime + TCU_SEC);
+	assert_int_equal(ts_ns(&a.st.st_ctim), before.ctime + TCU_SEC);
+	assert_int_equal(tcu_row(fx->eng, d, &row), 0);
+	assert_int_equal(row.mtime, before.mtime);
+	assert_int_equal(tc_sync(fx->eng), 0);
+	assert_int_equal(tcu_row(fx->eng, d, &row), 0);
+	assert_int_equal(row.mtime, before.mtime + TCU_SEC);
+	assert_int_equal(row.ctime, before.ctime + TCU_SEC);
+
+	/* A link count does not wait. */
+	tcu_advance(fx, TCU_SEC);
+	(void)tcu_mkdir_at(fx, d, "sub");
+	assert_int_equal(tcu_row(fx->eng, d, &row), 0);
+	assert_int_equal(row.nlink, before.nlink + 1);
+	assert_int_equal(row.mtime, before.mtime + 2 * TCU_SEC);
+
+	/* Nor a directory that leaves the node table, and all of it is
+	 * there after a close. */
+	tcu_advance(fx, TCU_SEC);
+	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "c", "3", 1), 0);
+	assert_int_equal(tcu_row(fx->eng, d, &row), 0);
+	assert_int_equal(row.mtime, before.mtime + 2 * TCU_SEC);
+	/* Nor does a directory the kernel forgets. */
+	tc_forget(fx->eng, d, 1);
+	assert_int_equal(tcu_row(fx->eng, d, &row), 0);
+	assert_int_equal(row.mtime, before.mtime + 3 * TCU_SEC);
+	tcu_drop_faults(fx);
+	tcu_open(fx);
+	assert_int_equal(tc_getattr(fx->eng, d, &a), 0);
+	assert_int_equal(ts_ns(&a.st.st_mtim), before.mtime + 3 * TCU_SEC);
+	assert_int_equal(a.st.st_nlink, before.nlink + 1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
 
 int main(void)
@@ -262,6 +322,7 @@ int main(void)
 		T(test_program_fsync_lets_the_committer_reap),
 		T(test_forgotten_file_goes_with_the_next_commit),
 		T(test_queued_row_is_purged_once),
+		T(test_directory_row_waits_for_the_commit),
 		T(test_sync_never_reaps_without_fsync),
 		T(test_close_reaps_what_is_left),
 		T(test_reclaim_deletes_at_once),
