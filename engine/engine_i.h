@@ -334,6 +334,9 @@ int tc_index_inode_get(struct tc_index *ix, uint64_t ino,
 		       struct tc_inode *out) TC_WUR;
 /* Insert @o with inode number o->ino (AUTOINCREMENT keeps the highest). */
 int tc_index_inode_insert(struct tc_index *ix, struct tc_inode *o) TC_WUR;
+/* Make @o what reading its row back would give (the columns written as
+ * NULL, the borrowed target gone). */
+void tc_index_inode_as_stored(struct tc_inode *o);
 int tc_index_inode_update(struct tc_index *ix,
 			  const struct tc_inode *o) TC_WUR;
 /* Write only @o's nlink, mtime and ctime, what a change of names changes
@@ -738,6 +741,9 @@ int tc_nbody_cache_limit_locked(struct tc_engine *eng, uint32_t cap) TC_WUR;
  * -ENOENT), and mark it used. The cache may evict other idle bodies: a
  * caller keeps only bodies it pinned. */
 int tc_nbody_load_locked(struct tc_engine *eng, struct tc_node *n) TC_WUR;
+/* The same with the row known (@row, or NULL: read it). */
+int tc_nbody_attach_locked(struct tc_engine *eng, struct tc_node *n,
+			   const struct tc_inode *row) TC_WUR;
 /* True when something needs @n's body: it must not be evicted. */
 bool tc_nbody_busy(const struct tc_node *n);
 /* @n's body may have become idle: free it when the cache does not hold
@@ -1057,6 +1063,10 @@ struct tc_node *tc_node_find_locked(struct tc_engine *eng, uint64_t ino);
  * table or not in its body (-ENOENT when there is none). */
 int tc_node_get_locked(struct tc_engine *eng, uint64_t ino,
 		       struct tc_node **out) TC_WUR;
+/* The same for the inode whose row @row the caller has just written
+ * (a create): nothing is read back. */
+int tc_node_get_new_locked(struct tc_engine *eng, const struct tc_inode *row,
+			   struct tc_node **out) TC_WUR;
 /* The same, taking the engine lock. */
 int tc_node_get(struct tc_engine *eng, uint64_t ino,
 		struct tc_node **out) TC_WUR;

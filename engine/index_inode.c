@@ -117,6 +117,29 @@ static void bind_inode(sqlite3_stmt *st, const struct tc_inode *o)
 		sqlite3_bind_null(st, 20);
 }
 
+void tc_index_inode_as_stored(struct tc_inode *o)
+{
+	int64_t *opt[] = { &o->ttl, &o->dttl };
+	int *opt_mode[] = { &o->ttl_mode, &o->dttl_mode };
+
+	/* What bind_inode() writes as NULL reads back as these. */
+	for (size_t i = 0; i < 2; i++) {
+		if (*opt[i] < 0)
+			*opt[i] = -1;
+		if (*opt_mode[i] < 0)
+			*opt_mode[i] = -1;
+	}
+	if (!o->hash_set)
+		memset(o->hash, 0, sizeof(o->hash));
+	if (o->expires < 0)
+		o->expires = 0;
+	if (!S_ISREG(o->mode))
+		o->lru = 0;
+	if (o->nchunks < 2)
+		o->nchunks = 0;
+	o->target = NULL;
+}
+
 int tc_index_inode_insert(struct tc_index *ix, struct tc_inode *o)
 {
 	sqlite3_stmt *st = tc_ix_stmt(ix, ST_INODE_INSERT);

@@ -305,7 +305,7 @@ static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 		goto out;
 	}
 	tc_ns_unnote_miss_locked(eng, dir->ino, name);
-	rc = tc_node_get_locked(eng, m->ino, out);
+	rc = tc_node_get_new_locked(eng, m, out);
 	/* A new node: nobody can hold its lock before we let go of ours. */
 	if (!rc && dirty)
 		(*out)->body->dirty = dirty;

@@ -212,7 +212,9 @@ static void node_unlink_locked(struct tc_engine *eng, struct tc_node *n)
 
 /* The miss of tc_node_get_locked(): a new node, or a body to load. */
 static TC_NOINLINE int node_load_locked(struct tc_engine *eng, uint64_t ino,
-					struct tc_node *n, struct tc_node **out)
+					struct tc_node *n,
+					const struct tc_inode *row,
+					struct tc_node **out)
 {
 	bool fresh = !n;
 	int rc;
@@ -222,7 +224,7 @@ static TC_NOINLINE int node_load_locked(struct tc_engine *eng, uint64_t ino,
 		if (!n)
 			return -ENOMEM;
 	}
-	rc = tc_nbody_load_locked(eng, n);
+	rc = tc_nbody_attach_locked(eng, n, row);
 	if (rc) {
 		if (fresh) {
 			node_unlink_locked(eng, n);
@@ -241,11 +243,23 @@ int tc_node_get_locked(struct tc_engine *eng, uint64_t ino,
 	struct tc_node *n = tc_node_find_locked(eng, ino);
 
 	if (!n || !n->body)
-		return node_load_locked(eng, ino, n, out);
+		return node_load_locked(eng, ino, n, NULL, out);
 	n->pins++;
 	n->body->used = true;
 	*out = n;
 	return 0;
+}
+
+int tc_node_get_new_locked(struct tc_engine *eng, const struct tc_inode *row,
+			   struct tc_node **out)
+{
+	struct tc_node *n = tc_node_find_locked(eng, row->ino);
+	struct tc_inode m = *row;
+
+	if (n && n->body)
+		return tc_node_get_locked(eng, row->ino, out);
+	tc_index_inode_as_stored(&m);
+	return node_load_locked(eng, row->ino, n, &m, out);
 }
 
 int tc_node_hold_locked(struct tc_engine *eng, uint64_t ino)

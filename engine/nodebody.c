@@ -152,6 +152,12 @@ static void cache_insert_locked(struct tc_engine *eng, struct tc_node *n)
 
 int tc_nbody_load_locked(struct tc_engine *eng, struct tc_node *n)
 {
+	return tc_nbody_attach_locked(eng, n, NULL);
+}
+
+int tc_nbody_attach_locked(struct tc_engine *eng, struct tc_node *n,
+			   const struct tc_inode *row)
+{
 	struct tc_nbody *b;
 	int rc;
 
@@ -163,10 +169,15 @@ int tc_nbody_load_locked(struct tc_engine *eng, struct tc_node *n)
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	rc = tc_index_inode_get(&eng->ix, n->ino, &b->meta);
-	if (rc) {
-		free(b);
-		return rc;
+	if (row) {
+		b->meta = *row;
+	} else {
+		rc = tc_index_inode_get(&eng->ix, n->ino, &b->meta);
+		if (rc) {
+			free(b);
+			return rc;
+		}
+		eng->bodies.loads++;
 	}
 	b->slot = TC_NBODY_UNCACHED;
 	b->used = true;
@@ -178,7 +189,6 @@ int tc_nbody_load_locked(struct tc_engine *eng, struct tc_node *n)
 	eng->bodies.all = b;
 	n->body = b;
 	eng->bodies.live++;
-	eng->bodies.loads++;
 	cache_insert_locked(eng, n);
 	return 0;
 }

@@ -886,6 +886,76 @@ static void test_readdirplus_holds_without_bodies(void **state)
 	assert_int_equal(body_loads(eng), loads + 5);
 }
 
+/* The body of a node is its row, field by field. */
+static void assert_body_is_row(struct tc_engine *eng, uint64_t ino)
+{
+	struct tc_inode row, m;
+	struct tc_node *n;
+
+	assert_int_equal(tcu_row(eng, ino, &row), 0);
+	tc_lock(eng);
+	n = tc_node_find_locked(eng, ino);
+	assert_non_null(n);
+	assert_non_null(n->body);
+	m = n->body->meta;
+	tc_unlock(eng);
+	assert_int_equal(m.ino, row.ino);
+	assert_int_equal(m.mode, row.mode);
+	assert_int_equal(m.uid, row.uid);
+	assert_int_equal(m.gid, row.gid);
+	assert_int_equal(m.nlink, row.nlink);
+	assert_int_equal(m.rdev, row.rdev);
+	assert_int_equal(m.size, row.size);
+	assert_int_equal(m.atime, row.atime);
+	assert_int_equal(m.mtime, row.mtime);
+	assert_int_equal(m.ctime, row.ctime);
+	assert_int_equal(m.hash_set, row.hash_set);
+	if (m.hash_set)
+		assert_memory_equal(m.hash, row.hash, TC_HASH_LEN);
+	assert_int_equal(m.ttl, row.ttl);
+	assert_int_equal(m.ttl_mode, row.ttl_mode);
+	assert_int_equal(m.dttl, row.dttl);
+	assert_int_equal(m.dttl_mode, row.dttl_mode);
+	assert_int_equal(m.expires, row.expires);
+	assert_string_equal(m.schema, row.schema);
+	assert_int_equal(m.lru, row.lru);
+	assert_int_equal(m.nchunks, row.nchunks);
+	assert_null(m.target);
+}
+
+/* A create builds the node's body from the row it wrote, without reading
+ * it back: what it holds must be what a read would give. */
+static void test_created_body_is_its_row(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_attr a;
+	struct tc_file *f;
+	uint64_t d;
+
+	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
+	assert_int_equal(tc_setxattr(fx->eng, d, TC_XATTR_PREFIX "ttl", "1h", 2,
+				     0),
+			 0);
+	assert_int_equal(tc_setxattr(fx->eng, d, TC_XATTR_PREFIX "schema", "v2",
+				     2, 0),
+			 0);
+	assert_int_equal(tc_create(fx->eng, d, "f", S_IFREG | 0640, O_WRONLY,
+				   &fx->ctx, &a, &f),
+			 0);
+	assert_body_is_row(fx->eng, a.st.st_ino);
+	assert_int_equal(tc_release(f), 0);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+
+	assert_int_equal(tc_symlink(fx->eng, d, "l", "f", &fx->ctx, &a), 0);
+	assert_body_is_row(fx->eng, a.st.st_ino);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+	assert_int_equal(tc_mknod(fx->eng, d, "sub", S_IFDIR | 0700, 0,
+				  &fx->ctx, &a),
+			 0);
+	assert_body_is_row(fx->eng, a.st.st_ino);
+	tc_forget(fx->eng, a.st.st_ino, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -905,6 +975,7 @@ int main(void)
 	    T(test_lost_group_reloads_nodes),
 	    T(test_readdirplus_holds_without_bodies),
 	    T(test_getattr_during_publish),
+	    T(test_created_body_is_its_row),
 #undef T
 	};
 
