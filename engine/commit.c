@@ -62,20 +62,21 @@ static void recover_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 }
 
 /* What the group's operations left for its commit, written into it: the
- * rows of the directories they changed (a group without them does not
- * commit: it is retried) and of the unlinked files the kernel forgot (if
- * that fails they are orphans for the next mount; the rest commits). */
+ * rows of the nodes whose attributes or times they changed (a group
+ * without them does not commit: it is retried) and of the unlinked files
+ * the kernel forgot (if that fails they are orphans for the next mount;
+ * the rest commits). */
 static int before_commit_locked(struct tc_engine *eng)
 {
 	int rc = 0;
 
 	if (eng->in_op)
 		return 0;
-	if (eng->n_dir_rows) {
+	if (eng->n_rows) {
 		rc = tc_txn_begin_locked(eng);
 		if (!rc)
 			rc = tc_txn_end_locked(eng,
-					       tc_node_write_dirs_locked(eng));
+					       tc_node_write_rows_locked(eng));
 		if (rc) {
 			if (eng->group_open && !eng->commit_err)
 				tc_warn(eng, "index: commit failed (%d), will"
@@ -191,7 +192,7 @@ bool tc_commit_reclaim(struct tc_engine *eng)
 
 	tc_lock(eng);
 	before = eng->reaped_seq;
-	waiting = eng->group_open || eng->n_purges ||
+	waiting = eng->group_open || eng->n_purges || eng->n_rows ||
 		  eng->retired_seq > before || eng->reaping;
 	tc_unlock(eng);
 	if (!waiting || tc_commit_sync(eng))
@@ -216,6 +217,12 @@ void tc_commit_close_locked(struct tc_engine *eng)
 int tc_sync(struct tc_engine *eng)
 {
 	return tc_commit_sync(eng);
+}
+
+/* Rows or purges queued for the next commit (node.c). */
+static bool later_work(const struct tc_engine *eng)
+{
+	return eng->n_rows || eng->n_purges;
 }
 
 static void *committer(void *arg)
@@ -244,20 +251,21 @@ static void *committer(void *arg)
 				continue;
 			}
 			if (!eng->group_open && !eng->lost_pending &&
-			    !eng->n_purges) {
+			    !later_work(eng)) {
 				tc_mutex_timedwait(&eng->lock,
 						   &eng->commit_cond,
 						   REAP_SYNC_DELAY_NS - age);
 				continue;
 			}
 		}
-		if (!eng->group_open && !eng->lost_pending && !eng->n_purges) {
+		if (!eng->group_open && !eng->lost_pending &&
+		    !later_work(eng)) {
 			tc_mutex_wait(&eng->lock, &eng->commit_cond);
 			continue;
 		}
 		age = tc_mono_ns() - (eng->group_open ? eng->group_started
-						      : eng->purges_since);
-		if ((eng->group_open || eng->n_purges) &&
+						      : eng->later_since);
+		if ((eng->group_open || later_work(eng)) &&
 		    age < eng->commit_interval_ns &&
 		    eng->group_ops < TC_GROUP_MAX_OPS) {
 			tc_mutex_timedwait(&eng->lock, &eng->commit_cond,

@@ -339,13 +339,12 @@ int tc_index_inode_insert(struct tc_index *ix, struct tc_inode *o) TC_WUR;
 void tc_index_inode_as_stored(struct tc_inode *o);
 int tc_index_inode_update(struct tc_index *ix,
 			  const struct tc_inode *o) TC_WUR;
+/* Write @o's mode, owner, link count and times (what setattr and a change
+ * of names change). */
+int tc_index_inode_meta(struct tc_index *ix, const struct tc_inode *o) TC_WUR;
 /* Write only @o's nlink, mtime and ctime, what a change of names changes
  * (the rest of the row is current: every other change writes it). */
 int tc_index_inode_links(struct tc_index *ix,
-			 const struct tc_inode *o) TC_WUR;
-/* Write only @o's mode, owner and times (what a SETATTR other than a
- * truncate changes). */
-int tc_index_inode_attrs(struct tc_index *ix,
 			 const struct tc_inode *o) TC_WUR;
 /* Delete the row of @ino with its xattrs and tags. */
 int tc_index_inode_purge(struct tc_index *ix, uint64_t ino) TC_WUR;
@@ -800,7 +799,8 @@ struct tc_nbody {
 	uint32_t slot;           /* in eng->bodies, or TC_NBODY_UNCACHED */
 	bool used;               /* the clock's reference bit; eng->lock */
 	bool atime_pending;      /* in eng->atimes; eng->lock */
-	bool row_pending;        /* a directory in eng->dir_rows; eng->lock */
+	bool row_pending;        /* meta newer than the row, in eng->rows;
+				  * eng->lock */
 	bool content_read;       /* read without a handle since the last
 				  * maintenance round; node->lock */
 	bool corrupt;            /* its blob failed verification: reads
@@ -946,15 +946,15 @@ struct tc_engine {
 	bool any_dir_ttl;              /* eng->lock */
 	uint64_t *atimes;  /* inodes whose node->atime_pending; eng->lock */
 	size_t n_atimes;
-	/* Inodes without links that the kernel forgot: their rows go at the
-	 * next group commit (tc_node_purge_forgotten_locked); eng->lock. */
+	/* Work for the next group commit (node.c), all eng->lock: inodes
+	 * without links that the kernel forgot, whose rows go then; and
+	 * nodes whose attributes, link count or times changed, whose rows are
+	 * written then, once however often they changed. */
 	uint64_t *purges;
 	size_t n_purges, cap_purges;
-	int64_t purges_since; /* tc_mono_ns() when the first was queued */
-	/* Directories whose link count and times changed in the open group:
-	 * their rows are written once, at its commit; eng->lock. */
-	uint64_t *dir_rows;
-	size_t n_dir_rows, cap_dir_rows;
+	uint64_t *rows;
+	size_t n_rows, cap_rows;
+	int64_t later_since; /* tc_mono_ns() when the first was queued */
 	struct {
 		uint64_t parent;
 		uint64_t name_hash;
@@ -1103,16 +1103,23 @@ int tc_node_drop_locked(struct tc_engine *eng, uint64_t ino,
 /* Delete the inodes a crash left without links. */
 int tc_node_drop_orphans_locked(struct tc_engine *eng) TC_WUR;
 /*
- * Directory @n (pinned, with its body) gained or lost a name: its mtime
- * and ctime (in n->body->meta) reach its row at the group's commit, once
- * however many names changed, or at once without the committer. @links:
- * its link count changed too, and the row is written now. Inside an
- * operation; 0 or -errno.
+ * A name of @n (pinned, with its body) or in it changed: its times (in
+ * n->body->meta) reach its row at the group's commit, or at once without
+ * the committer. @links: its link count changed too, and the row is
+ * written now. Inside an operation; 0 or -errno.
  */
-int tc_node_dir_changed_locked(struct tc_engine *eng, struct tc_node *n,
-			       bool links) TC_WUR;
-/* Write the rows of those directories (inside an operation). */
-int tc_node_write_dirs_locked(struct tc_engine *eng) TC_WUR;
+int tc_node_names_changed_locked(struct tc_engine *eng, struct tc_node *n,
+				 bool links) TC_WUR;
+/* setattr changed @n's mode, owner or times (in n->body->meta): the same,
+ * outside an operation (one is opened when the row cannot wait). */
+int tc_node_attrs_changed_locked(struct tc_engine *eng,
+				 struct tc_node *n) TC_WUR;
+/* Work was queued for the next commit: wake the committer if it sleeps. */
+void tc_node_later_locked(struct tc_engine *eng);
+/* Write the queued rows (inside an operation). */
+int tc_node_write_rows_locked(struct tc_engine *eng) TC_WUR;
+/* Forget them: their group was lost. */
+void tc_node_drop_rows_locked(struct tc_engine *eng);
 /* Delete the rows of the forgotten inodes without links that releases
  * queued for the committer, in one operation (not inside one). On failure
  * they stay as orphans, which the next mount deletes. */

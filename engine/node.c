@@ -286,18 +286,26 @@ int tc_node_meta_locked(struct tc_engine *eng, uint64_t ino,
 	return tc_index_inode_get(&eng->ix, ino, out);
 }
 
-/* Read @n's row back into its body. A directory whose times wait for the
- * group's commit keeps its own when they are later: the row lacks what
- * the group's earlier operations did (its link count never waits). */
+/*
+ * Read @n's row back into its body (after a failed operation). When its
+ * row waits for the commit, the row lacks what the group's earlier
+ * operations did: the body keeps its mode, owner and atime (only setattr
+ * changes them, and a waiting setattr cannot fail) and its mtime and ctime
+ * when later (a failed operation may have set them; later is harmless).
+ * Link counts never wait, so the row's is right.
+ */
 static void reload_one_locked(struct tc_engine *eng, struct tc_node *n)
 {
-	struct tc_inode *m = &n->body->meta;
-	int64_t mtime = m->mtime, ctime = m->ctime;
+	struct tc_inode *m = &n->body->meta, old = *m;
 
 	if (tc_index_inode_get(&eng->ix, n->ino, m) || !n->body->row_pending)
 		return;
-	m->mtime = mtime > m->mtime ? mtime : m->mtime;
-	m->ctime = ctime > m->ctime ? ctime : m->ctime;
+	m->mode = old.mode;
+	m->uid = old.uid;
+	m->gid = old.gid;
+	m->atime = old.atime;
+	m->mtime = old.mtime > m->mtime ? old.mtime : m->mtime;
+	m->ctime = old.ctime > m->ctime ? old.ctime : m->ctime;
 }
 
 void tc_node_reload_locked(struct tc_engine *eng, struct tc_node **v, size_t n)
@@ -380,71 +388,99 @@ static void purge_soon_locked(struct tc_engine *eng, const struct tc_inode *m)
 		(void)!destroy_locked(eng, m);
 		return;
 	}
-	if (!eng->n_purges) {
-		eng->purges_since = tc_mono_ns();
-		if (!eng->group_open)
-			pthread_cond_signal(&eng->commit_cond);
-	}
+	tc_node_later_locked(eng);
 	eng->purges[eng->n_purges++] = m->ino;
 }
 
-int tc_node_dir_changed_locked(struct tc_engine *eng, struct tc_node *n,
-			       bool links)
+/* Queue @n's row for the group's commit: 0, or -EAGAIN when it cannot
+ * wait (no committer, no memory) and the caller writes it. */
+static int queue_row_locked(struct tc_engine *eng, struct tc_node *n)
 {
-	TC_ASSERT_LOCKED(eng);
-	/* A link count is written at once: a failed operation reloads the
-	 * row, and only the times may then come out later than they were. */
-	if (links) {
-		int rc = tc_index_inode_links(&eng->ix, &n->body->meta);
-		if (!rc)
-			n->body->row_pending = false;
-		return rc;
-	}
 	if (n->body->row_pending)
 		return 0;
-	if (eng->committer_running && eng->n_dir_rows == eng->cap_dir_rows) {
-		size_t cap = eng->cap_dir_rows ? 2 * eng->cap_dir_rows : 16;
-		uint64_t *v = realloc(eng->dir_rows, cap * sizeof(*v));
-		if (v) {
-			eng->dir_rows = v;
-			eng->cap_dir_rows = cap;
-		}
+	if (!eng->committer_running)
+		return -EAGAIN;
+	if (eng->n_rows == eng->cap_rows) {
+		size_t cap = eng->cap_rows ? 2 * eng->cap_rows : 64;
+		uint64_t *v = realloc(eng->rows, cap * sizeof(*v));
+		if (!v)
+			return -EAGAIN;
+		eng->rows = v;
+		eng->cap_rows = cap;
 	}
-	/* Without the committer every operation commits by itself. */
-	if (!eng->committer_running || eng->n_dir_rows == eng->cap_dir_rows)
-		return tc_index_inode_links(&eng->ix, &n->body->meta);
-	eng->dir_rows[eng->n_dir_rows++] = n->ino;
+	tc_node_later_locked(eng);
+	eng->rows[eng->n_rows++] = n->ino;
 	n->body->row_pending = true;
 	return 0;
 }
 
-/* Write @n's pending directory row, if it has one. */
-static int write_dir_locked(struct tc_engine *eng, struct tc_node *n)
+/* Write @n's row now (inside an operation): no longer pending. */
+static int write_row_locked(struct tc_engine *eng, struct tc_node *n)
 {
-	int rc;
+	int rc = tc_index_inode_meta(&eng->ix, &n->body->meta);
 
-	if (!n || !n->body || !n->body->row_pending)
-		return 0;
-	rc = tc_index_inode_links(&eng->ix, &n->body->meta);
 	if (!rc)
 		n->body->row_pending = false;
 	return rc;
 }
 
-int tc_node_write_dirs_locked(struct tc_engine *eng)
+int tc_node_names_changed_locked(struct tc_engine *eng, struct tc_node *n,
+				 bool links)
 {
-	size_t i;
+	TC_ASSERT_LOCKED(eng);
+	/* A link count is written at once: see reload_one_locked(). */
+	if (!links && queue_row_locked(eng, n) == 0)
+		return 0;
+	return write_row_locked(eng, n);
+}
+
+int tc_node_attrs_changed_locked(struct tc_engine *eng, struct tc_node *n)
+{
+	int rc;
+
+	TC_ASSERT_LOCKED(eng);
+	if (queue_row_locked(eng, n) == 0)
+		return 0;
+	rc = tc_txn_begin_locked(eng);
+	if (rc)
+		return rc;
+	return tc_txn_end_locked(eng, write_row_locked(eng, n));
+}
+
+void tc_node_later_locked(struct tc_engine *eng)
+{
+	if (eng->n_rows || eng->n_purges)
+		return;
+	eng->later_since = tc_mono_ns();
+	if (!eng->group_open)
+		pthread_cond_signal(&eng->commit_cond);
+}
+
+int tc_node_write_rows_locked(struct tc_engine *eng)
+{
 	int rc = 0;
 
-	for (i = 0; !rc && i < eng->n_dir_rows; i++) {
-		struct tc_node *n = tc_node_find_locked(eng, eng->dir_rows[i]);
-		rc = write_dir_locked(eng, n);
-		if (!rc && n)
+	for (size_t i = 0; !rc && i < eng->n_rows; i++) {
+		struct tc_node *n = tc_node_find_locked(eng, eng->rows[i]);
+		if (!n || !n->body || !n->body->row_pending)
+			continue; /* written when it left, or since */
+		rc = write_row_locked(eng, n);
+		if (!rc)
 			tc_nbody_idle_locked(eng, n);
 	}
 	if (!rc)
-		eng->n_dir_rows = 0;
+		eng->n_rows = 0;
 	return rc;
+}
+
+void tc_node_drop_rows_locked(struct tc_engine *eng)
+{
+	for (size_t i = 0; i < eng->n_rows; i++) {
+		struct tc_node *n = tc_node_find_locked(eng, eng->rows[i]);
+		if (n && n->body)
+			n->body->row_pending = false;
+	}
+	eng->n_rows = 0;
 }
 
 int tc_node_purge_forgotten_locked(struct tc_engine *eng)
@@ -494,13 +530,13 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 		if (n->body)
 			n->body->atime_pending = false;
 	}
-	/* A directory's row waiting for the commit: write it now, in the
-	 * group that changed it. */
+	/* A row waiting for the commit: written now, in the group that
+	 * changed it. */
 	if (n->body && n->body->row_pending) {
 		if (tc_txn_in_op_locked(eng))
-			(void)!write_dir_locked(eng, n);
+			(void)!write_row_locked(eng, n);
 		else if (!tc_txn_begin_locked(eng))
-			(void)!tc_txn_end_locked(eng, write_dir_locked(eng, n));
+			(void)!tc_txn_end_locked(eng, write_row_locked(eng, n));
 	}
 	node_unlink_locked(eng, n);
 	/* A body with no links is busy: never evicted before this. */

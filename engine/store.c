@@ -412,7 +412,7 @@ int tc_engine_close(struct tc_engine *eng)
 	tc_nbody_cache_free(&eng->bodies);
 	free(eng->atimes);
 	free(eng->purges);
-	free(eng->dir_rows);
+	free(eng->rows);
 	free(eng->verified);
 	free(eng->holds);
 	pthread_mutex_destroy(&eng->verified_lock);

@@ -59,6 +59,7 @@ static void group_lost_locked(struct tc_engine *eng, int rc)
 	eng->in_op = false;
 	eng->size = eng->committed;
 	eng->n_doomed = 0; /* their rows are back: the files stay */
+	tc_node_drop_rows_locked(eng); /* the nodes reload what was */
 	eng->lost_group = eng->group_id;
 	eng->lost_err = rc;
 	eng->lost_pending = true; /* commit.c reloads the nodes */
