@@ -531,8 +531,8 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 			n->body->atime_pending = false;
 	}
 	/* A row waiting for the commit: written now, in the group that
-	 * changed it. */
-	if (n->body && n->body->row_pending) {
+	 * changed it (unless it goes). */
+	if (n->body && n->body->row_pending && !doomed) {
 		if (tc_txn_in_op_locked(eng))
 			(void)!write_row_locked(eng, n);
 		else if (!tc_txn_begin_locked(eng))
