@@ -355,6 +355,135 @@ static void test_setattr_row_waits_for_the_commit(void **state)
 	tcu_drop_faults(fx);
 }
 
+/* What the grouped test saw of one name. */
+struct seen_attr {
+	bool present;
+	uint32_t mode, nlink;
+	int64_t mtime, ctime;
+};
+
+static void snapshot(struct tcu *fx, uint64_t dir, int n,
+		     struct seen_attr *out)
+{
+	for (int i = 0; i < n; i++) {
+		char name[8];
+		struct tc_attr a;
+
+		snprintf(name, sizeof(name), "f%d", i);
+		out[i].present = tc_lookup(fx->eng, dir, name, &a) == 0;
+		if (!out[i].present)
+			continue;
+		out[i].mode = a.st.st_mode;
+		out[i].nlink = (uint32_t)a.st.st_nlink;
+		out[i].mtime = ts_ns(&a.st.st_mtim);
+		out[i].ctime = ts_ns(&a.st.st_ctim);
+		tc_forget(fx->eng, a.st.st_ino, 1);
+	}
+}
+
+/*
+ * Random creates, chmods, utimens, renames, unlinks and mkdirs in one
+ * directory, grouped by the committer and committed only by tc_sync() and
+ * closes: after every close, what the engine showed before (the entries,
+ * their modes, link counts and times, the directory's) is what it finds
+ * again, and tc_check() finds the store sound.
+ */
+static void test_grouped_changes_survive_a_close(void **state)
+{
+	enum { NAMES = 8, OPS = 3000 };
+	struct tcu *fx = *state;
+	struct seen_attr before[NAMES + 1], after[NAMES + 1];
+	struct tc_check_report rep;
+	uint32_t r = 12345;
+	struct tc_attr a;
+	uint64_t d;
+
+	start_slow(fx);
+	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
+	for (int op = 0; op < OPS; op++) {
+		char x[8], y[8];
+		struct stat st = { 0 };
+		int i, j;
+
+		r = r * 1103515245u + 12345u;
+		i = (int)(r >> 8) % NAMES;
+		j = (int)(r >> 16) % NAMES;
+		snprintf(x, sizeof(x), "f%d", i);
+		snprintf(y, sizeof(y), "f%d", j);
+		tcu_advance(fx, 1000);
+		switch ((r >> 24) % 8) {
+		case 0:
+			(void)tcu_put_at(fx->eng, &fx->ctx, d, x, "v", 1);
+			break;
+		case 1:
+			(void)!tc_mknod(fx->eng, d, x, S_IFDIR | 0700, 0,
+					&fx->ctx, &a);
+			if (tc_lookup(fx->eng, d, x, &a) == 0)
+				tc_forget(fx->eng, a.st.st_ino, 1);
+			break;
+		case 2:
+		case 3:
+			if (tc_lookup(fx->eng, d, x, &a))
+				break;
+			st.st_mode = (r >> 4) & 0777;
+			st.st_mtim.tv_sec = (time_t)(r >> 12);
+			(void)!tc_setattr(fx->eng, a.st.st_ino, &st,
+					  (r & 1) ? TC_SET_MODE : TC_SET_MTIME,
+					  NULL, &a);
+			tc_forget(fx->eng, a.st.st_ino, 1);
+			break;
+		case 4:
+			(void)!tc_rename(fx->eng, d, x, d, y, 0);
+			break;
+		case 5:
+			if (tc_unlink(fx->eng, d, x) == -EISDIR)
+				(void)!tc_rmdir(fx->eng, d, x);
+			break;
+		case 6:
+			assert_int_equal(tc_sync(fx->eng), 0);
+			break;
+		default:
+			if (op % 7)
+				break;
+			/* Close and reopen: nothing the engine showed is
+			 * lost, and the store is sound. */
+			snapshot(fx, d, NAMES, before);
+			assert_int_equal(tc_getattr(fx->eng, d, &a), 0);
+			before[NAMES].nlink = (uint32_t)a.st.st_nlink;
+			before[NAMES].mtime = ts_ns(&a.st.st_mtim);
+			tc_engine_close(fx->eng);
+			fx->eng = NULL;
+			assert_int_equal(tc_check(fx->store, false, NULL, &rep,
+						  tcu_log, NULL),
+					 0);
+			tcu_open(fx);
+			snapshot(fx, d, NAMES, after);
+			assert_int_equal(tc_getattr(fx->eng, d, &a), 0);
+			after[NAMES].nlink = (uint32_t)a.st.st_nlink;
+			after[NAMES].mtime = ts_ns(&a.st.st_mtim);
+			for (int k = 0; k < NAMES; k++) {
+				assert_int_equal(after[k].present,
+						 before[k].present);
+				if (!before[k].present)
+					continue;
+				assert_int_equal(after[k].mode, before[k].mode);
+				assert_int_equal(after[k].nlink,
+						 before[k].nlink);
+				assert_int_equal(after[k].mtime,
+						 before[k].mtime);
+				assert_int_equal(after[k].ctime,
+						 before[k].ctime);
+			}
+			assert_int_equal(after[NAMES].nlink,
+					 before[NAMES].nlink);
+			assert_int_equal(after[NAMES].mtime,
+					 before[NAMES].mtime);
+			break;
+		}
+	}
+	tcu_drop_faults(fx);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
 
 int main(void)
@@ -366,6 +495,7 @@ int main(void)
 		T(test_queued_row_is_purged_once),
 		T(test_directory_row_waits_for_the_commit),
 		T(test_setattr_row_waits_for_the_commit),
+		T(test_grouped_changes_survive_a_close),
 		T(test_sync_never_reaps_without_fsync),
 		T(test_close_reaps_what_is_left),
 		T(test_reclaim_deletes_at_once),
