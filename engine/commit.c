@@ -62,10 +62,10 @@ static void recover_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 }
 
 /* What the group's operations left for its commit, written into it: the
- * rows of the nodes whose attributes or times they changed (a group
- * without them does not commit: it is retried) and of the unlinked files
- * the kernel forgot (if that fails they are orphans for the next mount;
- * the rest commits). */
+ * rows of the directories whose names they changed (a group without them
+ * does not commit: it is retried) and of the unlinked files the kernel
+ * forgot (if that fails they are orphans for the next mount; the rest
+ * commits). */
 static int before_commit_locked(struct tc_engine *eng)
 {
 	int rc = 0;
@@ -219,7 +219,7 @@ int tc_sync(struct tc_engine *eng)
 	return tc_commit_sync(eng);
 }
 
-/* Rows or purges queued for the next commit (node.c). */
+/* Directory rows or purges queued for the next commit (node.c). */
 static bool later_work(const struct tc_engine *eng)
 {
 	return eng->n_rows || eng->n_purges;

@@ -339,12 +339,15 @@ int tc_index_inode_insert(struct tc_index *ix, struct tc_inode *o) TC_WUR;
 void tc_index_inode_as_stored(struct tc_inode *o);
 int tc_index_inode_update(struct tc_index *ix,
 			  const struct tc_inode *o) TC_WUR;
-/* Write @o's mode, owner, link count and times (what setattr and a change
- * of names change). */
-int tc_index_inode_meta(struct tc_index *ix, const struct tc_inode *o) TC_WUR;
+/* Write only @o's mtime and ctime (a directory's queued row). */
+int tc_index_inode_times(struct tc_index *ix, const struct tc_inode *o) TC_WUR;
 /* Write only @o's nlink, mtime and ctime, what a change of names changes
  * (the rest of the row is current: every other change writes it). */
 int tc_index_inode_links(struct tc_index *ix,
+			 const struct tc_inode *o) TC_WUR;
+/* Write only @o's mode, owner and times (what a SETATTR other than a
+ * truncate changes). */
+int tc_index_inode_attrs(struct tc_index *ix,
 			 const struct tc_inode *o) TC_WUR;
 /* Delete the row of @ino with its xattrs and tags. */
 int tc_index_inode_purge(struct tc_index *ix, uint64_t ino) TC_WUR;
@@ -799,8 +802,8 @@ struct tc_nbody {
 	uint32_t slot;           /* in eng->bodies, or TC_NBODY_UNCACHED */
 	bool used;               /* the clock's reference bit; eng->lock */
 	bool atime_pending;      /* in eng->atimes; eng->lock */
-	bool row_pending;        /* meta newer than the row, in eng->rows;
-				  * eng->lock */
+	bool row_pending;        /* a directory's times newer than its row,
+				  * in eng->rows; eng->lock */
 	bool content_read;       /* read without a handle since the last
 				  * maintenance round; node->lock */
 	bool corrupt;            /* its blob failed verification: reads
@@ -948,8 +951,8 @@ struct tc_engine {
 	size_t n_atimes;
 	/* Work for the next group commit (node.c), all eng->lock: inodes
 	 * without links that the kernel forgot, whose rows go then; and
-	 * nodes whose attributes, link count or times changed, whose rows are
-	 * written then, once however often they changed. */
+	 * directories whose times changed, whose rows are written then, once
+	 * however many names changed in them. */
 	uint64_t *purges;
 	size_t n_purges, cap_purges;
 	uint64_t *rows;
@@ -1103,17 +1106,14 @@ int tc_node_drop_locked(struct tc_engine *eng, uint64_t ino,
 /* Delete the inodes a crash left without links. */
 int tc_node_drop_orphans_locked(struct tc_engine *eng) TC_WUR;
 /*
- * A name of @n (pinned, with its body) or in it changed: its times (in
- * n->body->meta) reach its row at the group's commit, or at once without
- * the committer. @links: its link count changed too, and the row is
- * written now. Inside an operation; 0 or -errno.
+ * Directory @n (pinned, with its body) gained or lost a name: its mtime
+ * and ctime (in n->body->meta) reach its row at the group's commit, once
+ * however many names changed, or at once without the committer. @links:
+ * its link count changed too, and the row is written now. Inside an
+ * operation; 0 or -errno.
  */
-int tc_node_names_changed_locked(struct tc_engine *eng, struct tc_node *n,
-				 bool links) TC_WUR;
-/* setattr changed @n's mode, owner or times (in n->body->meta): the same,
- * outside an operation (one is opened when the row cannot wait). */
-int tc_node_attrs_changed_locked(struct tc_engine *eng,
-				 struct tc_node *n) TC_WUR;
+int tc_node_dir_changed_locked(struct tc_engine *eng, struct tc_node *n,
+			       bool links) TC_WUR;
 /* Work was queued for the next commit: wake the committer if it sleeps. */
 void tc_node_later_locked(struct tc_engine *eng);
 /* Write the queued rows (inside an operation). */

@@ -111,10 +111,12 @@ static const char *const stmt_sql[ST__COUNT] = {
 	/* What a change of names changes: no index but inode_orphan. */
 	[ST_INODE_LINKS] = "UPDATE inode SET nlink = ?2, mtime = ?3,"
 			   " ctime = ?4 WHERE ino = ?1",
-	/* What a queued row carries (node.c): no index but inode_orphan. */
-	[ST_INODE_META] = "UPDATE inode SET mode = ?2, uid = ?3, gid = ?4,"
-			  " nlink = ?5, atime = ?6, mtime = ?7, ctime = ?8"
-			  " WHERE ino = ?1",
+	/* What chmod, chown and utimens change: no index at all. */
+	[ST_INODE_ATTRS] = "UPDATE inode SET mode = ?2, uid = ?3, gid = ?4,"
+			   " atime = ?5, mtime = ?6, ctime = ?7 WHERE ino = ?1",
+	/* A directory's queued row (node.c): no index at all. */
+	[ST_INODE_TIMES] = "UPDATE inode SET mtime = ?2, ctime = ?3"
+			   " WHERE ino = ?1",
 	[ST_INODE_DELETE] = "DELETE FROM inode WHERE ino = ?1",
 	[ST_INODE_SET_LRU] = "UPDATE inode SET lru = max(coalesce(lru, 0), ?2),"
 			     " expires = coalesce(?3, expires) WHERE ino = ?1"

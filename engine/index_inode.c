@@ -176,12 +176,19 @@ static int update_columns(struct tc_index *ix, enum tc_stmt id,
 	return tc_ix_step_done(ix, st);
 }
 
-int tc_index_inode_meta(struct tc_index *ix, const struct tc_inode *o)
+int tc_index_inode_times(struct tc_index *ix, const struct tc_inode *o)
 {
-	const int64_t v[] = { o->mode,	o->uid,	  o->gid,  o->nlink,
+	const int64_t v[] = { o->mtime, o->ctime };
+
+	return update_columns(ix, ST_INODE_TIMES, o->ino, v, 2);
+}
+
+int tc_index_inode_attrs(struct tc_index *ix, const struct tc_inode *o)
+{
+	const int64_t v[] = { o->mode,  o->uid,	  o->gid,
 			      o->atime, o->mtime, o->ctime };
 
-	return update_columns(ix, ST_INODE_META, o->ino, v, 7);
+	return update_columns(ix, ST_INODE_ATTRS, o->ino, v, 6);
 }
 
 int tc_index_inode_links(struct tc_index *ix, const struct tc_inode *o)

@@ -293,7 +293,7 @@ static int create_locked(struct tc_engine *eng, struct tc_node *dir,
 		dir->body->meta.mtime = dir->body->meta.ctime = now;
 		if (S_ISDIR(m->mode))
 			dir->body->meta.nlink++;
-		rc = tc_node_names_changed_locked(eng, dir, S_ISDIR(m->mode));
+		rc = tc_node_dir_changed_locked(eng, dir, S_ISDIR(m->mode));
 	}
 	if (!rc && S_ISREG(m->mode))
 		tc_txn_account_locked(eng, 0, 1);
@@ -483,7 +483,7 @@ int tc_link(struct tc_engine *eng, uint64_t ino, uint64_t newparent,
 	if (!rc) {
 		dir->body->meta.mtime = dir->body->meta.ctime =
 		    n->body->meta.ctime;
-		rc = tc_node_names_changed_locked(eng, dir, false);
+		rc = tc_node_dir_changed_locked(eng, dir, false);
 	}
 	rc = tc_txn_end_locked(eng, rc);
 	if (rc) {
@@ -534,7 +534,7 @@ int tc_ns_remove_dentry_locked(struct tc_engine *eng, struct tc_node *dir,
 	}
 	rc = tc_index_inode_links(&eng->ix, &victim->body->meta);
 	if (!rc)
-		rc = tc_node_names_changed_locked(
+		rc = tc_node_dir_changed_locked(
 		    eng, dir, S_ISDIR(victim->body->meta.mode));
 	return rc;
 }

@@ -286,26 +286,20 @@ int tc_node_meta_locked(struct tc_engine *eng, uint64_t ino,
 	return tc_index_inode_get(&eng->ix, ino, out);
 }
 
-/*
- * Read @n's row back into its body (after a failed operation). When its
- * row waits for the commit, the row lacks what the group's earlier
- * operations did: the body keeps its mode, owner and atime (only setattr
- * changes them, and a waiting setattr cannot fail) and its mtime and ctime
- * when later (a failed operation may have set them; later is harmless).
- * Link counts never wait, so the row's is right.
- */
+/* Read @n's row back into its body (after a failed operation). A
+ * directory whose times wait for the group's commit keeps its own when
+ * they are later: the row lacks what the group's earlier operations did
+ * (a failed one may have set them too; later is harmless). Its link count
+ * never waits, so the row's is right. */
 static void reload_one_locked(struct tc_engine *eng, struct tc_node *n)
 {
-	struct tc_inode *m = &n->body->meta, old = *m;
+	struct tc_inode *m = &n->body->meta;
+	int64_t mtime = m->mtime, ctime = m->ctime;
 
 	if (tc_index_inode_get(&eng->ix, n->ino, m) || !n->body->row_pending)
 		return;
-	m->mode = old.mode;
-	m->uid = old.uid;
-	m->gid = old.gid;
-	m->atime = old.atime;
-	m->mtime = old.mtime > m->mtime ? old.mtime : m->mtime;
-	m->ctime = old.ctime > m->ctime ? old.ctime : m->ctime;
+	m->mtime = mtime > m->mtime ? mtime : m->mtime;
+	m->ctime = ctime > m->ctime ? ctime : m->ctime;
 }
 
 void tc_node_reload_locked(struct tc_engine *eng, struct tc_node **v, size_t n)
@@ -414,37 +408,27 @@ static int queue_row_locked(struct tc_engine *eng, struct tc_node *n)
 	return 0;
 }
 
-/* Write @n's row now (inside an operation): no longer pending. */
+/* Write @n's queued times now (inside an operation): no longer pending. */
 static int write_row_locked(struct tc_engine *eng, struct tc_node *n)
 {
-	int rc = tc_index_inode_meta(&eng->ix, &n->body->meta);
+	int rc = tc_index_inode_times(&eng->ix, &n->body->meta);
 
 	if (!rc)
 		n->body->row_pending = false;
 	return rc;
 }
 
-int tc_node_names_changed_locked(struct tc_engine *eng, struct tc_node *n,
+int tc_node_dir_changed_locked(struct tc_engine *eng, struct tc_node *n,
 				 bool links)
 {
 	TC_ASSERT_LOCKED(eng);
-	/* A link count is written at once: see reload_one_locked(). */
-	if (!links && queue_row_locked(eng, n) == 0)
-		return 0;
-	return write_row_locked(eng, n);
-}
-
-int tc_node_attrs_changed_locked(struct tc_engine *eng, struct tc_node *n)
-{
-	int rc;
-
-	TC_ASSERT_LOCKED(eng);
+	/* A link count is written at once (see reload_one_locked()), with
+	 * the times. */
+	if (links)
+		return tc_index_inode_links(&eng->ix, &n->body->meta);
 	if (queue_row_locked(eng, n) == 0)
 		return 0;
-	rc = tc_txn_begin_locked(eng);
-	if (rc)
-		return rc;
-	return tc_txn_end_locked(eng, write_row_locked(eng, n));
+	return write_row_locked(eng, n);
 }
 
 void tc_node_later_locked(struct tc_engine *eng)

@@ -138,17 +138,14 @@ static int rename_apply_locked(struct tc_engine *eng, struct rename_op *r)
 	r->ddir->body->meta.mtime = r->ddir->body->meta.ctime = now;
 	links = r->sdir->body->meta.nlink != snlink ||
 		r->ddir->body->meta.nlink != dnlink;
-	/* The moved entry's ctime waits like a directory's times; a
-	 * replaced one lost a link. */
 	if (!rc)
-		rc = tc_node_names_changed_locked(eng, r->src, false);
+		rc = tc_index_inode_links(&eng->ix, &r->src->body->meta);
 	if (!rc && r->dst)
-		rc = tc_node_names_changed_locked(
-		    eng, r->dst, !(r->flags & TC_RENAME_EXCHANGE));
+		rc = tc_index_inode_links(&eng->ix, &r->dst->body->meta);
 	if (!rc)
-		rc = tc_node_names_changed_locked(eng, r->sdir, links);
+		rc = tc_node_dir_changed_locked(eng, r->sdir, links);
 	if (!rc && r->ddir != r->sdir)
-		rc = tc_node_names_changed_locked(eng, r->ddir, links);
+		rc = tc_node_dir_changed_locked(eng, r->ddir, links);
 	return rc;
 }
 

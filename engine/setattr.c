@@ -9,8 +9,7 @@
  * (nobody else would); fallocate that changes neither the bytes nor the
  * size creates no dirty state. The contents hold no holes: punched and
  * zeroed ranges are zeros, and allocation beyond the size zero-fills.
- * A change of mode, owner or times is made in the node at once and reaches
- * the index with the group's commit (node.c queues the row).
+ * Metadata changes are one operation each (txn.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -126,10 +125,13 @@ int tc_setattr(struct tc_engine *eng, uint64_t ino, const struct stat *st,
 		 * last reference (or, after a crash, at the next mount). */
 		if (S_ISREG(n->body->meta.mode) && n->body->meta.nlink == 0)
 			later = true;
-		apply_meta(&n->body->meta, st, to_set, tc_now(eng));
-		/* Else the row follows with the group's commit. */
-		if (!later) {
-			rc = tc_node_attrs_changed_locked(eng, n);
+		if (later) {
+			apply_meta(&n->body->meta, st, to_set, tc_now(eng));
+		} else if (!(rc = tc_txn_begin_locked(eng))) {
+			apply_meta(&n->body->meta, st, to_set, tc_now(eng));
+			rc = tc_txn_end_locked(
+			    eng,
+			    tc_index_inode_attrs(&eng->ix, &n->body->meta));
 			if (rc)
 				tc_node_reload_locked(eng, &n, 1);
 		}

@@ -6,8 +6,7 @@
  * every fsync fails; under sync=never nothing waits for an fsync; a full
  * store reclaims them at once. The row of an unlinked file the kernel
  * forgot goes with the next group commit, not in the FORGET, and the times
- * of a directory whose names changed, like the mode, owner and times a
- * setattr changed, reach its row once, at the commit.
+ * of a directory whose names changed reach its row once, at the commit.
  */
 #include <time.h>
 
@@ -314,47 +313,6 @@ static void test_directory_row_waits_for_the_commit(void **state)
 	assert_int_equal(a.st.st_nlink, before.nlink + 1);
 }
 
-static void test_setattr_row_waits_for_the_commit(void **state)
-{
-	struct tcu *fx = *state;
-	struct stat st = { .st_mode = 0600, .st_uid = 7 };
-	struct tc_inode before, row;
-	struct tc_attr a;
-	uint64_t ino;
-
-	start_slow(fx);
-	tcu_put(fx, "k", "v");
-	assert_int_equal(tc_lookup(fx->eng, TC_ROOT_INO, "k", &a), 0);
-	ino = a.st.st_ino;
-	assert_int_equal(tc_sync(fx->eng), 0);
-	assert_int_equal(tcu_row(fx->eng, ino, &before), 0);
-
-	tcu_advance(fx, TCU_SEC);
-	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_MODE, NULL, &a),
-			 0);
-	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_UID, NULL, &a),
-			 0);
-	assert_int_equal(tc_setattr(fx->eng, ino, &st, TC_SET_MTIME_NOW, NULL,
-				    &a),
-			 0);
-	/* The file has them at once, its row at the commit. */
-	assert_int_equal(a.st.st_mode, S_IFREG | 0600);
-	assert_int_equal(a.st.st_uid, 7);
-	assert_int_equal(ts_ns(&a.st.st_mtim), before.mtime + TCU_SEC);
-	assert_int_equal(tcu_row(fx->eng, ino, &row), 0);
-	assert_int_equal(row.mode, before.mode);
-	assert_int_equal(row.uid, before.uid);
-	assert_int_equal(row.mtime, before.mtime);
-	assert_int_equal(tc_sync(fx->eng), 0);
-	assert_int_equal(tcu_row(fx->eng, ino, &row), 0);
-	assert_int_equal(row.mode, S_IFREG | 0600);
-	assert_int_equal(row.uid, 7);
-	assert_int_equal(row.mtime, before.mtime + TCU_SEC);
-	assert_int_equal(row.ctime, before.ctime + TCU_SEC);
-	tc_forget(fx->eng, ino, 1);
-	tcu_drop_faults(fx);
-}
-
 /* What the grouped test saw of one name. */
 struct seen_attr {
 	bool present;
@@ -494,7 +452,6 @@ int main(void)
 		T(test_forgotten_file_goes_with_the_next_commit),
 		T(test_queued_row_is_purged_once),
 		T(test_directory_row_waits_for_the_commit),
-		T(test_setattr_row_waits_for_the_commit),
 		T(test_grouped_changes_survive_a_close),
 		T(test_sync_never_reaps_without_fsync),
 		T(test_close_reaps_what_is_left),
