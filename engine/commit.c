@@ -95,6 +95,10 @@ int tc_commit_locked(struct tc_engine *eng, struct tc_inval_list *inv)
 {
 	int rc;
 
+	/* A lost group's queued rows are not written into the next one:
+	 * the nodes reload what was committed (recover_locked). */
+	if (eng->lost_pending)
+		tc_node_drop_rows_locked(eng);
 	rc = before_commit_locked(eng);
 	if (!rc && eng->group_open)
 		tc_reserve_before_commit_locked(eng);

@@ -59,7 +59,6 @@ static void group_lost_locked(struct tc_engine *eng, int rc)
 	eng->in_op = false;
 	eng->size = eng->committed;
 	eng->n_doomed = 0; /* their rows are back: the files stay */
-	tc_node_drop_rows_locked(eng); /* the nodes reload what was */
 	eng->lost_group = eng->group_id;
 	eng->lost_err = rc;
 	eng->lost_pending = true; /* commit.c reloads the nodes */
@@ -138,7 +137,11 @@ void tc_txn_rollback_locked(struct tc_engine *eng)
 	}
 	/* Nodes are pinned by the caller for the operation's length, or
 	 * held by the kernel with a body that their zero links keep. */
-	tc_node_reload_locked(eng, eng->op_nodes, eng->n_op_nodes);
+	for (size_t i = 0; i < eng->n_op_nodes; i++)
+		if (eng->op_nodes[i]->body)
+			(void)!tc_index_inode_get(
+			    &eng->ix, eng->op_nodes[i]->ino,
+			    &eng->op_nodes[i]->body->meta);
 	eng->n_op_nodes = 0;
 }
 
