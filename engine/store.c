@@ -209,6 +209,12 @@ static int open_store_locked(struct tc_engine *eng, const struct tc_config *cfg)
 	}
 	eng->any_dir_schema = flags & TC_DIR_SCHEMA;
 	eng->any_dir_ttl = flags & TC_DIR_TTL;
+	/* The kernel holds the root from the mount on (one lookup reference,
+	 * which its FORGET at the unmount returns): so does the node table,
+	 * or every operation in the root would load its row and free it. */
+	rc = tc_node_hold_locked(eng, TC_ROOT_INO);
+	if (rc)
+		return rc;
 	return tc_commit_locked(eng, NULL);
 }
 

@@ -324,7 +324,7 @@ static void snapshot(struct tcu *fx, uint64_t dir, int n,
 		     struct seen_attr *out)
 {
 	for (int i = 0; i < n; i++) {
-		char name[8];
+		char name[16];
 		struct tc_attr a;
 
 		snprintf(name, sizeof(name), "f%d", i);
@@ -359,7 +359,7 @@ static void test_grouped_changes_survive_a_close(void **state)
 	start_slow(fx);
 	d = tcu_mkdir_at(fx, TC_ROOT_INO, "d");
 	for (int op = 0; op < OPS; op++) {
-		char x[8], y[8];
+		char x[16], y[16];
 		struct stat st = { 0 };
 		int i, j;
 
