@@ -782,6 +782,7 @@ static void test_lost_group_reloads_nodes(void **state)
 	struct tc_engine *eng = fx->eng;
 	uint64_t pads[3 * CAP], k, p, gone, kept;
 	struct stat st = {.st_mode = 0600};
+	struct tc_inode root;
 	struct tc_file *f, *fk;
 	struct tc_attr a;
 
@@ -796,6 +797,8 @@ static void test_lost_group_reloads_nodes(void **state)
 
 	/* From here operations join one group that is not committed (as
 	 * with a committer thread that has not run yet). */
+	assert_int_equal(tcu_row(eng, TC_ROOT_INO, &root), 0);
+	tcu_advance(fx, TCU_SEC);
 	tc_lock(eng);
 	eng->committer_running = true;
 	tc_unlock(eng);
@@ -818,6 +821,11 @@ static void test_lost_group_reloads_nodes(void **state)
 
 	lose_group(eng);
 
+	/* The root's times, queued by the creates, went with the group. */
+	assert_int_equal(tc_getattr(eng, TC_ROOT_INO, &a), 0);
+	assert_int_equal((int64_t)a.st.st_mtim.tv_sec * TCU_SEC +
+				 a.st.st_mtim.tv_nsec,
+			 root.mtime);
 	/* Rows as committed: the chmod and the publish are undone. */
 	assert_int_equal(tc_getattr(eng, k, &a), 0);
 	assert_int_equal(a.st.st_mode, S_IFREG | 0644);
