@@ -196,7 +196,7 @@ bool tc_commit_reclaim(struct tc_engine *eng)
 
 	tc_lock(eng);
 	before = eng->reaped_seq;
-	waiting = eng->group_open || eng->n_purges || eng->n_rows ||
+	waiting = eng->group_open || eng->n_purges ||
 		  eng->retired_seq > before || eng->reaping;
 	tc_unlock(eng);
 	if (!waiting || tc_commit_sync(eng))

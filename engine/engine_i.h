@@ -457,7 +457,9 @@ int tc_index_tags_set(struct tc_index *ix, uint64_t ino, char tags[][65],
 typedef int (*tc_index_tag_fn)(void *ctx, const char *tag);
 int tc_index_tags_of(struct tc_index *ix, uint64_t ino, tc_index_tag_fn fn,
 		     void *ctx) TC_WUR;
-/* Inodes carrying @tag, in a new array (*out, freed by the caller). */
+/* Inodes with links carrying @tag, in a new array (*out, freed by the
+ * caller): unlinked ones, open somewhere or waiting for their purge, are
+ * no entries. */
 int tc_index_tag_inos(struct tc_index *ix, const char *tag, uint64_t **out,
 		      size_t *count) TC_WUR;
 /* Up to @max inodes carrying @tag with numbers above @after, ascending
@@ -1114,8 +1116,6 @@ int tc_node_drop_orphans_locked(struct tc_engine *eng) TC_WUR;
  */
 int tc_node_dir_changed_locked(struct tc_engine *eng, struct tc_node *n,
 			       bool links) TC_WUR;
-/* Work was queued for the next commit: wake the committer if it sleeps. */
-void tc_node_later_locked(struct tc_engine *eng);
 /* Write the queued rows (inside an operation). */
 int tc_node_write_rows_locked(struct tc_engine *eng) TC_WUR;
 /* Forget them: their group was lost. */

@@ -164,7 +164,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 		       " VALUES(?1, ?2, ?3)",
 	[ST_TAG_DELETE_INO] = "DELETE FROM tag WHERE ino = ?1",
 	[ST_TAG_LIST_INO] = "SELECT tag FROM tag WHERE ino = ?1 ORDER BY pos",
-	[ST_TAG_INOS] = "SELECT ino FROM tag WHERE tag = ?1",
+	[ST_TAG_INOS] = "SELECT t.ino FROM tag t JOIN inode i ON i.ino = t.ino"
+			" WHERE t.tag = ?1 AND i.nlink > 0",
 	[ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value)"
 			" VALUES(?1, ?2)",
 	/* Least recently used first, ties broken by the entry's name. */

@@ -119,16 +119,11 @@ static void bind_inode(sqlite3_stmt *st, const struct tc_inode *o)
 
 void tc_index_inode_as_stored(struct tc_inode *o)
 {
-	int64_t *opt[] = { &o->ttl, &o->dttl };
-	int *opt_mode[] = { &o->ttl_mode, &o->dttl_mode };
-
 	/* What bind_inode() writes as NULL reads back as these. */
-	for (size_t i = 0; i < 2; i++) {
-		if (*opt[i] < 0)
-			*opt[i] = -1;
-		if (*opt_mode[i] < 0)
-			*opt_mode[i] = -1;
-	}
+	o->ttl = o->ttl < 0 ? -1 : o->ttl;
+	o->ttl_mode = o->ttl_mode < 0 ? -1 : o->ttl_mode;
+	o->dttl = o->dttl < 0 ? -1 : o->dttl;
+	o->dttl_mode = o->dttl_mode < 0 ? -1 : o->dttl_mode;
 	if (!o->hash_set)
 		memset(o->hash, 0, sizeof(o->hash));
 	if (o->expires < 0)

@@ -253,13 +253,11 @@ int tc_node_get_locked(struct tc_engine *eng, uint64_t ino,
 int tc_node_get_new_locked(struct tc_engine *eng, const struct tc_inode *row,
 			   struct tc_node **out)
 {
-	struct tc_node *n = tc_node_find_locked(eng, row->ino);
 	struct tc_inode m = *row;
 
-	if (n && n->body)
-		return tc_node_get_locked(eng, row->ino, out);
 	tc_index_inode_as_stored(&m);
-	return node_load_locked(eng, row->ino, n, &m, out);
+	return node_load_locked(eng, m.ino, tc_node_find_locked(eng, m.ino),
+				&m, out);
 }
 
 int tc_node_hold_locked(struct tc_engine *eng, uint64_t ino)
@@ -366,46 +364,46 @@ static int destroy_locked(struct tc_engine *eng, const struct tc_inode *m)
 	return tc_txn_end_locked(eng, purge_locked(eng, m));
 }
 
-/* Purge @m now without the committer (tests, background off), else queue
- * it for the committer's next round. */
-static void purge_soon_locked(struct tc_engine *eng, const struct tc_inode *m)
+/* Queue @ino in @v (*@n of *@cap) for the committer's next round: false
+ * when it cannot wait (no committer, no memory) and the caller does the
+ * work now. The first item queued outside a group wakes the committer. */
+static bool queue_locked(struct tc_engine *eng, uint64_t **v, size_t *n,
+			 size_t *cap, uint64_t ino)
 {
-	if (eng->committer_running && eng->n_purges == eng->cap_purges) {
-		size_t cap = eng->cap_purges ? 2 * eng->cap_purges : 256;
-		uint64_t *v = realloc(eng->purges, cap * sizeof(*v));
-		if (v) {
-			eng->purges = v;
-			eng->cap_purges = cap;
-		}
+	if (!eng->committer_running)
+		return false;
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 64;
+		uint64_t *w = realloc(*v, c * sizeof(*w));
+		if (!w)
+			return false;
+		*v = w;
+		*cap = c;
 	}
-	if (!eng->committer_running || eng->n_purges == eng->cap_purges) {
-		(void)!destroy_locked(eng, m);
-		return;
+	if (!eng->n_rows && !eng->n_purges) {
+		eng->later_since = tc_mono_ns();
+		if (!eng->group_open)
+			pthread_cond_signal(&eng->commit_cond);
 	}
-	tc_node_later_locked(eng);
-	eng->purges[eng->n_purges++] = m->ino;
+	(*v)[(*n)++] = ino;
+	return true;
 }
 
-/* Queue @n's row for the group's commit: 0, or -EAGAIN when it cannot
- * wait (no committer, no memory) and the caller writes it. */
-static int queue_row_locked(struct tc_engine *eng, struct tc_node *n)
+/* Purge @m with the committer's next round, or now. */
+static void purge_soon_locked(struct tc_engine *eng, const struct tc_inode *m)
 {
-	if (n->body->row_pending)
-		return 0;
-	if (!eng->committer_running)
-		return -EAGAIN;
-	if (eng->n_rows == eng->cap_rows) {
-		size_t cap = eng->cap_rows ? 2 * eng->cap_rows : 64;
-		uint64_t *v = realloc(eng->rows, cap * sizeof(*v));
-		if (!v)
-			return -EAGAIN;
-		eng->rows = v;
-		eng->cap_rows = cap;
-	}
-	tc_node_later_locked(eng);
-	eng->rows[eng->n_rows++] = n->ino;
-	n->body->row_pending = true;
-	return 0;
+	if (!queue_locked(eng, &eng->purges, &eng->n_purges, &eng->cap_purges,
+			  m->ino))
+		(void)!destroy_locked(eng, m);
+}
+
+/* Queue @n's row for the group's commit: false when the caller writes it. */
+static bool queue_row_locked(struct tc_engine *eng, struct tc_node *n)
+{
+	if (!n->body->row_pending &&
+	    queue_locked(eng, &eng->rows, &eng->n_rows, &eng->cap_rows, n->ino))
+		n->body->row_pending = true;
+	return n->body->row_pending;
 }
 
 /* Write @n's queued times now (inside an operation): no longer pending. */
@@ -426,18 +424,9 @@ int tc_node_dir_changed_locked(struct tc_engine *eng, struct tc_node *n,
 	 * the times. */
 	if (links)
 		return tc_index_inode_links(&eng->ix, &n->body->meta);
-	if (queue_row_locked(eng, n) == 0)
+	if (queue_row_locked(eng, n))
 		return 0;
 	return write_row_locked(eng, n);
-}
-
-void tc_node_later_locked(struct tc_engine *eng)
-{
-	if (eng->n_rows || eng->n_purges)
-		return;
-	eng->later_since = tc_mono_ns();
-	if (!eng->group_open)
-		pthread_cond_signal(&eng->commit_cond);
 }
 
 int tc_node_write_rows_locked(struct tc_engine *eng)
@@ -477,8 +466,8 @@ int tc_node_purge_forgotten_locked(struct tc_engine *eng)
 	if (!rc) {
 		for (size_t i = 0; !rc && i < eng->n_purges; i++) {
 			struct tc_inode m;
-			/* Re-read: evict_tag or a flush may have purged it
-			 * already, and its blob reference goes once. */
+			/* The node is gone: the row says what to drop (and a
+			 * row already gone loses no reference twice). */
 			rc = tc_index_inode_get(&eng->ix, eng->purges[i], &m);
 			if (rc == -ENOENT)
 				rc = 0;

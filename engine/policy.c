@@ -328,16 +328,7 @@ int tc_policy_evict_tag_locked(struct tc_engine *eng, const char *tag,
 	if (rc)
 		goto out;
 	for (size_t i = 0; !rc && i < n; i++) {
-		struct tc_inode m;
-		/* Unlinked (open somewhere, or its row queued for the
-		 * committer): no entry to evict. */
-		rc = tc_node_meta_locked(eng, inos[i], &m);
-		if (rc == -ENOENT || (!rc && m.nlink == 0)) {
-			rc = 0;
-			continue;
-		}
-		if (!rc)
-			rc = tc_node_drop_locked(eng, inos[i], inv);
+		rc = tc_node_drop_locked(eng, inos[i], inv);
 		if (!rc)
 			tc_count(eng, disk_evictions, 1);
 	}

@@ -112,7 +112,6 @@ static int rename_apply_locked(struct tc_engine *eng, struct rename_op *r)
 	int64_t now = tc_now(eng);
 	uint64_t snlink = r->sdir->body->meta.nlink;
 	uint64_t dnlink = r->ddir->body->meta.nlink;
-	bool links;
 	int rc = 0;
 
 	tc_txn_note_name_locked(eng, r->sp, r->sn, r->src->ino);
@@ -136,16 +135,16 @@ static int rename_apply_locked(struct tc_engine *eng, struct rename_op *r)
 	r->src->body->meta.ctime = now;
 	r->sdir->body->meta.mtime = r->sdir->body->meta.ctime = now;
 	r->ddir->body->meta.mtime = r->ddir->body->meta.ctime = now;
-	links = r->sdir->body->meta.nlink != snlink ||
-		r->ddir->body->meta.nlink != dnlink;
 	if (!rc)
 		rc = tc_index_inode_links(&eng->ix, &r->src->body->meta);
 	if (!rc && r->dst)
 		rc = tc_index_inode_links(&eng->ix, &r->dst->body->meta);
 	if (!rc)
-		rc = tc_node_dir_changed_locked(eng, r->sdir, links);
+		rc = tc_node_dir_changed_locked(
+		    eng, r->sdir, r->sdir->body->meta.nlink != snlink);
 	if (!rc && r->ddir != r->sdir)
-		rc = tc_node_dir_changed_locked(eng, r->ddir, links);
+		rc = tc_node_dir_changed_locked(
+		    eng, r->ddir, r->ddir->body->meta.nlink != dnlink);
 	return rc;
 }
 

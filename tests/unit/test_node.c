@@ -898,6 +898,35 @@ static void test_readdirplus_holds_without_bodies(void **state)
 	assert_int_equal(body_loads(eng), loads + 5);
 }
 
+/* The node table holds the root as the kernel does: creates in the root
+ * do not read its row again each time (a new file's body is the row it
+ * wrote, so no body is loaded at all). */
+static void test_root_stays_loaded(void **state)
+{
+	struct tcu *fx = *state;
+	struct tc_engine *eng = fx->eng;
+	struct tc_node *root;
+	uint64_t loads, nlookup;
+
+	tcu_put(fx, "first", "1");
+	tc_lock(eng);
+	loads = eng->bodies.loads;
+	tc_unlock(eng);
+	for (int i = 0; i < 10; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "k%d", i);
+		tcu_put(fx, name, "v");
+	}
+	tc_lock(eng);
+	root = tc_node_find_locked(eng, TC_ROOT_INO);
+	nlookup = root ? root->nlookup : 0;
+	loads = eng->bodies.loads - loads;
+	tc_unlock(eng);
+	assert_int_equal(nlookup, 1);
+	assert_int_equal(loads, 0);
+}
+
 /* The body of a node is its row, field by field. */
 static void assert_body_is_row(struct tc_engine *eng, uint64_t ino)
 {
@@ -988,6 +1017,7 @@ int main(void)
 	    T(test_readdirplus_holds_without_bodies),
 	    T(test_getattr_during_publish),
 	    T(test_created_body_is_its_row),
+	    T(test_root_stays_loaded),
 #undef T
 	};
 
