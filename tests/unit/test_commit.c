@@ -296,16 +296,16 @@ static void test_directory_row_waits_for_the_commit(void **state)
 	assert_int_equal(row.nlink, before.nlink + 1);
 	assert_int_equal(row.mtime, before.mtime + 2 * TCU_SEC);
 
-	/* Nor a directory that leaves the node table, and all of it is
-	 * there after a close. */
+	/* The next create's times wait again, until the kernel forgets the
+	 * directory: it leaves the node table and writes its row. */
 	tcu_advance(fx, TCU_SEC);
 	assert_int_equal(tcu_put_at(fx->eng, &fx->ctx, d, "c", "3", 1), 0);
 	assert_int_equal(tcu_row(fx->eng, d, &row), 0);
 	assert_int_equal(row.mtime, before.mtime + 2 * TCU_SEC);
-	/* Nor does a directory the kernel forgets. */
 	tc_forget(fx->eng, d, 1);
 	assert_int_equal(tcu_row(fx->eng, d, &row), 0);
 	assert_int_equal(row.mtime, before.mtime + 3 * TCU_SEC);
+	/* And all of it is there after a close. */
 	tcu_drop_faults(fx);
 	tcu_open(fx);
 	assert_int_equal(tc_getattr(fx->eng, d, &a), 0);
