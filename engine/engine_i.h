@@ -20,6 +20,7 @@
  *   txn.c                transactions with the counters they move
  *   nodebody.c           node bodies: rows loaded on demand, the bounded
  *                          cache of idle ones
+ *   nodetab.c            the node table's storage: slabs, index by ino
  *   node.c               the node table, invalidations, access times
  *   policy.c             lifetimes, schema, limits, sweeps
  *   sharedpub.c          what this mount pushes to the shared tier, and
@@ -824,9 +825,10 @@ struct tc_nbody {
  */
 struct tc_node {
 	uint64_t ino;
-	struct tc_node *hnext;   /* node table chain; eng->lock */
 	struct tc_nbody *body;   /* or NULL (not loaded); eng->lock */
-	uint64_t nlookup;        /* kernel lookup references; eng->lock */
+	uint32_t nlookup;        /* kernel lookup references, saturating at
+				  * UINT32_MAX (tc_node_ref_lookup()); a
+				  * saturated node stays; eng->lock */
 	uint32_t pins;           /* transient references; eng->lock */
 	uint32_t data_gen;       /* bumped at every publish (compared for
 				  * equality only); eng->lock */
@@ -835,6 +837,49 @@ struct tc_node {
 				  * publish; eng->lock */
 	int lost_err;            /* that group was lost: report once */
 };
+
+/* One more kernel lookup reference on @n (eng->lock). */
+static inline void tc_node_ref_lookup(struct tc_node *n)
+{
+	if (n->nlookup != UINT32_MAX)
+		n->nlookup++;
+}
+
+/*
+ * The storage of the node table (nodetab.c): nodes in slabs, found by inode
+ * number through an open-addressing index. The caller (node.c) holds
+ * eng->lock and keeps inode numbers unique in it.
+ */
+#define TC_NTAB_SLAB 1024 /* nodes per slab: 40 KiB */
+
+struct tc_ntab {
+	uint32_t *slots;        /* node number + 1, 0 empty */
+	size_t mask;            /* slots - 1 (a power of two) */
+	unsigned shift;         /* 64 - log2(slots) */
+	size_t count;           /* nodes in the index */
+	struct tc_node **slabs; /* each TC_NTAB_SLAB nodes */
+	size_t nslabs;
+	uint32_t used;          /* node numbers ever handed out */
+	uint32_t free;          /* first free node number, 0 none */
+};
+
+int tc_ntab_init(struct tc_ntab *t) TC_WUR;
+/* Frees every slab: pointers to nodes are invalid after. */
+void tc_ntab_fini(struct tc_ntab *t);
+/* The node of @ino, or NULL. */
+struct tc_node *tc_ntab_find(const struct tc_ntab *t, uint64_t ino);
+/* A new zeroed node for @ino (absent from the table), in the index; NULL
+ * for want of memory. It stays at its address until tc_ntab_free(). */
+struct tc_node *tc_ntab_add(struct tc_ntab *t, uint64_t ino) TC_WUR;
+/* Take @n out of the index (tc_ntab_find() no longer sees it); it stays
+ * readable until tc_ntab_free() of the number returned. */
+uint32_t tc_ntab_unlink(struct tc_ntab *t, struct tc_node *n);
+/* Give back node number @num (from tc_ntab_unlink()) for reuse. */
+void tc_ntab_free(struct tc_ntab *t, uint32_t num);
+/* Iteration: the node at or after slot *@pos, advancing *@pos (start at
+ * 0); NULL at the end. Adding or unlinking during an iteration may move
+ * nodes to slots already passed or not yet reached. */
+struct tc_node *tc_ntab_next(const struct tc_ntab *t, size_t *pos);
 
 struct tc_file {
 	struct tc_engine *eng;
@@ -892,10 +937,9 @@ struct tc_engine {
 
 	struct tc_mutex lock;
 	struct tc_index ix;            /* eng->lock */
-	struct tc_node **nodes;        /* eng->lock */
+	struct tc_ntab nodes;          /* the node table; eng->lock */
 	struct tc_nbody_cache bodies;  /* eng->lock */
 	struct tc_file *files;         /* open handles; eng->lock */
-	size_t nnodes, nbuckets;       /* eng->lock */
 	struct tc_index_counters size; /* eng->lock */
 	uint64_t last_ino;             /* highest given out; eng->lock */
 	int reserve_fd;                /* STORE/reserve (reserve.c) */

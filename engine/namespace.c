@@ -149,7 +149,7 @@ int tc_lookup(struct tc_engine *eng, uint64_t parent, const char *name,
 		note_miss_locked(eng, parent, name);
 	if (rc)
 		goto out;
-	n->nlookup++;
+	tc_node_ref_lookup(n);
 out:
 	if (dir)
 		tc_node_unpin_locked(eng, dir);
@@ -168,8 +168,10 @@ void tc_forget(struct tc_engine *eng, uint64_t ino, uint64_t nlookup)
 
 	tc_lock(eng);
 	n = tc_node_find_locked(eng, ino);
-	if (n) {
-		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
+	/* A saturated count is no longer exact: that node stays. */
+	if (n && n->nlookup != UINT32_MAX) {
+		n->nlookup = n->nlookup > nlookup ? n->nlookup -
+						    (uint32_t)nlookup : 0;
 		tc_node_release_locked(eng, n);
 	}
 	tc_unlock(eng);
@@ -342,7 +344,7 @@ int tc_ns_make_node(struct tc_engine *eng, uint64_t parent, const char *name,
 	}
 	rc = create_locked(eng, dir, name, m, dirty, replace, out, &inv);
 	if (!rc)
-		(*out)->nlookup++;
+		tc_node_ref_lookup(*out);
 out:
 	if (dir)
 		tc_node_unpin_locked(eng, dir);
@@ -491,7 +493,7 @@ int tc_link(struct tc_engine *eng, uint64_t ino, uint64_t newparent,
 		goto out;
 	}
 	tc_ns_unnote_miss_locked(eng, newparent, newname);
-	n->nlookup++;
+	tc_node_ref_lookup(n);
 out:
 	if (dir)
 		tc_node_unpin_locked(eng, dir);

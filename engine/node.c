@@ -140,74 +140,14 @@ int tc_node_path_locked(struct tc_engine *eng, uint64_t ino, char *buf,
 /* The table                                                          */
 /* ------------------------------------------------------------------ */
 
-/* One node per name the kernel holds: within a 64-byte malloc chunk. */
-_Static_assert(sizeof(struct tc_node) <= 56, "struct tc_node grew");
-
-static size_t node_bucket(const struct tc_engine *eng, uint64_t ino)
-{
-	return (size_t)((ino * UINT64_C(0x9E3779B97F4A7C15)) >> 20) &
-	       (eng->nbuckets - 1);
-}
+/* One node per name the kernel holds: its bytes are the daemon's memory
+ * at a million names (nodetab.c). */
+_Static_assert(sizeof(struct tc_node) <= 40, "struct tc_node grew");
 
 struct tc_node *tc_node_find_locked(struct tc_engine *eng, uint64_t ino)
 {
-	struct tc_node *n;
-
 	TC_ASSERT_LOCKED(eng);
-	n = eng->nodes[node_bucket(eng, ino)];
-	while (n && n->ino != ino)
-		n = n->hnext;
-	return n;
-}
-
-static void grow_locked(struct tc_engine *eng)
-{
-	size_t old = eng->nbuckets, nb = old * 2;
-	struct tc_node **b = calloc(nb, sizeof(*b)), **ob = eng->nodes;
-
-	if (!b)
-		return;
-	eng->nodes = b;
-	eng->nbuckets = nb;
-	for (size_t i = 0; i < old; i++) {
-		struct tc_node *n = ob[i], *next;
-		for (; n; n = next) {
-			size_t k = node_bucket(eng, n->ino);
-			next = n->hnext;
-			n->hnext = b[k];
-			b[k] = n;
-		}
-	}
-	free(ob);
-}
-
-/* A new node for @ino in the table, without a body. */
-static struct tc_node *node_new_locked(struct tc_engine *eng, uint64_t ino)
-{
-	struct tc_node *n = calloc(1, sizeof(*n));
-	size_t b;
-
-	if (!n)
-		return NULL;
-	n->ino = ino;
-	if (eng->nnodes >= eng->nbuckets)
-		grow_locked(eng);
-	b = node_bucket(eng, ino);
-	n->hnext = eng->nodes[b];
-	eng->nodes[b] = n;
-	eng->nnodes++;
-	return n;
-}
-
-/* Take @n out of the table (nothing holds it). */
-static void node_unlink_locked(struct tc_engine *eng, struct tc_node *n)
-{
-	struct tc_node **pp = &eng->nodes[node_bucket(eng, n->ino)];
-
-	while (*pp != n)
-		pp = &(*pp)->hnext;
-	*pp = n->hnext;
-	eng->nnodes--;
+	return tc_ntab_find(&eng->nodes, ino);
 }
 
 /* The miss of tc_node_get_locked(): a new node, or a body to load. */
@@ -220,16 +160,15 @@ static TC_NOINLINE int node_load_locked(struct tc_engine *eng, uint64_t ino,
 	int rc;
 
 	if (fresh) {
-		n = node_new_locked(eng, ino);
+		n = tc_ntab_add(&eng->nodes, ino);
 		if (!n)
 			return -ENOMEM;
 	}
 	rc = tc_nbody_attach_locked(eng, n, row);
 	if (rc) {
-		if (fresh) {
-			node_unlink_locked(eng, n);
-			free(n);
-		}
+		if (fresh)
+			tc_ntab_free(&eng->nodes,
+				     tc_ntab_unlink(&eng->nodes, n));
 		return rc;
 	}
 	n->pins++;
@@ -265,10 +204,10 @@ int tc_node_hold_locked(struct tc_engine *eng, uint64_t ino)
 	struct tc_node *n = tc_node_find_locked(eng, ino);
 
 	if (!n)
-		n = node_new_locked(eng, ino);
+		n = tc_ntab_add(&eng->nodes, ino);
 	if (!n)
 		return -ENOMEM;
-	n->nlookup++;
+	tc_node_ref_lookup(n);
 	return 0;
 }
 
@@ -310,26 +249,27 @@ void tc_node_reload_locked(struct tc_engine *eng, struct tc_node **v, size_t n)
 void tc_node_reload_all_locked(struct tc_engine *eng, uint64_t group, int err,
 			       struct tc_inval_list *inv)
 {
+	struct tc_node *n;
+	size_t pos = 0;
+
 	TC_ASSERT_LOCKED(eng);
-	for (size_t b = 0; b < eng->nbuckets; b++) {
-		for (struct tc_node *n = eng->nodes[b]; n; n = n->hnext) {
-			struct tc_inode m;
-			if (tc_index_inode_get(&eng->ix, n->ino, &m) == 0) {
-				if (n->body)
-					n->body->meta = m;
-			} else {
-				/* Its creation was lost (a node without a body
-				 * has no row to load: ENOENT). */
-				if (n->body)
-					n->body->meta.nlink = 0;
-				n->lost_err = err;
-			}
-			if (n->pub_group == (uint32_t)group)
-				n->lost_err = err;
-			n->data_gen++; /* the kernel's pages may be ahead */
-			if (inv)
-				tc_inval_names_locked(eng, n->ino, inv);
+	while ((n = tc_ntab_next(&eng->nodes, &pos))) {
+		struct tc_inode m;
+		if (tc_index_inode_get(&eng->ix, n->ino, &m) == 0) {
+			if (n->body)
+				n->body->meta = m;
+		} else {
+			/* Its creation was lost (a node without a body has no
+			 * row to load: ENOENT). */
+			if (n->body)
+				n->body->meta.nlink = 0;
+			n->lost_err = err;
 		}
+		if (n->pub_group == (uint32_t)group)
+			n->lost_err = err;
+		n->data_gen++; /* the kernel's pages may be ahead */
+		if (inv)
+			tc_inval_names_locked(eng, n->ino, inv);
 	}
 }
 
@@ -482,6 +422,7 @@ int tc_node_purge_forgotten_locked(struct tc_engine *eng)
 
 void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 {
+	uint32_t num;
 	bool doomed;
 
 	TC_ASSERT_LOCKED(eng);
@@ -511,12 +452,12 @@ void tc_node_release_locked(struct tc_engine *eng, struct tc_node *n)
 		else if (!tc_txn_begin_locked(eng))
 			(void)!tc_txn_end_locked(eng, write_row_locked(eng, n));
 	}
-	node_unlink_locked(eng, n);
+	num = tc_ntab_unlink(&eng->nodes, n);
 	/* A body with no links is busy: never evicted before this. */
 	if (doomed)
 		purge_soon_locked(eng, &n->body->meta);
 	tc_nbody_free_locked(eng, n);
-	free(n);
+	tc_ntab_free(&eng->nodes, num);
 }
 
 void tc_node_unpin_locked(struct tc_engine *eng, struct tc_node *n)

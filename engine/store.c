@@ -35,9 +35,6 @@
  * as often as it says, but not more than 10 times a second. */
 #define SHARED_STEP_MIN_NS (INT64_C(100) * 1000000)
 
-/* Initial node table size (it doubles as it fills). */
-#define NODE_BUCKETS 1024
-
 void tc_config_init(struct tc_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -255,7 +252,6 @@ static struct tc_engine *engine_new(const struct tc_config *cfg)
 	pthread_mutex_init(&eng->inval_lock, NULL);
 	pthread_mutex_init(&eng->thread_lock, NULL);
 	pthread_cond_init(&eng->thread_cond, NULL);
-	eng->nbuckets = NODE_BUCKETS;
 	return eng;
 }
 
@@ -273,7 +269,6 @@ int tc_engine_open(const struct tc_config *cfg, struct tc_engine **out)
 	eng = engine_new(cfg);
 	if (!eng)
 		return -ENOMEM;
-	eng->nodes = calloc(eng->nbuckets, sizeof(*eng->nodes));
 	eng->store = strdup(cfg->store);
 	eng->schema = cfg->schema ? strdup(cfg->schema) : NULL;
 	eng->atimes = calloc(TC_ATIME_BATCH, sizeof(*eng->atimes));
@@ -286,7 +281,7 @@ int tc_engine_open(const struct tc_config *cfg, struct tc_engine **out)
 		rc = -EINVAL;
 		goto fail;
 	}
-	if (!eng->nodes || !eng->store || !eng->atimes || !eng->verified ||
+	if (tc_ntab_init(&eng->nodes) || !eng->store || !eng->atimes || !eng->verified ||
 	    (cfg->schema && !eng->schema) || copy_rules(eng, cfg) ||
 	    tc_nbody_cache_init(&eng->bodies, TC_NBODY_CACHE)) {
 		rc = -ENOMEM;
@@ -333,9 +328,10 @@ static int close_nodes(struct tc_engine *eng)
 {
 	int first = 0;
 
-	for (size_t b = 0; eng->nodes && b < eng->nbuckets; b++) {
-		while (eng->nodes[b]) {
-			struct tc_node *n = eng->nodes[b];
+	for (size_t b = 0; eng->nodes.slots && b <= eng->nodes.mask; b++) {
+		while (eng->nodes.slots[b]) {
+			size_t pos = b;
+			struct tc_node *n = tc_ntab_next(&eng->nodes, &pos);
 			int rc = 0;
 
 			if (!n->body)
@@ -414,7 +410,7 @@ int tc_engine_close(struct tc_engine *eng)
 	for (size_t i = 0; i < eng->n_rules; i++)
 		free(eng->rules[i].tag);
 	free(eng->rules);
-	free(eng->nodes);
+	tc_ntab_fini(&eng->nodes);
 	tc_nbody_cache_free(&eng->bodies);
 	free(eng->atimes);
 	free(eng->purges);

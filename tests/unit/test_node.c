@@ -205,7 +205,7 @@ static void test_table_grows(void **state)
 	enum { N = 3000 };
 	static uint64_t inos[N];
 	static struct tc_node *nodes[N];
-	size_t buckets = eng->nbuckets, base = eng->nnodes;
+	size_t slots = eng->nodes.mask + 1, base = eng->nodes.count;
 
 	tc_lock(eng);
 	assert_int_equal(tc_txn_begin_locked(eng), 0);
@@ -224,15 +224,15 @@ static void test_table_grows(void **state)
 	for (int i = 0; i < N; i++)
 		assert_int_equal(tc_node_get_locked(eng, inos[i], &nodes[i]),
 				 0);
-	assert_int_equal(eng->nnodes, base + N);
-	assert_true(eng->nbuckets > buckets);
-	assert_true(eng->nbuckets >= eng->nnodes);
+	assert_int_equal(eng->nodes.count, base + N);
+	assert_true(eng->nodes.mask + 1 > slots);
+	assert_true((eng->nodes.mask + 1) * 3 >= eng->nodes.count * 4);
 	/* Every node is still found after the rehashing. */
 	for (int i = 0; i < N; i++)
 		assert_ptr_equal(tc_node_find_locked(eng, inos[i]), nodes[i]);
 	for (int i = 0; i < N; i++)
 		tc_node_unpin_locked(eng, nodes[i]);
-	assert_int_equal(eng->nnodes, base);
+	assert_int_equal(eng->nodes.count, base);
 	for (int i = 0; i < N; i += 97)
 		assert_null(tc_node_find_locked(eng, inos[i]));
 	tc_unlock(eng);
@@ -565,6 +565,7 @@ static void test_body_cache_bounded(void **state)
 	uint64_t pads[PADS];
 	size_t idle = 0, nodes = 0, listed = 0;
 	struct tc_file *f;
+	struct tc_node *n;
 
 	limit_cache(eng, CAP);
 	hold_pads(fx, pads, PADS);
@@ -572,12 +573,10 @@ static void test_body_cache_bounded(void **state)
 	churn(fx, pads, PADS);
 	churn(fx, pads, PADS);
 	tc_lock(eng);
-	for (size_t b = 0; b < eng->nbuckets; b++) {
-		for (struct tc_node *n = eng->nodes[b]; n; n = n->hnext) {
-			nodes++;
-			if (n->body && !tc_nbody_busy(n))
-				idle++;
-		}
+	for (size_t pos = 0; (n = tc_ntab_next(&eng->nodes, &pos));) {
+		nodes++;
+		if (n->body && !tc_nbody_busy(n))
+			idle++;
 	}
 	/* Every name is still held; only CAP idle bodies are kept, plus
 	 * the open one. */
@@ -597,7 +596,7 @@ static void test_body_cache_bounded(void **state)
 	/* Nothing holds them: their nodes and bodies are gone; the root's
 	 * node stays, held as the kernel holds it. */
 	tc_lock(eng);
-	nodes = eng->nnodes;
+	nodes = eng->nodes.count;
 	idle = eng->bodies.live;
 	tc_unlock(eng);
 	assert_int_equal(nodes, 1);
