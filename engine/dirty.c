@@ -74,12 +74,6 @@ struct tc_dirty *tc_dirty_new(uint64_t chunk, const struct tc_chunk_src *src)
 		return NULL;
 	d->chunk = chunk;
 	d->src = *src;
-	d->hstate = XXH3_createState();
-	if (!d->hstate) {
-		free(d);
-		return NULL;
-	}
-	XXH3_128bits_reset(d->hstate);
 	return d;
 }
 
@@ -91,7 +85,8 @@ static int grow_slots(struct tc_dirty *d, size_t n)
 
 	if (n <= d->cap)
 		return 0;
-	cap = d->cap ? d->cap : 4;
+	/* Most contents are one chunk: a slot, doubled when they grow. */
+	cap = d->cap ? d->cap : 1;
 	while (cap < n)
 		cap *= 2;
 	v = realloc(d->slots, cap * sizeof(*v));
@@ -341,6 +336,45 @@ static int bound_memory(struct tc_blob_store *bs, struct tc_dirty *d,
 	return 0;
 }
 
+/*
+ * The streaming hash of the whole starts late: while sequential writes
+ * stay within the first chunk, d->hashed only counts their bytes, which
+ * are all in slot 0 (a small content, the common case, never needs a
+ * state: the chunk's own hash is the whole's). Once the content outgrows
+ * the chunk, or the whole hash is asked for while slot 0 is a sealed file,
+ * the state is made and fed those bytes. Fails only for memory or a failed
+ * read; the caller then treats the whole hash as unknown.
+ */
+static int hash_catch_up(struct tc_blob_store *bs, struct tc_dirty *d)
+{
+	struct tc_dslot *s = d->nslots ? &d->slots[0] : NULL;
+	char tmp[16384];
+	int rc = 0;
+
+	if (d->hstate)
+		return 0;
+	d->hstate = XXH3_createState();
+	if (!d->hstate)
+		return -ENOMEM;
+	XXH3_128bits_reset(d->hstate);
+	if (s && s->state == SLOT_MEM) {
+		XXH3_128bits_update(d->hstate, s->buf, (size_t)d->hashed);
+		return 0;
+	}
+	for (uint64_t q = 0; !rc && q < d->hashed; q += sizeof(tmp)) {
+		size_t k = d->hashed - q < sizeof(tmp) ? (size_t)(d->hashed - q)
+						       : sizeof(tmp);
+		rc = slot_read(bs, d, 0, slot_len(d, 0), q, tmp, k);
+		if (!rc)
+			XXH3_128bits_update(d->hstate, tmp, k);
+	}
+	if (rc) {
+		XXH3_freeState(d->hstate);
+		d->hstate = NULL;
+	}
+	return rc;
+}
+
 int tc_dirty_write(struct tc_blob_store *bs, struct tc_dirty *d,
 		   const void *buf, size_t len, uint64_t off)
 {
@@ -371,7 +405,10 @@ int tc_dirty_write(struct tc_blob_store *bs, struct tc_dirty *d,
 	/* Keep the whole hash going while writes are sequential appends. */
 	if (!d->hash_broken && off == d->hashed && off + len >= d->hashed &&
 	    off == d->size - len) {
-		XXH3_128bits_update(d->hstate, buf, len);
+		if (!d->hstate && end > d->chunk && hash_catch_up(bs, d))
+			d->hash_broken = true;
+		else if (d->hstate)
+			XXH3_128bits_update(d->hstate, buf, len);
 		d->hashed = end;
 	} else {
 		d->hash_broken = true;
@@ -475,11 +512,22 @@ ssize_t tc_dirty_read(struct tc_blob_store *bs, struct tc_dirty *d, void *buf,
 	return (ssize_t)size;
 }
 
-bool tc_dirty_whole_hash(struct tc_dirty *d, uint8_t *hash)
+bool tc_dirty_whole_hash(struct tc_blob_store *bs, struct tc_dirty *d,
+			 uint8_t *hash)
 {
 	XXH128_canonical_t c;
 
 	if (d->hash_broken || d->hashed != d->size)
+		return false;
+	if (!d->hstate && d->size == 0) {
+		tc_hash_buf("", 0, hash);
+		return true;
+	}
+	if (!d->hstate && d->slots[0].state == SLOT_MEM) {
+		tc_hash_buf(d->slots[0].buf, (size_t)d->size, hash);
+		return true;
+	}
+	if (hash_catch_up(bs, d))
 		return false;
 	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d->hstate));
 	memcpy(hash, c.digest, TC_HASH_LEN);

@@ -642,8 +642,10 @@ struct tc_dirty {
 	uint8_t zero_hash[TC_HASH_LEN]; /* of a whole chunk of zeros */
 	bool zero_hashed;
 	struct tc_chunk_src src;
-	void *hstate;     /* XXH3 state of the whole, while sequential */
-	uint64_t hashed;  /* bytes fed to hstate */
+	void *hstate;     /* XXH3 state of the whole, while sequential; made
+			   * only once the content outgrows a chunk */
+	uint64_t hashed;  /* sequential bytes from 0 (fed to hstate, when
+			   * there is one) */
 	bool hash_broken; /* a write went elsewhere: the whole hash unknown */
 	bool written;     /* written or truncated since it began (an O_TRUNC
 			   * open alone waits for the last close) */
@@ -681,8 +683,10 @@ int tc_dirty_truncate(struct tc_blob_store *bs, struct tc_dirty *d,
 		      uint64_t size) TC_WUR;
 ssize_t tc_dirty_read(struct tc_blob_store *bs, struct tc_dirty *d, void *buf,
 		      size_t size, uint64_t off);
-/* The hash of the whole content when writes kept it (sequential). */
-bool tc_dirty_whole_hash(struct tc_dirty *d, uint8_t *hash);
+/* The hash of the whole content when writes kept it (sequential); false
+ * when unknown (or it could not be computed). */
+bool tc_dirty_whole_hash(struct tc_blob_store *bs, struct tc_dirty *d,
+			 uint8_t *hash);
 /* Zero [@off, @off + @len) below the size (which stays): whole chunks in
  * it become holes, without reading or writing their bytes. */
 int tc_dirty_zero(struct tc_blob_store *bs, struct tc_dirty *d, uint64_t off,

@@ -249,7 +249,7 @@ static int publish_rows_locked(struct tc_engine *eng, struct tc_node *n,
 		memcpy(m->hash, s.hash, TC_HASH_LEN);
 		m->hash_set = true;
 	} else if (ns > 1) {
-		m->hash_set = tc_dirty_whole_hash(d, m->hash);
+		m->hash_set = tc_dirty_whole_hash(&eng->blobs, d, m->hash);
 	}
 	return 0;
 }

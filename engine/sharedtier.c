@@ -314,7 +314,7 @@ static int content_of(struct tc_engine *eng, const struct tc_shared_name *r,
 		if (rc)
 			rc = fetch(eng, r->hash, r->size, d);
 		/* Written in order from the start: the whole hash is known. */
-		if (!rc && !tc_dirty_whole_hash(d, got))
+		if (!rc && !tc_dirty_whole_hash(&eng->blobs, d, got))
 			rc = -EIO;
 		if (!rc && (d->size != r->size ||
 			    memcmp(got, r->hash, TC_HASH_LEN))) {

@@ -183,6 +183,54 @@ static void test_small_in_memory(void **state)
 	assert_int_equal(count_tmp(f), 0);
 }
 
+/* Sequential writes within one chunk keep no hash state: the whole hash is
+ * computed from the chunk when asked, from memory or from its sealed file,
+ * and one made when the content outgrows the chunk starts from the bytes
+ * already there. */
+static void test_whole_hash_started_late(void **state)
+{
+	struct dfx *f = *state;
+	unsigned char *want = malloc(2 * CH);
+	uint8_t x[TC_HASH_LEN], y[TC_HASH_LEN];
+
+	assert_non_null(want);
+	for (size_t i = 0; i < 2 * CH; i++)
+		want[i] = (unsigned char)(i * 7 + 3);
+	/* Empty: the hash of nothing. */
+	assert_true(tc_dirty_whole_hash(&f->bs, f->d, x));
+	tc_hash_buf("", 0, y);
+	assert_memory_equal(x, y, TC_HASH_LEN);
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, want, 100, 0), 0);
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, want + 100, 900, 100),
+			 0);
+	assert_null(f->d->hstate);
+	assert_true(tc_dirty_whole_hash(&f->bs, f->d, x));
+	tc_hash_buf(want, 1000, y);
+	assert_memory_equal(x, y, TC_HASH_LEN);
+	/* Sealed into a temporary file: read back for the hash. */
+	assert_int_equal(tc_dirty_seal(&f->bs, f->d, 0), 0);
+	assert_true(tc_dirty_whole_hash(&f->bs, f->d, x));
+	assert_memory_equal(x, y, TC_HASH_LEN);
+	tc_dirty_free(&f->bs, f->d);
+	f->d = tc_dirty_new(CH, &(struct tc_chunk_src){ fake_read, fake_hold,
+							 fake_release, f });
+	assert_non_null(f->d);
+	/* Across the chunk's end: the state starts with the first chunk. */
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, want, CH - 10, 0), 0);
+	assert_null(f->d->hstate);
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, want + CH - 10, CH + 10,
+					CH - 10),
+			 0);
+	assert_non_null(f->d->hstate);
+	assert_true(tc_dirty_whole_hash(&f->bs, f->d, x));
+	tc_hash_buf(want, 2 * CH, y);
+	assert_memory_equal(x, y, TC_HASH_LEN);
+	/* A write elsewhere: unknown. */
+	assert_int_equal(tc_dirty_write(&f->bs, f->d, "z", 1, 5), 0);
+	assert_false(tc_dirty_whole_hash(&f->bs, f->d, x));
+	free(want);
+}
+
 static void test_base_copy_on_write(void **state)
 {
 	struct dfx *f = *state;
@@ -226,7 +274,7 @@ static void test_base_copy_on_write(void **state)
 	/* The whole hash is unknown: the base was not written in order. */
 	{
 		uint8_t x[TC_HASH_LEN];
-		assert_false(tc_dirty_whole_hash(f->d, x));
+		assert_false(tc_dirty_whole_hash(&f->bs, f->d, x));
 	}
 }
 
@@ -327,7 +375,7 @@ static void test_memory_bounded(void **state)
 	/* Written in order from 0: the whole hash is known. */
 	{
 		uint8_t x[TC_HASH_LEN], y[TC_HASH_LEN];
-		assert_true(tc_dirty_whole_hash(f->d, x));
+		assert_true(tc_dirty_whole_hash(&f->bs, f->d, x));
 		tc_hash_buf(want, 32 * CH, y);
 		assert_memory_equal(x, y, TC_HASH_LEN);
 	}
@@ -424,6 +472,14 @@ static void test_random_against_model(void **state)
 		}
 		if (step % 97 == 0)
 			assert_content(f, m, size);
+		/* When the whole hash is known, it is the model's. */
+		if (step % 13 == 0) {
+			uint8_t x[TC_HASH_LEN], y[TC_HASH_LEN];
+			if (tc_dirty_whole_hash(&f->bs, f->d, x)) {
+				tc_hash_buf(m, size, y);
+				assert_memory_equal(x, y, TC_HASH_LEN);
+			}
+		}
 	}
 	assert_content(f, m, size);
 	/* Sealed for a publish, every slot hashes to its bytes. */
@@ -445,6 +501,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, d_setup, d_teardown)
 		T(test_small_in_memory),
+		T(test_whole_hash_started_late),
 		T(test_base_copy_on_write),
 		T(test_holes_and_truncate),
 		T(test_zero_range),
