@@ -634,11 +634,17 @@ static int list_one(void *ctx, uint64_t id, const char *raw, size_t len,
 	    strcmp(l->want_schema, m.schema))
 		return 0;
 	tc_node_fill_attr(eng, &m, &a);
+	/* A writer's size is in its dirty state, under the node's lock,
+	 * which is not taken under ours: only whether there is one is read
+	 * (as tc_node_release_locked() does). The kernel, which sent those
+	 * writes, keeps its own size; a lookup or getattr gives the real
+	 * one (tc_node_attr()). */
+	a.unsettled = n && n->body && n->body->dirty;
 	if (l->fn(l->ctx, name, &a, id + 2))
 		return 1;
 	/* readdirplus hands the kernel a lookup reference (a node without
 	 * a body: a listing of a large directory loads no rows twice) */
-	if (l->plus)
+	if (l->plus && !a.unsettled)
 		(void)!tc_node_hold_locked(eng, m.ino);
 	return 0;
 }

@@ -256,11 +256,15 @@ void tc_engine_set_inval(struct tc_engine *eng, tc_inval_fn fn, void *ctx);
 /**
  * What the engine knows of an inode. @p valid_ns is how long from now the
  * kernel may cache this entry and these attributes: the remaining lifetime
- * when the entry expires, INT64_MAX when it never does.
+ * when the entry expires, INT64_MAX when it never does. @p unsettled (only
+ * in listings) says a writer's content is not published yet: the size and
+ * times are the published ones, not what the kernel may already know, so
+ * they must not be handed to it (a listing then gives only the name).
  */
 struct tc_attr {
 	struct stat st;
 	int64_t valid_ns;
+	bool unsettled;
 };
 
 /** Identity of the caller, for ownership of new entries. */
@@ -400,7 +404,9 @@ typedef int (*tc_dirent_fn)(void *ctx, const char *name,
 /**
  * List directory @p ino from cookie @p off (0: the start, including "." and
  * "..", cookies 1 and 2; every other entry's cookie is above 2). With
- * @p plus each entry taken (except "." and "..") gets a lookup reference. Expired and schema-discarded entries are left out.
+ * @p plus each entry taken (except "." and "..", and those whose attributes
+ * are unsettled) gets a lookup reference. Expired and schema-discarded
+ * entries are left out.
  * @return 0, -ENOTDIR, -ENOENT.
  */
 int tc_readdir(struct tc_engine *eng, uint64_t ino, uint64_t off, bool plus,

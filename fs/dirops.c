@@ -97,10 +97,13 @@ static size_t tcfs_dirbuf_add_plus(struct tcfs_dirbuf *d, const char *name,
 	}
 	tcfs_entry_fill(d->req, &e, attr);
 	/* only the engine's inodes are counted (and dropped on failure) */
-	ref = !tcfs_is_dot(name) && !tcfs_is_virtual_ino(e.ino);
-	/* attributes only, the kernel takes no reference: the dots, and in
-	 * kernel mode .stats (whose every lookup is a new snapshot) */
-	if (tcfs_is_dot(name) ||
+	ref = !tcfs_is_dot(name) && !tcfs_is_virtual_ino(e.ino) &&
+	      !attr->unsettled;
+	/* attributes only, the kernel takes no reference: the dots, in
+	 * kernel mode .stats (whose every lookup is a new snapshot), and a
+	 * file being written (its attributes are not the writer's: the
+	 * kernel then keeps what it knows, and only the name is added) */
+	if (tcfs_is_dot(name) || attr->unsettled ||
 	    (e.ino == TCFS_STATS_INO && tcfs_of(d->req)->kernel))
 		e.ino = 0;
 	if (ref && !tcfs_dirbuf_ref_room(d)) {

@@ -410,9 +410,9 @@ void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	/* Kernel mode: the writeback cache computed the offset (O_APPEND
-	 * included) and may write a create's pages with fh 0 or the other
-	 * way round: the inode's dirty state is what counts. */
+	/* Kernel mode: the kernel computed the offset (O_APPEND included,
+	 * from its size of the file) and may send a create's writes with fh
+	 * 0 or the other way round: the inode's dirty state is what counts. */
 	if (tcfs_of(req)->kernel)
 		n = tc_write_ino(tcfs_of(req)->eng, ino, buf, size, off);
 	else

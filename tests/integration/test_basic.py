@@ -50,7 +50,6 @@ def test_large_file(mnt, tmp_path):
     assert sha256_file(dst) == digest2
 
 
-@pytest.mark.daemon_mode("with the kernel's writeback cache (cache_mode=kernel) a write lands in the page cache and its error comes at close or fsync (test_kernel_mode.py)")
 def test_file_larger_than_disk_size_is_efbig(tc_mount):
     """tiercachefs(8), NOTES: a single file larger than disk_size fails with EFBIG."""
     m = tc_mount(opts="disk_size=1M")

@@ -102,7 +102,7 @@ def check_store(store):
         f"{r.stdout}{r.stderr}"
 
 
-@pytest.mark.daemon_mode("with the kernel's writeback cache (cache_mode=kernel) a write lands in the page cache and its error comes at close or fsync (test_kernel_mode.py)")
+@pytest.mark.daemon_mode("in cache_mode=kernel a file is published after a quiet period, not at close: its error comes at fsync or close (test_kernel_mode.py)")
 def test_enospc_then_delete_entries(small_fs, tc_mount, output_checker):
     output_checker.allow(r"No space left on device|ENOSPC")
     m = tc_mount(store=small_fs / "store")
@@ -155,7 +155,7 @@ def test_enospc_then_delete_entries(small_fs, tc_mount, output_checker):
     check_store(m.store)
 
 
-@pytest.mark.daemon_mode("with the kernel's writeback cache (cache_mode=kernel) a write lands in the page cache and its error comes at close or fsync (test_kernel_mode.py)")
+@pytest.mark.daemon_mode("in cache_mode=kernel a file is published after a quiet period, not at close: its error comes at fsync or close (test_kernel_mode.py)")
 def test_enospc_store_fs_to_the_last_byte(small_fs, tc_mount, output_checker):
     """A filler file outside the store takes every free byte: even the
     index cannot grow. Every operation fails cleanly or succeeds; removing

@@ -351,10 +351,28 @@ def test_fsync_publishes_durably(tc_mount):
         os.close(fd)
 
 
+def test_writes_reach_the_daemon_before_close(tc_mount):
+    """No writeback cache: each write(2) is sent to the daemon as it is made
+    (the kernel would otherwise hold the pages for up to 30 s), and what a
+    writer still holds open is read back whole by another process."""
+    m = mount_kernel(tc_mount)
+    before = tc_stats(m.path)["write_bytes"]
+    fd = os.open(m.path / "open", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"w" * 3000)
+        wait_until(lambda: tc_stats(m.path)["write_bytes"] >= before + 3000, SLACK,
+                   "the write to reach the daemon")
+        os.write(fd, b"x" * 1000)
+        assert other_process_read(m.path / "open") == b"w" * 3000 + b"x" * 1000
+    finally:
+        os.close(fd)
+    assert read_file(m.path / "open") == b"w" * 3000 + b"x" * 1000
+
+
 def test_write_error_reported_at_close_or_fsync(tc_mount, output_checker):
-    """With the kernel's writeback cache a write lands in the page cache:
-    a file larger than disk_size fails when it is written back (fsync, close),
-    not at write(2)."""
+    """A file larger than disk_size fails: at the write(2) that passes the
+    limit (writes reach the daemon as they are made), at the latest at fsync
+    or close; a file that fits is stored."""
     output_checker.allow(r"(?i)EFBIG|too large|publish")
     m = mount_kernel(tc_mount, "disk_size=1M")
     fd = os.open(m.path / "huge", os.O_WRONLY | os.O_CREAT, 0o644)

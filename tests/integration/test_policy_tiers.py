@@ -333,7 +333,6 @@ int clock_gettime(clockid_t id, struct timespec *ts)
 """
 
 
-@pytest.mark.daemon_mode("in cache_mode=kernel the kernel keeps a written file's mtime itself (writeback cache), not the daemon's clock")
 def test_disk_eviction_ties_broken_by_name(tc_mount, tmp_path):
     """Entries used at the same moment are evicted in name order. The daemon
     runs with its wall clock cut to whole seconds (an LD_PRELOAD shim) and c,
@@ -368,7 +367,7 @@ def test_disk_eviction_ties_broken_by_name(tc_mount, tmp_path):
     assert_counts(tc_stats(r), disk_evictions=3, disk_items=3)
 
 
-@pytest.mark.daemon_mode("with the kernel's writeback cache (cache_mode=kernel) a write lands in the page cache and its error comes at close or fsync (test_kernel_mode.py)")
+@pytest.mark.daemon_mode("in cache_mode=kernel a file is published after a quiet period, not at close: its error comes at fsync or close (test_kernel_mode.py)")
 def test_file_larger_than_disk_size_is_efbig(tc_mount, tmp_path):
     """disk_size=64K: cp of a 100 KiB file fails with "File too large"
     (EFBIG), so does a single write(2) of it, and the tier stays within its

@@ -5,6 +5,7 @@
  * maintenance round that publishes after a quiet period and lets go of
  * content nobody read), as the daemon's cache_mode=kernel uses them.
  */
+#include "engine_i.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------ */
@@ -66,6 +67,62 @@ static void test_ino_write_then_rename_publishes(void **state)
 	tc_forget(fx->eng, ino, 1);
 	tcu_reopen(fx);
 	tcu_assert_value(fx, "k", "new value!");
+}
+
+struct seen {
+	char name[16];
+	struct tc_attr a;
+};
+
+static int seen_one(void *ctx, const char *name, const struct tc_attr *a,
+		    uint64_t off)
+{
+	struct seen *s = ctx;
+
+	(void)off;
+	if (!strcmp(name, s->name))
+		s->a = *a;
+	return 0;
+}
+
+/* A listing of a file whose writes are not published yet marks its
+ * attributes unsettled (the row's size is not the writer's: handed to the
+ * kernel, it would cut the kernel's copy back) and takes no lookup
+ * reference for it; once published, the entry is whole again. */
+static void test_listing_of_a_file_being_written(void **state)
+{
+	struct tcu *fx = *state;
+	struct seen s = { .name = "k" };
+	struct tc_node *n;
+	uint64_t ino;
+
+	hl_reopen(fx);
+	tcu_put(fx, "k", "v1");
+	ino = hl_lookup(fx, "k");
+	assert_int_equal(tc_write_ino(fx->eng, ino, "a longer value", 14, 0),
+			 14);
+	assert_int_equal(tc_readdir(fx->eng, TC_ROOT_INO, 0, true, seen_one, &s),
+			 0);
+	assert_int_equal(s.a.st.st_ino, ino);
+	assert_true(s.a.unsettled);
+	/* No reference was taken: one forget lets the node go. */
+	tc_forget(fx->eng, ino, 1);
+	tc_lock(fx->eng);
+	n = tc_node_find_locked(fx->eng, ino);
+	/* (the dirty state keeps the node, without the kernel's count) */
+	assert_true(!n || n->nlookup == 0);
+	tc_unlock(fx->eng);
+	ino = hl_lookup(fx, "k");
+	assert_int_equal(tc_publish_ino(fx->eng, ino, false), 0);
+	memset(&s.a, 0, sizeof(s.a));
+	assert_int_equal(tc_readdir(fx->eng, TC_ROOT_INO, 0, true, seen_one, &s),
+			 0);
+	assert_false(s.a.unsettled);
+	assert_int_equal(s.a.st.st_size, 14);
+	tc_lock(fx->eng);
+	assert_int_equal(tc_node_find_locked(fx->eng, ino)->nlookup, 2);
+	tc_unlock(fx->eng);
+	tc_forget(fx->eng, ino, 2);
 }
 
 static void test_ino_truncate_waits_for_writes(void **state)
@@ -258,6 +315,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, tcu_setup, tcu_teardown)
 		T(test_ino_write_then_rename_publishes),
 		T(test_ino_truncate_waits_for_writes),
+		T(test_listing_of_a_file_being_written),
 		T(test_ino_publish_and_fsync),
 		T(test_ino_read_keeps_content_while_read),
 		T(test_ino_read_span),
