@@ -78,10 +78,7 @@ static int before_commit_locked(struct tc_engine *eng)
 			rc = tc_txn_end_locked(eng,
 					       tc_node_write_rows_locked(eng));
 		if (rc) {
-			if (eng->group_open && !eng->commit_err)
-				tc_warn(eng, "index: commit failed (%d), will"
-					     " retry", rc);
-			eng->commit_err = rc;
+			tc_txn_commit_failed_locked(eng, rc);
 			return rc;
 		}
 	}

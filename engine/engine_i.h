@@ -1089,6 +1089,10 @@ void tc_txn_note_node_locked(struct tc_engine *eng, struct tc_node *n);
 /* The operation creates, removes or moves @name in @parent (to @ino). */
 void tc_txn_note_name_locked(struct tc_engine *eng, uint64_t parent,
 			     const char *name, uint64_t ino);
+/* A commit (or the rows before it) failed with @rc and the group stays
+ * open for the next round: logged once per run of failures, kept in
+ * eng->commit_err. */
+void tc_txn_commit_failed_locked(struct tc_engine *eng, int rc);
 /* Commit the open group now (not durable: synchronous=NORMAL). On
  * failure the group stays open when SQLite kept it (commit.c retries), or
  * it is lost: the counters are back at the last commit, and lost_pending

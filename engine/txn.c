@@ -175,6 +175,15 @@ int tc_txn_end_locked(struct tc_engine *eng, int rc)
 	return tc_txn_commit_locked(eng);
 }
 
+void tc_txn_commit_failed_locked(struct tc_engine *eng, int rc)
+{
+	TC_ASSERT_LOCKED(eng);
+	/* Said once per run of failures: each round tries again. */
+	if (eng->group_open && !eng->commit_err)
+		tc_warn(eng, "index: commit failed (%d), will retry", rc);
+	eng->commit_err = rc;
+}
+
 int tc_txn_group_commit_locked(struct tc_engine *eng)
 {
 	int rc;
@@ -198,9 +207,7 @@ int tc_txn_group_commit_locked(struct tc_engine *eng)
 	}
 	if (tc_index_in_txn(&eng->ix)) {
 		/* Still open: the next round tries again (space may come). */
-		if (!eng->commit_err)
-			tc_warn(eng, "index: commit failed (%d), will retry", rc);
-		eng->commit_err = rc;
+		tc_txn_commit_failed_locked(eng, rc);
 		return rc;
 	}
 	group_lost_locked(eng, rc);
